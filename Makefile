@@ -1,0 +1,56 @@
+# spikeline — build, test, benchmark.
+GO ?= go
+PKGS ?= ./...
+BENCHTIME ?= 1s
+COUNT ?= 6
+
+.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy decode-accuracy run clean
+
+all: vet build test
+
+build:
+	$(GO) build -o bin/spikeline ./cmd/spikeline
+
+# The test command of the README and of .ci/run.
+test:
+	$(GO) test -count=1 $(PKGS)
+
+test-race:
+	$(GO) test -race -count=1 -short $(PKGS)
+
+# Long soaks and full-size accuracy runs.
+test-long:
+	SPIKELINE_LONG=1 $(GO) test -count=1 -timeout 60m $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+# Benchmarks; compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt).
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) $(PKGS) | tee bench.txt
+
+# Fuzz every decoder of outside bytes for FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) ./device
+	@for f in $$($(GO) test -list='^Fuzz' ./stream 2>/dev/null | grep '^Fuzz'); do \
+		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./stream || exit 1; done
+
+# Full sorter accuracy figures (by SNR band) on a simulated recording.
+accuracy:
+	SPIKELINE_LONG=1 $(GO) test -count=1 -run Accuracy -v -timeout 30m ./sort/... | grep -v '^=== RUN'
+
+# Decoder accuracy figures against the theoretical bound and ground truth.
+decode-accuracy:
+	SPIKELINE_LONG=1 $(GO) test -count=1 -run Accuracy -v -timeout 30m ./decode/... | grep -v '^=== RUN'
+
+# The main job on embedded defaults: simulated headstage -> sorter -> decoder -> embedded NATS.
+run:
+	$(GO) run ./cmd/spikeline run
+
+clean:
+	rm -rf bin bench.txt
