@@ -1,0 +1,130 @@
+package sort
+
+// This file holds the filter's hot loop: a cascade of biquads (transposed
+// direct form II) in float32, run over time-major rows with the channel
+// loop inside the time loop so that each section's coefficients stay in
+// registers and each channel's state sits next to its neighbours'.
+
+// Filter is a causal multichannel IIR filter made of second-order
+// sections, with float32 state per channel and section. It runs over
+// time-major (interleaved) samples. The zero value is not usable; use
+// NewFilter.
+type Filter struct {
+	sec      []sec32
+	channels int
+	// z holds the state: section k's first delay for channel c at
+	// z[(2k)*channels+c], its second at z[(2k+1)*channels+c].
+	z []float32
+}
+
+type sec32 struct{ b0, b1, b2, a1, a2 float32 }
+
+// NewFilter returns a filter running sections over channels channels,
+// with zero state.
+func NewFilter(sections []Section, channels int) *Filter {
+	f := &Filter{channels: channels, z: make([]float32, 2*len(sections)*channels)}
+	for _, s := range sections {
+		f.sec = append(f.sec, sec32{float32(s.B0), float32(s.B1), float32(s.B2), float32(s.A1), float32(s.A2)})
+	}
+	return f
+}
+
+// Channels returns the number of channels the filter runs over.
+func (f *Filter) Channels() int { return f.channels }
+
+// Settle sets channel c's state to the steady state for a constant input
+// x0, so a recording that starts at a DC offset does not ring (scipy's
+// sosfilt_zi scaled by x0).
+func (f *Filter) Settle(c int, x0 float32) {
+	n := f.channels
+	x := float64(x0)
+	for k, s := range f.sec {
+		b0, b1, b2, a1, a2 := float64(s.b0), float64(s.b1), float64(s.b2), float64(s.a1), float64(s.a2)
+		y := x * (b0 + b1 + b2) / (1 + a1 + a2)
+		f.z[(2*k)*n+c] = float32(y - b0*x)
+		f.z[(2*k+1)*n+c] = float32(b2*x - a2*y)
+		x = y
+	}
+}
+
+// Reset zeroes every channel's state.
+func (f *Filter) Reset() { clear(f.z) }
+
+// Process filters x in place. x is time-major: sample t of channel c is
+// x[t*Channels()+c]; len(x) must be a multiple of Channels().
+//
+// Reference loop, per sample t, channel c and section k:
+//
+//	y = b0*x + z1;  z1 = b1*x - a1*y + z2;  z2 = b2*x - a2*y;  x = y
+func (f *Filter) Process(x []float32) {
+	n := f.channels
+	for off := 0; off+n <= len(x); off += n {
+		f.row(x[off : off+n])
+	}
+}
+
+// ProcessInt16 filters one or more time-major rows of int16 counts,
+// scaled by gain, into out (same length as in).
+func (f *Filter) ProcessInt16(in []int16, gain float32, out []float32) {
+	n := f.channels
+	for off := 0; off+n <= len(in); off += n {
+		f.rowInt16(in[off:off+n], gain, out[off:off+n])
+	}
+}
+
+// rowInt16 converts one time step of counts to µV and filters it into out.
+func (f *Filter) rowInt16(in []int16, gain float32, out []float32) {
+	n := len(out)
+	in = in[:n]
+	if len(f.sec) == 0 {
+		for c := range out {
+			out[c] = float32(in[c]) * gain
+		}
+		return
+	}
+	s := f.sec[0]
+	z1 := f.z[0:n]
+	z2 := f.z[n : 2*n]
+	for c := range out {
+		x := float32(in[c]) * gain
+		y := s.b0*x + z1[c]
+		z1[c] = s.b1*x - s.a1*y + z2[c]
+		z2[c] = s.b2*x - s.a2*y
+		out[c] = y
+	}
+	f.rest(out)
+}
+
+// row filters one time step of all channels in place.
+func (f *Filter) row(x []float32) {
+	n := len(x)
+	if len(f.sec) == 0 {
+		return
+	}
+	s := f.sec[0]
+	z1 := f.z[0:n]
+	z2 := f.z[n : 2*n]
+	for c, v := range x {
+		y := s.b0*v + z1[c]
+		z1[c] = s.b1*v - s.a1*y + z2[c]
+		z2[c] = s.b2*v - s.a2*y
+		x[c] = y
+	}
+	f.rest(x)
+}
+
+// rest runs sections 1.. over one time step in place.
+func (f *Filter) rest(x []float32) {
+	n := len(x)
+	for k := 1; k < len(f.sec); k++ {
+		s := f.sec[k]
+		z1 := f.z[(2*k)*n : (2*k+1)*n]
+		z2 := f.z[(2*k+1)*n : (2*k+2)*n]
+		for c, v := range x {
+			y := s.b0*v + z1[c]
+			z1[c] = s.b1*v - s.a1*y + z2[c]
+			z2[c] = s.b2*v - s.a2*y
+			x[c] = y
+		}
+	}
+}
