@@ -1,0 +1,377 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// DefaultLags is the default number of causal lags of the Wiener filter
+// (10 bins: 200 ms at 20 ms bins), counting the current bin.
+const DefaultLags = 10
+
+// DefaultFolds is the default number of chronological cross-validation
+// folds used to choose the ridge penalty.
+const DefaultFolds = 5
+
+// DefaultLambdas are the candidate ridge penalties, as multiples of the
+// number of training bins (the z-scored design has unit diagonal per bin,
+// so λ/n is a scale-free shrinkage). The best decade is refined by half a
+// decade either side.
+var DefaultLambdas = []float64{1e-4, 1e-3, 1e-2, 1e-1, 1, 10, 100}
+
+// FitConfig configures Fit. The zero value fits a Wiener filter with
+// DefaultLags lags and DefaultFolds folds.
+type FitConfig struct {
+	Kind Kind // Wiener (default) or Kalman
+
+	// Wiener
+	Lags    int       // causal lags counting the current bin (default DefaultLags)
+	Lambdas []float64 // candidate penalties per training bin (default DefaultLambdas)
+	Folds   int       // blocked chronological folds (default DefaultFolds)
+
+	// Kalman
+	State  string  // StateVelocity (default) or StatePositionVelocity
+	Steady bool    // run with the steady-state gain
+	Shrink float64 // shrinkage of Q toward its diagonal in [0,1]; 0 means units/(units+bins)
+}
+
+// ErrTooFewBins reports a training set too short to fit.
+var ErrTooFewBins = errors.New("decode: too few usable training bins")
+
+// Fit fits a decoder on rows [0, trainEnd) of ds. Bins with a gap in
+// their lag window or without behaviour are left out. The model's FitInfo
+// records the split.
+func Fit(ds *Dataset, trainEnd int, cfg FitConfig) (*Model, error) {
+	if trainEnd <= 0 || trainEnd > ds.Len() {
+		return nil, fmt.Errorf("decode: training part of %d bins out of %d", trainEnd, ds.Len())
+	}
+	b := ds.Bins
+	nu := len(b.Keys)
+	if nu == 0 {
+		return nil, errors.New("decode: no units in the spikes")
+	}
+	m := &Model{
+		Format:     Format,
+		Version:    Version,
+		Kind:       cfg.Kind,
+		Grouping:   b.Grouping,
+		Keys:       b.Keys,
+		Rate:       b.Rate,
+		BinSamples: b.Width,
+		Outputs:    ds.Outputs,
+		Fit: &FitInfo{
+			Split:       float64(trainEnd) / float64(ds.Len()),
+			StartSample: b.Start(0),
+			SplitSample: b.Start(trainEnd),
+			EndSample:   b.End(ds.Len() - 1),
+		},
+	}
+	if m.Kind == "" {
+		m.Kind = Wiener
+	}
+	m.Mean, m.Std = countStats(b, trainEnd)
+	var err error
+	switch m.Kind {
+	case Wiener:
+		err = fitWiener(m, ds, trainEnd, cfg)
+	case Kalman:
+		err = fitKalman(m, ds, trainEnd, cfg)
+	default:
+		return nil, fmt.Errorf("decode: kind %q, want %q or %q", cfg.Kind, Wiener, Kalman)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("decode: fitted model invalid: %w", err)
+	}
+	return m, nil
+}
+
+// countStats returns per-column mean and standard deviation of counts over
+// the observed bins of rows [0, end); silent columns get std 1.
+func countStats(b *Binned, end int) (mean, std []float64) {
+	nu := len(b.Keys)
+	mean = make([]float64, nu)
+	std = make([]float64, nu)
+	n := 0
+	for i := range end {
+		if !b.Observed[i] {
+			continue
+		}
+		n++
+		for j, c := range b.Row(i) {
+			mean[j] += c
+			std[j] += c * c
+		}
+	}
+	for j := range nu {
+		if n > 0 {
+			mean[j] /= float64(n)
+			v := std[j]/float64(n) - mean[j]*mean[j]
+			if n > 1 {
+				v *= float64(n) / float64(n-1)
+			}
+			std[j] = math.Sqrt(max(v, 0))
+		}
+		if !(std[j] > 1e-9) {
+			std[j] = 1
+		}
+	}
+	return mean, std
+}
+
+// usableRows returns the rows t in [0, end) with behaviour and with every
+// bin t-lags+1..t observed.
+func usableRows(ds *Dataset, end, lags int) []int {
+	var rows []int
+	run := 0 // observed bins ending at t
+	for t := range end {
+		if ds.Bins.Observed[t] {
+			run++
+		} else {
+			run = 0
+		}
+		if run >= lags && ds.BehaviourObserved[t] {
+			rows = append(rows, t)
+		}
+	}
+	return rows
+}
+
+// ridgeStats are the sufficient statistics of a block of design rows.
+type ridgeStats struct {
+	n   float64
+	g   *mat.SymDense // Σ x xᵀ
+	sx  *mat.VecDense // Σ x
+	sxy *mat.Dense    // Σ x yᵀ
+	sy  []float64     // Σ y
+	syy []float64     // Σ y²
+}
+
+func newRidgeStats(p, no int) *ridgeStats {
+	return &ridgeStats{g: mat.NewSymDense(p, nil), sx: mat.NewVecDense(p, nil), sxy: mat.NewDense(p, no, nil), sy: make([]float64, no), syy: make([]float64, no)}
+}
+
+func (s *ridgeStats) add(o *ridgeStats, sign float64) {
+	s.n += sign * o.n
+	s.g.AddSym(s.g, scaledSym(o.g, sign))
+	s.sx.AddScaledVec(s.sx, sign, o.sx)
+	var t mat.Dense
+	t.Scale(sign, o.sxy)
+	s.sxy.Add(s.sxy, &t)
+	for i := range s.sy {
+		s.sy[i] += sign * o.sy[i]
+		s.syy[i] += sign * o.syy[i]
+	}
+}
+
+func scaledSym(a *mat.SymDense, f float64) *mat.SymDense {
+	if f == 1 {
+		return a
+	}
+	var s mat.SymDense
+	s.ScaleSym(f, a)
+	return &s
+}
+
+// lagDesign fills x (len(rows) × lags·nu) with z-scored counts, lag-major.
+func lagDesign(m *Model, b *Binned, rows []int, lags int) *mat.Dense {
+	nu := len(b.Keys)
+	p := lags * nu
+	x := mat.NewDense(len(rows), p, nil)
+	for r, t := range rows {
+		dst := x.RawRowView(r)
+		for l := range lags {
+			src := b.Row(t - l)
+			for j, c := range src {
+				dst[l*nu+j] = (c - m.Mean[j]) / m.Std[j]
+			}
+		}
+	}
+	return x
+}
+
+// solveRidge returns the weights (p × no) and intercept for penalty lam
+// on the statistics s (intercept unpenalised: the design is centred).
+func solveRidge(s *ridgeStats, lam float64) (*mat.Dense, []float64, error) {
+	p, no := s.sxy.Dims()
+	a := mat.NewSymDense(p, nil)
+	mean := mat.NewVecDense(p, nil)
+	mean.ScaleVec(1/s.n, s.sx)
+	// a = G - n·x̄x̄ᵀ + λI
+	a.CopySym(s.g)
+	a.SymRankOne(a, -s.n, mean)
+	for i := range p {
+		a.SetSym(i, i, a.At(i, i)+lam)
+	}
+	c := mat.NewDense(p, no, nil)
+	c.Copy(s.sxy)
+	ybar := make([]float64, no)
+	for o := range no {
+		ybar[o] = s.sy[o] / s.n
+		for i := range p {
+			c.Set(i, o, c.At(i, o)-s.n*mean.AtVec(i)*ybar[o])
+		}
+	}
+	var ch mat.Cholesky
+	if !ch.Factorize(a) {
+		return nil, nil, fmt.Errorf("decode: ridge system not positive definite at λ=%g", lam)
+	}
+	w := mat.NewDense(p, no, nil)
+	if err := ch.SolveTo(w, c); err != nil {
+		var cond mat.Condition
+		if !errors.As(err, &cond) {
+			return nil, nil, err
+		}
+	}
+	icpt := make([]float64, no)
+	for o := range no {
+		icpt[o] = ybar[o] - mat.Dot(mean, w.ColView(o))
+	}
+	return w, icpt, nil
+}
+
+// ridgeSSE returns, per output, the squared error and the total sum of
+// squares (about the block's mean) of weights w on the block s.
+func ridgeSSE(s *ridgeStats, w *mat.Dense, icpt []float64) (sse, sst []float64) {
+	p, no := w.Dims()
+	sse = make([]float64, no)
+	sst = make([]float64, no)
+	gw := mat.NewDense(p, no, nil)
+	gw.Mul(s.g, w)
+	for o := range no {
+		b := icpt[o]
+		wo := w.ColView(o)
+		// Σ(y - b - xᵀw)² = Σ(y-b)² - 2wᵀΣx(y-b) + wᵀGw
+		e := s.syy[o] - 2*b*s.sy[o] + s.n*b*b
+		e -= 2 * (mat.Dot(wo, s.sxy.ColView(o)) - b*mat.Dot(wo, s.sx))
+		e += mat.Dot(wo, gw.ColView(o))
+		sse[o] = e
+		sst[o] = s.syy[o] - s.sy[o]*s.sy[o]/s.n
+	}
+	return sse, sst
+}
+
+func fitWiener(m *Model, ds *Dataset, trainEnd int, cfg FitConfig) error {
+	lags := cfg.Lags
+	if lags == 0 {
+		lags = DefaultLags
+	}
+	if lags < 1 {
+		return fmt.Errorf("decode: lags %d, want >= 1", lags)
+	}
+	folds := cfg.Folds
+	if folds == 0 {
+		folds = DefaultFolds
+	}
+	if folds < 2 {
+		return fmt.Errorf("decode: %d cross-validation folds, want >= 2", folds)
+	}
+	lambdas := cfg.Lambdas
+	if len(lambdas) == 0 {
+		lambdas = DefaultLambdas
+	}
+	m.Lags = lags
+	nu, no := len(m.Keys), len(m.Outputs)
+	p := lags * nu
+	rows := usableRows(ds, trainEnd, lags)
+	if len(rows) < 2*folds || len(rows) < 10 {
+		return fmt.Errorf("%w: %d bins with full lag history and behaviour", ErrTooFewBins, len(rows))
+	}
+	// Per-fold sufficient statistics, one block of rows at a time.
+	blocks := make([]*ridgeStats, folds)
+	total := newRidgeStats(p, no)
+	for f := range folds {
+		lo, hi := f*len(rows)/folds, (f+1)*len(rows)/folds
+		br := rows[lo:hi]
+		x := lagDesign(m, ds.Bins, br, lags)
+		y := mat.NewDense(len(br), no, nil)
+		for r, t := range br {
+			for o := range no {
+				y.Set(r, o, ds.Behaviour[t*no+o])
+			}
+		}
+		s := newRidgeStats(p, no)
+		s.n = float64(len(br))
+		s.g.SymOuterK(1, x.T())
+		s.sxy.Mul(x.T(), y)
+		for r := range br {
+			s.sx.AddVec(s.sx, x.RowView(r))
+			for o := range no {
+				v := y.At(r, o)
+				s.sy[o] += v
+				s.syy[o] += v * v
+			}
+		}
+		blocks[f] = s
+		total.add(s, 1)
+	}
+	// Cross-validate each candidate; refine around the best decade.
+	cvScore := func(alpha float64) float64 {
+		sse := make([]float64, no)
+		sst := make([]float64, no)
+		for f := range folds {
+			tr := newRidgeStats(p, no)
+			tr.add(total, 1)
+			tr.add(blocks[f], -1)
+			w, icpt, err := solveRidge(tr, alpha*tr.n)
+			if err != nil {
+				return math.Inf(-1)
+			}
+			e, t := ridgeSSE(blocks[f], w, icpt)
+			for o := range no {
+				sse[o] += e[o]
+				sst[o] += t[o]
+			}
+		}
+		r2 := 0.0
+		for o := range no {
+			r2 += (1 - sse[o]/sst[o]) / float64(no)
+		}
+		return r2
+	}
+	info := m.Fit
+	info.Folds = folds
+	best, bestR2 := 0.0, math.Inf(-1)
+	try := func(alpha float64) {
+		r2 := cvScore(alpha)
+		info.Lambdas = append(info.Lambdas, alpha)
+		info.CVR2 = append(info.CVR2, r2)
+		if r2 > bestR2 {
+			best, bestR2 = alpha, r2
+		}
+	}
+	for _, a := range lambdas {
+		try(a)
+	}
+	if len(cfg.Lambdas) == 0 {
+		c := best
+		try(c / math.Sqrt(10))
+		try(c * math.Sqrt(10))
+	}
+	if math.IsInf(bestR2, -1) {
+		return errors.New("decode: ridge fit failed for every λ")
+	}
+	w, icpt, err := solveRidge(total, best*total.n)
+	if err != nil {
+		return err
+	}
+	info.TrainBins = int(total.n)
+	wp := &WienerParams{Lambda: best * total.n, Intercept: icpt, Weights: make([][][]float64, lags)}
+	for l := range lags {
+		wp.Weights[l] = make([][]float64, nu)
+		for j := range nu {
+			row := make([]float64, no)
+			for o := range no {
+				row[o] = w.At(l*nu+j, o)
+			}
+			wp.Weights[l][j] = row
+		}
+	}
+	m.Wiener = wp
+	return nil
+}
