@@ -86,6 +86,12 @@ func NewDecoder(r io.Reader) *Decoder {
 	return &Decoder{rd: r}
 }
 
+// Reset discards the Decoder's state and makes it read from r, keeping
+// its buffers and Name. Stats and pending events are cleared.
+func (d *Decoder) Reset(r io.Reader) {
+	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, events: d.events[:0], Name: d.Name}
+}
+
 // Offset returns the number of input bytes consumed so far: the stream
 // offset just past the last frame returned or byte skipped.
 func (d *Decoder) Offset() int64 { return d.pos + int64(d.r) }
