@@ -108,6 +108,11 @@ type Config struct {
 
 	Workers int // channel shards run in parallel (GOMAXPROCS)
 
+	// Deterministic makes learning run inside Process (and Flush) instead
+	// of beside it, so results never depend on goroutine timing: for
+	// offline sorting and tests. Real-time use leaves it false.
+	Deterministic bool
+
 	// Templates, when set, seed the sorter: channels with seeded templates
 	// match from the first spike, as in the second pass of an offline sort.
 	// Channels without seeded templates still learn.

@@ -1,0 +1,586 @@
+package sort
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
+)
+
+// This file holds template learning: per channel, the snippets collected
+// during a learning window are reduced with PCA and clustered by k-means,
+// over-split on purpose and then merged while a pair of clusters is not
+// separated by a density dip along the line through their centres (an
+// ISO-SPLIT-like test). Small and incoherent clusters are rejected as
+// noise, so a channel ends with 0 to MaxUnits units.
+
+// learnJob is one channel's learning input.
+type learnJob struct {
+	ch    int
+	sigma float32
+	w     []float32 // snippets, dfull each
+	tau   []uint64
+}
+
+// channelUnits is one channel's learning result: template waveforms
+// (dfull samples, µV) and the number of snippets behind each.
+type channelUnits struct {
+	ch     int
+	sigma  float32
+	waves  [][]float32
+	counts []int
+}
+
+// learnParams are the settings learning needs (copied, so the learner
+// goroutine shares nothing with the stream).
+type learnParams struct {
+	d, dfull, pre, post, tail int
+	maxUnits, minSpikes       int
+	sign                      Sign
+}
+
+// maybeLearn starts a learning pass when the collection window ends, and
+// starts collecting when a re-learning window opens.
+func (s *Sorter) maybeLearn() {
+	if s.learning || !s.noiseOK {
+		return
+	}
+	if !s.collecting {
+		if s.learnAt > 0 && s.scan >= s.learnFrom && s.scan < s.learnAt {
+			s.collecting = true
+			s.setCollect(true)
+		}
+		return
+	}
+	if s.scan >= s.learnAt {
+		s.startLearn(s.cfg.Deterministic)
+		if s.cfg.Deterministic {
+			s.installLearned(true)
+		}
+	}
+}
+
+// startLearn hands the collected snippets to a learner.
+func (s *Sorter) startLearn(inline bool) {
+	var jobs []learnJob
+	for _, sh := range s.shards {
+		for c := range sh.sets {
+			set := &sh.sets[c]
+			if len(set.tau) >= s.cfg.MinSpikes {
+				jobs = append(jobs, learnJob{ch: sh.c0 + c, sigma: sh.sigma[c], w: set.w, tau: set.tau})
+				*set = snippetSet{}
+			} else {
+				set.w, set.tau = set.w[:0], set.tau[:0]
+			}
+		}
+	}
+	s.collecting = false
+	s.setCollect(false)
+	s.learning = true
+	if s.learnDone == nil {
+		s.learnDone = make(chan []channelUnits, 1)
+	}
+	p := learnParams{d: s.d, dfull: s.dfull, pre: s.pre, post: s.post, tail: s.tail,
+		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign}
+	if inline {
+		s.learnDone <- learnAll(jobs, p)
+		return
+	}
+	go func() { s.learnDone <- learnAll(jobs, p) }()
+}
+
+// installLearned installs a finished learning pass (waiting for it when
+// wait or Deterministic) and schedules the next one.
+func (s *Sorter) installLearned(wait bool) {
+	if !s.learning {
+		return
+	}
+	var res []channelUnits
+	if wait || s.cfg.Deterministic {
+		res = <-s.learnDone
+	} else {
+		select {
+		case res = <-s.learnDone:
+		default:
+			return
+		}
+	}
+	s.learning = false
+	s.stats.Learned++
+	for _, r := range res {
+		sh := s.shardOf(r.ch)
+		c := r.ch - sh.c0
+		sh.units[c] = s.mergeUnits(sh.units[c], r, sh.sigma[c])
+	}
+	for _, sh := range s.shards {
+		for _, us := range sh.units {
+			for _, u := range us {
+				u.recent = 0
+			}
+		}
+	}
+	// Schedule the next pass: re-learning of every channel, or learning
+	// of the channels still without templates.
+	window := uint64(s.cfg.LearnSeconds * s.rate)
+	if s.cfg.RelearnEvery > 0 {
+		s.relearnAll = true
+		s.learnAt = s.scan + uint64(s.cfg.RelearnEvery*s.rate)
+		s.learnFrom = s.learnAt - min(window, s.learnAt-s.scan)
+	} else {
+		s.relearnAll = false
+		s.learnFrom = s.scan
+		s.learnAt = s.scan + window
+		if !s.needLearn() {
+			s.learnAt = 0
+		}
+	}
+}
+
+// mergeUnits combines a channel's current units with a learning result:
+// a new cluster close to an existing template (mean squared difference
+// below σ² over the matched window) takes over that template and keeps its
+// unit id; other new clusters get fresh ids; existing templates not found
+// again survive only if they kept matching spikes.
+func (s *Sorter) mergeUnits(old []*unit, r channelUnits, sigma float32) []*unit {
+	d := s.d
+	taken := make([]bool, len(old))
+	out := make([]*unit, 0, len(r.waves)+len(old))
+	type pair struct {
+		i, j int
+		cost float32
+	}
+	var pairs []pair
+	for i, w := range r.waves {
+		for j, u := range old {
+			var e float32
+			for k := range d {
+				df := w[k] - u.w[k]
+				e += df * df
+			}
+			pairs = append(pairs, pair{i, j, e / (float32(d) * sigma * sigma)})
+		}
+	}
+	slices.SortFunc(pairs, func(a, b pair) int {
+		switch {
+		case a.cost < b.cost:
+			return -1
+		case a.cost > b.cost:
+			return 1
+		}
+		return 0
+	})
+	used := make([]bool, len(r.waves))
+	for _, p := range pairs {
+		if p.cost >= 1 || used[p.i] || taken[p.j] {
+			continue
+		}
+		used[p.i], taken[p.j] = true, true
+		u := old[p.j]
+		copy(u.w, r.waves[p.i])
+		u.energy(d)
+		out = append(out, u)
+	}
+	for i, w := range r.waves {
+		if !used[i] {
+			u := newUnit(s.nextUnit, w, d)
+			u.count = r.counts[i]
+			s.nextUnit++
+			out = append(out, u)
+		}
+	}
+	for j, u := range old {
+		if !taken[j] && u.recent >= s.cfg.MinSpikes {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// learnAll learns every job's channel.
+func learnAll(jobs []learnJob, p learnParams) []channelUnits {
+	out := make([]channelUnits, 0, len(jobs))
+	for _, j := range jobs {
+		waves, counts := learnChannel(j, p)
+		out = append(out, channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts})
+	}
+	return out
+}
+
+// learnChannel clusters one channel's snippets into templates.
+func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
+	n := len(j.tau)
+	if n < p.minSpikes || !(j.sigma > 0) {
+		return nil, nil
+	}
+	sig := float64(j.sigma)
+	snip := func(i int) []float32 { return j.w[i*p.dfull : (i+1)*p.dfull] }
+	// Drop the later lobes of larger spikes: a snippet within the
+	// template span after a spike twice its size is that spike's ringing,
+	// not a spike of its own.
+	keep := make([]int, 0, n)
+	span := uint64(p.post + p.tail)
+	for i := range n {
+		ai := math.Abs(float64(snip(i)[p.pre]))
+		lobe := false
+		for k := i - 1; k >= 0 && j.tau[i]-j.tau[k] <= span; k-- {
+			if math.Abs(float64(snip(k)[p.pre])) > 2*ai {
+				lobe = true
+				break
+			}
+		}
+		if !lobe {
+			keep = append(keep, i)
+		}
+	}
+	n = len(keep)
+	if n < p.minSpikes {
+		return nil, nil
+	}
+	// Features: PCA of the matched window in σ units.
+	X := mat.NewDense(n, p.d, nil)
+	for r, i := range keep {
+		row := X.RawRowView(r)
+		for k, v := range snip(i)[:p.d] {
+			row[k] = float64(v) / sig
+		}
+	}
+	dims := min(3, p.d, n-1)
+	var pc stat.PC
+	var feat [][]float64
+	if dims >= 1 && pc.PrincipalComponents(X, nil) {
+		var vecs mat.Dense
+		pc.VectorsTo(&vecs)
+		var means = make([]float64, p.d)
+		for k := range p.d {
+			means[k] = stat.Mean(mat.Col(nil, k, X), nil)
+		}
+		feat = make([][]float64, n)
+		for r := range n {
+			row := X.RawRowView(r)
+			f := make([]float64, dims)
+			for q := range dims {
+				var s float64
+				for k := range p.d {
+					s += (row[k] - means[k]) * vecs.At(k, q)
+				}
+				f[q] = s
+			}
+			feat[r] = f
+		}
+	} else {
+		feat = make([][]float64, n)
+		for r := range n {
+			feat[r] = []float64{X.At(r, p.pre)}
+		}
+	}
+	k0 := min(2*p.maxUnits+2, max(1, n/p.minSpikes))
+	rng := rand.New(rand.NewPCG(uint64(j.ch)+1, 0x5eed))
+	label := kmeansBest(feat, k0, rng, 4)
+	label = mergeUnimodal(feat, label, p.maxUnits)
+	// Templates and rejection of noise clusters.
+	k := 0
+	for _, l := range label {
+		k = max(k, l+1)
+	}
+	type cluster struct {
+		wave  []float32
+		count int
+		peak  float32
+	}
+	var cl []cluster
+	for q := range k {
+		var members []int
+		for r, l := range label {
+			if l == q {
+				members = append(members, keep[r])
+			}
+		}
+		if len(members) < p.minSpikes {
+			continue
+		}
+		mean := make([]float64, p.dfull)
+		for _, i := range members {
+			for t, v := range snip(i) {
+				mean[t] += float64(v)
+			}
+		}
+		for t := range mean {
+			mean[t] /= float64(len(members))
+		}
+		// Coherence: a unit's snippets scatter around its mean like
+		// noise; a cluster of mixed events scatters far more.
+		var resid float64
+		for _, i := range members {
+			for t, v := range snip(i)[:p.d] {
+				df := float64(v) - mean[t]
+				resid += df * df
+			}
+		}
+		resid /= float64(len(members)*p.d) * sig * sig
+		if resid > 6 {
+			continue
+		}
+		w := make([]float32, p.dfull)
+		for t, v := range mean {
+			w[t] = float32(v)
+		}
+		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre]))})
+	}
+	slices.SortStableFunc(cl, func(a, b cluster) int {
+		switch {
+		case a.peak > b.peak:
+			return -1
+		case a.peak < b.peak:
+			return 1
+		}
+		return 0
+	})
+	if len(cl) > p.maxUnits {
+		cl = cl[:p.maxUnits]
+	}
+	waves := make([][]float32, len(cl))
+	counts := make([]int, len(cl))
+	for i, c := range cl {
+		waves[i], counts[i] = c.wave, c.count
+	}
+	return waves, counts
+}
+
+// kmeansBest runs k-means++ restarts times and keeps the lowest inertia.
+func kmeansBest(x [][]float64, k int, rng *rand.Rand, restarts int) []int {
+	var best []int
+	bestI := math.Inf(1)
+	for range restarts {
+		l, in := kmeans(x, k, rng)
+		if in < bestI {
+			best, bestI = l, in
+		}
+	}
+	return best
+}
+
+// kmeans clusters x into k groups (k-means++ seeding, Lloyd iterations)
+// and returns labels and inertia.
+func kmeans(x [][]float64, k int, rng *rand.Rand) ([]int, float64) {
+	n := len(x)
+	dim := len(x[0])
+	k = min(k, n)
+	cent := make([][]float64, 0, k)
+	cent = append(cent, slices.Clone(x[rng.IntN(n)]))
+	d2 := make([]float64, n)
+	for len(cent) < k {
+		var sum float64
+		for i, p := range x {
+			d2[i] = math.Inf(1)
+			for _, c := range cent {
+				d2[i] = min(d2[i], dist2(p, c))
+			}
+			sum += d2[i]
+		}
+		if sum == 0 {
+			break
+		}
+		r := rng.Float64() * sum
+		i := 0
+		for ; i < n-1; i++ {
+			r -= d2[i]
+			if r <= 0 {
+				break
+			}
+		}
+		cent = append(cent, slices.Clone(x[i]))
+	}
+	k = len(cent)
+	label := make([]int, n)
+	cnt := make([]int, k)
+	var inertia float64
+	for iter := 0; iter < 100; iter++ {
+		changed := false
+		inertia = 0
+		for i, p := range x {
+			bl, bd := 0, math.Inf(1)
+			for q, c := range cent {
+				if d := dist2(p, c); d < bd {
+					bl, bd = q, d
+				}
+			}
+			if label[i] != bl || iter == 0 {
+				changed = changed || label[i] != bl
+				label[i] = bl
+			}
+			inertia += bd
+		}
+		if !changed && iter > 0 {
+			break
+		}
+		for q := range cent {
+			clear(cent[q])
+			cnt[q] = 0
+		}
+		for i, p := range x {
+			q := label[i]
+			cnt[q]++
+			for t := range dim {
+				cent[q][t] += p[t]
+			}
+		}
+		for q := range cent {
+			if cnt[q] == 0 {
+				copy(cent[q], x[rng.IntN(n)])
+				continue
+			}
+			for t := range dim {
+				cent[q][t] /= float64(cnt[q])
+			}
+		}
+	}
+	return compact(label), inertia
+}
+
+func dist2(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		d := a[i] - b[i]
+		s += d * d
+	}
+	return s
+}
+
+// compact renumbers labels 0..k-1 in order of first appearance.
+func compact(label []int) []int {
+	m := map[int]int{}
+	for i, l := range label {
+		v, ok := m[l]
+		if !ok {
+			v = len(m)
+			m[l] = v
+		}
+		label[i] = v
+	}
+	return label
+}
+
+// mergeUnimodal merges clusters while some pair is not separated by a
+// density dip along the line through their centres (or while there are
+// more than maxUnits), merging the least separated pair first.
+func mergeUnimodal(x [][]float64, label []int, maxUnits int) []int {
+	const dipRatio = 0.6 // valley/peak density above this: one cluster
+	for {
+		k := 0
+		for _, l := range label {
+			k = max(k, l+1)
+		}
+		if k <= 1 {
+			return label
+		}
+		bi, bj, bs := -1, -1, -1.0
+		for i := range k {
+			for j := i + 1; j < k; j++ {
+				if s := unimodality(x, label, i, j); s > bs {
+					bi, bj, bs = i, j, s
+				}
+			}
+		}
+		if bs < dipRatio && k <= maxUnits {
+			return label
+		}
+		for t, l := range label {
+			if l == bj {
+				label[t] = bi
+			}
+		}
+		label = compact(label)
+	}
+}
+
+// unimodality projects clusters a and b onto the line through their
+// centres and returns the density at the deepest valley between the two
+// centres over the smaller of the two peaks (1 = no dip, 0 = empty gap).
+// The density is a Gaussian kernel estimate with a bandwidth set by the
+// spread within the clusters, so a real gap is not smoothed away.
+func unimodality(x [][]float64, label []int, a, b int) float64 {
+	dim := len(x[0])
+	ca, cb := make([]float64, dim), make([]float64, dim)
+	var na, nb int
+	for i, p := range x {
+		switch label[i] {
+		case a:
+			na++
+			for t := range dim {
+				ca[t] += p[t]
+			}
+		case b:
+			nb++
+			for t := range dim {
+				cb[t] += p[t]
+			}
+		}
+	}
+	if na == 0 || nb == 0 {
+		return 1
+	}
+	dir := make([]float64, dim)
+	var norm float64
+	for t := range dim {
+		ca[t] /= float64(na)
+		cb[t] /= float64(nb)
+		dir[t] = cb[t] - ca[t]
+		norm += dir[t] * dir[t]
+	}
+	norm = math.Sqrt(norm)
+	if norm == 0 {
+		return 1
+	}
+	proj := make([]float64, 0, na+nb)
+	var ssa, ssb, ma, mb float64
+	for i, p := range x {
+		if label[i] != a && label[i] != b {
+			continue
+		}
+		var v float64
+		for t := range dim {
+			v += (p[t] - ca[t]) * dir[t] / norm
+		}
+		proj = append(proj, v)
+		if label[i] == a {
+			ma += v
+			ssa += v * v
+		} else {
+			mb += v
+			ssb += v * v
+		}
+	}
+	ma /= float64(na)
+	mb /= float64(nb)
+	within := math.Sqrt((ssa - float64(na)*ma*ma + ssb - float64(nb)*mb*mb) / float64(na+nb))
+	if within == 0 {
+		return 0
+	}
+	h := 1.06 * within * math.Pow(float64(na+nb), -0.2)
+	const grid = 48
+	dens := make([]float64, grid)
+	for g := range grid {
+		z := ma + (mb-ma)*float64(g)/float64(grid-1)
+		var s float64
+		for _, v := range proj {
+			u := (v - z) / h
+			s += math.Exp(-0.5 * u * u)
+		}
+		dens[g] = s
+	}
+	vi := 0
+	for g := range grid {
+		if dens[g] < dens[vi] {
+			vi = g
+		}
+	}
+	left := slices.Max(dens[:vi+1])
+	right := slices.Max(dens[vi:])
+	peak := min(left, right)
+	if peak == 0 {
+		return 0
+	}
+	return dens[vi] / peak
+}

@@ -1,0 +1,421 @@
+package sort
+
+import "math"
+
+// shard is a contiguous range of channels run by one worker: its filter
+// state, its ring of filtered samples (the residual after explained spikes
+// are subtracted), per-channel noise, detection state and templates.
+//
+// The ring is time-major over the shard's channels: row t (a stream
+// sample counter, not the device index) lives at ring[(t&mask)*n:][:n].
+type shard struct {
+	s      *Sorter
+	index  int
+	c0, n  int
+	filt   *Filter
+	ring   []float32
+	mask   uint64
+	sigma  []float32 // noise σ per channel, µV
+	thr    []float32 // detection threshold per channel, µV (+Inf until σ is known)
+	negThr []float32 // -thr
+	next   []uint64  // first row where the channel may detect again
+	units  [][]*unit // templates per channel
+	// noise: the last noiseM absolute values per channel, channel-major
+	nbuf    []float32
+	scratch []float32
+	// learning
+	collect bool
+	sets    []snippetSet
+	// output of the current step
+	out       []Spike
+	outTau    []uint64
+	unmatched uint64
+	snip      []float32 // scratch snippet (dfull)
+	resid     []float32 // scratch residual (dfull)
+}
+
+// unit is one template on one channel.
+type unit struct {
+	id     int32
+	w      []float32 // dfull samples, µV
+	e      float32   // energy of w over the matched part (first d samples)
+	count  int       // spikes matched or learned from
+	recent int       // spikes matched since the last learning pass
+}
+
+func newUnit(id int32, w []float32, d int) *unit {
+	u := &unit{id: id, w: w}
+	u.energy(d)
+	return u
+}
+
+func (u *unit) energy(d int) {
+	var e float32
+	for _, v := range u.w[:d] {
+		e += v * v
+	}
+	u.e = e
+}
+
+// snippetSet holds a channel's snippets collected for learning.
+type snippetSet struct {
+	w   []float32 // dfull per snippet, µV
+	tau []uint64  // extremum row of each snippet
+}
+
+func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
+	sh := &shard{
+		s: s, index: index, c0: c0, n: n,
+		filt:    NewFilter(secs, n),
+		ring:    make([]float32, s.ringLen*n),
+		mask:    s.mask,
+		sigma:   make([]float32, n),
+		thr:     make([]float32, n),
+		negThr:  make([]float32, n),
+		next:    make([]uint64, n),
+		units:   make([][]*unit, n),
+		nbuf:    make([]float32, n*s.noiseM),
+		scratch: make([]float32, s.noiseM),
+		sets:    make([]snippetSet, n),
+		snip:    make([]float32, s.dfull),
+		resid:   make([]float32, s.dfull),
+	}
+	for c := range n {
+		sh.thr[c] = float32(math.Inf(1))
+		sh.negThr[c] = float32(math.Inf(-1))
+	}
+	return sh
+}
+
+// settle starts the filter of every channel at the steady state of the
+// first row of a segment (so DC offsets do not ring).
+func (sh *shard) settle(row []int16, gain float32) {
+	for c := range sh.n {
+		sh.filt.Settle(c, float32(row[sh.c0+c])*gain)
+	}
+}
+
+// filter band-passes the shard's channels of the time-major rows in into
+// the ring starting at row from.
+func (sh *shard) filter(in []int16, gain float32, from uint64) {
+	C := sh.s.channels
+	n := sh.n
+	rows := len(in) / C
+	for i := range rows {
+		t := from + uint64(i)
+		dst := sh.ring[int(t&sh.mask)*n:][:n]
+		sh.filt.rowInt16(in[i*C+sh.c0:][:n], gain, dst)
+	}
+}
+
+// pad writes zero rows [from, to) (the end of a segment).
+func (sh *shard) pad(from, to uint64) {
+	for t := from; t < to; t++ {
+		clear(sh.ring[int(t&sh.mask)*sh.n:][:sh.n])
+	}
+}
+
+// referenceRows computes the common reference of chunk rows [i0, i1)
+// (rows from+i) across all shards into ref[i].
+func (sh *shard) referenceRows(from uint64, i0, i1 int, ref []float32) {
+	s := sh.s
+	all := sh.scratchAll()
+	for i := i0; i < i1; i++ {
+		t := from + uint64(i)
+		all = all[:0]
+		for _, o := range s.shards {
+			all = append(all, o.ring[int(t&o.mask)*o.n:][:o.n]...)
+		}
+		if s.cfg.Reference == RefAverage {
+			var sum float32
+			for _, v := range all {
+				sum += v
+			}
+			ref[i] = sum / float32(len(all))
+		} else {
+			ref[i] = median(all)
+		}
+	}
+}
+
+// scratchAll returns a scratch buffer with room for every channel.
+func (sh *shard) scratchAll() []float32 {
+	if cap(sh.resid) < sh.s.channels+sh.s.dfull {
+		// Allocated once: resid doubles as the reference scratch.
+		sh.resid = make([]float32, sh.s.dfull, sh.s.channels+sh.s.dfull)
+	}
+	return sh.resid[sh.s.dfull:sh.s.dfull]
+}
+
+// detect subtracts the reference from new rows [from, to), samples them
+// for the noise estimate, then scans rows [scanFrom, scanTo) for threshold
+// crossings.
+func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
+	n := sh.n
+	if ref != nil {
+		for i := range int(to - from) {
+			t := from + uint64(i)
+			r := ref[i]
+			row := sh.ring[int(t&sh.mask)*n:][:n]
+			for c := range row {
+				row[c] -= r
+			}
+		}
+	}
+	stride := uint64(sh.s.noiseStride)
+	M := sh.s.noiseM
+	for t := (from + stride - 1) / stride * stride; t < to; t += stride {
+		slot := int((t / stride) % uint64(M))
+		row := sh.ring[int(t&sh.mask)*n:][:n]
+		for c, v := range row {
+			sh.nbuf[c*M+slot] = float32(math.Abs(float64(v)))
+		}
+	}
+	switch sh.s.cfg.Sign {
+	case Negative:
+		neg := sh.negThr[:n]
+		for t := scanFrom; t < scanTo; t++ {
+			row := sh.ring[int(t&sh.mask)*n:][:n]
+			for c, v := range row {
+				if v < neg[c] {
+					sh.crossing(c, t, -1)
+				}
+			}
+		}
+	case Positive:
+		thr := sh.thr[:n]
+		for t := scanFrom; t < scanTo; t++ {
+			row := sh.ring[int(t&sh.mask)*n:][:n]
+			for c, v := range row {
+				if v > thr[c] {
+					sh.crossing(c, t, 1)
+				}
+			}
+		}
+	default:
+		thr := sh.thr[:n]
+		for t := scanFrom; t < scanTo; t++ {
+			row := sh.ring[int(t&sh.mask)*n:][:n]
+			for c, v := range row {
+				if v > thr[c] {
+					sh.crossing(c, t, 1)
+				} else if v < -thr[c] {
+					sh.crossing(c, t, -1)
+				}
+			}
+		}
+	}
+}
+
+// at returns the residual of channel c at row t.
+func (sh *shard) at(c int, t uint64) float32 { return sh.ring[int(t&sh.mask)*sh.n+c] }
+
+// crossing handles a threshold crossing of channel c at row t with
+// polarity sign: align on the extremum, take the snippet, match it to the
+// channel's templates, explain it (subtract the template) and record it.
+func (sh *shard) crossing(c int, t uint64, sign float32) {
+	s := sh.s
+	if t < sh.next[c] {
+		return
+	}
+	// Align on the extremum within the alignment window.
+	tr := t
+	best := sign * sh.at(c, t)
+	for k := uint64(1); k <= uint64(s.align); k++ {
+		if v := sign * sh.at(c, t+k); v > best {
+			best, tr = v, t+k
+		}
+	}
+	x := sh.snip
+	base := tr - uint64(s.pre)
+	for i := range x {
+		x[i] = sh.at(c, base+uint64(i))
+	}
+	sh.next[c] = tr + uint64(s.dead)
+	if sh.collect && (s.relearnAll || len(sh.units[c]) == 0) {
+		set := &sh.sets[c]
+		if len(set.tau) < s.cfg.MaxSnippets {
+			set.w = append(set.w, x...)
+			set.tau = append(set.tau, tr)
+		}
+	}
+	var id int32
+	if us := sh.units[c]; len(us) > 0 {
+		k, a := sh.match(c, x, us, sign)
+		if k >= 0 {
+			u := us[k]
+			id = u.id
+			u.count++
+			u.recent++
+			// Explain the spike: subtract the scaled template.
+			for i, w := range u.w {
+				sh.ring[int((base+uint64(i))&sh.mask)*sh.n+c] -= a * w
+			}
+		} else {
+			sh.unmatched++
+		}
+	}
+	sp := Spike{
+		Sample:    s.segFirst + (tr - s.segTau),
+		Channel:   int32(sh.c0 + c),
+		Unit:      id,
+		Amplitude: x[s.pre],
+	}
+	if tr < s.segTau {
+		sp.Sample = s.segFirst
+	}
+	sh.out = append(sh.out, sp)
+	sh.outTau = append(sh.outTau, tr)
+}
+
+// Amplitude scaling allowed when fitting a template to a snippet.
+const (
+	minScale = 0.7
+	maxScale = 1.4
+)
+
+// match returns the template that best explains snippet x (and its scale)
+// or -1. A template explains x when the residual energy over the matched
+// window is below (1+MatchTolerance)·d·σ², the energy of noise alone with
+// margin. When none does over the whole window, a template that explains
+// the core around the extremum, with a second crossing left in the
+// residual, still matches: an overlapping spike; the residual is scanned
+// next and the second spike found there.
+func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float32) {
+	s := sh.s
+	d := s.d
+	sig2 := sh.sigma[c] * sh.sigma[c]
+	tol := float32(1 + s.cfg.MatchTolerance)
+	var xx float32
+	for _, v := range x[:d] {
+		xx += v * v
+	}
+	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
+	for k, u := range us {
+		var dot float32
+		w := u.w[:d]
+		for i, v := range x[:d] {
+			dot += v * w[i]
+		}
+		a := float32(1)
+		if u.e > 0 {
+			a = min(max(dot/u.e, minScale), maxScale)
+		}
+		dist := xx - 2*a*dot + a*a*u.e
+		if dist < bd {
+			bk, ba, bd = k, a, dist
+		}
+	}
+	if bd < tol*float32(d)*sig2 {
+		u := us[bk]
+		if rate := float32(s.cfg.TrackRate); rate > 0 && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2 {
+			// Follow slow drift: running average of clean matches.
+			for i, v := range x {
+				u.w[i] += rate * (v/ba - u.w[i])
+			}
+			u.energy(d)
+		}
+		return bk, ba
+	}
+	// Overlap: match the core (±quarter of the snippet around the extremum).
+	half := max(2, s.post/3)
+	lo, hi := max(0, s.pre-half), min(d, s.pre+half+1)
+	bk, bd = -1, float32(math.Inf(1))
+	for k, u := range us {
+		var dot, e, xe float32
+		for i := lo; i < hi; i++ {
+			dot += x[i] * u.w[i]
+			e += u.w[i] * u.w[i]
+			xe += x[i] * x[i]
+		}
+		a := float32(1)
+		if e > 0 {
+			a = min(max(dot/e, minScale), maxScale)
+		}
+		if dist := xe - 2*a*dot + a*a*e; dist < bd {
+			bk, ba, bd = k, a, dist
+		}
+	}
+	if bk < 0 || bd >= tol*float32(hi-lo)*sig2 {
+		return -1, 0
+	}
+	// The rest must hold another crossing for the overlap to be real.
+	thr := sh.thr[c]
+	u := us[bk]
+	for i := hi; i < d; i++ {
+		r := x[i] - ba*u.w[i]
+		if sign*r > thr || -r > thr && s.cfg.Sign == Both {
+			return bk, ba
+		}
+	}
+	return -1, 0
+}
+
+// noiseAll estimates every channel's σ from the first k noise values.
+func (sh *shard) noiseAll(k int) {
+	for c := range sh.n {
+		sh.setSigma(c, sh.mad(c, k), 1)
+	}
+}
+
+// noiseOne re-estimates channel c from its last k values and tracks.
+func (sh *shard) noiseOne(c, k int) {
+	sh.setSigma(c, sh.mad(c, k), sh.s.noiseAlpha)
+}
+
+func (sh *shard) mad(c, k int) float32 {
+	M := sh.s.noiseM
+	buf := sh.scratch[:k]
+	copy(buf, sh.nbuf[c*M:c*M+k])
+	return median(buf) / 0.6745
+}
+
+func (sh *shard) setSigma(c int, sigma, alpha float32) {
+	if sh.sigma[c] == 0 || alpha >= 1 {
+		sh.sigma[c] = sigma
+	} else {
+		sh.sigma[c] += alpha * (sigma - sh.sigma[c])
+	}
+	th := float32(sh.s.cfg.Threshold) * sh.sigma[c]
+	if th <= 0 {
+		// A flat channel: never detect.
+		th = float32(math.Inf(1))
+	}
+	sh.thr[c] = th
+	sh.negThr[c] = -th
+}
+
+// median returns the median of x, reordering x (quickselect).
+func median(x []float32) float32 {
+	n := len(x)
+	if n == 0 {
+		return 0
+	}
+	k := n / 2
+	lo, hi := 0, n-1
+	for lo < hi {
+		p := x[(lo+hi)/2]
+		i, j := lo, hi
+		for i <= j {
+			for x[i] < p {
+				i++
+			}
+			for x[j] > p {
+				j--
+			}
+			if i <= j {
+				x[i], x[j] = x[j], x[i]
+				i++
+				j--
+			}
+		}
+		if k <= j {
+			hi = j
+		} else if k >= i {
+			lo = i
+		} else {
+			break
+		}
+	}
+	return x[k]
+}
