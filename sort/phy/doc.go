@@ -1,0 +1,16 @@
+// Package phy writes a sorting as a Phy (phylib TemplateModel) folder and
+// reads and writes NumPy .npy files.
+//
+// Write takes the spikes and templates of a sort (sort.Spike,
+// sort.Template), the per-channel noise and a description of the raw
+// recording, and writes the files Phy's template-gui loads:
+// spike_times.npy, spike_templates.npy, spike_clusters.npy,
+// amplitudes.npy, templates.npy, similar_templates.npy, channel_map.npy,
+// channel_positions.npy, whitening_mat.npy, whitening_mat_inv.npy,
+// params.py, cluster_group.tsv and cluster_snr.tsv. docs/phy.md says how
+// to open the result.
+//
+// WriteNPY writes one array in the NPY format version 1.0 (little-endian,
+// C order, header padded to a multiple of 64 bytes); ReadNPY reads one back
+// and reports where a malformed file went wrong.
+package phy
