@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/score"
+)
+
+func init() {
+	register(command{
+		name:    "score",
+		summary: "score a sorting against ground truth (SpikeInterface-style accuracy by SNR)",
+		run:     runScore,
+	})
+}
+
+func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("score", stderr)
+	gtPath := fs.String("gt", "", "ground-truth spikes CSV (unit_id,sample_index[,channel,...])")
+	sortedPath := fs.String("sorted", "", "sorted spikes CSV (spikeline sort's spikes.csv)")
+	unitsPath := fs.String("units", "", "optional ground-truth units CSV with columns unit_id and snr (spikeline sim's units.csv)")
+	rate := fs.Float64("rate", 0, "sample rate in Hz (or --meta)")
+	metaPath := fs.String("meta", "", "recording.json sidecar giving the sample rate")
+	delta := fs.Float64("delta", 0.4, "match tolerance in ms")
+	match := fs.Float64("match-score", 0.5, "minimum agreement to pair a sorted unit with a ground-truth unit")
+	well := fs.Float64("well-detected", 0.8, "agreement of a well-detected unit")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: spikeline score --gt gt_spikes.csv --sorted spikes.csv [--units units.csv] (--rate HZ | --meta recording.json)")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	switch {
+	case *gtPath == "":
+		return usageErrorf("--gt is required")
+	case *sortedPath == "":
+		return usageErrorf("--sorted is required")
+	case *rate == 0 && *metaPath == "":
+		return usageErrorf("give the sample rate with --rate or --meta")
+	case *rate != 0 && *metaPath != "":
+		return usageErrorf("give either --rate or --meta, not both")
+	case *rate < 0:
+		return usageErrorf("--rate %g: want > 0", *rate)
+	case *delta <= 0:
+		return usageErrorf("--delta %g: want > 0 ms", *delta)
+	case *match <= 0 || *match > 1:
+		return usageErrorf("--match-score %g: want in (0, 1]", *match)
+	case *well <= 0 || *well > 1:
+		return usageErrorf("--well-detected %g: want in (0, 1]", *well)
+	}
+	if *metaPath != "" {
+		m, err := device.ReadMeta(*metaPath)
+		if err != nil {
+			return err
+		}
+		*rate = m.Rate
+	}
+	gt, err := readSpikesFile(*gtPath)
+	if err != nil {
+		return err
+	}
+	sorted, err := readSpikesFile(*sortedPath)
+	if err != nil {
+		return err
+	}
+	var snr map[int32]float64
+	if *unitsPath != "" {
+		if snr, err = readUnitsSNR(*unitsPath); err != nil {
+			return err
+		}
+	}
+	c, err := score.Compare(gt, sorted, *rate, score.Options{DeltaTime: *delta, MatchScore: *match, WellDetectedScore: *well})
+	if err != nil {
+		return err
+	}
+	return c.WriteReport(stdout, snr)
+}
+
+// readSpikesFile reads a spikes CSV file (sort.ReadSpikesCSV).
+func readSpikesFile(path string) ([]sort.Spike, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return sort.ReadSpikesCSV(f, path)
+}
+
+// readUnitsSNR reads unit_id and snr from a units CSV (other columns are
+// ignored); errors name the file and line.
+func readUnitsSNR(path string) (map[int32]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.FieldsPerRecord = -1
+	head, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s:1: reading header: %w", path, err)
+	}
+	iu, is := -1, -1
+	for i, h := range head {
+		switch strings.ToLower(strings.TrimSpace(h)) {
+		case "unit_id", "unit":
+			iu = i
+		case "snr":
+			is = i
+		}
+	}
+	if iu < 0 || is < 0 {
+		return nil, fmt.Errorf("%s:1: units CSV needs columns unit_id and snr (header %q)", path, strings.Join(head, ","))
+	}
+	out := map[int32]float64{}
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if len(rec) <= max(iu, is) {
+			return nil, fmt.Errorf("%s:%d: %d fields, want at least %d", path, line, len(rec), max(iu, is)+1)
+		}
+		u, err := strconv.ParseInt(strings.TrimSpace(rec[iu]), 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: unit_id: %w", path, line, err)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rec[is]), 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: snr: %w", path, line, err)
+		}
+		out[int32(u)] = v
+	}
+}
