@@ -84,4 +84,3 @@ func TestScoreCommandErrors(t *testing.T) {
 		})
 	}
 }
-
