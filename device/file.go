@@ -1,0 +1,215 @@
+package device
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Errors a file source wraps (in a *FrameError naming the file and byte
+// offset) so that callers can test for the kind of problem.
+var (
+	// ErrPartialSample: the file's size is not a whole number of
+	// multichannel samples (2*channels bytes each).
+	ErrPartialSample = errors.New("partial sample at end of file")
+	// ErrSampleCount: the file holds a different number of samples than
+	// its recording.json sidecar says.
+	ErrSampleCount = errors.New("sample count does not match recording.json")
+	// ErrTruncated: the file ended before its declared size while reading.
+	ErrTruncated = errors.New("file truncated")
+)
+
+// DefaultBlockSamples is the number of samples per channel in the Blocks of
+// a raw file source when RawConfig.BlockSamples is 0.
+const DefaultBlockSamples = 1024
+
+// RawConfig describes a raw recording: interleaved (time-major) int16
+// little-endian samples with no header, the .dat/.bin layout Kilosort and
+// SpikeInterface read. See docs/formats.md.
+type RawConfig struct {
+	Channels int     // channels per sample; required
+	Rate     float64 // sample rate in Hz; required
+	Gain     float64 // µV per count; required
+	// Samples, if not 0, is the number of samples per channel the file
+	// must hold (recording.json n_samples); a mismatch is an error.
+	Samples uint64
+	// BlockSamples is the number of samples per channel per Block
+	// (DefaultBlockSamples if 0). The last Block may be shorter.
+	BlockSamples int
+	// First is the device sample index of the file's first sample.
+	First uint64
+	// Pace, if > 0, releases Blocks at Pace times real time (1 = the
+	// rate the device recorded them); 0 reads as fast as possible.
+	Pace float64
+}
+
+func (c *RawConfig) check() error {
+	switch {
+	case c.Channels <= 0 || c.Channels > math.MaxUint16:
+		return fmt.Errorf("%d channels, want 1..65535", c.Channels)
+	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("sample rate %g Hz, want > 0", c.Rate)
+	case !(c.Gain > 0) || math.IsInf(c.Gain, 0):
+		return fmt.Errorf("gain %g µV/count, want > 0", c.Gain)
+	case c.BlockSamples < 0:
+		return fmt.Errorf("%d samples per block, want >= 0", c.BlockSamples)
+	case c.Pace < 0 || math.IsNaN(c.Pace) || math.IsInf(c.Pace, 0):
+		return fmt.Errorf("pace %g, want >= 0", c.Pace)
+	}
+	return nil
+}
+
+// RawSource is a Source reading a raw int16 recording file. Each Block has
+// fresh Samples (it may be kept). Close the source when done.
+type RawSource struct {
+	f     *os.File
+	name  string
+	cfg   RawConfig
+	total uint64 // samples per channel in the file
+	next  uint64 // index (within the file) of the next sample to read
+	buf   []byte
+	pacer Pacer
+}
+
+// OpenRaw opens a raw int16 recording. The file's size must be a whole
+// number of samples (2*cfg.Channels bytes each) and, if cfg.Samples is set,
+// hold exactly that many: both are checked up front, and the error names
+// the file and the byte offset where it goes wrong.
+func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
+	if err := cfg.check(); err != nil {
+		return nil, fmt.Errorf("device: %s: %w", path, err)
+	}
+	if cfg.BlockSamples == 0 {
+		cfg.BlockSamples = DefaultBlockSamples
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("device: %s: not a regular file", path)
+	}
+	size := fi.Size()
+	frame := int64(2 * cfg.Channels)
+	if rem := size % frame; rem != 0 {
+		f.Close()
+		return nil, &FrameError{Name: path, Offset: size - rem,
+			Reason: fmt.Sprintf("%d bytes is not a whole number of %d-channel int16 samples (%d bytes each): %d trailing bytes (is the channel count right?)",
+				size, cfg.Channels, frame, rem),
+			Err: ErrPartialSample}
+	}
+	total := uint64(size / frame)
+	if cfg.Samples != 0 && cfg.Samples != total {
+		off := size
+		if cfg.Samples < total {
+			off = int64(cfg.Samples) * frame
+		}
+		f.Close()
+		return nil, &FrameError{Name: path, Offset: off,
+			Reason: fmt.Sprintf("recording.json says n_samples=%d but file holds %d (%d bytes of %d channels)",
+				cfg.Samples, total, size, cfg.Channels),
+			Err: ErrSampleCount}
+	}
+	s := &RawSource{f: f, name: path, cfg: cfg, total: total}
+	s.pacer.Speed = cfg.Pace
+	return s, nil
+}
+
+// OpenRecording opens a recording described by a recording.json sidecar
+// (see Meta): path is the sidecar or the directory holding it. The raw file
+// is Meta.DataFile relative to the sidecar ("recording.dat" if empty), and
+// its size is checked against Meta.Samples. cfg supplies BlockSamples,
+// First and Pace; its Channels, Rate, Gain and Samples are taken from the
+// sidecar.
+func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "recording.json")
+	}
+	m, err := ReadMeta(path)
+	if err != nil {
+		return nil, m, err
+	}
+	if m.Interleave != "" && m.Interleave != "time-major" {
+		return nil, m, fmt.Errorf("device: %s: layout = %q, only time-major is supported", path, m.Interleave)
+	}
+	data := m.DataFile
+	if data == "" {
+		data = "recording.dat"
+	}
+	if !filepath.IsAbs(data) {
+		data = filepath.Join(filepath.Dir(path), data)
+	}
+	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples = m.Channels, m.Rate, m.Gain, m.Samples
+	s, err := OpenRaw(data, cfg)
+	return s, m, err
+}
+
+// Samples returns the number of samples per channel in the file.
+func (s *RawSource) Samples() uint64 { return s.total }
+
+// Config returns the source's configuration, with defaults filled in.
+func (s *RawSource) Config() RawConfig { return s.cfg }
+
+// Seek makes the next Block start at sample index i within the file
+// (0 = the first sample), clamped to the end. Pacing restarts from there.
+func (s *RawSource) Seek(i uint64) {
+	s.next = min(i, s.total)
+	s.pacer.reset()
+}
+
+// Next returns the next Block, io.EOF after the last one, or ctx.Err().
+// If the file shrinks while being read, it returns a *FrameError wrapping
+// ErrTruncated with the offset where the data ended.
+func (s *RawSource) Next(ctx context.Context) (Block, error) {
+	if err := ctx.Err(); err != nil {
+		return Block{}, err
+	}
+	if s.next >= s.total {
+		return Block{}, io.EOF
+	}
+	ch := s.cfg.Channels
+	n := int(min(uint64(s.cfg.BlockSamples), s.total-s.next))
+	size := 2 * ch * n
+	if cap(s.buf) < size {
+		s.buf = make([]byte, size)
+	}
+	buf := s.buf[:size]
+	off := int64(s.next) * int64(2*ch)
+	got, err := s.f.ReadAt(buf, off)
+	if got < size {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = ErrTruncated
+		}
+		return Block{}, &FrameError{Name: s.name, Offset: off + int64(got),
+			Reason: fmt.Sprintf("read %d of %d bytes of samples %d..%d", got, size, s.next, s.next+uint64(n)),
+			Err:    err}
+	}
+	b := Block{
+		First:    s.cfg.First + s.next,
+		Rate:     s.cfg.Rate,
+		Channels: ch,
+		Gain:     s.cfg.Gain,
+		Samples:  make([]int16, ch*n),
+	}
+	decodeInt16(b.Samples, buf)
+	s.next += uint64(n)
+	if err := s.pacer.Wait(ctx, &b); err != nil {
+		return Block{}, err
+	}
+	b.Received = time.Now()
+	return b, nil
+}
+
+// Close closes the file.
+func (s *RawSource) Close() error { return s.f.Close() }
