@@ -1,0 +1,722 @@
+package sim
+
+import (
+	"cmp"
+	"context"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
+)
+
+// maxPending bounds the ground truth kept for TakeSpikes; beyond it the
+// oldest half is dropped (see Dropped).
+const maxPending = 1 << 22
+
+// Sim is a simulated headstage: a device.Source of synthetic
+// extracellular data with ground truth. It is not safe for concurrent use;
+// one goroutine calls Next (and the Take methods between Next calls).
+type Sim struct {
+	cfg          Config
+	blockDefault bool // BlockSamples was defaulted from the rate
+
+	units   []*unitModel
+	gen     []unitGen // parallel to units
+	byChan  [][]int32 // unit indexes per channel
+	chans   []chanState
+	noiseUV []float64 // per channel spike-band rms
+	tiles   *tileBank
+	q       uint
+
+	origin uint64 // absolute sample index of relative sample 0
+	n      int    // samples per internal chunk
+	step   int    // behaviour step, samples
+	lstep  int    // LFP step, samples
+	lead   int    // behaviour lead, steps
+	pre    int    // template samples before the trough
+	tlen   int    // template length
+	stride int    // n + tlen: acc row length
+	phases int
+
+	acc        []int32 // [channel][stride] spikes not yet emitted, fixed point
+	out        []int16 // chunk output, time-major
+	chunkStart uint64  // relative sample index of the next chunk
+	chunkLen   int     // samples valid in out
+	pos        int     // next sample in out to emit
+	emitted    uint64  // absolute index of the next sample Next returns
+	blockBuf   []int16
+
+	// slow signals, per group of channels
+	groups           int
+	slow             []int32 // [group][n]
+	mainsGain        []float64
+	artGain          []float64
+	lfpP             lfpParams
+	lfpR             *rand.Rand
+	lfpCommon        lfpSource
+	lfpOwn           []lfpSource
+	lfpCur, lfpNxt   []float64
+	lfpK             uint64 // LFP step index of lfpCur
+	mainsPhase       [2]float64
+	mainsTmp, artTmp []float64
+	artR             *rand.Rand
+	nextArt          float64 // relative sample of the next artifact
+	active           []artifact
+	artifacts        []Artifact
+
+	beh        *behaviour
+	velX, velY []float64 // steps velBase..
+	velBase    uint64
+	behPending []BehaviourSample
+	spikes     []sort.Spike
+	dropped    uint64
+	workers    int
+	wspikes    [][]sort.Spike
+	scratch    [][]int16
+}
+
+type chanState struct {
+	a, b   []int16 // noise tiles
+	oa, ob int     // offsets into them
+	group  int
+	dc     int32 // DC offset plus rounding, fixed point
+}
+
+type unitGen struct {
+	r         rand.Rand
+	pcg       rand.PCG
+	haz, need float64 // hazard accumulated since the last spike, and the exponential target
+	dead      float64 // no spike before this relative sample time
+	burstLeft int
+	burstIdx  int
+	burstNext float64
+	cos, sin  float64
+	tmpl      [][]float32 // per phase, fixed point counts
+	argmin    []int       // per phase
+	minUV     []float32   // per phase, raw trough value µV
+}
+
+// New returns a simulator for cfg (zero fields take their defaults).
+func New(cfg Config) (*Sim, error) {
+	blockDefault := cfg.BlockSamples == 0
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Sim{cfg: cfg, blockDefault: blockDefault}
+	s.units = newUnits(&s.cfg)
+	s.build(0)
+	return s, nil
+}
+
+// build (re)creates everything that depends on the sample rate, starting
+// the signal at absolute sample origin.
+func (s *Sim) build(origin uint64) {
+	cfg := &s.cfg
+	rate := cfg.Rate
+	s.origin, s.emitted = origin, origin
+	s.chunkStart, s.chunkLen, s.pos = 0, 0, 0
+
+	s.tiles = newTileBank(cfg)
+	s.q = s.tiles.q
+	fix := float64(int(1)<<s.q) / cfg.Gain // µV -> fixed point
+
+	// Channels: noise tiles, group, DC.
+	r := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6368616e)) // "chan"
+	s.chans = make([]chanState, cfg.Channels)
+	s.noiseUV = make([]float64, cfg.Channels)
+	for c := range s.chans {
+		ch := &s.chans[c]
+		ia, ib := r.IntN(tilesPerAB), r.IntN(tilesPerAB)
+		ch.a, ch.b = s.tiles.a[ia], s.tiles.b[ib]
+		ch.oa, ch.ob = r.IntN(tileLenA), r.IntN(tileLenB)
+		ch.group = c / cfg.GroupChannels
+		dc := 0.0
+		if !cfg.NoDC {
+			dc = cfg.DCOffsetUV * (2*r.Float64() - 1)
+		}
+		ch.dc = int32(math.Round(dc * fix))
+		if s.q > 0 {
+			ch.dc += 1 << (s.q - 1)
+		}
+		sa, sb := s.tiles.sa[ia], s.tiles.sb[ib]
+		if cfg.NoNoise {
+			sa, sb = 0, 0
+		}
+		s.noiseUV[c] = math.Sqrt(sa*sa + sb*sb)
+	}
+	if cfg.NoNoise {
+		for i := range s.tiles.a {
+			clear(s.tiles.a[i])
+			clear(s.tiles.b[i])
+		}
+	}
+
+	// Geometry.
+	s.pre = int(math.Round(templatePreMs * rate / 1000))
+	s.tlen = s.pre + int(math.Round(templatePostMs*rate/1000)) + 2
+	s.step = max(1, int(math.Round(rate/cfg.Behaviour.Rate)))
+	s.lstep = max(1, int(math.Round(rate/1000)))
+	s.lead = int(math.Round(cfg.Behaviour.Lead.Seconds() * rate / float64(s.step)))
+	s.n = s.step * ((max(1024, 2*s.tlen) + s.step - 1) / s.step)
+	s.stride = s.n + s.tlen
+	s.phases = jitterPhases
+	if cfg.NoJitter {
+		s.phases = 1
+	}
+	s.acc = make([]int32, cfg.Channels*s.stride)
+	s.out = make([]int16, cfg.Channels*s.n)
+
+	// Units: templates at this rate, generators.
+	s.byChan = make([][]int32, cfg.Channels)
+	s.gen = make([]unitGen, len(s.units))
+	sec := bandFilter(rate)
+	w := make([]float64, s.tlen)
+	for i, u := range s.units {
+		s.byChan[u.Channel] = append(s.byChan[u.Channel], int32(i))
+		g := &s.gen[i]
+		g.pcg = *rand.NewPCG(uint64(cfg.Seed), uint64(u.ID)<<8|0x5b)
+		g.r = *rand.New(&g.pcg)
+		g.need = g.r.ExpFloat64()
+		g.cos, g.sin = math.Cos(u.PreferredDir), math.Sin(u.PreferredDir)
+		g.tmpl = make([][]float32, s.phases)
+		g.argmin = make([]int, s.phases)
+		g.minUV = make([]float32, s.phases)
+		for p := 0; p < s.phases; p++ {
+			u.templateAt(w, rate, s.pre, float64(p)/float64(s.phases))
+			t := make([]float32, s.tlen)
+			for j, v := range w {
+				t[j] = float32(v * fix)
+				if v < float64(g.minUV[p]) {
+					g.minUV[p], g.argmin[p] = float32(v), j
+				}
+			}
+			g.tmpl[p] = t
+			if p == 0 {
+				u.Template = make([]float32, s.tlen)
+				for j, v := range w {
+					u.Template[j] = float32(v)
+				}
+				u.Pre = s.pre
+			}
+		}
+		u.BandPeakUV = bandPeak(sec, u.Template, rate)
+		u.NoiseUV = s.noiseUV[u.Channel]
+		u.SNR = math.Inf(1)
+		if u.NoiseUV > 0 {
+			u.SNR = math.Abs(u.BandPeakUV) / u.NoiseUV
+		}
+	}
+
+	// Slow signals.
+	s.groups = (cfg.Channels + cfg.GroupChannels - 1) / cfg.GroupChannels
+	s.slow = make([]int32, s.groups*s.n)
+	rg := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x67726f7570)) // "group"
+	s.mainsGain = make([]float64, s.groups)
+	s.artGain = make([]float64, s.groups)
+	for g := range s.mainsGain {
+		s.mainsGain[g] = uniform(rg, 0.5, 1.5)
+		s.artGain[g] = uniform(rg, 0.5, 1.5)
+	}
+	s.mainsPhase = [2]float64{rg.Float64() * 2 * math.Pi, rg.Float64() * 2 * math.Pi}
+	s.lfpP = newLFPParams(rate / float64(s.lstep))
+	s.lfpR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6c6670)) // "lfp"
+	s.lfpCommon = lfpSource{}
+	s.lfpOwn = make([]lfpSource, s.groups)
+	s.lfpCur = make([]float64, s.groups)
+	s.lfpNxt = make([]float64, s.groups)
+	// Let the LFP generators reach their stationary state.
+	for range int(5 * rate / float64(s.lstep)) {
+		s.lfpStep(s.lfpCur)
+	}
+	s.lfpStep(s.lfpCur)
+	s.lfpStep(s.lfpNxt)
+	s.lfpK = 0
+	s.mainsTmp = make([]float64, s.n)
+	s.artTmp = make([]float64, s.n)
+	s.artR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x617274)) // "art"
+	s.nextArt = math.Inf(1)
+	if !cfg.NoArtifacts && cfg.ArtifactRate > 0 && cfg.ArtifactUV > 0 {
+		s.nextArt = s.artR.ExpFloat64() * rate / cfg.ArtifactRate
+	}
+	s.active = s.active[:0]
+
+	s.beh = newBehaviour(cfg.Behaviour, cfg.Seed, float64(s.step)/rate)
+	s.velX, s.velY, s.velBase = s.velX[:0], s.velY[:0], 0
+
+	s.workers = max(1, min(runtime.GOMAXPROCS(0), cfg.Channels/64))
+	s.wspikes = make([][]sort.Spike, s.workers)
+	s.scratch = make([][]int16, s.workers)
+	for i := range s.scratch {
+		s.scratch[i] = make([]int16, 16*s.n)
+	}
+}
+
+// bandPeak is the signed extremum of the template after the causal band
+// filter.
+func bandPeak(sec []sort.Section, t []float32, rate float64) float64 {
+	pad := int(0.005 * rate)
+	x := make([]float64, len(t)+pad)
+	for i, v := range t {
+		x[i] = float64(v)
+	}
+	filterSOS(sec, make([]float64, 2*len(sec)), x)
+	peak := 0.0
+	for _, v := range x {
+		if math.Abs(v) > math.Abs(peak) {
+			peak = v
+		}
+	}
+	return peak
+}
+
+func (s *Sim) lfpStep(dst []float64) {
+	c := s.lfpCommon.step(&s.lfpP, s.lfpR)
+	for g := range dst {
+		dst[g] = s.cfg.LFPUV * (0.8*c + 0.6*s.lfpOwn[g].step(&s.lfpP, s.lfpR))
+	}
+}
+
+// Config returns the simulator's configuration with defaults filled in.
+func (s *Sim) Config() Config { return s.cfg }
+
+// Rate returns the current sample rate in Hz.
+func (s *Sim) Rate() float64 { return s.cfg.Rate }
+
+// Units returns the ground-truth units in ID order. The slice is a copy;
+// the Templates are shared and must not be modified.
+func (s *Sim) Units() []Unit {
+	out := make([]Unit, len(s.units))
+	for i, u := range s.units {
+		out[i] = u.Unit
+	}
+	return out
+}
+
+// NoiseUV returns each channel's background noise rms in the 300–6000 Hz
+// band, in µV (the denominator of Unit.SNR).
+func (s *Sim) NoiseUV() []float64 { return slices.Clone(s.noiseUV) }
+
+// Artifacts returns the artifacts generated so far (including any that
+// start in samples not yet returned by Next).
+func (s *Sim) Artifacts() []Artifact { return slices.Clone(s.artifacts) }
+
+// Emitted returns the absolute sample index of the next sample Next will
+// return: everything before it has been delivered.
+func (s *Sim) Emitted() uint64 { return s.emitted }
+
+// Dropped returns how many ground-truth spikes were discarded because
+// TakeSpikes was not called for a long time (more than 4 Mi pending).
+func (s *Sim) Dropped() uint64 { return s.dropped }
+
+// TakeSpikes appends to dst the ground-truth spikes whose trough sample
+// has been delivered by Next, in order of Sample (then Channel, Unit),
+// removes them from the simulator and returns dst. Each spike's Sample is
+// the sample of the minimum of its raw rendered waveform and Amplitude
+// that minimum in µV (after drift and burst attenuation).
+func (s *Sim) TakeSpikes(dst []sort.Spike) []sort.Spike {
+	n, _ := slices.BinarySearchFunc(s.spikes, s.emitted, func(sp sort.Spike, t uint64) int { return cmp.Compare(sp.Sample, t) })
+	dst = append(dst, s.spikes[:n]...)
+	s.spikes = append(s.spikes[:0], s.spikes[n:]...)
+	return dst
+}
+
+// TakeBehaviour appends to dst the behaviour samples delivered so far
+// (Sample before Emitted), removes them and returns dst.
+func (s *Sim) TakeBehaviour(dst []BehaviourSample) []BehaviourSample {
+	n, _ := slices.BinarySearchFunc(s.behPending, s.emitted, func(b BehaviourSample, t uint64) int { return cmp.Compare(b.Sample, t) })
+	dst = append(dst, s.behPending[:n]...)
+	s.behPending = append(s.behPending[:0], s.behPending[n:]...)
+	return dst
+}
+
+// SetRate changes the sample rate from the next sample on, as a headstage
+// would after a rate command: the sample counter continues, the units keep
+// their identities and waveforms (in ms), and everything rate-dependent is
+// rebuilt. Ground truth not yet delivered is discarded and generated anew.
+func (s *Sim) SetRate(hz float64) error {
+	cfg := s.cfg
+	cfg.Rate = hz
+	if s.blockDefault {
+		cfg.BlockSamples = int(math.Max(1, math.Round(hz/1000)))
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	s.cfg = cfg
+	i, _ := slices.BinarySearchFunc(s.spikes, s.emitted, func(sp sort.Spike, t uint64) int { return cmp.Compare(sp.Sample, t) })
+	s.spikes = s.spikes[:i]
+	j, _ := slices.BinarySearchFunc(s.behPending, s.emitted, func(b BehaviourSample, t uint64) int { return cmp.Compare(b.Sample, t) })
+	s.behPending = s.behPending[:j]
+	k := 0
+	for _, a := range s.artifacts {
+		if a.Sample < s.emitted {
+			s.artifacts[k] = a
+			k++
+		}
+	}
+	s.artifacts = s.artifacts[:k]
+	s.build(s.emitted)
+	return nil
+}
+
+// Next returns the next Block of BlockSamples samples per channel. The
+// Block's Samples are valid until the next call. At Duration it returns
+// io.EOF.
+func (s *Sim) Next(ctx context.Context) (device.Block, error) {
+	if err := ctx.Err(); err != nil {
+		return device.Block{}, err
+	}
+	want := s.cfg.BlockSamples
+	if s.cfg.Duration > 0 {
+		if s.emitted >= s.cfg.Duration {
+			return device.Block{}, io.EOF
+		}
+		want = int(min(uint64(want), s.cfg.Duration-s.emitted))
+	}
+	C := s.cfg.Channels
+	if s.pos == s.chunkLen {
+		s.generate()
+	}
+	var samples []int16
+	if s.chunkLen-s.pos >= want {
+		samples = s.out[s.pos*C : (s.pos+want)*C]
+		s.pos += want
+	} else {
+		if cap(s.blockBuf) < want*C {
+			s.blockBuf = make([]int16, want*C)
+		}
+		samples = s.blockBuf[:want*C]
+		for done := 0; done < want; {
+			if s.pos == s.chunkLen {
+				s.generate()
+			}
+			k := min(want-done, s.chunkLen-s.pos)
+			copy(samples[done*C:], s.out[s.pos*C:(s.pos+k)*C])
+			s.pos += k
+			done += k
+		}
+	}
+	b := device.Block{
+		First:    s.emitted,
+		Rate:     s.cfg.Rate,
+		Channels: C,
+		Gain:     s.cfg.Gain,
+		Samples:  samples,
+		Received: time.Now(),
+	}
+	s.emitted += uint64(want)
+	return b, nil
+}
+
+// velocity of behaviour step j (generated by generate beforehand).
+func (s *Sim) velocity(j uint64) (float64, float64) {
+	i := j - s.velBase
+	return s.velX[i], s.velY[i]
+}
+
+// generate produces the next internal chunk into s.out.
+func (s *Sim) generate() {
+	c0 := s.chunkStart
+	n := s.n
+	step := uint64(s.step)
+
+	// Behaviour: steps needed by the rates of spikes with troughs in
+	// [c0+pre, c0+n+pre), with the lead.
+	need := (c0+uint64(n+s.pre))/step + uint64(s.lead) + 1
+	for s.velBase+uint64(len(s.velX)) <= need {
+		vx, vy := s.beh.step()
+		s.velX = append(s.velX, vx)
+		s.velY = append(s.velY, vy)
+	}
+	for j := (c0 + step - 1) / step; j*step < c0+uint64(n); j++ {
+		vx, vy := s.velocity(j)
+		s.behPending = append(s.behPending, BehaviourSample{Sample: s.origin + j*step, VX: vx, VY: vy})
+	}
+
+	s.fillSlow(c0)
+
+	// Channels in parallel: spikes, rendering, mixing.
+	C := s.cfg.Channels
+	per := (C + s.workers - 1) / s.workers
+	per = (per + 31) &^ 31
+	var wg sync.WaitGroup
+	for w := 0; w < s.workers; w++ {
+		lo, hi := w*per, min(C, (w+1)*per)
+		if lo >= hi {
+			s.wspikes[w] = s.wspikes[w][:0]
+			continue
+		}
+		if w == s.workers-1 {
+			s.work(w, lo, hi, c0)
+			continue
+		}
+		wg.Go(func() { s.work(w, lo, hi, c0) })
+	}
+	wg.Wait()
+
+	// Ground truth, in order.
+	old := len(s.spikes)
+	for _, sp := range s.wspikes {
+		s.spikes = append(s.spikes, sp...)
+	}
+	fresh := s.spikes[old:]
+	slices.SortFunc(fresh, func(a, b sort.Spike) int {
+		return cmp.Or(cmp.Compare(a.Sample, b.Sample), cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Unit, b.Unit))
+	})
+	if old > 0 && len(fresh) > 0 && fresh[0].Sample < s.spikes[old-1].Sample {
+		lo := max(0, old-256)
+		slices.SortStableFunc(s.spikes[lo:], func(a, b sort.Spike) int {
+			return cmp.Or(cmp.Compare(a.Sample, b.Sample), cmp.Compare(a.Channel, b.Channel), cmp.Compare(a.Unit, b.Unit))
+		})
+	}
+	if len(s.spikes) > maxPending {
+		k := len(s.spikes) / 2
+		s.dropped += uint64(k)
+		s.spikes = append(s.spikes[:0], s.spikes[k:]...)
+	}
+	if len(s.behPending) > maxPending {
+		k := len(s.behPending) / 2
+		s.behPending = append(s.behPending[:0], s.behPending[k:]...)
+	}
+
+	// Forget behaviour no longer needed.
+	keep := (c0 + uint64(n)) / step
+	if keep > s.velBase {
+		d := int(keep - s.velBase)
+		s.velX = append(s.velX[:0], s.velX[d:]...)
+		s.velY = append(s.velY[:0], s.velY[d:]...)
+		s.velBase = keep
+	}
+
+	s.chunkStart += uint64(n)
+	s.chunkLen, s.pos = n, 0
+}
+
+// fillSlow computes the per-group slow signal (LFP, mains, artifacts) of
+// the chunk starting at relative sample c0, in fixed point.
+func (s *Sim) fillSlow(c0 uint64) {
+	cfg := &s.cfg
+	n := s.n
+	fix := float64(int(1)<<s.q) / cfg.Gain
+	mains := s.mainsTmp
+	if cfg.NoMains || cfg.MainsUV == 0 {
+		clear(mains)
+	} else {
+		f := cfg.MainsHz / cfg.Rate
+		for i := range mains {
+			abs := s.origin + c0 + uint64(i)
+			ph := 2 * math.Pi * fracMul(abs, f)
+			mains[i] = cfg.MainsUV * (math.Sin(ph+s.mainsPhase[0]) + math.Sin(3*ph+s.mainsPhase[1])/3)
+		}
+	}
+	art := s.artTmp
+	clear(art)
+	end := float64(c0 + uint64(n))
+	for s.nextArt < end {
+		a := newArtifact(s.artR, s.origin+uint64(s.nextArt), cfg.Rate, cfg.ArtifactUV)
+		s.active = append(s.active, a)
+		s.artifacts = append(s.artifacts, a.Artifact)
+		s.nextArt += s.artR.ExpFloat64() * cfg.Rate / cfg.ArtifactRate
+	}
+	k := 0
+	for _, a := range s.active {
+		first := s.origin + c0
+		for i := range art {
+			abs := first + uint64(i)
+			if abs >= a.Sample && abs < a.Sample+uint64(a.Samples) {
+				art[i] += a.at(abs)
+			}
+		}
+		if a.Sample+uint64(a.Samples) > first+uint64(n) {
+			s.active[k] = a
+			k++
+		}
+	}
+	s.active = s.active[:k]
+
+	lfpOn := !cfg.NoLFP && cfg.LFPUV > 0
+	lstep := uint64(s.lstep)
+	for i := 0; i < n; i++ {
+		rel := c0 + uint64(i)
+		if lfpOn {
+			for rel >= (s.lfpK+1)*lstep {
+				s.lfpCur, s.lfpNxt = s.lfpNxt, s.lfpCur
+				s.lfpStep(s.lfpNxt)
+				s.lfpK++
+			}
+		}
+		frac := float64(rel-s.lfpK*lstep) / float64(lstep)
+		for g := 0; g < s.groups; g++ {
+			v := s.mainsGain[g]*mains[i] + s.artGain[g]*art[i]
+			if lfpOn {
+				v += s.lfpCur[g] + frac*(s.lfpNxt[g]-s.lfpCur[g])
+			}
+			s.slow[g*n+i] = int32(math.Round(v * fix))
+		}
+	}
+}
+
+// fracMul returns the fractional part of n·f accurately for large n.
+func fracMul(n uint64, f float64) float64 {
+	// Split n so that each product keeps full precision.
+	hi, lo := float64(n>>20<<20), float64(n&(1<<20-1))
+	a := hi * f
+	a -= math.Floor(a)
+	b := lo * f
+	b -= math.Floor(b)
+	x := a + b
+	return x - math.Floor(x)
+}
+
+// work generates the spikes of the units on channels [lo, hi), renders
+// them and mixes the chunk of those channels into s.out.
+func (s *Sim) work(w, lo, hi int, c0 uint64) {
+	sp := s.wspikes[w][:0]
+	t0 := float64(c0) + float64(s.pre)
+	t1 := t0 + float64(s.n)
+	for ch := lo; ch < hi; ch++ {
+		for _, ui := range s.byChan[ch] {
+			sp = s.spikesOf(int(ui), t0, t1, c0, sp)
+		}
+	}
+	s.wspikes[w] = sp
+
+	C := s.cfg.Channels
+	n := s.n
+	scratch := s.scratch[w]
+	for cb := lo; cb < hi; cb += 16 {
+		ce := min(hi, cb+16)
+		for ch := cb; ch < ce; ch++ {
+			st := &s.chans[ch]
+			acc := s.acc[ch*s.stride : (ch+1)*s.stride]
+			dst := scratch[(ch-cb)*n : (ch-cb+1)*n]
+			slow := s.slow[st.group*n : (st.group+1)*n]
+			// Tile positions of relative sample c0, wrapping.
+			pa := int((uint64(st.oa) + c0) % tileLenA)
+			pb := int((uint64(st.ob) + c0) % tileLenB)
+			for i := 0; i < n; {
+				k := min(n-i, tileLenA-pa, tileLenB-pb)
+				mix(dst[i:i+k], st.a[pa:pa+k], st.b[pb:pb+k], slow[i:i+k], acc[i:i+k], st.dc, s.q)
+				i += k
+				pa = (pa + k) % tileLenA
+				pb = (pb + k) % tileLenB
+			}
+			copy(acc, acc[n:])
+			clear(acc[s.tlen:])
+		}
+		transpose(s.out, scratch, C, cb, ce-cb, n)
+	}
+}
+
+// mix is the hot loop: one channel's noise (two tiles), slow signal,
+// rendered spikes and DC, in fixed point with q fractional bits, rounded
+// and saturated to int16. It clears acc as it reads it. Reference:
+//
+//	dst[i] = sat16((a[i] + b[i] + slow[i] + acc[i] + dc) >> q)
+func mix(dst, a, b []int16, slow, acc []int32, dc int32, q uint) {
+	n := len(dst)
+	a, b, slow, acc = a[:n], b[:n], slow[:n], acc[:n]
+	for i := range dst {
+		x := int32(a[i]) + int32(b[i]) + slow[i] + acc[i] + dc
+		acc[i] = 0
+		dst[i] = int16(min(max(x>>q, -32768), 32767))
+	}
+}
+
+// transpose writes k channel-major rows of scratch (each n long) into the
+// time-major out at channel c0.
+func transpose(out, scratch []int16, C, c0, k, n int) {
+	for i := 0; i < n; i++ {
+		o := out[i*C+c0 : i*C+c0+k]
+		for j := range o {
+			o[j] = scratch[j*n+i]
+		}
+	}
+}
+
+// spikesOf generates unit ui's spikes with continuous trough times (in
+// relative samples) in [t0, t1), renders them into acc and appends their
+// ground truth to sp.
+func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sort.Spike {
+	u := s.units[ui]
+	g := &s.gen[ui]
+	rate := s.cfg.Rate
+	step := float64(s.step)
+	refr := u.RefractoryMs * rate / 1000
+	invV := 1 / s.cfg.Behaviour.Speed
+	emit := func(tau, scale float64) {
+		m := math.Floor(tau)
+		ph := 0
+		if s.phases > 1 {
+			ph = min(s.phases-1, int((tau-m)*float64(s.phases)))
+		}
+		start := int(uint64(m)-c0) - s.pre
+		tp := g.tmpl[ph]
+		if !s.cfg.NoDrift && s.cfg.Drift > 0 {
+			scale *= 1 + s.cfg.Drift*math.Sin(2*math.Pi*(tau/rate)/u.driftPeriod+u.driftPhase)
+		}
+		f := float32(scale)
+		acc := s.acc[u.Channel*s.stride+start : u.Channel*s.stride+start+len(tp)]
+		for j, v := range tp {
+			x := v * f
+			if x >= 0 {
+				x += 0.5
+			} else {
+				x -= 0.5
+			}
+			acc[j] += int32(x)
+		}
+		sp = append(sp, sort.Spike{
+			Sample:    s.origin + uint64(m) - uint64(s.pre) + uint64(g.argmin[ph]),
+			Channel:   int32(u.Channel),
+			Unit:      u.ID,
+			Amplitude: g.minUV[ph] * f,
+		})
+	}
+	t := t0
+	for t < t1 {
+		if g.burstLeft > 0 {
+			if g.burstNext >= t1 {
+				break
+			}
+			t = g.burstNext
+			g.burstIdx++
+			emit(t, math.Pow(0.85, float64(g.burstIdx)))
+			g.burstLeft--
+			g.dead = t + refr
+			g.burstNext = t + uniform(&g.r, 3, 7)*rate/1000
+			continue
+		}
+		if t < g.dead {
+			t = math.Min(g.dead, t1)
+			continue
+		}
+		j := uint64(t / step)
+		segEnd := math.Min(float64(j+1)*step, t1)
+		vx, vy := s.velocity(j + uint64(s.lead))
+		hz := u.BaselineHz + u.ModulationHz*(vx*g.cos+vy*g.sin)*invV
+		lam := math.Max(0, hz) / rate // per sample
+		if lam*(segEnd-t) >= g.need-g.haz {
+			t += (g.need - g.haz) / lam
+			g.haz, g.need = 0, g.r.ExpFloat64()
+			emit(t, 1)
+			g.dead = t + refr
+			if u.BurstProb > 0 && g.r.Float64() < u.BurstProb {
+				g.burstLeft = 1 + g.r.IntN(3)
+				g.burstIdx = 0
+				g.burstNext = t + uniform(&g.r, 3, 7)*rate/1000
+			}
+			continue
+		}
+		g.haz += lam * (segEnd - t)
+		t = segEnd
+	}
+	return sp
+}
