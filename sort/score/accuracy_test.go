@@ -1,0 +1,184 @@
+package score_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/score"
+)
+
+// The accuracy tests simulate a recording (package sim) with ground truth,
+// sort it with the sorter's defaults and score it as SpikeInterface does.
+// The default run is small (a few channels, tens of seconds); set
+// SPIKELINE_LONG=1 for the full-size run that checks the project target:
+// mean accuracy >= 0.90 over units with SNR >= 5, and >= 90% of them well
+// detected. docs/scoring.md records the measured numbers.
+
+// recording is a simulated recording kept in memory.
+type recording struct {
+	blocks []device.Block // Samples copied
+	gt     []sort.Spike
+	snr    map[int32]float64
+	rate   float64
+	chans  int
+	gain   float64
+}
+
+func simulate(t testing.TB, cfg sim.Config) *recording {
+	t.Helper()
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recording{snr: map[int32]float64{}, rate: s.Rate(), chans: cfg.Channels}
+	for _, u := range s.Units() {
+		rec.snr[u.ID] = u.SNR
+	}
+	ctx := context.Background()
+	for {
+		b, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Samples = slices.Clone(b.Samples)
+		rec.gain = b.Gain
+		rec.blocks = append(rec.blocks, b)
+		rec.gt = s.TakeSpikes(rec.gt)
+	}
+	return rec
+}
+
+// sortRecording sorts rec the way `spikeline sort` does by default: with
+// two passes, pass 1 learning templates from the first LearnSeconds and
+// pass 2 sorting everything with them; passes = 1 is the online,
+// single causal pass.
+func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []sort.Spike {
+	t.Helper()
+	run := func(cfg sort.Config, limit uint64) ([]sort.Spike, []sort.Template) {
+		s, err := sort.New(cfg, rec.chans, rec.rate, rec.gain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var out []sort.Spike
+		for _, b := range rec.blocks {
+			if limit > 0 && b.First >= limit {
+				break
+			}
+			if out, err = s.Process(b, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = s.Flush(out)
+		return out, s.Templates()
+	}
+	if passes == 2 {
+		learn := cfg.LearnSeconds
+		if learn == 0 {
+			learn = 10
+		}
+		_, tm := run(cfg, uint64((learn+2)*rec.rate))
+		cfg.Templates = tm
+	}
+	out, _ := run(cfg, 0)
+	return out
+}
+
+type bar struct {
+	meanAcc5  float64 // mean accuracy over units with SNR >= 5
+	wellFrac5 float64 // fraction of them well detected
+}
+
+func checkAccuracy(t *testing.T, name string, rec *recording, passes int, want bar) {
+	t.Helper()
+	spikes := sortRecording(t, rec, sort.Config{}, passes)
+	gt := rec.gt
+	from := uint64(0)
+	if passes == 1 {
+		// Online, spikes before a channel's templates are learned leave as
+		// unit 0; score the steady state after the first sorted spike.
+		i := slices.IndexFunc(spikes, func(s sort.Spike) bool { return s.Unit != 0 })
+		if i < 0 {
+			t.Fatalf("%s: no spike was ever sorted", name)
+		}
+		from = spikes[i].Sample
+		t.Logf("%s: first sorted spike at %.1f s", name, float64(from)/rec.rate)
+		after := func(s sort.Spike) bool { return s.Sample < from }
+		gt = slices.DeleteFunc(slices.Clone(gt), after)
+		spikes = slices.DeleteFunc(spikes, after)
+	}
+	c, err := score.Compare(gt, spikes, rec.rate, score.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	c.WriteReport(&buf, rec.snr)
+	t.Logf("%s (%d channels, %.0f s, %d passes, scored from %.1f s): %d ground-truth spikes, %d sorted spikes\n%s",
+		name, rec.chans, float64(len(rec.blocks)*rec.blocks[0].Len())/rec.rate, passes, float64(from)/rec.rate, len(gt), len(spikes), buf.String())
+	s := c.Summary(rec.snr)
+	if s.Units == 0 {
+		t.Fatalf("%s: no ground-truth unit with SNR >= 5", name)
+	}
+	frac := float64(s.WellDetected) / float64(s.Units)
+	if s.MeanAccuracy < want.meanAcc5 || frac < want.wellFrac5 {
+		t.Errorf("%s: mean accuracy (SNR>=5) %.3f, well detected %d/%d = %.2f; want >= %.2f and >= %.2f",
+			name, s.MeanAccuracy, s.WellDetected, s.Units, frac, want.meanAcc5, want.wellFrac5)
+	}
+}
+
+// clean is the default test recording: spike-band noise only.
+func clean(channels int, seconds float64, seed int64) sim.Config {
+	return sim.Config{
+		Channels: channels, Seed: seed, Duration: uint64(seconds * 30000),
+		MinUnits: 1, MaxUnits: 3,
+		NoLFP: true, NoMains: true, NoDC: true, NoArtifacts: true,
+	}
+}
+
+// The bars below are what the sorter meets today (see docs/scoring.md);
+// the project target is 0.90 / 0.90.
+var (
+	barClean  = bar{0.45, 0.30}
+	barLFP    = bar{0.50, 0.40}
+	barOnline = bar{0.55, 0.40}
+)
+
+func TestAccuracyClean(t *testing.T) {
+	rec := simulate(t, clean(10, 40, 1))
+	checkAccuracy(t, "clean", rec, 2, barClean)
+}
+
+func TestAccuracyLFPDCMains(t *testing.T) {
+	cfg := clean(10, 40, 2)
+	cfg.NoLFP, cfg.NoMains, cfg.NoDC = false, false, false
+	rec := simulate(t, cfg)
+	checkAccuracy(t, "lfp+dc+mains", rec, 2, barLFP)
+}
+
+func TestAccuracyOnline(t *testing.T) {
+	rec := simulate(t, clean(10, 40, 3))
+	checkAccuracy(t, "online (1 pass)", rec, 1, barOnline)
+}
+
+// TestAccuracyLong is the full-size run: 32 channels, 1–3 units each,
+// 5 minutes, LFP, DC offsets, mains and movement artifacts, against the
+// project target. Run with SPIKELINE_LONG=1.
+func TestAccuracyLong(t *testing.T) {
+	if os.Getenv("SPIKELINE_LONG") == "" {
+		t.Skip("set SPIKELINE_LONG=1 for the full-size accuracy run")
+	}
+	cfg := sim.Config{Channels: 32, Seed: 7, Duration: 300 * 30000, MinUnits: 1, MaxUnits: 3}
+	rec := simulate(t, cfg)
+	checkAccuracy(t, "long", rec, 2, bar{0.90, 0.90})
+}
