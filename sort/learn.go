@@ -217,15 +217,16 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	sig := float64(j.sigma)
 	snip := func(i int) []float32 { return j.w[i*p.dfull : (i+1)*p.dfull] }
 	// Drop the later lobes of larger spikes: a snippet within the
-	// template span after a spike twice its size is that spike's ringing,
-	// not a spike of its own.
+	// template span after a larger spike is most likely that spike's
+	// later lobe (a causal filter's ringing), not a spike of its own; and
+	// if it is one, it is an overlap, a poor example to learn from.
 	keep := make([]int, 0, n)
 	span := uint64(p.post + p.tail)
 	for i := range n {
 		ai := math.Abs(float64(snip(i)[p.pre]))
 		lobe := false
 		for k := i - 1; k >= 0 && j.tau[i]-j.tau[k] <= span; k-- {
-			if math.Abs(float64(snip(k)[p.pre])) > 2*ai {
+			if math.Abs(float64(snip(k)[p.pre])) > 1.2*ai {
 				lobe = true
 				break
 			}
@@ -237,6 +238,16 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	n = len(keep)
 	if n < p.minSpikes {
 		return nil, nil
+	}
+	// Centre every snippet on its sub-sample extremum, so sampling
+	// jitter of sharp spikes does not masquerade as separate clusters.
+	aligned := make([]float32, len(keep)*p.dfull)
+	for r, i := range keep {
+		shiftSnippet(aligned[r*p.dfull:(r+1)*p.dfull], snip(i), p.pre)
+	}
+	snip = func(r int) []float32 { return aligned[r*p.dfull : (r+1)*p.dfull] }
+	for r := range keep {
+		keep[r] = r
 	}
 	// Features: PCA of the matched window in σ units.
 	X := mat.NewDense(n, p.d, nil)
@@ -278,7 +289,21 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	k0 := min(2*p.maxUnits+2, max(1, n/p.minSpikes))
 	rng := rand.New(rand.NewPCG(uint64(j.ch)+1, 0x5eed))
 	label := kmeansBest(feat, k0, rng, 4)
-	label = mergeUnimodal(feat, label, p.maxUnits)
+	if learnDebug != nil {
+		learnDebug(j.ch, "snippets %d kept %d k0 %d sizes %v", len(j.tau), n, k0, sizes(label))
+	}
+	// Clusters too small to be units are outliers; the rest merge while
+	// unimodal.
+	sz := sizes(label)
+	for r, l := range label {
+		if sz[l] < p.minSpikes {
+			label[r] = -1
+		}
+	}
+	label = mergeUnimodal(feat, label)
+	if learnDebug != nil {
+		learnDebug(j.ch, "after merge sizes %v", sizes(label))
+	}
 	// Templates and rejection of noise clusters.
 	k := 0
 	for _, l := range label {
@@ -338,7 +363,17 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		return 0
 	})
 	if len(cl) > p.maxUnits {
-		cl = cl[:p.maxUnits]
+		// Keep the best supported clusters, still ordered by size of peak.
+		bySize := slices.Clone(cl)
+		slices.SortStableFunc(bySize, func(a, b cluster) int { return b.count - a.count })
+		limit := bySize[p.maxUnits-1].count
+		kept := cl[:0]
+		for _, c := range cl {
+			if c.count >= limit && len(kept) < p.maxUnits {
+				kept = append(kept, c)
+			}
+		}
+		cl = kept
 	}
 	waves := make([][]float32, len(cl))
 	counts := make([]int, len(cl))
@@ -452,6 +487,9 @@ func dist2(a, b []float64) float64 {
 func compact(label []int) []int {
 	m := map[int]int{}
 	for i, l := range label {
+		if l < 0 {
+			continue
+		}
 		v, ok := m[l]
 		if !ok {
 			v = len(m)
@@ -463,9 +501,10 @@ func compact(label []int) []int {
 }
 
 // mergeUnimodal merges clusters while some pair is not separated by a
-// density dip along the line through their centres (or while there are
-// more than maxUnits), merging the least separated pair first.
-func mergeUnimodal(x [][]float64, label []int, maxUnits int) []int {
+// density dip along the line through their centres, the least separated
+// pair first. Label -1 (outlier) is left alone.
+func mergeUnimodal(x [][]float64, label []int) []int {
+	label = compact(label)
 	const dipRatio = 0.6 // valley/peak density above this: one cluster
 	for {
 		k := 0
@@ -483,7 +522,10 @@ func mergeUnimodal(x [][]float64, label []int, maxUnits int) []int {
 				}
 			}
 		}
-		if bs < dipRatio && k <= maxUnits {
+		if learnDebug != nil {
+			learnDebug(-1, "k %d best pair %d,%d ratio %.2f", k, bi, bj, bs)
+		}
+		if bs < dipRatio {
 			return label
 		}
 		for t, l := range label {
@@ -583,4 +625,49 @@ func unimodality(x [][]float64, label []int, a, b int) float64 {
 		return 0
 	}
 	return dens[vi] / peak
+}
+
+// learnDebug, when set (tests), receives learning diagnostics.
+var learnDebug func(ch int, format string, a ...any)
+
+func sizes(label []int) []int {
+	var n []int
+	for _, l := range label {
+		if l < 0 {
+			continue
+		}
+		for len(n) <= l {
+			n = append(n, 0)
+		}
+		n[l]++
+	}
+	return n
+}
+
+// shiftSnippet writes x resampled so that its extremum near pre, located
+// to a fraction of a sample by a parabola through the three samples
+// around it, falls exactly on pre (cubic Catmull-Rom interpolation).
+func shiftSnippet(dst, x []float32, pre int) {
+	copy(dst, x)
+	if pre < 1 || pre+1 >= len(x) {
+		return
+	}
+	a, b, c := float64(x[pre-1]), float64(x[pre]), float64(x[pre+1])
+	den := a - 2*b + c
+	if den == 0 {
+		return
+	}
+	delta := 0.5 * (a - c) / den
+	if math.IsNaN(delta) || math.Abs(delta) > 1 {
+		return
+	}
+	n := len(x)
+	at := func(i int) float64 { return float64(x[min(max(i, 0), n-1)]) }
+	for i := range dst {
+		pos := float64(i) + delta
+		i0 := int(math.Floor(pos))
+		f := pos - float64(i0)
+		p0, p1, p2, p3 := at(i0-1), at(i0), at(i0+1), at(i0+2)
+		dst[i] = float32(p1 + 0.5*f*(p2-p0+f*(2*p0-5*p1+4*p2-p3+f*(3*(p1-p2)+p3-p0))))
+	}
 }

@@ -9,17 +9,18 @@ import "math"
 // The ring is time-major over the shard's channels: row t (a stream
 // sample counter, not the device index) lives at ring[(t&mask)*n:][:n].
 type shard struct {
-	s      *Sorter
-	index  int
-	c0, n  int
-	filt   *Filter
-	ring   []float32
-	mask   uint64
-	sigma  []float32 // noise σ per channel, µV
-	thr    []float32 // detection threshold per channel, µV (+Inf until σ is known)
-	negThr []float32 // -thr
-	next   []uint64  // first row where the channel may detect again
-	units  [][]*unit // templates per channel
+	s         *Sorter
+	index     int
+	c0, n     int
+	filt      *Filter
+	ring      []float32
+	mask      uint64
+	sigma     []float32 // noise σ per channel, µV, as detection uses it
+	sigmaNext []float32 // tracked σ, applied at the next epoch
+	thr       []float32 // detection threshold per channel, µV (+Inf until σ is known)
+	negThr    []float32 // -thr
+	next      []uint64  // first row where the channel may detect again
+	units     [][]*unit // templates per channel
 	// noise: the last noiseM absolute values per channel, channel-major
 	nbuf    []float32
 	scratch []float32
@@ -32,6 +33,7 @@ type shard struct {
 	unmatched uint64
 	snip      []float32 // scratch snippet (dfull)
 	resid     []float32 // scratch residual (dfull)
+	delta     float32   // sub-sample shift of the last match
 }
 
 // unit is one template on one channel.
@@ -66,19 +68,20 @@ type snippetSet struct {
 func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
 	sh := &shard{
 		s: s, index: index, c0: c0, n: n,
-		filt:    NewFilter(secs, n),
-		ring:    make([]float32, s.ringLen*n),
-		mask:    s.mask,
-		sigma:   make([]float32, n),
-		thr:     make([]float32, n),
-		negThr:  make([]float32, n),
-		next:    make([]uint64, n),
-		units:   make([][]*unit, n),
-		nbuf:    make([]float32, n*s.noiseM),
-		scratch: make([]float32, s.noiseM),
-		sets:    make([]snippetSet, n),
-		snip:    make([]float32, s.dfull),
-		resid:   make([]float32, s.dfull),
+		filt:      NewFilter(secs, n),
+		ring:      make([]float32, s.ringLen*n),
+		mask:      s.mask,
+		sigma:     make([]float32, n),
+		sigmaNext: make([]float32, n),
+		thr:       make([]float32, n),
+		negThr:    make([]float32, n),
+		next:      make([]uint64, n),
+		units:     make([][]*unit, n),
+		nbuf:      make([]float32, n*s.noiseM),
+		scratch:   make([]float32, s.noiseM),
+		sets:      make([]snippetSet, n),
+		snip:      make([]float32, s.dfull),
+		resid:     make([]float32, s.dfull),
 	}
 	for c := range n {
 		sh.thr[c] = float32(math.Inf(1))
@@ -165,11 +168,13 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 	stride := uint64(sh.s.noiseStride)
 	M := sh.s.noiseM
 	for t := (from + stride - 1) / stride * stride; t < to; t += stride {
-		slot := int((t / stride) % uint64(M))
+		k := t / stride
+		slot := int(k % uint64(M))
 		row := sh.ring[int(t&sh.mask)*n:][:n]
 		for c, v := range row {
 			sh.nbuf[c*M+slot] = float32(math.Abs(float64(v)))
 		}
+		sh.noiseUpdate(k)
 	}
 	switch sh.s.cfg.Sign {
 	case Negative:
@@ -248,8 +253,9 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 			u.count++
 			u.recent++
 			// Explain the spike: subtract the scaled template.
+			dl := sh.delta
 			for i, w := range u.w {
-				sh.ring[int((base+uint64(i))&sh.mask)*sh.n+c] -= a * w
+				sh.ring[int((base+uint64(i))&sh.mask)*sh.n+c] -= a * (w - dl*deriv(u.w, i))
 			}
 		} else {
 			sh.unmatched++
@@ -270,9 +276,37 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 
 // Amplitude scaling allowed when fitting a template to a snippet.
 const (
-	minScale = 0.7
-	maxScale = 1.4
+	minScale    = 0.7
+	maxScale    = 1.4
+	jitterShare = 0.1 // residual allowed per unit of template energy
+	maxShift    = 0.7 // largest sub-sample shift fitted, samples
 )
+
+// deriv is the central difference of w at i.
+func deriv(w []float32, i int) float32 {
+	switch {
+	case i == 0:
+		return w[1] - w[0]
+	case i == len(w)-1:
+		return w[i] - w[i-1]
+	}
+	return 0.5 * (w[i+1] - w[i-1])
+}
+
+// subsample fits the shift δ (samples) that best aligns a·u to x over the
+// matched window.
+func (sh *shard) subsample(x []float32, u *unit, a float32) float32 {
+	var num, den float32
+	for i, v := range x[:sh.s.d] {
+		dw := deriv(u.w, i)
+		num += (v - a*u.w[i]) * dw
+		den += dw * dw
+	}
+	if den == 0 || a == 0 {
+		return 0
+	}
+	return min(max(-num/(a*den), -maxShift), maxShift)
+}
 
 // match returns the template that best explains snippet x (and its scale)
 // or -1. A template explains x when the residual energy over the matched
@@ -306,9 +340,21 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 			bk, ba, bd = k, a, dist
 		}
 	}
-	if bd < tol*float32(d)*sig2 {
-		u := us[bk]
-		if rate := float32(s.cfg.TrackRate); rate > 0 && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2 {
+	// Sub-sample alignment: T(t-δ) ≈ T - δ·T', δ fitted by least squares.
+	u := us[bk]
+	delta := sh.subsample(x, u, ba)
+	if delta != 0 {
+		bd = 0
+		for i, v := range x[:d] {
+			r := v - ba*(u.w[i]-delta*deriv(u.w, i))
+			bd += r * r
+		}
+	}
+	// Noise energy with margin, plus a share of the template's energy for
+	// the waveform's own variability (larger spikes vary more in µV).
+	if bd < tol*float32(d)*sig2+jitterShare*ba*ba*u.e {
+		sh.delta = delta
+		if rate := float32(s.cfg.TrackRate); rate > 0 && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2+0.5*jitterShare*ba*ba*u.e {
 			// Follow slow drift: running average of clean matches.
 			for i, v := range x {
 				u.w[i] += rate * (v/ba - u.w[i])
@@ -336,12 +382,13 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 			bk, ba, bd = k, a, dist
 		}
 	}
-	if bk < 0 || bd >= tol*float32(hi-lo)*sig2 {
+	if bk < 0 || bd >= tol*float32(hi-lo)*sig2+jitterShare*ba*ba*us[bk].e*float32(hi-lo)/float32(d) {
 		return -1, 0
 	}
+	sh.delta = 0
 	// The rest must hold another crossing for the overlap to be real.
 	thr := sh.thr[c]
-	u := us[bk]
+	u = us[bk]
 	for i := hi; i < d; i++ {
 		r := x[i] - ba*u.w[i]
 		if sign*r > thr || -r > thr && s.cfg.Sign == Both {
@@ -351,16 +398,28 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 	return -1, 0
 }
 
-// noiseAll estimates every channel's σ from the first k noise values.
-func (sh *shard) noiseAll(k int) {
-	for c := range sh.n {
-		sh.setSigma(c, sh.mad(c, k), 1)
+// noiseUpdate runs after noise value k was taken: the first estimate of
+// every channel once noiseInit values are in, then one channel at a time,
+// channel c when k mod M reaches c·M/channels, so each channel is
+// re-estimated once per noise window and the work is spread evenly.
+func (sh *shard) noiseUpdate(k uint64) {
+	s := sh.s
+	M := s.noiseM
+	taken := k + 1
+	switch {
+	case taken < uint64(s.noiseInit):
+	case taken == uint64(s.noiseInit):
+		for c := range sh.n {
+			sh.setSigma(c, sh.mad(c, s.noiseInit), 1)
+		}
+	default:
+		slot := int(k % uint64(M))
+		g0 := (slot*s.channels + M - 1) / M
+		g1 := ((slot+1)*s.channels + M - 1) / M
+		for g := max(g0, sh.c0); g < min(g1, sh.c0+sh.n); g++ {
+			sh.setSigma(g-sh.c0, sh.mad(g-sh.c0, int(min(taken, uint64(M)))), s.noiseAlpha)
+		}
 	}
-}
-
-// noiseOne re-estimates channel c from its last k values and tracks.
-func (sh *shard) noiseOne(c, k int) {
-	sh.setSigma(c, sh.mad(c, k), sh.s.noiseAlpha)
 }
 
 func (sh *shard) mad(c, k int) float32 {
@@ -370,19 +429,27 @@ func (sh *shard) mad(c, k int) float32 {
 	return median(buf) / 0.6745
 }
 
+// setSigma updates the tracked estimate; applySigma makes it the one
+// detection uses (at fixed rows, so results do not depend on block sizes).
 func (sh *shard) setSigma(c int, sigma, alpha float32) {
-	if sh.sigma[c] == 0 || alpha >= 1 {
-		sh.sigma[c] = sigma
+	if sh.sigmaNext[c] == 0 || alpha >= 1 {
+		sh.sigmaNext[c] = sigma
 	} else {
-		sh.sigma[c] += alpha * (sigma - sh.sigma[c])
+		sh.sigmaNext[c] += alpha * (sigma - sh.sigmaNext[c])
 	}
-	th := float32(sh.s.cfg.Threshold) * sh.sigma[c]
-	if th <= 0 {
-		// A flat channel: never detect.
-		th = float32(math.Inf(1))
+}
+
+func (sh *shard) applySigma() {
+	for c, sg := range sh.sigmaNext {
+		sh.sigma[c] = sg
+		th := float32(sh.s.cfg.Threshold) * sg
+		if !(th > 0) {
+			// A flat channel (or no estimate yet): never detect.
+			th = float32(math.Inf(1))
+		}
+		sh.thr[c] = th
+		sh.negThr[c] = -th
 	}
-	sh.thr[c] = th
-	sh.negThr[c] = -th
 }
 
 // median returns the median of x, reordering x (quickselect).

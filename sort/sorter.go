@@ -83,13 +83,16 @@ type Sorter struct {
 	done     sync.WaitGroup
 }
 
+// epoch is the number of rows between updates of the detection
+// thresholds from the tracked noise.
+const epoch = 2048
+
 const (
 	phaseFilterDetect = iota
 	phaseFilter
 	phaseReference
 	phaseDetect
 	phaseDrain
-	phaseNoiseAll
 )
 
 // Stats counts what a Sorter has done. All counters only grow.
@@ -255,6 +258,11 @@ func (s *Sorter) Process(b device.Block, dst []Spike) ([]Spike, error) {
 	s.expect = b.End()
 	for off := 0; off < n; {
 		m := min(s.chunk, n-off)
+		// Steps end where the scan reaches an epoch boundary, where noise
+		// estimates take effect.
+		if b := (s.scan/epoch+1)*epoch + uint64(s.lag); b > s.tau {
+			m = int(min(uint64(m), b-s.tau))
+		}
 		if s.collecting && s.learnAt+uint64(s.lag) > s.tau {
 			// End a step exactly where the learning window closes, so
 			// results do not depend on block sizes.
@@ -262,6 +270,11 @@ func (s *Sorter) Process(b device.Block, dst []Spike) ([]Spike, error) {
 		}
 		off += m
 		s.step(b.Samples[(off-m)*s.channels:off*s.channels], float32(gain))
+		if s.scan%epoch == 0 && s.noiseOK {
+			for _, sh := range s.shards {
+				sh.applySigma()
+			}
+		}
 		dst = s.emit(dst, s.scan)
 		s.maybeLearn()
 	}
@@ -312,8 +325,6 @@ func (s *Sorter) doPhase(sh *shard) {
 	case phaseDrain:
 		sh.pad(s.from, s.to)
 		sh.detect(s.to, s.to, s.scanFrom, s.scanTo, nil)
-	case phaseNoiseAll:
-		sh.noiseAll(s.rows)
 	}
 }
 
@@ -411,36 +422,21 @@ func (s *Sorter) worker(i int) {
 	}
 }
 
-// noiseCheck updates noise estimates after rows [from, to) were sampled.
+// noiseCheck starts detection and learning once the first noise
+// estimate exists (noise value noiseInit-1, taken at a fixed row).
 func (s *Sorter) noiseCheck(from, to uint64) {
-	stride := uint64(s.noiseStride)
-	// Noise value k is taken at row k*stride (k counted from tau 0).
-	k0 := (from + stride - 1) / stride
-	k1 := (to + stride - 1) / stride
-	for k := k0; k < k1; k++ {
-		taken := k + 1
-		if !s.noiseOK {
-			if taken >= uint64(s.noiseInit) {
-				s.rows = int(min(taken, uint64(s.noiseM)))
-				s.run(phaseNoiseAll)
-				s.noiseOK = true
-				s.learnFrom = to
-				s.learnAt = to + uint64(s.cfg.LearnSeconds*s.rate)
-				s.collecting = s.needLearn()
-				s.setCollect(s.collecting)
-			}
-			continue
-		}
-		// Spread the re-estimates: channel c is re-estimated when
-		// k mod M reaches c*M/channels.
-		slot := int(k % uint64(s.noiseM))
-		c0 := (slot*s.channels + s.noiseM - 1) / s.noiseM
-		c1 := ((slot+1)*s.channels + s.noiseM - 1) / s.noiseM
-		for c := c0; c < c1 && c < s.channels; c++ {
-			sh := s.shardOf(c)
-			sh.noiseOne(c-sh.c0, int(min(taken, uint64(s.noiseM))))
-		}
+	if s.noiseOK {
+		return
 	}
+	row := uint64(s.noiseInit-1) * uint64(s.noiseStride)
+	if row >= to {
+		return
+	}
+	s.noiseOK = true
+	s.learnFrom = row
+	s.learnAt = row + uint64(s.cfg.LearnSeconds*s.rate)
+	s.collecting = s.needLearn()
+	s.setCollect(s.collecting)
 }
 
 // needLearn reports whether any channel lacks templates.
@@ -467,7 +463,7 @@ func (s *Sorter) Noise(dst []float32) []float32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sh := range s.shards {
-		dst = append(dst, sh.sigma...)
+		dst = append(dst, sh.sigmaNext...)
 	}
 	return dst
 }
