@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/phy"
+)
+
+func init() {
+	register(command{
+		name:    "sort",
+		summary: "sort a raw recording file offline: spikes.csv, a Phy folder and a PNG summary",
+		run:     runSort,
+	})
+}
+
+// sortJob is a validated `spikeline sort` invocation.
+type sortJob struct {
+	input     string // raw file
+	meta      string // recording.json (optional)
+	raw       device.RawConfig
+	cfg       sort.Config
+	out       string
+	passes    int
+	maxPanels int
+	noPhy     bool
+	noPlot    bool
+	quiet     bool
+}
+
+func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("sort", stderr)
+	var j sortJob
+	fs.StringVar(&j.input, "input", "", "raw int16 time-major recording (.dat/.bin)")
+	fs.StringVar(&j.meta, "meta", "", "recording.json sidecar (or its directory) giving channels, rate and gain; the raw file defaults to its data_file")
+	fs.IntVar(&j.raw.Channels, "channels", 0, "channels in the file (unless --meta)")
+	fs.Float64Var(&j.raw.Rate, "rate", 0, "sample rate in Hz (unless --meta)")
+	fs.Float64Var(&j.raw.Gain, "gain", 0, "µV per count (unless --meta)")
+	fs.StringVar(&j.out, "out", "", "output directory (created)")
+	threshold := fs.Float64("threshold", 0, "detection threshold in noise σ (0: sorter default, 4.5)")
+	band := fs.String("band", "", "band-pass corners in Hz, LOW-HIGH (default 300-6000)")
+	reference := fs.String("reference", "none", "common reference: none, average (CAR) or median (CMR)")
+	sign := fs.String("sign", "negative", "detection polarity: negative, positive or both")
+	learn := fs.Float64("learn", 0, "seconds of spikes templates are learned from (0: sorter default, 10)")
+	workers := fs.Int("workers", 0, "parallel channel shards (0: all cores)")
+	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass, then sort the whole file with them")
+	fs.IntVar(&j.maxPanels, "panels", 32, "most channels drawn in summary.png")
+	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
+	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
+	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: spikeline sort --input REC.dat --channels N --rate HZ --gain UV_PER_BIT --out DIR")
+		fmt.Fprintln(stderr, "       spikeline sort --meta recording.json --out DIR")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	given := func(name string) bool {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+		return set
+	}
+	switch {
+	case j.out == "":
+		return usageErrorf("--out is required")
+	case j.input == "" && j.meta == "":
+		return usageErrorf("give --input (with --channels, --rate, --gain) or --meta")
+	case j.meta != "" && (given("channels") || given("rate") || given("gain")):
+		return usageErrorf("--meta gives channels, rate and gain; do not also pass --channels, --rate or --gain")
+	case j.meta == "" && j.raw.Channels <= 0:
+		return usageErrorf("--channels %d: want > 0", j.raw.Channels)
+	case j.meta == "" && !(j.raw.Rate > 0):
+		return usageErrorf("--rate %g: want > 0 Hz", j.raw.Rate)
+	case j.meta == "" && !(j.raw.Gain > 0):
+		return usageErrorf("--gain %g: want > 0 µV per count", j.raw.Gain)
+	case j.passes != 1 && j.passes != 2:
+		return usageErrorf("--passes %d: want 1 or 2", j.passes)
+	case *threshold < 0:
+		return usageErrorf("--threshold %g: want > 0", *threshold)
+	case *learn < 0:
+		return usageErrorf("--learn %g: want > 0 seconds", *learn)
+	case j.maxPanels < 1:
+		return usageErrorf("--panels %d: want >= 1", j.maxPanels)
+	}
+	j.cfg.Threshold = *threshold
+	j.cfg.LearnSeconds = *learn
+	j.cfg.Workers = *workers
+	var err error
+	if j.cfg.Reference, err = sort.ParseReference(*reference); err != nil {
+		return usageErrorf("--reference: %v", err)
+	}
+	if j.cfg.Sign, err = sort.ParseSign(*sign); err != nil {
+		return usageErrorf("--sign: %v", err)
+	}
+	if *band != "" {
+		lo, hi, ok := strings.Cut(*band, "-")
+		l, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
+		h, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
+		if !ok || err1 != nil || err2 != nil || !(l > 0) || !(h > l) {
+			return usageErrorf("--band %q: want LOW-HIGH in Hz with 0 < LOW < HIGH, e.g. 300-6000", *band)
+		}
+		j.cfg.Low, j.cfg.High = l, h
+	}
+	// Open the input now so that a bad file or sidecar is refused before
+	// any output is written.
+	src, err := j.open()
+	if err != nil {
+		return err
+	}
+	src.Close()
+	if _, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain); err != nil {
+		return usageErrorf("%v", err)
+	}
+	return j.run(ctx, stdout, stderr)
+}
+
+// open opens the raw input and fills j.raw from the sidecar if any.
+func (j *sortJob) open() (*device.RawSource, error) {
+	cfg := device.RawConfig{Channels: j.raw.Channels, Rate: j.raw.Rate, Gain: j.raw.Gain, BlockSamples: 4096}
+	if j.meta == "" {
+		return device.OpenRaw(j.input, cfg)
+	}
+	if j.input == "" {
+		src, m, err := device.OpenRecording(j.meta, cfg)
+		if err != nil {
+			return nil, err
+		}
+		j.input = m.DataFile
+		if !filepath.IsAbs(j.input) {
+			dir := j.meta
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				dir = filepath.Dir(dir)
+			}
+			name := m.DataFile
+			if name == "" {
+				name = "recording.dat"
+			}
+			j.input = filepath.Join(dir, name)
+		}
+		j.raw.Channels, j.raw.Rate, j.raw.Gain = m.Channels, m.Rate, m.Gain
+		return src, nil
+	}
+	metaPath := j.meta
+	if fi, err := os.Stat(metaPath); err == nil && fi.IsDir() {
+		metaPath = filepath.Join(metaPath, "recording.json")
+	}
+	m, err := device.ReadMeta(metaPath)
+	if err != nil {
+		return nil, err
+	}
+	j.raw.Channels, j.raw.Rate, j.raw.Gain = m.Channels, m.Rate, m.Gain
+	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples = m.Channels, m.Rate, m.Gain, m.Samples
+	return device.OpenRaw(j.input, cfg)
+}
+
+// progress draws a progress bar on w at most every 200 ms.
+type progress struct {
+	w     io.Writer
+	label string
+	total uint64
+	rate  float64
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string, total uint64, rate float64) *progress {
+	return &progress{w: w, label: label, total: total, rate: rate, start: time.Now()}
+}
+
+func (p *progress) update(done uint64, final bool) {
+	if p == nil || p.w == nil {
+		return
+	}
+	now := time.Now()
+	if !final && now.Sub(p.last) < 200*time.Millisecond {
+		return
+	}
+	p.last = now
+	frac := 1.0
+	if p.total > 0 {
+		frac = math.Min(1, float64(done)/float64(p.total))
+	}
+	const width = 30
+	bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
+	el := now.Sub(p.start).Seconds()
+	speed := ""
+	if el > 0 {
+		speed = fmt.Sprintf(", %.1fx real time", float64(done)/p.rate/el)
+	}
+	fmt.Fprintf(p.w, "\r%-8s [%s] %3.0f%% %.1f of %.1f s%s ", p.label, bar, 100*frac, float64(done)/p.rate, float64(p.total)/p.rate, speed)
+	if final {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// sortPass runs one sorter over the first limit samples of the file (all
+// if limit is 0) and returns its spikes (when keep), templates and noise.
+func (j *sortJob) sortPass(ctx context.Context, cfg sort.Config, label string, limit uint64, keep bool, stderr io.Writer) ([]sort.Spike, []sort.Template, []float32, sort.Stats, error) {
+	src, err := j.open()
+	if err != nil {
+		return nil, nil, nil, sort.Stats{}, err
+	}
+	defer src.Close()
+	s, err := sort.New(cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain)
+	if err != nil {
+		return nil, nil, nil, sort.Stats{}, err
+	}
+	defer s.Close()
+	total := src.Samples()
+	if limit > 0 {
+		total = min(total, limit)
+	}
+	var bar *progress
+	if !j.quiet {
+		bar = newProgress(stderr, label, total, j.raw.Rate)
+	}
+	var spikes, buf []sort.Spike
+	var done uint64
+	for done < total {
+		b, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, nil, sort.Stats{}, err
+		}
+		if n := uint64(b.Len()); done+n > total {
+			b.Samples = b.Samples[:int(total-done)*b.Channels]
+		}
+		buf, err = s.Process(b, buf[:0])
+		if err != nil {
+			return nil, nil, nil, sort.Stats{}, fmt.Errorf("%s: samples %d..%d: %w", j.input, b.First, b.End(), err)
+		}
+		if keep {
+			spikes = append(spikes, buf...)
+		}
+		done += uint64(b.Len())
+		bar.update(done, false)
+	}
+	buf = s.Flush(buf[:0])
+	if keep {
+		spikes = append(spikes, buf...)
+	}
+	bar.update(done, true)
+	return spikes, s.Templates(), s.Noise(nil), s.Stats(), nil
+}
+
+func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
+	if err := os.MkdirAll(j.out, 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	cfg := j.cfg
+	if j.passes == 2 {
+		// Pass 1 learns templates from the first LearnSeconds (plus the
+		// noise settling time); pass 2 sorts everything with them.
+		learn := cfg.LearnSeconds
+		if learn == 0 {
+			learn = 10
+		}
+		limit := uint64((learn + 2) * j.raw.Rate)
+		_, templates, _, _, err := j.sortPass(ctx, cfg, "learn", limit, false, stderr)
+		if err != nil {
+			return err
+		}
+		cfg.Templates = templates
+	}
+	spikes, templates, noise, st, err := j.sortPass(ctx, cfg, "sort", 0, true, stderr)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+
+	csvPath := filepath.Join(j.out, "spikes.csv")
+	f, err := os.Create(csvPath)
+	if err != nil {
+		return err
+	}
+	if err := sort.WriteSpikesCSV(f, spikes); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", csvPath, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	var clusters []phy.Cluster
+	if !j.noPhy {
+		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate}
+		clusters, err = phy.Write(filepath.Join(j.out, "phy"), rec, spikes, templates, noise, phy.Options{})
+		if err != nil {
+			return err
+		}
+	}
+	if err := writeUnitsCSV(filepath.Join(j.out, "units.csv"), spikes, templates, noise); err != nil {
+		return err
+	}
+	if !j.noPlot {
+		if err := j.writeSummary(ctx, filepath.Join(j.out, "summary.png"), spikes, templates, stderr); err != nil {
+			return err
+		}
+	}
+
+	seconds := float64(st.Samples) / j.raw.Rate
+	sorted := 0
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			sorted++
+		}
+	}
+	fmt.Fprintf(stdout, "sorted %.1f s of %d channels in %.1f s (%.1fx real time, %d pass(es))\n",
+		seconds, j.raw.Channels, elapsed.Seconds(), seconds/elapsed.Seconds(), j.passes)
+	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d\n", len(spikes), sorted, len(spikes)-sorted, len(templates))
+	good := 0
+	for _, c := range clusters {
+		if c.Group == "good" {
+			good++
+		}
+	}
+	fmt.Fprintf(stdout, "wrote %s", csvPath)
+	if !j.noPhy {
+		fmt.Fprintf(stdout, ", %s (%d clusters, %d good)", filepath.Join(j.out, "phy"), len(clusters), good)
+	}
+	fmt.Fprintf(stdout, ", %s", filepath.Join(j.out, "units.csv"))
+	if !j.noPlot {
+		fmt.Fprintf(stdout, ", %s", filepath.Join(j.out, "summary.png"))
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// writeUnitsCSV writes one line per sorted unit: its channel, spike count,
+// template peak, channel noise and SNR.
+func writeUnitsCSV(path string, spikes []sort.Spike, templates []sort.Template, noise []float32) error {
+	count := map[int32]int{}
+	for _, s := range spikes {
+		count[s.Unit]++
+	}
+	var b strings.Builder
+	b.WriteString("unit_id,channel,n_spikes,peak_uv,noise_uv,snr\n")
+	for _, t := range templates {
+		var n, snr float64
+		if int(t.Channel) < len(noise) {
+			n = float64(noise[t.Channel])
+		}
+		if n > 0 {
+			snr = math.Abs(float64(t.PeakUV)) / n
+		}
+		fmt.Fprintf(&b, "%d,%d,%d,%.2f,%.2f,%.2f\n", t.Unit, t.Channel, count[t.Unit], t.PeakUV, n, snr)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}

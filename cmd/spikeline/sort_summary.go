@@ -1,0 +1,451 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"slices"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/spikeline/spikeline/sort"
+)
+
+// summaryWaves is how many sample waveforms per unit summary.png draws.
+const summaryWaves = 40
+
+// unitColors are distinct colours for the units of one channel (tab10).
+var unitColors = []color.NRGBA{
+	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
+	{188, 189, 34, 255}, {23, 190, 207, 255},
+}
+
+// panelUnit is one unit drawn in a channel panel.
+type panelUnit struct {
+	unit     int32
+	count    int
+	template *sort.Template
+	picks    []uint64    // spike samples whose waveforms are drawn
+	waves    [][]float32 // filtered µV, pre+post+1+2*margin samples each
+}
+
+// panel is one channel of the summary.
+type panel struct {
+	channel int
+	units   []*panelUnit
+}
+
+// summaryPanels chooses the channels to draw (those with sorted units, at
+// most maxPanels: the ones with the most sorted spikes) and up to
+// summaryWaves spikes per unit spread over the recording.
+func summaryPanels(spikes []sort.Spike, templates []sort.Template, maxPanels int) (panels []*panel, shown, withUnits int) {
+	byUnit := map[int32]*panelUnit{}
+	chOf := map[int32]int{}
+	var order []int32
+	get := func(u int32) *panelUnit {
+		pu, ok := byUnit[u]
+		if !ok {
+			pu = &panelUnit{unit: u}
+			byUnit[u] = pu
+			order = append(order, u)
+		}
+		return pu
+	}
+	for i := range templates {
+		t := &templates[i]
+		get(t.Unit).template = t
+		chOf[t.Unit] = int(t.Channel)
+	}
+	for _, s := range spikes {
+		if s.Unit == 0 {
+			continue
+		}
+		get(s.Unit).count++
+		if _, ok := chOf[s.Unit]; !ok {
+			chOf[s.Unit] = int(s.Channel)
+		}
+	}
+	byCh := map[int]*panel{}
+	chSpikes := map[int]int{}
+	for _, u := range order {
+		ch := chOf[u]
+		p, ok := byCh[ch]
+		if !ok {
+			p = &panel{channel: ch}
+			byCh[ch] = p
+		}
+		p.units = append(p.units, byUnit[u])
+		chSpikes[ch] += byUnit[u].count
+	}
+	for _, p := range byCh {
+		slices.SortFunc(p.units, func(a, b *panelUnit) int { return cmp.Compare(a.unit, b.unit) })
+		panels = append(panels, p)
+	}
+	withUnits = len(panels)
+	if len(panels) > maxPanels {
+		slices.SortFunc(panels, func(a, b *panel) int {
+			if c := cmp.Compare(chSpikes[b.channel], chSpikes[a.channel]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.channel, b.channel)
+		})
+		panels = panels[:maxPanels]
+	}
+	slices.SortFunc(panels, func(a, b *panel) int { return cmp.Compare(a.channel, b.channel) })
+
+	// Pick spikes evenly through each shown unit's train.
+	shownUnit := map[int32]*panelUnit{}
+	for _, p := range panels {
+		for _, u := range p.units {
+			shownUnit[u.unit] = u
+		}
+	}
+	seen := map[int32]int{}
+	for _, s := range spikes {
+		u, ok := shownUnit[s.Unit]
+		if !ok || u.count == 0 {
+			continue
+		}
+		k := seen[s.Unit]
+		seen[s.Unit]++
+		every := max(1, u.count/summaryWaves)
+		if k%every == 0 && len(u.picks) < summaryWaves {
+			u.picks = append(u.picks, s.Sample)
+		}
+	}
+	return panels, len(panels), withUnits
+}
+
+// writeSummary draws summary.png: one panel per channel with sorted units
+// (at most --panels), faint band-passed sample waveforms of each unit and
+// its template on top, in one colour per unit.
+func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.Spike, templates []sort.Template, stderr io.Writer) error {
+	panels, shown, withUnits := summaryPanels(spikes, templates, j.maxPanels)
+	rate := j.raw.Rate
+	pre := int(math.Round(0.6e-3 * rate))
+	post := int(math.Round(1.2e-3 * rate))
+	for _, t := range templates {
+		pre = max(pre, t.Pre)
+		post = max(post, len(t.Waveform)-t.Pre-1)
+	}
+	margin := int(math.Round(0.3e-3 * rate)) // search room to align waveforms on the template
+	if err := j.extractWaves(ctx, panels, pre+margin, post+margin, stderr); err != nil {
+		return err
+	}
+	for _, p := range panels {
+		for _, u := range p.units {
+			alignWaves(u, pre, post, margin)
+		}
+	}
+	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", j.input, len(templates), withUnits)
+	if shown < withUnits {
+		title += fmt.Sprintf(" (showing the %d busiest)", shown)
+	}
+	return drawSummary(path, title, panels, pre, post, rate)
+}
+
+// extractWaves reads the recording once more, band-passes the shown
+// channels as the sorter does (same Butterworth sections, same common
+// reference) and cuts the picked waveforms, before samples before the
+// spike sample and after after it.
+func (j *sortJob) extractWaves(ctx context.Context, panels []*panel, before, after int, stderr io.Writer) error {
+	if len(panels) == 0 {
+		return nil
+	}
+	type pick struct {
+		sample uint64
+		slot   int // index into shown channels
+		unit   *panelUnit
+	}
+	var picks []pick
+	var shownCh []int
+	for i, p := range panels {
+		shownCh = append(shownCh, p.channel)
+		for _, u := range p.units {
+			for _, s := range u.picks {
+				picks = append(picks, pick{s, i, u})
+			}
+		}
+	}
+	slices.SortFunc(picks, func(a, b pick) int { return cmp.Compare(a.sample, b.sample) })
+
+	cfg := j.cfg
+	low, high, order := cfg.Low, cfg.High, cfg.Order
+	if low == 0 {
+		low = 300
+	}
+	if high == 0 {
+		high = 6000
+	}
+	if order == 0 {
+		order = 3
+	}
+	high = math.Min(high, 0.45*j.raw.Rate)
+	secs, err := sort.Butterworth(order, low, high, j.raw.Rate)
+	if err != nil {
+		return err
+	}
+	nch := j.raw.Channels
+	// Channels filtered: the shown ones, or all when a common reference
+	// must be subtracted.
+	filtered := shownCh
+	if cfg.Reference != sort.RefNone {
+		filtered = make([]int, nch)
+		for c := range filtered {
+			filtered[c] = c
+		}
+	}
+	slotOf := make([]int, nch) // shown slot of a channel, -1 if not shown
+	for c := range slotOf {
+		slotOf[c] = -1
+	}
+	for i, c := range shownCh {
+		slotOf[c] = i
+	}
+	state := make([][]float64, len(filtered)) // 2 per section
+	for i := range state {
+		state[i] = make([]float64, 2*len(secs))
+	}
+	ringLen := 1
+	for ringLen < 2*(before+after+1)+8192 {
+		ringLen <<= 1
+	}
+	mask := uint64(ringLen - 1)
+	ring := make([][]float32, len(shownCh))
+	for i := range ring {
+		ring[i] = make([]float32, ringLen)
+	}
+	cur := make([]float64, len(filtered))
+
+	src, err := j.open()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	var bar *progress
+	if !j.quiet {
+		bar = newProgress(stderr, "plot", src.Samples(), j.raw.Rate)
+	}
+	next := 0 // next pick
+	var t uint64
+	for next < len(picks) {
+		b, err := src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		gain := b.Gain
+		for k := range b.Len() {
+			row := b.Samples[k*nch : (k+1)*nch]
+			for i, c := range filtered {
+				x := float64(row[c]) * gain
+				st := state[i]
+				for si, s := range secs {
+					y := s.B0*x + st[2*si]
+					st[2*si] = s.B1*x - s.A1*y + st[2*si+1]
+					st[2*si+1] = s.B2*x - s.A2*y
+					x = y
+				}
+				cur[i] = x
+			}
+			var ref float64
+			switch cfg.Reference {
+			case sort.RefAverage:
+				for _, v := range cur {
+					ref += v
+				}
+				ref /= float64(len(cur))
+			case sort.RefMedian:
+				tmp := slices.Clone(cur)
+				slices.Sort(tmp)
+				ref = tmp[len(tmp)/2]
+			}
+			for i, c := range filtered {
+				if s := slotOf[c]; s >= 0 {
+					ring[s][t&mask] = float32(cur[i] - ref)
+				}
+			}
+			t++
+			// Cut every pick whose window is complete.
+			for next < len(picks) && picks[next].sample+uint64(after) < t {
+				p := picks[next]
+				next++
+				if p.sample < uint64(before) || t-(p.sample-uint64(before)) > uint64(ringLen) {
+					continue
+				}
+				w := make([]float32, before+after+1)
+				for i := range w {
+					w[i] = ring[p.slot][(p.sample-uint64(before)+uint64(i))&mask]
+				}
+				p.unit.waves = append(p.unit.waves, w)
+			}
+		}
+		bar.update(t, false)
+	}
+	bar.update(t, true)
+	return nil
+}
+
+// alignWaves shifts the unit's waveforms (cut with margin extra samples on
+// each side) by the one lag that best aligns their mean with the template
+// (on its extremum if there is none), and crops them to pre+post+1.
+func alignWaves(u *panelUnit, pre, post, margin int) {
+	if len(u.waves) == 0 {
+		return
+	}
+	n := pre + post + 1
+	mean := make([]float64, n+2*margin)
+	for _, w := range u.waves {
+		for i, v := range w {
+			mean[i] += float64(v)
+		}
+	}
+	best, bestScore := 0, math.Inf(-1)
+	for lag := -margin; lag <= margin; lag++ {
+		var s float64
+		if t := u.template; t != nil {
+			for k, v := range t.Waveform {
+				s += float64(v) * mean[margin+lag+pre-t.Pre+k]
+			}
+		} else {
+			s = -mean[margin+lag+pre] // trough at the centre
+		}
+		if s > bestScore {
+			best, bestScore = lag, s
+		}
+	}
+	for i, w := range u.waves {
+		u.waves[i] = w[margin+best : margin+best+n]
+	}
+}
+
+// drawSummary lays the panels out in a grid and writes the PNG.
+func drawSummary(path, title string, panels []*panel, pre, post int, rate float64) error {
+	n := max(1, len(panels))
+	cols := int(math.Ceil(math.Sqrt(float64(n) * 1.3)))
+	cols = min(cols, n, 8)
+	rows := (n + cols - 1) / cols
+	const pw, ph = 3.2, 2.5 // panel size, inches
+	titleH := 0.45 * vg.Inch
+	W := vg.Length(pw*float64(cols)) * vg.Inch
+	H := vg.Length(ph*float64(rows))*vg.Inch + titleH
+	img := vgimg.NewWith(vgimg.UseWH(W, H), vgimg.UseDPI(110))
+	dc := draw.New(img)
+	dc.SetColor(color.White)
+	dc.Fill(dc.Rectangle.Path())
+
+	// Title.
+	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler}
+	ts.Font.Size = vg.Points(13)
+	ts.XAlign = draw.XCenter
+	ts.YAlign = draw.YTop
+	dc.FillText(ts, vg.Point{X: W / 2, Y: H - vg.Points(6)}, title)
+
+	grid := make([][]*plot.Plot, rows)
+	for r := range grid {
+		grid[r] = make([]*plot.Plot, cols)
+	}
+	for i, p := range panels {
+		pl, err := panelPlot(p, pre, post, rate)
+		if err != nil {
+			return err
+		}
+		grid[i/cols][i%cols] = pl
+	}
+	body := draw.Crop(dc, 0, 0, 0, -titleH)
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(6), PadY: vg.Points(6),
+		PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(6)}
+	canvases := plot.Align(grid, tiles, body)
+	for r := range grid {
+		for c := range grid[r] {
+			if grid[r][c] != nil {
+				grid[r][c].Draw(canvases[r][c])
+			}
+		}
+	}
+	if len(panels) == 0 {
+		ts.YAlign = draw.YCenter
+		dc.FillText(ts, vg.Point{X: W / 2, Y: H / 2}, "no sorted units")
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// panelPlot draws one channel: faint waveforms, then templates on top.
+func panelPlot(p *panel, pre, post int, rate float64) (*plot.Plot, error) {
+	pl := plot.New()
+	pl.Title.Text = fmt.Sprintf("channel %d", p.channel)
+	pl.Title.TextStyle.Font.Size = vg.Points(10)
+	pl.X.Label.Text = "ms"
+	pl.Y.Label.Text = "µV"
+	for _, ax := range []*plot.Axis{&pl.X, &pl.Y} {
+		ax.Label.TextStyle.Font.Size = vg.Points(8)
+		ax.Tick.Label.Font.Size = vg.Points(7)
+	}
+	pl.Legend.Top = true
+	pl.Legend.Left = false
+	pl.Legend.TextStyle.Font.Size = vg.Points(7)
+	pl.Legend.Padding = vg.Points(1)
+	pl.Legend.ThumbnailWidth = vg.Points(10)
+	ms := func(k int) float64 { return float64(k-pre) / rate * 1000 }
+	n := pre + post + 1
+	for i, u := range p.units {
+		col := unitColors[i%len(unitColors)]
+		faint := col
+		faint.A = 45
+		for _, w := range u.waves {
+			xy := make(plotter.XYs, n)
+			for k := range n {
+				xy[k] = plotter.XY{X: ms(k), Y: float64(w[k])}
+			}
+			l, err := plotter.NewLine(xy)
+			if err != nil {
+				return nil, err
+			}
+			l.Color = faint
+			l.Width = vg.Points(0.6)
+			pl.Add(l)
+		}
+	}
+	for i, u := range p.units {
+		col := unitColors[i%len(unitColors)]
+		label := fmt.Sprintf("unit %d (%d)", u.unit, u.count)
+		if t := u.template; t != nil {
+			xy := make(plotter.XYs, 0, len(t.Waveform))
+			for k, v := range t.Waveform {
+				xy = append(xy, plotter.XY{X: ms(pre - t.Pre + k), Y: float64(v)})
+			}
+			l, err := plotter.NewLine(xy)
+			if err != nil {
+				return nil, err
+			}
+			l.Color = col
+			l.Width = vg.Points(2)
+			pl.Add(l)
+			pl.Legend.Add(label, l)
+		} else {
+			pl.Legend.Add(label+" no template", &plotter.Line{LineStyle: draw.LineStyle{Color: col, Width: vg.Points(2)}})
+		}
+	}
+	pl.Add(plotter.NewGrid())
+	return pl, nil
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/phy"
+	"github.com/spikeline/spikeline/sort/score"
+)
+
+// simRecording writes a short simulated recording and returns its
+// directory.
+func simRecording(t *testing.T, channels int, seconds float64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "rec")
+	cfg := sim.Config{Channels: channels, Seed: 11, MinUnits: 1, MaxUnits: 2, NoArtifacts: true}
+	if err := sim.WriteRecording(context.Background(), dir, cfg, uint64(seconds*30000), nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestSortCommand(t *testing.T) {
+	rec := simRecording(t, 4, 20)
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"sort", "--meta", filepath.Join(rec, "recording.json"), "--out", out}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "sorted 20.0 s of 4 channels") || !strings.Contains(stderr.String(), "100%") {
+		t.Errorf("stdout %q\nstderr %q", stdout.String(), stderr.String())
+	}
+
+	// spikes.csv: header, sorted by sample, channels in range, and the
+	// sorting agrees with the ground truth.
+	f, err := os.Open(filepath.Join(out, "spikes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, len(sort.SpikesHeader)+1)
+	f.Read(head)
+	f.Seek(0, 0)
+	if string(head) != sort.SpikesHeader+"\n" {
+		t.Errorf("spikes.csv starts %q", head)
+	}
+	spikes, err := sort.ReadSpikesCSV(f, "spikes.csv")
+	f.Close()
+	if err != nil || len(spikes) == 0 {
+		t.Fatalf("spikes.csv: %d spikes, %v", len(spikes), err)
+	}
+	for i, s := range spikes {
+		if s.Channel < 0 || s.Channel >= 4 || (i > 0 && s.Sample < spikes[i-1].Sample) {
+			t.Fatalf("spike %d: %+v", i, s)
+		}
+	}
+	gt, err := readSpikesFile(filepath.Join(rec, sim.SpikesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := score.Compare(gt, spikes, 30000, score.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.WellDetected) == 0 {
+		var b bytes.Buffer
+		c.WriteReport(&b, nil)
+		t.Errorf("no ground-truth unit well detected:\n%s", b.String())
+	}
+
+	// The Phy folder is consistent with spikes.csv.
+	pf, err := os.Open(filepath.Join(out, "phy", "spike_times.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, times, err := phy.ReadNPY[int64](pf, "spike_times.npy")
+	pf.Close()
+	sorted := 0
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			sorted++
+		}
+	}
+	if err != nil || len(times) != sorted {
+		t.Errorf("spike_times.npy: %d spikes (%v), spikes.csv has %d sorted", len(times), err, sorted)
+	}
+	params, _ := os.ReadFile(filepath.Join(out, "phy", "params.py"))
+	if !strings.Contains(string(params), filepath.Join(rec, sim.DataFile)) || !strings.Contains(string(params), "n_channels_dat = 4") {
+		t.Errorf("params.py:\n%s", params)
+	}
+
+	// summary.png is a real image.
+	pngf, err := os.Open(filepath.Join(out, "summary.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pngf.Close()
+	cfg, err := png.DecodeConfig(pngf)
+	if err != nil || cfg.Width < 300 || cfg.Height < 200 {
+		t.Errorf("summary.png: %+v %v", cfg, err)
+	}
+	units, _ := os.ReadFile(filepath.Join(out, "units.csv"))
+	if !strings.HasPrefix(string(units), "unit_id,channel,n_spikes,peak_uv,noise_uv,snr\n") {
+		t.Errorf("units.csv:\n%s", units)
+	}
+}
+
+func TestSortCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	// 3 channels * 2 bytes = 6 bytes a sample; 13 bytes is 2 samples and 1 byte.
+	odd := writeFile(t, dir, "odd.dat", "0123456789abc")
+	good := writeFile(t, dir, "good.dat", strings.Repeat("\x00", 600))
+	meta := writeFile(t, dir, "recording.json", `{"n_channels": 3, "sample_rate": 30000, "gain_uv_per_bit": 0.195, "data_file": "good.dat"}`)
+	out := filepath.Join(dir, "out")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no out", []string{"--input", good, "--channels", "3", "--rate", "30000", "--gain", "0.195"}, 2, "--out is required"},
+		{"no input", []string{"--out", out}, 2, "give --input"},
+		{"no channels", []string{"--input", good, "--rate", "30000", "--gain", "0.195", "--out", out}, 2, "--channels"},
+		{"meta and channels", []string{"--meta", meta, "--channels", "3", "--out", out}, 2, "do not also pass"},
+		{"bad band", []string{"--meta", meta, "--band", "6000-300", "--out", out}, 2, "--band"},
+		{"bad reference", []string{"--meta", meta, "--reference", "mean", "--out", out}, 2, "--reference"},
+		{"bad passes", []string{"--meta", meta, "--passes", "3", "--out", out}, 2, "--passes"},
+		{"band above nyquist", []string{"--meta", meta, "--band", "14000-20000", "--out", out}, 2, "Nyquist"},
+		{"partial sample", []string{"--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "odd.dat"},
+		{"missing file", []string{"--input", filepath.Join(dir, "none.dat"), "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "none.dat"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := realMain(append([]string{"sort"}, tt.args...), &stdout, &stderr)
+			if code != tt.code || !strings.Contains(stderr.String(), tt.msg) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr.String(), tt.code, tt.msg)
+			}
+		})
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("refused runs created %s", out)
+	}
+	// The partial-sample error names the byte offset.
+	var stdout, stderr bytes.Buffer
+	realMain([]string{"sort", "--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, &stdout, &stderr)
+	if !strings.Contains(stderr.String(), "12") {
+		t.Errorf("partial sample error lacks the offset: %s", stderr.String())
+	}
+}
+
+func TestSortCommandSilentRecording(t *testing.T) {
+	// All zeros: no spikes, still a complete output.
+	dir := t.TempDir()
+	raw := writeFile(t, dir, "zero.dat", strings.Repeat("\x00", 2*2*30000))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"sort", "--input", raw, "--channels", "2", "--rate", "30000", "--gain", "0.195", "--out", out, "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	for _, name := range []string{"spikes.csv", "units.csv", "summary.png", "phy/params.py", "phy/templates.npy"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "spikes=0") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+}
