@@ -7,4 +7,42 @@
 // one-method Source interface. Every frame is checked (sync word, CRC-32C,
 // sample counter); anomalies are never skipped silently: each is counted in
 // Stats and reported as an Event carrying its device sample position.
+//
+// # Wire protocol
+//
+// A frame is a 36-byte header (sync word A5 5A C3 3C, version, type,
+// flags, payload length, channels, samples, rate, gain, 64-bit sample
+// counter, header CRC-32C), a payload and a frame CRC-32C; docs/protocol.md
+// has the byte tables. [AppendData], [AppendCommand] and [AppendReply]
+// append frames to a buffer; an [Encoder] writes them to an io.Writer.
+// Data frames carry int16 samples in time-major order; command frames
+// carry a [Command] (start, stop, set rate, set channels, ping, stimulate,
+// info) and reply frames a [Reply].
+//
+// # Where anomalies are detected
+//
+// The [Decoder] is the one place that checks a byte stream: it resyncs
+// after garbage or a bad CRC, rejects impossible frames, and follows the
+// sample counter and format of data frames, queueing an [Event] for every
+// CRC failure, run of skipped bytes, bad frame, gap (with the exact number
+// of samples lost), counter reset and format change, and counting them in
+// [Stats]. Sources built on it ([WireSource], [WireFile], the serial
+// source) attach those Events to the Block that follows them and add only
+// what the Decoder cannot see (disconnects, reconnections, frames dropped
+// on the host). [Decoder.Reconnect] carries the counter tracking across a
+// new connection.
+//
+// # Files
+//
+// [OpenRaw] and [OpenRecording] read raw int16 recordings (with their
+// recording.json sidecar, [Meta]); they refuse a file whose size does not
+// fit the channel count or the sidecar before producing anything, with a
+// [FrameError] naming the file and byte offset. [OpenWireFile] reads a
+// capture of the wire protocol. docs/formats.md describes the files.
+//
+// # Pacing
+//
+// Sources read as fast as they can. A [Pacer] (or [Paced] around any
+// Source, or RawConfig.Pace) releases Blocks at the rate the device
+// produced them, from their sample index and rate, for real-time replay.
 package device

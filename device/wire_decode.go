@@ -92,6 +92,21 @@ func (d *Decoder) Reset(r io.Reader) {
 	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, events: d.events[:0], Name: d.Name}
 }
 
+// Reconnect makes the Decoder read from r, a new connection to the same
+// device (e.g. a serial port reopened after it went away). Unlike Reset it
+// keeps Stats, pending events and the tracking of the sample counter and
+// format, so the first data frame from r is checked for a gap, reset or
+// format change against the last one before. Bytes still buffered from
+// the old reader are dropped and counted as skipped.
+func (d *Decoder) Reconnect(r io.Reader) {
+	d.skipBytes(d.w - d.r)
+	d.flushSkip()
+	d.pos += int64(d.r)
+	d.r, d.w = 0, 0
+	d.err, d.zero = nil, 0
+	d.rd = r
+}
+
 // Offset returns the number of input bytes consumed so far: the stream
 // offset just past the last frame returned or byte skipped.
 func (d *Decoder) Offset() int64 { return d.pos + int64(d.r) }

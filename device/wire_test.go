@@ -487,3 +487,24 @@ func TestDecoderBadFrames(t *testing.T) {
 		})
 	}
 }
+
+func TestDecoderReconnect(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	a, _ := encodeFrames(rng, 0, 3, 2, 10)
+	b, _ := encodeFrames(rng, 50, 2, 2, 10)
+	d := NewDecoder(bytes.NewReader(a[:len(a)-5])) // the port dies mid-frame
+	got, err := decodeAll(t, d)
+	if len(got) != 2 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("first connection: %d frames, %v", len(got), err)
+	}
+	d.TakeEvents(nil)
+	d.Reconnect(bytes.NewReader(b))
+	got, err = decodeAll(t, d)
+	ev := d.TakeEvents(nil)
+	if len(got) != 2 || !errors.Is(err, io.EOF) || len(ev) != 1 || ev[0].Kind != EventGap || ev[0].Sample != 50 || ev[0].Count != 30 {
+		t.Fatalf("after reconnect: %d frames, %v, events %v", len(got), err, ev)
+	}
+	if st := d.Stats(); st.Frames != 4 || st.LostSamples != 30 || st.Bytes != uint64(len(a)-5+len(b)) {
+		t.Fatalf("stats %+v", st)
+	}
+}
