@@ -1,0 +1,449 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
+)
+
+// ErrClosed is returned by operations on a closed Publisher.
+var ErrClosed = errors.New("stream: publisher closed")
+
+// maxKeptBuffer is the largest message buffer the publisher keeps for
+// reuse; bigger ones (large raw blocks) are let go after publishing, so
+// the queue's memory stays near QueueLen × typical message size.
+const maxKeptBuffer = 64 << 10
+
+type outMsg struct {
+	subject string
+	data    []byte
+}
+
+// Publisher publishes a rig's messages on NATS without ever blocking its
+// caller. Each Publish method encodes the message into a recycled buffer
+// and hands it to a bounded queue drained by one goroutine; if the queue
+// is full (NATS slow or away) the message is dropped and counted, and the
+// count goes out on the status subject. While disconnected, nats.go keeps
+// up to ReconnectBufSize bytes and sends them on reconnect.
+//
+// The Publish methods are safe for concurrent use; each returns false if
+// the message was dropped.
+type Publisher struct {
+	cfg   Config
+	subj  Subjects
+	nc    *nats.Conn
+	srv   *Server
+	queue chan *outMsg
+	free  chan *outMsg
+	done  chan struct{}
+	ended chan struct{}
+
+	closed  atomic.Bool
+	sent    atomic.Uint64 // messages handed to NATS
+	bytes   atomic.Uint64
+	dropped atomic.Uint64 // queue full or closed
+	errs    atomic.Uint64 // NATS refused
+
+	mu       sync.Mutex
+	subjects map[string]string // "decode/<model>", "raw/<group>" -> subject
+}
+
+// NewPublisher connects to NATS as cfg says, starting an embedded server
+// first when cfg.URLs is empty (its URL is logged and returned by
+// ServerURL), creates or updates the JetStream stream when cfg.JetStream
+// is set, and starts the publishing goroutine. Close it to drain and
+// disconnect.
+func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Rig == "" {
+		cfg.Rig = DefaultRig
+	}
+	subj, err := NewSubjects(cfg.Rig)
+	if err != nil {
+		return nil, err
+	}
+	p := &Publisher{cfg: cfg, subj: subj, subjects: map[string]string{}}
+	log := cfg.logger()
+	if cfg.Embedded() {
+		p.srv, err = StartServer(ServerConfig{Host: cfg.Host, Port: cfg.Port, JetStream: cfg.JetStream,
+			StoreDir: cfg.StoreDir, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		p.cfg.URLs = []string{p.srv.ClientURL()}
+		log.Info("embedded NATS server listening", "url", p.srv.ClientURL(), "jetstream", cfg.JetStream)
+	}
+	p.nc, err = Connect(ctx, p.cfg, "")
+	if err != nil {
+		p.shutdownServer()
+		return nil, err
+	}
+	if cfg.JetStream {
+		if err := EnsureStream(ctx, p.nc, p.cfg); err != nil {
+			p.nc.Close()
+			p.shutdownServer()
+			return nil, err
+		}
+	}
+	n := cfg.QueueLen
+	if n == 0 {
+		n = DefaultQueueLen
+	}
+	p.queue = make(chan *outMsg, n)
+	p.free = make(chan *outMsg, n)
+	for range n {
+		p.free <- &outMsg{}
+	}
+	p.done = make(chan struct{})
+	p.ended = make(chan struct{})
+	go p.loop()
+	return p, nil
+}
+
+// Subjects returns the subjects the publisher uses.
+func (p *Publisher) Subjects() Subjects { return p.subj }
+
+// Conn returns the NATS connection, to share with a Client or the control
+// service.
+func (p *Publisher) Conn() *nats.Conn { return p.nc }
+
+// ServerURL returns the URL of the embedded server, or "" when publishing
+// to external servers.
+func (p *Publisher) ServerURL() string {
+	if p.srv == nil {
+		return ""
+	}
+	return p.srv.ClientURL()
+}
+
+// PublisherStats counts what a Publisher did.
+type PublisherStats struct {
+	Sent       uint64 // messages handed to NATS (JSON twins not counted)
+	Bytes      uint64 // bytes of those messages
+	Dropped    uint64 // messages dropped because the queue was full (or the publisher closed)
+	Errors     uint64 // messages NATS refused (reconnect buffer full, connection closed)
+	Queued     int    // messages waiting in the queue now
+	Reconnects uint64 // NATS reconnects
+	Connected  bool
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() PublisherStats {
+	return PublisherStats{
+		Sent: p.sent.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load(), Errors: p.errs.Load(),
+		Queued: len(p.queue), Reconnects: p.nc.Stats().Reconnects, Connected: p.nc.IsConnected(),
+	}
+}
+
+// get takes a free message buffer, or counts a drop.
+func (p *Publisher) get() *outMsg {
+	if p.closed.Load() {
+		p.dropped.Add(1)
+		return nil
+	}
+	select {
+	case m := <-p.free:
+		return m
+	default:
+		p.dropped.Add(1)
+		return nil
+	}
+}
+
+// put enqueues m. The queue never holds more than its capacity because
+// messages are conserved between free and queue, so this never blocks.
+func (p *Publisher) put(m *outMsg) bool {
+	p.queue <- m
+	return true
+}
+
+func (p *Publisher) release(m *outMsg) {
+	if cap(m.data) > maxKeptBuffer {
+		m.data = nil
+	}
+	m.data = m.data[:0]
+	p.free <- m
+}
+
+// PublishSpikes publishes the spikes sorted from the block [first, end)
+// on spikeline.<rig>.spikes (an empty batch too: it says "no spikes
+// here"). It copies spikes; it does not allocate once the queue's buffers
+// have grown.
+func (p *Publisher) PublishSpikes(first, end uint64, rate float64, spikes []sort.Spike) bool {
+	m := p.get()
+	if m == nil {
+		return false
+	}
+	m.subject = p.subj.Spikes()
+	m.data = AppendSpikes(m.data[:0], first, end, rate, 0, spikes)
+	return p.put(m)
+}
+
+func (p *Publisher) subject(kind, name string, build func(string) (string, error)) (string, error) {
+	key := kind + "/" + name
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.subjects[key]; ok {
+		return s, nil
+	}
+	s, err := build(name)
+	if err != nil {
+		return "", err
+	}
+	p.subjects[key] = s
+	return s, nil
+}
+
+// PublishEstimate publishes one decoder output on
+// spikeline.<rig>.decode.<model>. It returns an error for an invalid model
+// name or estimate, and false if the message was dropped.
+func (p *Publisher) PublishEstimate(model string, e decode.Estimate) (bool, error) {
+	subj, err := p.subject("decode", model, p.subj.Decode)
+	if err != nil {
+		return false, err
+	}
+	msg := EstimateMsg{Header: Header{Sample: e.End, Rate: e.Rate}, Model: model, Names: e.Names, Values: e.Values}
+	return p.publishMsg(subj, &msg)
+}
+
+func (p *Publisher) publishMsg(subject string, msg interface {
+	AppendBinary([]byte) ([]byte, error)
+}) (bool, error) {
+	m := p.get()
+	if m == nil {
+		return false, nil
+	}
+	var err error
+	m.data, err = msg.AppendBinary(m.data[:0])
+	if err != nil {
+		p.release(m)
+		return false, err
+	}
+	m.subject = subject
+	return p.put(m), nil
+}
+
+// PublishStatus publishes s on spikeline.<rig>.status after filling in the
+// publisher's own counters (Sent, PublishDropped, PublishErrors,
+// Reconnects).
+func (p *Publisher) PublishStatus(s *Status) (bool, error) {
+	st := p.Stats()
+	s.Sent, s.PublishDropped, s.PublishErrors, s.Reconnects = st.Sent, st.Dropped, st.Errors, st.Reconnects
+	return p.publishMsg(p.subj.Status(), s)
+}
+
+// PublishEvents publishes events on spikeline.<rig>.events. sample is the
+// last device sample seen when they were raised.
+func (p *Publisher) PublishEvents(sample uint64, rate float64, events []Event) bool {
+	if len(events) == 0 {
+		return true
+	}
+	ok, _ := p.publishMsg(p.subj.Events(), &EventBatch{Header: Header{Sample: sample, Rate: rate}, Events: events})
+	return ok
+}
+
+// PublishLinkEvents publishes the link events a block carries (gaps, CRC
+// errors, reconnects...). It does nothing for a block without events.
+func (p *Publisher) PublishLinkEvents(b *device.Block) bool {
+	if len(b.Events) == 0 {
+		return true
+	}
+	var buf [8]Event
+	ev := buf[:0]
+	for _, e := range b.Events {
+		ev = append(ev, LinkEvent(e))
+	}
+	return p.PublishEvents(b.First, b.Rate, ev)
+}
+
+// PublishTemplates publishes templates on spikeline.<rig>.templates; full
+// says they are every current template (a snapshot) rather than the new
+// and changed ones.
+func (p *Publisher) PublishTemplates(sample uint64, rate float64, templates []sort.Template, full bool) (bool, error) {
+	var flags uint16
+	if full {
+		flags = FlagFullSnapshot
+	}
+	return p.publishMsg(p.subj.Templates(), &TemplateBatch{Header: Header{Flags: flags, Sample: sample, Rate: rate}, Templates: templates})
+}
+
+// PublishRaw publishes channels [firstChannel, firstChannel+n) of b on
+// spikeline.<rig>.raw.<group>, n = channels of the group; pass
+// firstChannel 0 and n = b.Channels for the whole block. filtered marks
+// band-passed samples.
+func (p *Publisher) PublishRaw(group string, b *device.Block, firstChannel, n int, filtered bool) (bool, error) {
+	subj, err := p.subject("raw", group, p.subj.Raw)
+	if err != nil {
+		return false, err
+	}
+	if firstChannel < 0 || n <= 0 || firstChannel+n > b.Channels {
+		return false, fmt.Errorf("stream: raw group %s: channels [%d, %d) outside the block's %d", group, firstChannel, firstChannel+n, b.Channels)
+	}
+	m := p.get()
+	if m == nil {
+		return false, nil
+	}
+	var flags uint16
+	if filtered {
+		flags = FlagFiltered
+	}
+	m.subject = subj
+	m.data = appendHeader(m.data[:0], TypeRaw, flags, b.First, b.Rate, 0)
+	m.data = le.AppendUint32(m.data, uint32(n))
+	m.data = le.AppendUint32(m.data, uint32(firstChannel))
+	m.data = le.AppendUint64(m.data, math.Float64bits(b.Gain))
+	m.data = le.AppendUint32(m.data, uint32(b.Len()))
+	m.data = le.AppendUint32(m.data, 0)
+	for t := range b.Len() {
+		row := b.Samples[t*b.Channels+firstChannel : t*b.Channels+firstChannel+n]
+		for _, v := range row {
+			m.data = le.AppendUint16(m.data, uint16(v))
+		}
+	}
+	return p.put(m), nil
+}
+
+func (p *Publisher) loop() {
+	defer close(p.ended)
+	for {
+		select {
+		case m := <-p.queue:
+			p.send(m)
+		case <-p.done:
+			for {
+				select {
+				case m := <-p.queue:
+					p.send(m)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *Publisher) send(m *outMsg) {
+	le.PutUint64(m.data[publishedOffset:], uint64(time.Now().UnixNano()))
+	if err := p.nc.Publish(m.subject, m.data); err != nil {
+		p.errs.Add(1)
+	} else {
+		p.sent.Add(1)
+		p.bytes.Add(uint64(len(m.data)))
+		if p.cfg.JSON {
+			p.sendJSON(m)
+		}
+	}
+	p.release(m)
+}
+
+func (p *Publisher) sendJSON(m *outMsg) {
+	msg, err := Decode(m.data)
+	if err != nil {
+		return
+	}
+	j, err := json.Marshal(msg)
+	if err != nil {
+		return
+	}
+	if p.nc.Publish(JSON(m.subject), j) != nil {
+		p.errs.Add(1)
+	}
+}
+
+// Close stops accepting messages, publishes what is queued, flushes NATS
+// (waiting at most until ctx ends) and disconnects; it shuts down the
+// embedded server if the publisher started one. Messages still in
+// nats.go's reconnect buffer when ctx ends are lost.
+func (p *Publisher) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(p.done)
+	var err error
+	select {
+	case <-p.ended:
+	case <-ctx.Done():
+		err = fmt.Errorf("stream: close: queue not drained: %w", ctx.Err())
+	}
+	if p.nc.IsConnected() {
+		fctx := ctx
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+		}
+		if ferr := p.nc.FlushWithContext(fctx); ferr != nil && err == nil {
+			err = fmt.Errorf("stream: close: flush: %w", ferr)
+		}
+	}
+	p.nc.Close()
+	p.shutdownServer()
+	return err
+}
+
+func (p *Publisher) shutdownServer() {
+	if p.srv != nil {
+		p.srv.Shutdown()
+	}
+}
+
+// StreamName is the JetStream stream that captures a rig's spikes,
+// decoder output, events and templates.
+func StreamName(rig string) string { return "SPIKELINE_" + rig }
+
+// EnsureStream creates or updates the JetStream stream of cfg's rig:
+// file storage, subjects spikeline.<rig>.{spikes,decode.*,events,templates}
+// (binary only), limited by cfg.StreamMaxAge and StreamMaxBytes.
+func EnsureStream(ctx context.Context, nc *nats.Conn, cfg Config) error {
+	rig := cfg.rig()
+	s, err := NewSubjects(rig)
+	if err != nil {
+		return err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("stream: JetStream: %w", err)
+	}
+	age := cfg.StreamMaxAge
+	if age == 0 {
+		age = DefaultStreamMaxAge
+	}
+	maxBytes := cfg.StreamMaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
+	dec, _ := s.Decode("x")
+	sc := jetstream.StreamConfig{
+		Name:        StreamName(rig),
+		Description: "spikeline capture of rig " + rig,
+		Subjects:    []string{s.Spikes(), dec[:len(dec)-1] + "*", s.Events(), s.Templates()},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      age,
+		MaxBytes:    maxBytes,
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("stream: JetStream stream %s: %s", sc.Name, cfg.Redact(err.Error()))
+	}
+	return nil
+}
