@@ -247,8 +247,10 @@ type Emulator struct {
 	unplugReq time.Duration // on-demand unplug pending (> 0)
 	resetReq  bool
 
-	poke   chan struct{}   // wakes the pump for an on-demand fault
-	srcReq chan srcRequest // work for the pump
+	ended   chan struct{}
+	endOnce sync.Once
+	poke    chan struct{}   // wakes the pump for an on-demand fault
+	srcReq  chan srcRequest // work for the pump
 }
 
 // NewEmulator returns an Emulator serving src with cfg.
@@ -278,6 +280,7 @@ func NewEmulator(src device.Source, cfg EmulatorConfig) *Emulator {
 		replyRNG:  rand.New(rand.NewPCG(cfg.Seed, 0x5851f42d4c957f2d)),
 		streaming: !cfg.WaitForStart,
 		poke:      make(chan struct{}, 1),
+		ended:     make(chan struct{}),
 		srcReq:    make(chan srcRequest),
 	}
 	e.dataSkip = skipLength(e.dataRNG, cfg.Faults.CorruptRate)
@@ -388,6 +391,12 @@ func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 		cancel(err)
 	}()
 	err := e.stream(ctx, conn, 0)
+	if errors.Is(err, io.EOF) {
+		// The Source has ended: the device stays plugged in, silent,
+		// answering commands, until the host or the caller leaves.
+		e.markEnded()
+		err = e.serveEnded(ctx)
+	}
 	// If the context ended first (the host closed the connection, or the
 	// caller cancelled), say so rather than the write error it caused.
 	if cause := context.Cause(ctx); cause != nil {
@@ -397,6 +406,31 @@ func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	wg.Wait()
 	return err
 }
+
+// serveEnded answers the host's Source requests with io.EOF until ctx
+// ends, then returns io.EOF.
+func (e *Emulator) serveEnded(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); IsHostClosed(cause) {
+				return cause
+			}
+			return io.EOF
+		case r := <-e.srcReq:
+			r.done <- io.EOF
+		}
+	}
+}
+
+// markEnded records that the Source has ended.
+func (e *Emulator) markEnded() {
+	e.endOnce.Do(func() { close(e.ended) })
+}
+
+// Ended is closed once the Source has ended and its last frame has been
+// sent (or its fate traced).
+func (e *Emulator) Ended() <-chan struct{} { return e.ended }
 
 // errHostClosed is returned by Serve when the host closed the connection.
 var errHostClosed = errors.New("sim: host closed the connection")
@@ -419,7 +453,11 @@ func (e *Emulator) WriteStream(ctx context.Context, w io.Writer, d time.Duration
 			}
 			continue
 		}
-		if errors.Is(err, io.EOF) || errors.Is(err, errDone) {
+		if errors.Is(err, io.EOF) {
+			e.markEnded()
+			return nil
+		}
+		if errors.Is(err, errDone) {
 			return nil
 		}
 		return err
@@ -737,8 +775,12 @@ func (e *Emulator) Idle(ctx context.Context, d time.Duration) error {
 		if limit.After(end) {
 			limit = end
 		}
-		for {
+		for !e.srcEOF || e.cur.len() > 0 || e.held.channels != 0 {
 			n, err := e.nextFrame(ctx)
+			if errors.Is(err, io.EOF) {
+				e.markEnded() // the Source ended while the device was away
+				break
+			}
 			if err != nil {
 				return err
 			}
