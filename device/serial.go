@@ -86,11 +86,6 @@ type SerialStatus struct {
 	Timeouts    uint64 // commands that got no reply in time
 }
 
-// serialBlock is a Block on its way from the reader to Next.
-type serialBlock struct {
-	b Block
-}
-
 type commandResult struct {
 	r   Reply
 	err error
@@ -118,7 +113,7 @@ type SerialSource struct {
 	done   chan struct{} // closed when the reader has finished
 	closed atomic.Bool
 
-	blocks chan serialBlock
+	blocks chan Block
 	free   chan []int16
 	last   []int16 // Samples of the Block Next returned last
 	err    error   // why blocks was closed; read after it is closed
@@ -134,17 +129,15 @@ type SerialSource struct {
 	status SerialStatus
 
 	// Reader-goroutine state.
-	base       Stats // stats of decoders of earlier connections
-	own        Stats // events the SerialSource itself raised
-	pending    []Event
-	evbuf      []Event
-	expect     uint64 // counter expected next (end of the last data frame)
-	haveExpect bool
-	fresh      bool // no data frame yet on this connection
-	channels   int
-	rate       uint32
-	gain       float32
-	drop       Event // a run of frames dropped for Next falling behind (Count > 0)
+	dec      *Decoder // one for the source's life: it follows the counter across reconnections
+	own      Stats    // events the SerialSource itself raised
+	pending  []Event
+	evbuf    []Event
+	expect   uint64 // counter expected next (end of the last data frame)
+	channels int
+	rate     uint32
+	gain     float32
+	drop     Event // a run of frames dropped for Next falling behind (Count > 0)
 }
 
 // OpenSerial opens the port cfg describes and starts reading it. The
@@ -173,7 +166,7 @@ func OpenSerial(ctx context.Context, cfg SerialConfig) (*SerialSource, error) {
 	s := &SerialSource{
 		cfg:    cfg,
 		done:   make(chan struct{}),
-		blocks: make(chan serialBlock, cfg.Queue),
+		blocks: make(chan Block, cfg.Queue),
 		free:   make(chan []int16, cfg.Queue+2),
 		waits:  make(map[uint32]chan commandResult),
 	}
@@ -288,12 +281,12 @@ func (s *SerialSource) Next(ctx context.Context) (Block, error) {
 		s.last = nil
 	}
 	select {
-	case m, ok := <-s.blocks:
+	case b, ok := <-s.blocks:
 		if !ok {
 			return Block{}, s.err
 		}
-		s.last = m.b.Samples
-		return m.b, nil
+		s.last = b.Samples
+		return b, nil
 	case <-ctx.Done():
 		return Block{}, ctx.Err()
 	}
@@ -310,13 +303,11 @@ func (s *SerialSource) run(port serial.Port, path string) {
 		s.err = err
 		close(s.blocks)
 	}()
+	dec := NewDecoder(port)
+	s.dec = dec
 	for {
-		dec := NewDecoder(port)
 		dec.Name = path
-		s.fresh = true
 		rerr := s.readPort(dec)
-		s.base = addStats(s.base, dec.Stats())
-		s.pending = dec.TakeEvents(s.pending)
 		s.wmu.Lock()
 		port.Close()
 		s.port = nil
@@ -330,6 +321,8 @@ func (s *SerialSource) run(port serial.Port, path string) {
 		}
 		s.failWaiters(ErrDisconnected)
 		s.logf("device: serial port %s went away: %v", path, rerr)
+		dec.Reconnect(nil) // count the bytes left of the old connection
+		s.pending = dec.TakeEvents(s.pending)
 		s.raise(Event{Kind: EventDisconnect, Sample: s.expect, Detail: fmt.Sprintf("%s: %v", path, rerr)})
 		s.sendEventBlock()
 		if !s.cfg.Reconnect {
@@ -341,6 +334,7 @@ func (s *SerialSource) run(port serial.Port, path string) {
 			err = s.endErr()
 			return
 		}
+		dec.Reconnect(port)
 	}
 }
 
@@ -388,7 +382,7 @@ func (s *SerialSource) reopen() (serial.Port, string) {
 func (s *SerialSource) raise(e Event) {
 	s.own.Add(e)
 	s.pending = append(s.pending, e)
-	s.publish(nil)
+	s.publish()
 }
 
 // readPort reads frames from one connection until a read error.
@@ -409,7 +403,7 @@ func (s *SerialSource) readPort(dec *Decoder) error {
 			s.data(dec, &f)
 		case FrameReply:
 			s.reply(f.Reply)
-			s.publish(dec)
+			s.publish()
 		}
 	}
 }
@@ -417,26 +411,6 @@ func (s *SerialSource) readPort(dec *Decoder) error {
 // data turns a data frame into a queued Block.
 func (s *SerialSource) data(dec *Decoder, f *Frame) {
 	n := uint64(f.Len())
-	if s.fresh {
-		// The first frame on a new connection: the Decoder has nothing
-		// to compare it with, the SerialSource does.
-		s.fresh = false
-		if s.haveExpect {
-			if f.Channels != s.channels || f.Rate != s.rate || f.Gain != s.gain {
-				s.raise(Event{Kind: EventFormat, Sample: f.Counter,
-					Detail: fmt.Sprintf("%d channels at %d Hz, %g µV/count -> %d channels at %d Hz, %g µV/count (across reconnection)",
-						s.channels, s.rate, s.gain, f.Channels, f.Rate, f.Gain)})
-			}
-			switch {
-			case f.Counter > s.expect:
-				s.raise(Event{Kind: EventGap, Sample: f.Counter, Count: f.Counter - s.expect, Detail: "across reconnection"})
-			case f.Counter < s.expect:
-				s.raise(Event{Kind: EventReset, Sample: f.Counter,
-					Detail: fmt.Sprintf("counter went back from %d to %d across reconnection", s.expect, f.Counter)})
-			}
-		}
-	}
-	s.haveExpect = true
 	s.expect = f.Counter + n
 	s.channels, s.rate, s.gain = f.Channels, f.Rate, f.Gain
 
@@ -457,7 +431,7 @@ func (s *SerialSource) data(dec *Decoder, f *Frame) {
 		s.mu.Lock()
 		s.status.Overruns++
 		s.mu.Unlock()
-		s.publish(dec)
+		s.publish()
 		return
 	}
 	var buf []int16
@@ -482,8 +456,8 @@ func (s *SerialSource) data(dec *Decoder, f *Frame) {
 		clear(s.pending)
 		s.pending = s.pending[:0]
 	}
-	s.publish(dec)
-	s.blocks <- serialBlock{b}
+	s.publish()
+	s.blocks <- b
 }
 
 // flushDrop turns a finished run of dropped frames into a gap event. The
@@ -512,14 +486,14 @@ func (s *SerialSource) sendEventBlock() {
 	}
 	clear(s.pending)
 	s.pending = s.pending[:0]
-	s.blocks <- serialBlock{b}
+	s.blocks <- b
 }
 
-// publish refreshes the Stats in status from the decoder (nil: none).
-func (s *SerialSource) publish(dec *Decoder) {
-	st := addStats(s.base, s.own)
-	if dec != nil {
-		st = addStats(st, dec.Stats())
+// publish refreshes the Stats in status.
+func (s *SerialSource) publish() {
+	st := s.own
+	if s.dec != nil {
+		st = addStats(st, s.dec.Stats())
 	}
 	s.mu.Lock()
 	s.status.Stats = st
