@@ -21,7 +21,8 @@ type Config struct {
 	Duration uint64
 
 	// Units per channel are drawn uniformly from MinUnits..MaxUnits.
-	// Defaults 0..4. Set MinUnits = MaxUnits to fix the count.
+	// Defaults 0..4. Set MinUnits = MaxUnits to fix the count; a negative
+	// MaxUnits means no units at all (noise-only recordings).
 	MinUnits, MaxUnits int
 	// MinPeakUV, MaxPeakUV bound the trough amplitude of the raw unit
 	// templates (log-uniform); defaults 30 and 300 µV.
@@ -30,7 +31,7 @@ type Config struct {
 	// NoiseUV is the rms of the background noise in the 300–6000 Hz spike
 	// band (white + 1/f + multi-unit hum), averaged over channels; default
 	// 7 µV. Channels vary around it by ±NoiseSpread (fraction, default
-	// 0.15); the exact level of each channel is Unit.NoiseUV / ChannelNoise.
+	// 0.15, negative for none); Sim.NoiseUV gives each channel's level.
 	NoiseUV     float64
 	NoiseSpread float64
 	// HumFraction is the share of the spike-band noise variance that comes
@@ -61,7 +62,7 @@ type Config struct {
 	// its slow drift cycle (periods of 2–10 minutes); default 0.1.
 	Drift float64
 	// TunedFraction of the units are cosine-tuned to the behaviour; the
-	// rest fire at their baseline. Default 0.75.
+	// rest fire at their baseline. Default 0.75; negative for none.
 	TunedFraction float64
 
 	NoNoise     bool // no background noise or hum (ground-truth tests)
@@ -110,7 +111,10 @@ func (c Config) withDefaults() Config {
 	if c.BlockSamples == 0 {
 		c.BlockSamples = int(math.Max(1, math.Round(c.Rate/1000)))
 	}
-	if c.MinUnits == 0 && c.MaxUnits == 0 {
+	switch {
+	case c.MaxUnits < 0:
+		c.MinUnits, c.MaxUnits = 0, 0
+	case c.MinUnits == 0 && c.MaxUnits == 0:
 		c.MaxUnits = 4
 	}
 	def(&c.MinPeakUV, 30)
@@ -129,6 +133,8 @@ func (c Config) withDefaults() Config {
 	def(&c.ArtifactUV, 1500)
 	def(&c.Drift, 0.1)
 	def(&c.TunedFraction, 0.75)
+	c.TunedFraction = max(c.TunedFraction, 0)
+	c.NoiseSpread = max(c.NoiseSpread, 0)
 	b := &c.Behaviour
 	if b.Model == "" {
 		b.Model = "ou"
@@ -140,6 +146,10 @@ func (c Config) withDefaults() Config {
 	def(&b.Rate, 1000)
 	return c
 }
+
+// Validate reports the first impossible field of c (after defaults), as
+// New would, without building anything.
+func (c Config) Validate() error { return c.withDefaults().validate() }
 
 // validate reports the first impossible field of a defaulted Config.
 func (c Config) validate() error {

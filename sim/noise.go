@@ -190,16 +190,36 @@ func newTileBank(cfg *Config) *tileBank {
 	return tb
 }
 
-// lfpSource is one 1/f LFP generator with theta (7 Hz) and beta (20 Hz)
-// rhythms, stepped at about 1 kHz; unit variance.
+// lfpSource is one 1/f² LFP generator with theta (7 Hz) and beta (20 Hz)
+// rhythms, stepped at about 1 kHz and low-passed at 100 Hz (4th-order
+// Butterworth) so that it stays out of the spike band; unit variance.
 type lfpSource struct {
 	y, t1, t2, b1, b2 float64
+	z                 [4]float64 // low-pass state
 }
 
 type lfpParams struct {
 	a, ga        float64 // brown component: AR(1)
 	tc1, tc2, gt float64 // theta resonator AR(2) coefficients and gain
 	bc1, bc2, gb float64 // beta resonator
+	lp           []sort.Section
+}
+
+// lowPass4 is a 4th-order Butterworth low-pass at fc as two biquads
+// (bilinear transform with prewarping, RBJ form with the Butterworth Qs).
+func lowPass4(fc, fs float64) []sort.Section {
+	var sec []sort.Section
+	w := 2 * math.Pi * fc / fs
+	cw, sw := math.Cos(w), math.Sin(w)
+	for _, q := range []float64{0.5411961001461969, 1.3065629648763766} {
+		alpha := sw / (2 * q)
+		a0 := 1 + alpha
+		sec = append(sec, sort.Section{
+			B0: (1 - cw) / 2 / a0, B1: (1 - cw) / a0, B2: (1 - cw) / 2 / a0,
+			A1: -2 * cw / a0, A2: (1 - alpha) / a0,
+		})
+	}
+	return sec
 }
 
 func newLFPParams(lrate float64) lfpParams {
@@ -220,6 +240,7 @@ func newLFPParams(lrate float64) lfpParams {
 	p.ga = math.Sqrt(0.8 / varA)
 	p.gt = math.Sqrt(0.15 / vt)
 	p.gb = math.Sqrt(0.05 / vb)
+	p.lp = lowPass4(math.Min(100, 0.2*lrate), lrate)
 	return p
 }
 
@@ -229,7 +250,14 @@ func (s *lfpSource) step(p *lfpParams, r *rand.Rand) float64 {
 	s.t2, s.t1 = s.t1, t
 	b := p.bc1*s.b1 + p.bc2*s.b2 + r.NormFloat64()
 	s.b2, s.b1 = s.b1, b
-	return p.ga*s.y + p.gt*t + p.gb*b
+	v := p.ga*s.y + p.gt*t + p.gb*b
+	for k, c := range p.lp {
+		y := c.B0*v + s.z[2*k]
+		s.z[2*k] = c.B1*v - c.A1*y + s.z[2*k+1]
+		s.z[2*k+1] = c.B2*v - c.A2*y
+		v = y
+	}
+	return v
 }
 
 // Artifact is one simulated movement artifact, common to all channels
