@@ -180,9 +180,7 @@ func AppendData(dst []byte, counter uint64, rate uint32, gain float32, channels 
 	b := dst[start:]
 	putHeader(b, FrameData, flags, payload, channels, n, rate, gain, counter)
 	p := b[HeaderSize : HeaderSize+payload]
-	for i, s := range samples {
-		binary.LittleEndian.PutUint16(p[2*i:], uint16(s))
-	}
+	encodeInt16(p, samples)
 	return appendTrailer(dst, start)
 }
 

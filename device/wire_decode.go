@@ -348,14 +348,6 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 	return f, nil
 }
 
-// decodeInt16 converts little-endian int16 bytes p into s; len(p) == 2*len(s).
-func decodeInt16(s []int16, p []byte) {
-	p = p[:2*len(s)]
-	for i := range s {
-		s[i] = int16(uint16(p[2*i]) | uint16(p[2*i+1])<<8)
-	}
-}
-
 // follow checks a data frame's counter and format against the previous
 // data frame and queues gap, reset and format events.
 func (d *Decoder) follow(f *Frame, off int64) {
