@@ -1,0 +1,148 @@
+package sim
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
+)
+
+func TestWriteRecording(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Channels: 6, Seed: 21, MinUnits: 1, MaxUnits: 3, ArtifactRate: 2}
+	const samples = 2*30000 + 17
+	var calls int
+	var last uint64
+	err := WriteRecording(context.Background(), dir, cfg, samples, func(done, total uint64) {
+		calls++
+		if done < last || total != samples {
+			t.Errorf("progress(%d, %d) after %d", done, total, last)
+		}
+		last = done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != samples {
+		t.Errorf("progress called %d times, last %d", calls, last)
+	}
+	meta, err := device.ReadMeta(filepath.Join(dir, MetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Channels != 6 || meta.Rate != 30000 || meta.Gain != 0.195 || meta.Samples != samples || meta.Seed != 21 || meta.DataFile != DataFile {
+		t.Errorf("meta = %+v", meta)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, DataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 2*6*samples {
+		t.Fatalf("%s has %d bytes, want %d", DataFile, len(raw), 2*6*samples)
+	}
+	// The file holds exactly what the Source delivers.
+	c := cfg
+	c.Duration = samples
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, spikes, beh := collect(t, s)
+	for i, v := range data {
+		if got := int16(binary.LittleEndian.Uint16(raw[2*i:])); got != v {
+			t.Fatalf("sample %d: file %d, source %d", i, got, v)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, SpikesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gt, err := sort.ReadSpikesCSV(f, SpikesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gt) != len(spikes) || len(gt) == 0 {
+		t.Fatalf("%s has %d spikes, source %d", SpikesFile, len(gt), len(spikes))
+	}
+	for i := range gt {
+		g, w := gt[i], spikes[i]
+		if g.Unit != w.Unit || g.Sample != w.Sample || g.Channel != w.Channel {
+			t.Fatalf("spike %d: file %+v, source %+v", i, g, w)
+		}
+	}
+	bf, err := os.Open(filepath.Join(dir, BehaviourFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bf.Close()
+	b, err := decode.ReadBehaviourCSV(bf, BehaviourFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(b.Names, []string{"vx", "vy"}) || b.Len() != len(beh) {
+		t.Fatalf("behaviour: names %v, %d rows, want vx,vy and %d", b.Names, b.Len(), len(beh))
+	}
+	units := readCSV(t, filepath.Join(dir, UnitsFile))
+	if len(units)-1 != len(s.Units()) {
+		t.Fatalf("%s has %d rows, want %d", UnitsFile, len(units)-1, len(s.Units()))
+	}
+	for i, u := range s.Units() {
+		row := units[i+1]
+		id, _ := strconv.Atoi(row[0])
+		snr, err := strconv.ParseFloat(row[3], 64)
+		if id != int(u.ID) || err != nil || snr <= 0 || row[7] != strconv.FormatBool(u.Tuned) {
+			t.Errorf("units row %v for unit %+v", row, u.ID)
+		}
+	}
+	tm := readCSV(t, filepath.Join(dir, TemplatesFile))
+	if len(tm)-1 != len(s.Units()) || len(tm[1]) != 3+len(s.Units()[0].Template) {
+		t.Errorf("%s: %d rows of %d fields", TemplatesFile, len(tm), len(tm[1]))
+	}
+	art := readCSV(t, filepath.Join(dir, ArtifactsFile))
+	if len(art) < 2 {
+		t.Errorf("%s: no artifacts at 2 per second", ArtifactsFile)
+	}
+}
+
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
+}
+
+func TestWriteRecordingErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteRecording(context.Background(), dir, Config{Channels: 1}, 0, nil); err == nil {
+		t.Error("0 samples accepted")
+	}
+	if err := WriteRecording(context.Background(), dir, Config{}, 10, nil); err == nil {
+		t.Error("0 channels accepted")
+	}
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	if err := WriteRecording(context.Background(), filepath.Join(file, "x"), Config{Channels: 1}, 10, nil); err == nil {
+		t.Error("directory under a file accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := WriteRecording(ctx, dir, Config{Channels: 1}, 10, nil); err == nil {
+		t.Error("cancelled context ignored")
+	}
+}
