@@ -7,4 +7,110 @@
 // device.Source, or as a headstage emulator serving the wire protocol on a
 // pseudo-terminal, a TCP socket or a file, with fault injection. It is the
 // httptest of this project.
+//
+// # Using the generator
+//
+// [New] builds a [Sim] from a [Config] whose zero fields take defaults
+// (30 kHz, 0.195 µV/count, 0–4 units per channel, 7 µV band noise…).
+// [Sim.Next] returns time-major int16 [device.Block]s forever, or until
+// Config.Duration samples. Between calls, [Sim.TakeSpikes] and
+// [Sim.TakeBehaviour] drain the ground truth for the samples delivered so
+// far, and [Sim.Units] describes every unit. [WriteRecording] writes a
+// recording and its ground truth to a directory (the `spikeline sim`
+// command); [PlotPNG] draws a few seconds of it.
+//
+// Everything is a pure function of the Config: the same seed gives the
+// same bytes whatever the block size (the generator works in fixed
+// internal chunks of about 1024 samples and slices Blocks out of them).
+// Channels are generated in parallel, one goroutine per core.
+//
+// # The signal
+//
+// On channel c at sample n, in µV before quantisation to counts of Gain:
+//
+//	x_c(n) = noise_c(n) + Σ_units spikes_u(n) + lfp_g(n) + a_g·mains(n) + k_g·artifact(n) + dc_c
+//
+// where g is the channel's group of GroupChannels adjacent channels
+// (a shank neighbourhood sharing LFP, mains pick-up and artifact
+// coupling), and saturates at the int16 range like a real amplifier.
+//
+//   - noise_c: white + 1/f noise (equal power at 500 Hz), rolled off by a
+//     3rd-order 7.5 kHz anti-alias low-pass and a 0.5 Hz high-pass, plus
+//     multi-unit hum (40 small distant units per noise tile, HumFraction of
+//     the band variance). It is the sum of two precomputed, seamlessly
+//     periodic tiles (lengths 2^16 and 3^10, coprime: the sum repeats after
+//     35.8 h at 30 kHz) read at per-channel random offsets. Each tile is
+//     calibrated so that its rms after the 300–6000 Hz band-pass (the
+//     sorter's 3rd-order Butterworth) is exact; [Sim.NoiseUV] reports each
+//     channel's band rms, which varies ±NoiseSpread around NoiseUV. Noise of
+//     different channels is uncorrelated at equal times.
+//   - spikes_u: the unit's raw template (below) at each spike, at a random
+//     sub-sample phase (one of 4), scaled by drift and burst attenuation.
+//   - lfp_g: 1/f² noise with theta (7 Hz) and beta (20 Hz) rhythms,
+//     low-passed at 100 Hz, stepped at 1 kHz and interpolated, rms LFPUV;
+//     0.8 of it is common to all groups, 0.6 its own (unit variance).
+//   - mains: MainsUV·(sin(2πf n/rate + φ₁) + sin(3·2πf n/rate + φ₃)/3),
+//     with a_g uniform in 0.5–1.5.
+//   - artifact: movement artifacts at Poisson times (ArtifactRate per s),
+//     P·(1−e^{−t/τr})·e^{−t/τd} normalised to a peak P of ±ArtifactUV·
+//     U(0.6, 1.4), τr 0.2–1 ms, τd 5–30 ms, coupling k_g uniform in 0.5–1.5.
+//     [Sim.Artifacts] lists them.
+//   - dc_c: uniform in ±DCOffsetUV.
+//
+// # Units
+//
+// Each channel has MinUnits..MaxUnits units (uniform), recorded on that
+// channel only. A template is
+//
+//	w(t) = A·[−g(t) + P·e^{−(t−tp)²/2σp²} + Q·e^{−(t+tq)²/2σq²}]
+//
+// shifted and normalised so that its minimum is exactly −A at t = 0, where
+// g is a Gaussian trough with different widths before and after the
+// minimum, P the repolarisation peak and Q an optional initial positive
+// phase (half of the units are triphasic). Narrow (fast-spiking, 30%)
+// units have trough-to-peak times of 0.25–0.45 ms and fire at 5–30 Hz;
+// broad units 0.45–1.2 ms and 1–15 Hz. A is log-uniform in
+// MinPeakUV..MaxPeakUV (30–300 µV); units of the same kind on a channel
+// differ in amplitude by at least 15% (shapes may still be similar). The
+// window is −1 to +2.5 ms with tapered ends. Unit.SNR is |BandPeakUV| /
+// NoiseUV: the template's extremum after the causal 300–6000 Hz band-pass
+// over the channel's band noise rms.
+//
+// Spike times come from an inhomogeneous Poisson process with an absolute
+// refractory period R (1.5–2.5 ms broad, 1–1.5 ms narrow): after a spike
+// the hazard is zero for R, then accumulates at λ(t) until it reaches a
+// fresh Exp(1) draw. A unit with λ constant therefore fires at λ/(1+λR).
+// Broad units burst (40% of them, BurstProb 0.05–0.3): after a spike, with
+// probability BurstProb, 1–3 more spikes follow at 3–7 ms intervals with
+// amplitudes 0.85^k; the Poisson process resumes after the burst. Drift
+// scales every spike by 1 + Drift·sin(2π t/T + φ), T of 2–10 minutes.
+//
+// A ground-truth spike's Sample is the sample of the minimum of its
+// rendered raw waveform, and its Amplitude that minimum in µV.
+//
+// # Behaviour and tuning
+//
+// The behaviour is a 2-D hand velocity v = (vx, vy) in cm/s, held
+// constant over steps of 1/Behaviour.Rate (1 ms). With Model "ou" each
+// component is an Ornstein–Uhlenbeck process, exactly discretised:
+//
+//	v[k+1] = ρ·v[k] + V·√(1−ρ²)·ε,  ρ = e^{−Δt/τ},  ε ~ N(0, 1)
+//
+// so each component is stationary N(0, V²) with autocorrelation e^{−|Δ|/τ}
+// (V = Behaviour.Speed, τ = Behaviour.Tau). With Model "reach" the hand
+// holds at the centre (0.3–0.6 s), reaches to one of 8 targets 45° apart
+// along a minimum-jerk profile of 0.5–0.8 s with peak speed V, holds
+// 0.3–0.6 s and returns.
+//
+// Unit u's firing rate (Hz) at time t is the rectified cosine tuning
+//
+//	λ_u(t) = max(0, b_u + m_u·(vx(t+L)·cos θ_u + vy(t+L)·sin θ_u) / V)
+//
+// with baseline b_u (Unit.BaselineHz), modulation depth m_u
+// (Unit.ModulationHz, 0.5–1.2·b_u for tuned units, 0 for the untuned
+// 1−TunedFraction), preferred direction θ_u (Unit.PreferredDir, uniform)
+// and lead L (Behaviour.Lead, default 0). For "ou", (v·d)/V is N(0, 1), so
+// a tuned unit's rate is b + m·N(0,1) rectified; the expected spike count
+// in a bin is ∫λ dt reduced by the refractory factor above (and raised by
+// bursts). That is everything a decoder needs to compute its optimum.
 package sim
