@@ -24,6 +24,25 @@
 // internal chunks of about 1024 samples and slices Blocks out of them).
 // Channels are generated in parallel, one goroutine per core.
 //
+// # The headstage emulator
+//
+// [NewEmulator] serves any device.Source as a headstage speaking the wire
+// protocol (docs/protocol.md): data frames of EmulatorConfig.FrameSamples,
+// paced at real time (or Speed×, or Unpaced), and replies to host commands
+// — start/stop, set channels (the emulator subsets them), set rate (if
+// the Source is a [RateSetter]), ping, stimulate (acknowledged, passed to
+// a [Stimulator]), info (JSON). [Emulator.ServePTY] publishes a
+// pseudo-terminal at a stable symlink that an unplug removes and re-points
+// to a fresh pty, like a USB device leaving and returning;
+// [Emulator.ServeTCP] serves one host at a time; [Emulator.WriteStream]
+// writes a capture. [Faults] are seeded and scheduled in device time:
+// byte corruption, dropped frames, unplugs, counter resets; a host that
+// stops reading overflows the device buffer (MaxLag). The device clock
+// runs on while the host is away, so the 64-bit counter tells the host
+// exactly what it lost, and EmulatorConfig.Trace reports every frame's
+// fate as ground truth. [TestPattern] is a Source whose every sample can
+// be checked (`spikeline sim serve --pattern`).
+//
 // # The signal
 //
 // On channel c at sample n, in µV before quantisation to counts of Gain:
