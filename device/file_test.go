@@ -243,3 +243,29 @@ func TestWireFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// BenchmarkRawRead measures reading a raw 64-channel file into Blocks of
+// 1024 samples (bytes of file per second).
+func BenchmarkRawRead(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "bench.dat")
+	const channels, n = 64, 1 << 15
+	if err := os.WriteFile(path, make([]byte, 2*channels*n), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	src, err := OpenRaw(path, RawConfig{Channels: channels, Rate: 30000, Gain: 0.195})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	ctx := context.Background()
+	b.SetBytes(2 * channels * DefaultBlockSamples)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := src.Next(ctx); err == io.EOF {
+			src.Seek(0)
+		} else if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

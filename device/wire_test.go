@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -254,8 +255,13 @@ func fakeSync(s []int16, i int) {
 // random byte corruption, and checks that exactly the intact frames are
 // delivered, in order, and that every CRC failure, gap and skipped byte is
 // counted exactly.
+// SPIKELINE_LONG=1 runs 200 seeds instead of 8.
 func TestDecoderCorruption(t *testing.T) {
-	for seed := range uint64(8) {
+	seeds := uint64(8)
+	if os.Getenv("SPIKELINE_LONG") != "" {
+		seeds = 200
+	}
+	for seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 99))
 			const channels, n = 4, 8
