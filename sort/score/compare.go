@@ -161,11 +161,14 @@ func units(spikes []sort.Spike) (ids []int32, index map[int32]int, count []int, 
 	count = make([]int, len(ids))
 	chCount := make([]map[int32]int, len(ids))
 	ev = make([]event, 0, len(spikes))
+	lastUnit, i := int32(0), 0
 	for _, s := range spikes {
 		if s.Unit == 0 {
 			continue
 		}
-		i := index[s.Unit]
+		if s.Unit != lastUnit {
+			lastUnit, i = s.Unit, index[s.Unit]
+		}
 		count[i]++
 		if s.Channel >= 0 {
 			if chCount[i] == nil {
@@ -185,12 +188,10 @@ func units(spikes []sort.Spike) (ids []int32, index map[int32]int, count []int, 
 			}
 		}
 	}
-	slices.SortFunc(ev, func(a, b event) int {
-		if c := cmp.Compare(a.sample, b.sample); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.unit, b.unit)
-	})
+	bySample := func(a, b event) int { return cmp.Compare(a.sample, b.sample) }
+	if !slices.IsSortedFunc(ev, bySample) { // sorters and simulators emit in time order
+		slices.SortFunc(ev, bySample)
+	}
 	return ids, index, count, channel, ev
 }
 
@@ -209,54 +210,77 @@ func Compare(gt, sorted []sort.Spike, rate float64, opts Options) (*Comparison, 
 	var gtEv, soEv []event
 	c.GTUnits, c.gtIndex, c.gtCount, gtChannel, gtEv = units(gt)
 	c.SortedUnits, c.sortedIndex, c.sortedCount, c.sortedChannel, soEv = units(sorted)
-	c.pairs = matchCounts(gtEv, soEv, len(c.SortedUnits), uint64(c.DeltaFrames))
+	c.pairs = matchCounts(gtEv, soEv, len(c.GTUnits), len(c.SortedUnits), uint64(c.DeltaFrames))
 	c.pair(gtChannel)
 	return c, nil
 }
 
-// matchCounts sweeps both time-sorted event lists once and returns, per
-// unit pair that has any match, the size of the maximum one-to-one
-// matching of their trains within ±delta samples and the summed lag.
+// denseLimit is the most unit pairs matchCounts keeps in a dense table
+// (16 bytes each); beyond it a map holds the pairs that coincide.
+const denseLimit = 1 << 21
+
+// matchCounts returns, per unit pair that has any match, the size of the
+// maximum one-to-one matching of their trains within ±delta samples and
+// the summed lag. gt and so are sorted by sample; nGT and nSorted are the
+// unit counts.
 //
-// Ground-truth spikes are visited in time order; each is matched, for
+// One sweep visits the ground-truth spikes in time order with a sliding
+// window over the sorted spikes. Each ground-truth spike is matched, for
 // every sorted unit, to the earliest sorted spike of that unit within its
-// window that no earlier ground-truth spike of the same unit took. With
+// window that no earlier spike of the same ground-truth unit took. With
 // windows of equal width this greedy matching is maximum.
-func matchCounts(gt, so []event, nSorted int, delta uint64) map[pairKey]pairCount {
+func matchCounts(gt, so []event, nGT, nSorted int, delta uint64) map[pairKey]pairCount {
 	type state struct {
-		matches int
-		lagSum  int64
-		lastSo  int // index in so of the last sorted spike matched (-1: none)
-		lastGT  int // index in gt of the last ground-truth spike matched
+		matches int32
+		lastGT  int32 // index in gt of the last ground-truth spike matched, -1: none
+		lastSo  int32 // index in so of the last sorted spike matched, -1: none
+		lagSum  int32 // |lag| <= delta, so this holds 2^31/delta matches
 	}
-	idx := map[pairKey]int{}
-	var st []state
+	fresh := state{lastGT: -1, lastSo: -1}
+	var dense []state
+	var sparse map[pairKey]*state
+	if nGT*nSorted <= denseLimit {
+		dense = make([]state, nGT*nSorted)
+		for i := range dense {
+			dense[i] = fresh
+		}
+	} else {
+		sparse = map[pairKey]*state{}
+	}
 	lo := 0
 	for i, g := range gt {
 		for lo < len(so) && so[lo].sample+delta < g.sample {
 			lo++
 		}
 		for j := lo; j < len(so) && so[j].sample <= g.sample+delta; j++ {
-			k := pairKey{g.unit, so[j].unit}
-			p, ok := idx[k]
-			if !ok {
-				p = len(st)
-				idx[k] = p
-				st = append(st, state{lastSo: -1, lastGT: -1})
+			var s *state
+			if dense != nil {
+				s = &dense[int(g.unit)*nSorted+int(so[j].unit)]
+			} else {
+				k := pairKey{g.unit, so[j].unit}
+				if s = sparse[k]; s == nil {
+					s = new(state)
+					*s = fresh
+					sparse[k] = s
+				}
 			}
-			s := &st[p]
-			if s.lastGT == i || j <= s.lastSo {
+			if s.lastGT == int32(i) || int32(j) <= s.lastSo {
 				continue
 			}
 			s.matches++
-			s.lagSum += int64(so[j].sample) - int64(g.sample)
-			s.lastSo, s.lastGT = j, i
+			s.lagSum += int32(int64(so[j].sample) - int64(g.sample))
+			s.lastSo, s.lastGT = int32(j), int32(i)
 		}
 	}
-	out := make(map[pairKey]pairCount, len(idx))
-	for k, p := range idx {
-		if st[p].matches > 0 {
-			out[k] = pairCount{st[p].matches, st[p].lagSum}
+	out := map[pairKey]pairCount{}
+	for k, s := range dense {
+		if s.matches > 0 {
+			out[pairKey{int32(k / nSorted), int32(k % nSorted)}] = pairCount{int(s.matches), int64(s.lagSum)}
+		}
+	}
+	for k, s := range sparse {
+		if s.matches > 0 {
+			out[k] = pairCount{int(s.matches), int64(s.lagSum)}
 		}
 	}
 	return out
