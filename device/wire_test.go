@@ -514,3 +514,81 @@ func TestDecoderReconnect(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// rawFrame seals an arbitrary payload in a frame of type typ.
+func rawFrame(typ FrameType, payload []byte) []byte {
+	b := make([]byte, HeaderSize, HeaderSize+len(payload)+TrailerSize)
+	putHeader(b, typ, 0, len(payload), 0, 0, 0, 0, 0)
+	b = append(b, payload...)
+	return appendTrailer(b, 0)
+}
+
+// TestControlPayloads is a table of command and reply payloads: each is
+// either decoded to the given value or refused as a bad frame.
+func TestControlPayloads(t *testing.T) {
+	le := binary.LittleEndian
+	cmd := func(op Op, args ...byte) []byte {
+		return append([]byte{9, 0, 0, 0, byte(op), 0, 0, 0}, args...)
+	}
+	reply := func(msgLen uint16, msg string) []byte {
+		p := make([]byte, replyFixed)
+		le.PutUint32(p, 9)
+		p[4], p[5] = byte(OpInfo), byte(StatusOK)
+		le.PutUint16(p[6:], msgLen)
+		return append(p, msg...)
+	}
+	nan := le.AppendUint32(nil, math.Float32bits(float32(math.NaN())))
+	stim := func(amp []byte) []byte {
+		a := make([]byte, 16, 24)
+		a = append(a, amp...)
+		return append(a, 1, 0, 0, 0)
+	}
+	cases := []struct {
+		name    string
+		typ     FrameType
+		payload []byte
+		want    any // Command, Reply, or nil for a bad frame
+	}{
+		{"start", FrameCommand, cmd(OpStart), Command{Seq: 9, Op: OpStart}},
+		{"start with args", FrameCommand, cmd(OpStart, 1), nil},
+		{"short", FrameCommand, []byte{1, 2, 3}, nil},
+		{"set_rate", FrameCommand, cmd(OpSetRate, 0x20, 0x4e, 0, 0), Command{Seq: 9, Op: OpSetRate, Rate: 20000}},
+		{"set_rate 0", FrameCommand, cmd(OpSetRate, 0, 0, 0, 0), nil},
+		{"set_rate short", FrameCommand, cmd(OpSetRate, 1), nil},
+		{"set_channels", FrameCommand, cmd(OpSetChannels, 2, 0, 0, 0, 5, 0, 7, 0), Command{Seq: 9, Op: OpSetChannels, Channels: []uint16{5, 7}}},
+		{"set_channels none", FrameCommand, cmd(OpSetChannels, 0, 0, 0, 0), Command{Seq: 9, Op: OpSetChannels, Channels: []uint16{}}},
+		{"set_channels count too big", FrameCommand, cmd(OpSetChannels, 3, 0, 0, 0, 5, 0, 7, 0), nil},
+		{"set_channels no count", FrameCommand, cmd(OpSetChannels, 2), nil},
+		{"ping", FrameCommand, cmd(OpPing, 1, 0, 0, 0, 0, 0, 0, 0), Command{Seq: 9, Op: OpPing, PingTime: 1}},
+		{"ping short", FrameCommand, cmd(OpPing, 1, 0, 0, 0), nil},
+		{"stimulate NaN", FrameCommand, cmd(OpStimulate, stim(nan)...), nil},
+		{"stimulate", FrameCommand, cmd(OpStimulate, stim([]byte{0, 0, 0x80, 0x3f})...), Command{Seq: 9, Op: OpStimulate, Stim: Stim{AmplitudeUA: 1, Biphasic: true}}},
+		{"unknown op", FrameCommand, cmd(Op(200), 1, 2, 3), Command{Seq: 9, Op: Op(200)}},
+		{"reply", FrameReply, reply(2, "hi"), Reply{Seq: 9, Op: OpInfo, Message: "hi"}},
+		{"reply short", FrameReply, reply(0, "")[:20], nil},
+		{"reply length mismatch", FrameReply, reply(3, "hi"), nil},
+		{"reply not UTF-8", FrameReply, reply(2, "\xff\xfe"), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d := NewDecoder(bytes.NewReader(rawFrame(c.typ, c.payload)))
+			f, err := d.Next()
+			if c.want == nil {
+				if err == nil || d.Stats().BadFrames != 1 {
+					t.Fatalf("accepted %+v (%v), want a bad frame", f, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got any = f.Command
+			if c.typ == FrameReply {
+				got = f.Reply
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
