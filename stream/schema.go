@@ -99,7 +99,11 @@ type DecodeError struct {
 }
 
 func (e *DecodeError) Error() string {
-	s := fmt.Sprintf("stream: decode %s: byte %d (%s): %v", e.Type, e.Offset, e.Field, e.Err)
+	what := "message"
+	if e.Type != 0 {
+		what = e.Type.String()
+	}
+	s := fmt.Sprintf("stream: decode %s: byte %d (%s): %v", what, e.Offset, e.Field, e.Err)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/spikeline/spikeline/stream"
+)
+
+func init() {
+	register(command{
+		name:    "tap",
+		summary: "print a rig's NATS messages live, decoded (one line each, or JSON lines)",
+		run:     runTap,
+	})
+}
+
+// tapDefaultTopics are tapped when no SUBJECT is given (raw blocks are
+// left out: ask for raw.<group> or raw.* explicitly).
+var tapDefaultTopics = []string{"spikes", "decode.*", "status", "events", "templates"}
+
+func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("tap", stderr)
+	natsConfig := natsFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON lines ({\"subject\",\"received_ns\",\"message\"}) instead of text")
+	count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
+	maxSpikes := fs.Int("max-spikes", 6, "spikes listed per batch line in text output")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: spikeline tap [--rig R] [--nats URL] [--json] [--count N] [SUBJECT ...]")
+		fmt.Fprintln(stderr, "\nPrints the messages of a rig as they arrive, decoded. A SUBJECT is a full")
+		fmt.Fprintln(stderr, "subject (spikeline.rig0.spikes, wildcards allowed) or one relative to the rig:")
+		fmt.Fprintln(stderr, "spikes, decode.MODEL, decode.*, status, events, templates, raw.GROUP, raw.*.")
+		fmt.Fprintln(stderr, "Default: "+strings.Join(tapDefaultTopics, " ")+". --rig '*' taps every rig.")
+		fmt.Fprintln(stderr, "Subjects ending in .json are read as JSON, others as binary. docs/subjects.md")
+		fmt.Fprintln(stderr, "lists the subjects, docs/schemas.md the message layouts.")
+		fs.PrintDefaults()
+	}
+	// '*' is a valid rig for tap only: validate the rest with a placeholder.
+	if err := parseFlags(fs, args, true); err != nil {
+		return err
+	}
+	rig := fs.Lookup("rig").Value.String()
+	if rig == "*" {
+		fs.Set("rig", stream.DefaultRig)
+	}
+	cfg, err := natsConfig()
+	if err != nil {
+		return err
+	}
+	if *count < 0 {
+		return usageErrorf("--count %d: want >= 0", *count)
+	}
+	if *maxSpikes < 0 {
+		return usageErrorf("--max-spikes %d: want >= 0", *maxSpikes)
+	}
+	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" {
+		return usageErrorf("--jetstream, --jetstream-dir and --nats-json are for publishers, not tap")
+	}
+	subjects, err := tapSubjects(rig, fs.Args())
+	if err != nil {
+		return err
+	}
+
+	nc, err := stream.Connect(ctx, cfg, "spikeline-tap")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	p := &tapPrinter{w: stdout, json: *asJSON, maxSpikes: *maxSpikes, limit: *count, done: make(chan struct{})}
+	for _, s := range subjects {
+		if _, err := nc.Subscribe(s, p.handle); err != nil {
+			return fmt.Errorf("subscribe %s: %w", s, err)
+		}
+	}
+	url := "nats://127.0.0.1:4222"
+	if len(cfg.URLs) > 0 {
+		url = strings.Join(cfg.URLs, ",")
+	}
+	fmt.Fprintf(stderr, "spikeline tap: %s on %s\n", strings.Join(subjects, " "), stream.RedactURL(url))
+	if nc.Flush() != nil {
+		fmt.Fprintf(stderr, "spikeline tap: not connected yet; waiting for the server\n")
+	}
+	select {
+	case <-ctx.Done():
+	case <-p.done:
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	return p.err
+}
+
+// tapSubjects turns the SUBJECT arguments into NATS subjects.
+func tapSubjects(rig string, args []string) ([]string, error) {
+	if len(args) == 0 {
+		args = tapDefaultTopics
+	}
+	var out []string
+	for _, a := range args {
+		s := a
+		if !strings.HasPrefix(a, stream.Prefix+".") {
+			if a == "" || strings.ContainsAny(a, " \t") {
+				return nil, usageErrorf("subject %q: empty or contains spaces", a)
+			}
+			s = stream.Prefix + "." + rig + "." + a
+		}
+		for _, tok := range strings.Split(s, ".") {
+			if tok == "" {
+				return nil, usageErrorf("subject %q: empty token", a)
+			}
+		}
+		if i := strings.Index(s, ">"); i >= 0 && i != len(s)-1 {
+			return nil, usageErrorf("subject %q: '>' must be the last token", a)
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// tapPrinter writes one line per message; NATS calls handle from one
+// goroutine per subscription, so it serialises them.
+type tapPrinter struct {
+	w         io.Writer
+	json      bool
+	maxSpikes int
+	limit     int
+
+	mu      sync.Mutex
+	n       int
+	err     error
+	stopped bool
+	done    chan struct{}
+	buf     []byte
+}
+
+func (p *tapPrinter) handle(m *nats.Msg) {
+	now := time.Now()
+	msg, derr := stream.DecodeSubject(m.Subject, m.Data)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped || (p.limit > 0 && p.n >= p.limit) {
+		return
+	}
+	var line []byte
+	if p.json {
+		rec := struct {
+			Subject    string          `json:"subject"`
+			ReceivedNS int64           `json:"received_ns"`
+			Message    json.RawMessage `json:"message,omitempty"`
+			Error      string          `json:"error,omitempty"`
+		}{Subject: m.Subject, ReceivedNS: now.UnixNano()}
+		if derr != nil {
+			rec.Error = derr.Error()
+		} else if b, err := json.Marshal(msg); err != nil {
+			rec.Error = err.Error()
+		} else {
+			rec.Message = b
+		}
+		line, _ = json.Marshal(rec)
+		line = append(line, '\n')
+	} else {
+		var sb strings.Builder
+		sb.WriteString(now.Format("15:04:05.000"))
+		sb.WriteByte(' ')
+		sb.WriteString(m.Subject)
+		sb.WriteByte(' ')
+		if derr != nil {
+			fmt.Fprintf(&sb, "undecodable (%d bytes): %v", len(m.Data), derr)
+		} else {
+			formatMessage(&sb, msg, p.maxSpikes)
+			if h := msg.Head(); h.Published > 0 {
+				fmt.Fprintf(&sb, " | lat %s", fmtDur(now.Sub(h.PublishTime())))
+			}
+		}
+		sb.WriteByte('\n')
+		line = []byte(sb.String())
+	}
+	if _, err := p.w.Write(line); err != nil && p.err == nil {
+		p.err = err
+		close(p.done)
+		return
+	}
+	p.n++
+	if p.limit > 0 && p.n == p.limit {
+		close(p.done)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + fmtDur(-d)
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1fms", float64(d)/1e6)
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// secs renders a sample index as seconds on the device clock.
+func secs(sample uint64, rate float64) string {
+	if rate <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.3fs", float64(sample)/rate)
+}
+
+// formatMessage writes the human-readable body of one message.
+func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
+	switch m := m.(type) {
+	case *stream.SpikeBatch:
+		fmt.Fprintf(sb, "[%d,%d) %s @%gHz %d spikes", m.Sample, m.End, secs(m.Sample, m.Rate), m.Rate, len(m.Spikes))
+		for i, s := range m.Spikes {
+			if i == maxSpikes {
+				fmt.Fprintf(sb, " …+%d", len(m.Spikes)-i)
+				break
+			}
+			sep := ","
+			if i == 0 {
+				sep = ":"
+			}
+			fmt.Fprintf(sb, "%s ch%d u%d @%d %.1fµV", sep, s.Channel, s.Unit, s.Sample, s.Amplitude)
+		}
+	case *stream.EstimateMsg:
+		fmt.Fprintf(sb, "model %s end %d %s", m.Model, m.Sample, secs(m.Sample, m.Rate))
+		for i, v := range m.Values {
+			name := fmt.Sprintf("y%d", i)
+			if i < len(m.Names) && m.Names[i] != "" {
+				name = m.Names[i]
+			}
+			fmt.Fprintf(sb, " %s=%.4g", name, v)
+		}
+	case *stream.Status:
+		l := m.Link
+		fmt.Fprintf(sb, "sample %d %s up %s | %.0f S/s %.1f spk/s thr %.3gσ | lat p50 %s p99 %s max %s | drops pipeline %d publish %d nats %d reconnects %d",
+			m.Sample, secs(m.Sample, m.Rate), m.Uptime.Round(time.Second), m.SampleRate, m.SpikeRate, m.Threshold,
+			fmtDur(m.LatencyP50), fmtDur(m.LatencyP99), fmtDur(m.LatencyMax),
+			m.PipelineDrops, m.PublishDropped, m.PublishErrors, m.Reconnects)
+		fmt.Fprintf(sb, " | link frames %d crc %d bad %d resync %dB gaps %d lost %d resets %d disc %d",
+			l.Frames, l.CRCErrors, l.BadFrames, l.SkippedBytes, l.Gaps, l.LostSamples, l.Resets, l.Disconnects)
+		if n := len(m.NoiseUV); n > 0 {
+			noise := slices.Clone(m.NoiseUV)
+			slices.Sort(noise)
+			var rate float64
+			for _, r := range m.RateHz {
+				rate += float64(r)
+			}
+			fmt.Fprintf(sb, " | %d ch noise median %.1fµV [%.1f–%.1f] rate mean %.2fHz",
+				n, noise[n/2], noise[0], noise[n-1], rate/math.Max(1, float64(len(m.RateHz))))
+		}
+	case *stream.EventBatch:
+		fmt.Fprintf(sb, "sample %d %s %d events", m.Sample, secs(m.Sample, m.Rate), len(m.Events))
+		for i, e := range m.Events {
+			sep := ";"
+			if i == 0 {
+				sep = ":"
+			}
+			fmt.Fprintf(sb, "%s %s", sep, e)
+		}
+	case *stream.TemplateBatch:
+		kind := "changed"
+		if m.Full() {
+			kind = "snapshot"
+		}
+		fmt.Fprintf(sb, "sample %d %s %s %d templates", m.Sample, secs(m.Sample, m.Rate), kind, len(m.Templates))
+		for i, t := range m.Templates {
+			if i == maxSpikes {
+				fmt.Fprintf(sb, " …+%d", len(m.Templates)-i)
+				break
+			}
+			sep := ","
+			if i == 0 {
+				sep = ":"
+			}
+			fmt.Fprintf(sb, "%s u%d ch%d %.1fµV (%d samples, %d spikes)", sep, t.Unit, t.Channel, t.PeakUV, len(t.Waveform), t.Count)
+		}
+	case *stream.RawBlock:
+		kind := "raw"
+		if m.Filtered() {
+			kind = "filtered"
+		}
+		fmt.Fprintf(sb, "%s [%d,%d) %s @%gHz ch %d-%d × %d samples, %gµV/count",
+			kind, m.Sample, m.Sample+uint64(m.Len()), secs(m.Sample, m.Rate), m.Rate,
+			m.FirstChannel, m.FirstChannel+m.Channels-1, m.Len(), m.Gain)
+	default:
+		fmt.Fprintf(sb, "%T", m)
+	}
+}
