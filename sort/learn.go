@@ -154,11 +154,18 @@ func (s *Sorter) mergeUnits(old []*unit, r channelUnits, sigma float32) []*unit 
 	var pairs []pair
 	for i, w := range r.waves {
 		for j, u := range old {
-			var e float32
+			// Allow the amplitude to have drifted a little between passes.
+			var dot, ee, ww float32
 			for k := range d {
-				df := w[k] - u.w[k]
-				e += df * df
+				dot += w[k] * u.w[k]
+				ee += u.w[k] * u.w[k]
+				ww += w[k] * w[k]
 			}
+			a := float32(1)
+			if ee > 0 {
+				a = min(max(dot/ee, 0.8), 1.25)
+			}
+			e := ww - 2*a*dot + a*a*ee
 			pairs = append(pairs, pair{i, j, e / (float32(d) * sigma * sigma)})
 		}
 	}
@@ -245,6 +252,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	for r, i := range keep {
 		shiftSnippet(aligned[r*p.dfull:(r+1)*p.dfull], snip(i), p.pre)
 	}
+	kept0 := slices.Clone(keep)
 	snip = func(r int) []float32 { return aligned[r*p.dfull : (r+1)*p.dfull] }
 	for r := range keep {
 		keep[r] = r
@@ -289,6 +297,14 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	k0 := min(2*p.maxUnits+2, max(1, n/p.minSpikes))
 	rng := rand.New(rand.NewPCG(uint64(j.ch)+1, 0x5eed))
 	label := kmeansBest(feat, k0, rng, 4)
+	if learnLabels != nil {
+		taus := make([]uint64, len(kept0))
+		for r, i := range kept0 {
+			taus[r] = j.tau[i]
+		}
+		defer func() { learnLabels(j.ch, taus, label) }()
+		learnLabels(j.ch, taus, slices.Clone(label))
+	}
 	if learnDebug != nil {
 		learnDebug(j.ch, "snippets %d kept %d k0 %d sizes %v", len(j.tau), n, k0, sizes(label))
 	}
@@ -505,7 +521,7 @@ func compact(label []int) []int {
 // pair first. Label -1 (outlier) is left alone.
 func mergeUnimodal(x [][]float64, label []int) []int {
 	label = compact(label)
-	const dipRatio = 0.6 // valley/peak density above this: one cluster
+	const dipRatio = 0.45 // valley/peak density above this: one cluster
 	for {
 		k := 0
 		for _, l := range label {
@@ -626,6 +642,9 @@ func unimodality(x [][]float64, label []int, a, b int) float64 {
 	}
 	return dens[vi] / peak
 }
+
+// learnLabels, when set (tests), receives each channel's clustering.
+var learnLabels func(ch int, tau []uint64, label []int)
 
 // learnDebug, when set (tests), receives learning diagnostics.
 var learnDebug func(ch int, format string, a ...any)

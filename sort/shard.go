@@ -279,6 +279,7 @@ const (
 	minScale    = 0.7
 	maxScale    = 1.4
 	jitterShare = 0.1 // residual allowed per unit of template energy
+	scaleLambda = 1   // weight of the prior that a unit's amplitude is its template's
 	maxShift    = 0.7 // largest sub-sample shift fitted, samples
 )
 
@@ -325,18 +326,22 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 		xx += v * v
 	}
 	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
+	var bestE float32
 	for k, u := range us {
 		var dot float32
 		w := u.w[:d]
 		for i, v := range x[:d] {
 			dot += v * w[i]
 		}
+		// Amplitude with a prior pulling it to 1 (weight scaleLambda), so
+		// units that differ mostly in amplitude stay apart.
 		a := float32(1)
 		if u.e > 0 {
-			a = min(max(dot/u.e, minScale), maxScale)
+			a = min(max((dot+scaleLambda*u.e)/((1+scaleLambda)*u.e), minScale), maxScale)
 		}
 		dist := xx - 2*a*dot + a*a*u.e
-		if dist < bd {
+		if dist+scaleLambda*(a-1)*(a-1)*u.e < bd+scaleLambda*(ba-1)*(ba-1)*bestE {
+			bestE = u.e
 			bk, ba, bd = k, a, dist
 		}
 	}
@@ -376,9 +381,9 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 		}
 		a := float32(1)
 		if e > 0 {
-			a = min(max(dot/e, minScale), maxScale)
+			a = min(max((dot+scaleLambda*e)/((1+scaleLambda)*e), minScale), maxScale)
 		}
-		if dist := xe - 2*a*dot + a*a*e; dist < bd {
+		if dist := xe - 2*a*dot + a*a*e + scaleLambda*(a-1)*(a-1)*e; dist < bd {
 			bk, ba, bd = k, a, dist
 		}
 	}

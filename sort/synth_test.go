@@ -44,6 +44,10 @@ type synthConfig struct {
 	ampMax       float64
 	lfp, hum, dc float64 // µV
 	seed         uint64
+	drift        float64 // relative amplitude change from start to end (0.3 = +30%)
+	artifactUV   float64 // common-mode transients on every channel, µV
+	artifactRate float64 // Hz
+	fixedWidth   float64 // ms; if set, every unit's trough width
 }
 
 func newSynth(cfg synthConfig) *synth {
@@ -63,6 +67,9 @@ func newSynth(cfg synthConfig) *synth {
 			}
 			amp := cfg.ampMin + (cfg.ampMax-cfg.ampMin)*frac*(0.9+0.2*rng.Float64())
 			width := 0.08 + 0.04*float64((u+c)%3)
+			if cfg.fixedWidth > 0 {
+				width = cfg.fixedWidth
+			}
 			s.units = append(s.units, synthUnit{channel: c, amp: amp, width: width, rate: 4 + 8*rng.Float64()})
 		}
 	}
@@ -90,9 +97,10 @@ func newSynth(cfg synthConfig) *synth {
 		t := 0.05 + rng.ExpFloat64()/u.rate
 		for t < cfg.seconds-0.01 {
 			i0 := int(t * rate)
+			g := 1 + cfg.drift*t/cfg.seconds
 			for i, v := range w {
 				if j := i0 + i; j < n {
-					x[j*C+u.channel] += v
+					x[j*C+u.channel] += g * v
 				}
 			}
 			s.truth = append(s.truth, truthSpike{sample: uint64(i0) + uint64(t0), unit: ui})
@@ -109,6 +117,18 @@ func newSynth(cfg synthConfig) *synth {
 			walk = 0.999*walk + rng.NormFloat64()*cfg.noiseUV*0.3
 			x[i*C+c] += cfg.noiseUV*rng.NormFloat64() + walk*0.2 +
 				cfg.lfp*math.Sin(2*math.Pi*6*t+phase) + cfg.hum*math.Sin(2*math.Pi*60*t) + cfg.dc*float64(c%3-1)
+		}
+	}
+	// Common-mode artifacts: a fast biphasic transient on all channels.
+	if cfg.artifactRate > 0 {
+		for t := 0.1; t < cfg.seconds-0.01; t += 1 / cfg.artifactRate {
+			i0 := int(t * rate)
+			for i := range 30 {
+				v := cfg.artifactUV * math.Sin(2*math.Pi*float64(i)/30) * math.Exp(-float64(i)/10)
+				for c := range C {
+					x[(i0+i)*C+c] -= v
+				}
+			}
 		}
 	}
 	s.samples = make([]int16, len(x))
