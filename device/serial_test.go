@@ -18,7 +18,7 @@ import (
 // ptyHeadstage runs a sim.Emulator on a real pseudo-terminal behind a
 // symbolic link and returns the link. The emulator stops at the end of
 // the test.
-func ptyHeadstage(t *testing.T, src device.Source, cfg sim.EmulatorConfig) (*sim.Emulator, string) {
+func ptyHeadstage(t testing.TB, src device.Source, cfg sim.EmulatorConfig) (*sim.Emulator, string) {
 	t.Helper()
 	link := filepath.Join(t.TempDir(), "headstage")
 	em := sim.NewEmulator(src, cfg)

@@ -444,8 +444,12 @@ func IsHostClosed(err error) bool { return errors.Is(err, errHostClosed) }
 // after d of device time (0: when the Source ends or ctx ends). Unplugs
 // become idle stretches (a gap in the recording).
 func (e *Emulator) WriteStream(ctx context.Context, w io.Writer, d time.Duration) error {
+	until := 0.0
+	if d > 0 {
+		until = e.elapsed + d.Seconds()
+	}
 	for {
-		err := e.stream(ctx, w, d.Seconds())
+		err := e.stream(ctx, w, until)
 		var u *UnplugError
 		if errors.As(err, &u) {
 			if err := e.Idle(ctx, u.For); err != nil {
@@ -467,8 +471,8 @@ func (e *Emulator) WriteStream(ctx context.Context, w io.Writer, d time.Duration
 var errDone = errors.New("sim: duration reached")
 
 // stream is the pump: it frames the Source, paces, injects faults and
-// writes data frames to w until an error, an unplug, or device time until
-// (s, 0: no limit).
+// writes data frames to w until an error, an unplug, or the device time
+// until (s since the emulator started, 0: no limit).
 func (e *Emulator) stream(ctx context.Context, w io.Writer, until float64) error {
 	e.rebase(time.Now())
 	for {
