@@ -33,6 +33,7 @@ type Online struct {
 	gaps []Gap
 
 	stats OnlineStats
+	fed   uint64 // Calibrator: sequence number of the next stored spike to feed
 }
 
 // OnlineStats counts spikes an Online could not use.

@@ -1,0 +1,261 @@
+package decode
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/spikeline/spikeline/sort"
+)
+
+// CalibratorConfig configures a Calibrator. Rate and Outputs are required.
+type CalibratorConfig struct {
+	Rate       float64   // device sample rate, Hz
+	Outputs    []string  // names of the behaviour values, in AddBehaviour order
+	BinSeconds float64   // bin width; default DefaultBinSeconds
+	Grouping   Grouping  // ByUnit (default) or ByChannel
+	Seconds    float64   // calibration length before Ready; default 60
+	MaxSeconds float64   // most recent data kept for refits; default 600 (0 keeps the default, <0 keeps all)
+	Fit        FitConfig // decoder to fit (default Wiener, DefaultLags)
+}
+
+// Calibrator collects spikes and a behaviour stream in the live pipeline,
+// fits a decoder once enough has been seen, and keeps collecting so the
+// decoder can be refitted on request. It is safe for concurrent use: Fit
+// may run in its own goroutine (it takes seconds) while the pipeline keeps
+// feeding the Calibrator.
+//
+// Typical use, in the goroutine that receives spikes:
+//
+//	cal.Add(spikes); cal.AddBehaviour(s, v); cal.Advance(upTo)
+//	if online != nil { online.Add(spikes); est = online.Advance(upTo, est[:0]) }
+//	if online == nil && cal.Ready() { go func() { o, err := cal.Fit(); fitted <- o }() }
+//	select { case o := <-fitted: cal.CatchUp(o); online = o; default: }
+//
+// Fit returns an Online already caught up with everything the Calibrator
+// had seen when the fit finished; CatchUp brings it up to date with what
+// arrived since, so no spike is lost or counted twice.
+type Calibrator struct {
+	cfg   CalibratorConfig
+	width uint64
+
+	mu     sync.Mutex
+	spikes []sort.Spike // arrival order; spikes[i] has sequence number base+i
+	base   uint64
+	beh    *Behaviour
+	gaps   []Gap
+	upTo   uint64 // all spikes before upTo delivered
+	first  uint64 // first behaviour sample
+	seen   bool   // a behaviour sample has arrived
+	model  *Model
+}
+
+// NewCalibrator checks cfg and returns an empty Calibrator.
+func NewCalibrator(cfg CalibratorConfig) (*Calibrator, error) {
+	if !(cfg.Rate > 0) {
+		return nil, fmt.Errorf("decode: calibrator sample rate %v, want > 0", cfg.Rate)
+	}
+	if len(cfg.Outputs) == 0 {
+		return nil, errors.New("decode: calibrator needs the behaviour output names")
+	}
+	if cfg.BinSeconds == 0 {
+		cfg.BinSeconds = DefaultBinSeconds
+	}
+	if !(cfg.BinSeconds > 0) {
+		return nil, fmt.Errorf("decode: calibrator bin %v s, want > 0", cfg.BinSeconds)
+	}
+	if cfg.Grouping == "" {
+		cfg.Grouping = ByUnit
+	}
+	if err := cfg.Grouping.valid(); err != nil {
+		return nil, err
+	}
+	if cfg.Seconds == 0 {
+		cfg.Seconds = 60
+	}
+	if !(cfg.Seconds > 0) {
+		return nil, fmt.Errorf("decode: calibration length %v s, want > 0", cfg.Seconds)
+	}
+	if cfg.MaxSeconds == 0 {
+		cfg.MaxSeconds = 600
+	}
+	if cfg.MaxSeconds > 0 && cfg.MaxSeconds < cfg.Seconds {
+		return nil, fmt.Errorf("decode: calibrator keeps %v s, less than the calibration length %v s", cfg.MaxSeconds, cfg.Seconds)
+	}
+	if cfg.Fit.Kind == "" {
+		cfg.Fit.Kind = Wiener
+	}
+	if cfg.Fit.Kind != Wiener && cfg.Fit.Kind != Kalman {
+		return nil, fmt.Errorf("decode: calibrator decoder kind %q", cfg.Fit.Kind)
+	}
+	return &Calibrator{
+		cfg:   cfg,
+		width: BinSamples(cfg.BinSeconds, cfg.Rate),
+		beh:   &Behaviour{Names: slices.Clone(cfg.Outputs)},
+	}, nil
+}
+
+// Add stores spikes (copied).
+func (c *Calibrator) Add(spikes []sort.Spike) {
+	c.mu.Lock()
+	c.spikes = append(c.spikes, spikes...)
+	c.mu.Unlock()
+}
+
+// AddBehaviour stores one behaviour sample (values in Outputs order) at
+// device sample index sample; samples must increase.
+func (c *Calibrator) AddBehaviour(sample uint64, values []float64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.beh.Append(sample, values); err != nil {
+		return err
+	}
+	if !c.seen {
+		c.first, c.seen = sample, true
+	}
+	return nil
+}
+
+// MarkGap records samples lost by the device link.
+func (c *Calibrator) MarkGap(g Gap) {
+	c.mu.Lock()
+	if g.End > g.Start {
+		c.gaps = append(c.gaps, g)
+	}
+	c.mu.Unlock()
+}
+
+// Advance records that all spikes before upTo have been added, and drops
+// data older than MaxSeconds.
+func (c *Calibrator) Advance(upTo uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if upTo > c.upTo {
+		c.upTo = upTo
+	}
+	if c.cfg.MaxSeconds < 0 || !c.seen {
+		return
+	}
+	keep := uint64(c.cfg.MaxSeconds * c.cfg.Rate)
+	if c.upTo-c.first <= keep+keep/4 {
+		return
+	}
+	// Trim a quarter at a time, into fresh slices: a Fit in progress may
+	// still read the old ones.
+	cut := c.upTo - keep
+	n := 0
+	for n < len(c.spikes) && c.spikes[n].Sample < cut {
+		n++
+	}
+	c.spikes = slices.Clone(c.spikes[n:])
+	c.base += uint64(n)
+	i, _ := slices.BinarySearch(c.beh.Samples, cut)
+	nb := &Behaviour{Names: c.beh.Names, Samples: slices.Clone(c.beh.Samples[i:]), Values: slices.Clone(c.beh.Values[i*len(c.beh.Names):])}
+	c.beh = nb
+	if nb.Len() > 0 {
+		c.first = nb.Samples[0]
+	}
+	c.gaps = slices.DeleteFunc(slices.Clone(c.gaps), func(g Gap) bool { return g.End <= cut })
+}
+
+// Collected returns the seconds of behaviour-aligned data collected.
+func (c *Calibrator) Collected() float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.seen || c.upTo <= c.first {
+		return 0
+	}
+	return float64(c.upTo-c.first) / c.cfg.Rate
+}
+
+// Ready reports whether Seconds of data have been collected.
+func (c *Calibrator) Ready() bool { return c.Collected() >= c.cfg.Seconds }
+
+// Model returns the most recently fitted model, or nil.
+func (c *Calibrator) Model() *Model {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.model
+}
+
+// Fit fits a decoder on everything collected (within MaxSeconds) and
+// returns an Online positioned at the Calibrator's latest Advance, its lag
+// history (Wiener) or state (Kalman) primed from the collected data. It
+// may be called again at any time to refit.
+func (c *Calibrator) Fit() (*Online, error) {
+	c.mu.Lock()
+	spikes := c.spikes // append-only or replaced: safe to read unlocked
+	beh := &Behaviour{Names: c.beh.Names, Samples: c.beh.Samples, Values: c.beh.Values}
+	gaps := slices.Clone(c.gaps)
+	upTo, first, seen := c.upTo, c.first, c.seen
+	c.mu.Unlock()
+
+	if !seen {
+		return nil, errors.New("decode: calibrator has no behaviour yet")
+	}
+	start := first / c.width * c.width
+	if first > start {
+		start += c.width // first whole bin with behaviour
+	}
+	end := upTo / c.width * c.width
+	if end <= start+2*c.width {
+		return nil, fmt.Errorf("%w: %.1f s collected", ErrTooFewBins, float64(upTo-first)/c.cfg.Rate)
+	}
+	b, err := BinSpikes(spikes, c.cfg.Grouping, nil, c.cfg.Rate, c.width, start, end, gaps)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Keys) == 0 {
+		return nil, fmt.Errorf("decode: calibrator saw no %ss", c.cfg.Grouping)
+	}
+	vals, obs := beh.Bin(c.width, b.First, b.Len())
+	ds := &Dataset{Bins: b, Outputs: beh.Names, Behaviour: vals, BehaviourObserved: obs}
+	m, err := Fit(ds, ds.Len(), c.cfg.Fit)
+	if err != nil {
+		return nil, err
+	}
+	// Start the Online some bins back and replay, so its history is real.
+	hist := uint64(m.Lags)
+	if m.Kind == Kalman {
+		hist = 50
+	}
+	o0 := start
+	if end-start > hist*c.width {
+		o0 = end - hist*c.width
+	}
+	o, err := NewOnline(m, o0)
+	if err != nil {
+		return nil, err
+	}
+	o.fed = 0
+	for _, g := range gaps {
+		o.MarkGap(g)
+	}
+	c.mu.Lock()
+	c.model = m
+	c.mu.Unlock()
+	c.CatchUp(o)
+	o.stats = OnlineStats{} // the replay's early spikes are not news
+	return o, nil
+}
+
+// CatchUp feeds o every spike and gap the Calibrator received that o has
+// not seen (from Fit onward) and advances it to the Calibrator's latest
+// Advance, discarding the estimates. Call it from the goroutine that
+// feeds o, before feeding o again.
+func (c *Calibrator) CatchUp(o *Online) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o.fed < c.base {
+		o.fed = c.base // trimmed before o saw them: too old to matter
+	}
+	o.Add(c.spikes[o.fed-c.base:])
+	o.fed = c.base + uint64(len(c.spikes))
+	for _, g := range c.gaps {
+		o.MarkGap(g)
+	}
+	if c.upTo > o.Next() {
+		o.Advance(c.upTo, nil)
+	}
+}

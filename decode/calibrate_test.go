@@ -1,0 +1,178 @@
+package decode
+
+import (
+	"math"
+	"testing"
+
+	"github.com/spikeline/spikeline/sort"
+)
+
+// TestCalibratorLive feeds a simulated stream block by block, fits in a
+// background goroutine while the stream keeps flowing, swaps the decoder
+// in with CatchUp, and checks that (1) the live Wiener estimates equal
+// the offline Predict of the same model bin for bin — nothing lost or
+// counted twice across the swap — and (2) they decode the behaviour.
+func TestCalibratorLive(t *testing.T) {
+	for _, kind := range []Kind{Wiener, Kalman} {
+		t.Run(string(kind), func(t *testing.T) {
+			p := &population{Units: 40, Base: 30, Mod: 8, Rate: 30000, Width: 600, Bins: 9000, Rho: 0.95, Seed: 21, FirstID: 1}
+			spikes, beh := p.generate()
+			cal, err := NewCalibrator(CalibratorConfig{Rate: p.Rate, Outputs: beh.Names, Seconds: 60, Fit: FitConfig{Kind: kind, Lags: 5}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const block = 450 // samples per device block (not a divisor of the bin)
+			end := uint64(p.Bins) * p.Width
+			var (
+				online *Online
+				fitted = make(chan *Online, 1)
+				fitErr = make(chan error, 1)
+				est    []Estimate
+				got    = map[uint64][]float64{} // bin end -> values
+				fitAt  uint64
+				si, bi int
+			)
+			for upTo := uint64(block); upTo <= end; upTo += block {
+				j := si
+				for j < len(spikes) && spikes[j].Sample < upTo {
+					j++
+				}
+				chunk := spikes[si:j]
+				si = j
+				cal.Add(chunk)
+				for bi < beh.Len() && beh.Samples[bi] < upTo {
+					if err := cal.AddBehaviour(beh.Samples[bi], beh.Values[bi*2:bi*2+2]); err != nil {
+						t.Fatal(err)
+					}
+					bi++
+				}
+				cal.Advance(upTo)
+				if online != nil {
+					online.Add(chunk)
+					est = online.Advance(upTo, est[:0])
+					for _, e := range est {
+						got[e.End] = append([]float64(nil), e.Values...)
+					}
+				}
+				if online == nil && fitAt == 0 && cal.Ready() {
+					fitAt = upTo
+					go func() {
+						o, err := cal.Fit()
+						if err != nil {
+							fitErr <- err
+							return
+						}
+						fitted <- o
+					}()
+				}
+				if fitAt != 0 && online == nil {
+					var o *Online
+					if upTo >= fitAt+uint64(10*p.Rate) {
+						// The stream runs faster than real time here:
+						// after 10 s more of it, wait for the fit.
+						select {
+						case o = <-fitted:
+						case err := <-fitErr:
+							t.Fatal(err)
+						}
+					} else {
+						select {
+						case o = <-fitted:
+						case err := <-fitErr:
+							t.Fatal(err)
+						default:
+						}
+					}
+					if o != nil {
+						cal.CatchUp(o)
+						online = o
+						t.Logf("fit started at %.1f s, decoder live from %.1f s", float64(fitAt)/p.Rate, float64(o.Next())/p.Rate)
+					}
+				}
+			}
+			if online == nil {
+				t.Fatal("the calibrator never produced a decoder")
+			}
+			if st := online.Stats(); st.Late != 0 {
+				t.Errorf("online stats %+v: late spikes across the swap", st)
+			}
+			m := cal.Model()
+			if m.Fit.StartSample != 0 || m.Fit.EndSample < uint64(60*p.Rate) {
+				t.Errorf("model fitted on samples %d–%d, want 0–≥60 s", m.Fit.StartSample, m.Fit.EndSample)
+			}
+			ds := p.dataset(t, spikes, beh)
+			want, deg, err := m.Predict(ds.Bins)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var truth, dec []float64
+			compared := 0
+			for i := range ds.Len() {
+				v, ok := got[ds.Bins.End(i)]
+				if !ok {
+					continue
+				}
+				if kind == Wiener && !deg[i] {
+					for o := range 2 {
+						if math.Abs(v[o]-want[i*2+o]) > 1e-9 {
+							t.Fatalf("bin %d: live %v, offline %v", i, v, want[i*2:i*2+2])
+						}
+					}
+					compared++
+				}
+				truth = append(truth, ds.Behaviour[i*2])
+				dec = append(dec, v[0])
+			}
+			if kind == Wiener && compared < 1000 {
+				t.Errorf("only %d live estimates compared", compared)
+			}
+			r2 := R2(truth, dec)
+			t.Logf("%s: live R² vx %.3f over %d bins after calibration", kind, r2, len(truth))
+			if r2 < 0.6 {
+				t.Errorf("live R² %.3f < 0.6", r2)
+			}
+			// Refit on request: keeps collecting, uses more data.
+			o2, err := cal.Fit()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m2 := cal.Model(); m2.Fit.TrainBins <= m.Fit.TrainBins || o2.Next() != end {
+				t.Errorf("refit: %d bins (first fit %d), online at %d want %d", m2.Fit.TrainBins, m.Fit.TrainBins, o2.Next(), end)
+			}
+		})
+	}
+}
+
+func TestCalibratorConfigErrors(t *testing.T) {
+	for _, cfg := range []CalibratorConfig{
+		{Outputs: []string{"vx"}},
+		{Rate: 30000},
+		{Rate: 30000, Outputs: []string{"vx"}, Seconds: -1},
+		{Rate: 30000, Outputs: []string{"vx"}, Seconds: 100, MaxSeconds: 50},
+		{Rate: 30000, Outputs: []string{"vx"}, Grouping: "tetrode"},
+		{Rate: 30000, Outputs: []string{"vx"}, Fit: FitConfig{Kind: "svm"}},
+	} {
+		if _, err := NewCalibrator(cfg); err == nil {
+			t.Errorf("NewCalibrator(%+v) accepted", cfg)
+		}
+	}
+	cal, err := NewCalibrator(CalibratorConfig{Rate: 30000, Outputs: []string{"vx", "vy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cal.Fit(); err == nil {
+		t.Error("Fit with no data accepted")
+	}
+	if err := cal.AddBehaviour(10, []float64{1}); err == nil {
+		t.Error("behaviour with 1 value for 2 outputs accepted")
+	}
+	cal.AddBehaviour(10, []float64{1, 2})
+	if err := cal.AddBehaviour(10, []float64{1, 2}); err == nil {
+		t.Error("repeated behaviour sample index accepted")
+	}
+	cal.Add([]sort.Spike{{Sample: 20, Unit: 1}})
+	cal.Advance(3000)
+	if _, err := cal.Fit(); err == nil {
+		t.Error("Fit on 0.1 s accepted")
+	}
+}
