@@ -42,20 +42,32 @@ func (b *Behaviour) Len() int { return len(b.Samples) }
 // Append adds one row; values must have len(b.Names) entries and sample
 // must follow the previous row.
 func (b *Behaviour) Append(sample uint64, values []float64) error {
-	if len(values) != len(b.Names) {
-		return fmt.Errorf("decode: behaviour row has %d values, want %d (%s)", len(values), len(b.Names), strings.Join(b.Names, ","))
-	}
-	if n := len(b.Samples); n > 0 && sample <= b.Samples[n-1] {
-		return fmt.Errorf("decode: behaviour sample_index %d does not follow %d", sample, b.Samples[n-1])
-	}
-	for j, v := range values {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("decode: behaviour %s = %v at sample_index %d", b.Names[j], v, sample)
-		}
+	if err := b.check(sample, values); err != nil {
+		return fmt.Errorf("decode: behaviour %w", err)
 	}
 	b.Samples = append(b.Samples, sample)
 	b.Values = append(b.Values, values...)
 	return nil
+}
+
+func (b *Behaviour) check(sample uint64, values []float64) error {
+	if len(values) != len(b.Names) {
+		return fmt.Errorf("row has %d values, want %d (%s)", len(values), len(b.Names), strings.Join(b.Names, ","))
+	}
+	if n := len(b.Samples); n > 0 && sample <= b.Samples[n-1] {
+		return fmt.Errorf("sample_index %d does not follow %d", sample, b.Samples[n-1])
+	}
+	for j, v := range values {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s = %v at sample_index %d", b.Names[j], v, sample)
+		}
+	}
+	return nil
+}
+
+func (b *Behaviour) appendChecked(sample uint64, values []float64) {
+	b.Samples = append(b.Samples, sample)
+	b.Values = append(b.Values, values...)
 }
 
 // ReadBehaviourCSV reads a behaviour CSV: a header "sample_index" followed
@@ -112,9 +124,10 @@ func ReadBehaviourCSV(r io.Reader, name string) (*Behaviour, error) {
 			}
 			vals[j] = v
 		}
-		if err := b.Append(s, vals); err != nil {
-			return nil, &CSVError{name, line, errors.Unwrap(err)}
+		if err := b.check(s, vals); err != nil {
+			return nil, &CSVError{name, line, err}
 		}
+		b.appendChecked(s, vals)
 	}
 	if b.Len() == 0 {
 		return nil, &CSVError{name, 2, errors.New("no behaviour rows")}

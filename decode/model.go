@@ -189,10 +189,10 @@ func (m *Model) Validate() error {
 		return errors.New("units must be ascending and distinct")
 	case !(m.Rate > 0) || math.IsInf(m.Rate, 0):
 		return fmt.Errorf("sample_rate %v, want > 0", m.Rate)
-	case m.BinSamples == 0:
-		return errors.New("bin_samples 0")
-	case m.Lags < 1:
-		return fmt.Errorf("lags %d, want >= 1", m.Lags)
+	case m.BinSamples == 0 || m.BinSamples > 1<<32:
+		return fmt.Errorf("bin_samples %d, want 1..2^32", m.BinSamples)
+	case m.Lags < 1 || m.Lags > 1<<16:
+		return fmt.Errorf("lags %d, want 1..65536", m.Lags)
 	case no == 0:
 		return errors.New("no outputs")
 	case len(m.Mean) != nu || len(m.Std) != nu:

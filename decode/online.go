@@ -42,7 +42,13 @@ type OnlineStats struct {
 	Late    uint64 // spikes for bins already closed (dropped)
 	Unknown uint64 // spikes of units (or channels) not in the model (ignored)
 	Gaps    uint64 // bins closed without full data
+	Future  uint64 // spikes more than MaxAhead bins ahead of the next bin (dropped: a corrupt sample index)
 }
+
+// MaxAhead is how many bins ahead of the next bin to close Online accepts
+// spikes for (about 22 minutes at 20 ms bins); spikes further ahead can
+// only come from a corrupt sample index and are dropped.
+const MaxAhead = 1 << 16
 
 // NewOnline returns an Online for m whose first bin is the one holding
 // sample start. If start is not a bin boundary, the part of that bin
@@ -128,6 +134,10 @@ func (o *Online) Add(spikes []sort.Spike) {
 			continue
 		}
 		if k-o.next >= o.slots() {
+			if k-o.next >= MaxAhead {
+				o.stats.Future++
+				continue
+			}
 			o.grow(k)
 		}
 		slot := int(k % o.slots())

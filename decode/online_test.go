@@ -139,8 +139,13 @@ func TestOnlineLateUnknownAndUnalignedStart(t *testing.T) {
 	if len(est) != 491 {
 		t.Fatalf("%d estimates, want 491", len(est))
 	}
-	if st := o.Stats(); st.Late != 1 {
+	if st := o.Stats(); st.Late != 1 || st.Future != 0 {
 		t.Errorf("stats after growth %+v", st)
+	}
+	// A corrupt sample index far in the future is dropped, not allocated for.
+	o.Add([]sort.Spike{{Sample: 1 << 62, Unit: 1}})
+	if st := o.Stats(); st.Future != 1 {
+		t.Errorf("stats after a spike at 2^62: %+v", st)
 	}
 }
 
