@@ -29,6 +29,9 @@ type command struct {
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// version is the spikeline release, reported by the control service.
+const version = "0.1.0"
+
 var commands = map[string]command{}
 
 // register adds a subcommand; each subcommand's file calls it from init.

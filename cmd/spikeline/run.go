@@ -1,0 +1,732 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
+)
+
+func init() {
+	register(command{
+		name:    "run",
+		summary: "the live pipeline: headstage → sorter → decoder → NATS (default: simulated headstage, embedded NATS)",
+		run:     runPipeline,
+	})
+}
+
+// behaviourModel is the model name under which the measured (or, for the
+// simulator, the true) behaviour is published: spikeline.<rig>.decode.behaviour.
+const behaviourModel = "behaviour"
+
+// runOptions is everything `spikeline run` was asked to do, checked before
+// anything starts.
+type runOptions struct {
+	src      sourceFlags
+	sort     sort.Config
+	nats     stream.Config
+	model    string      // decoder model file; "" = calibrate live
+	kind     decode.Kind // decoder fitted by live calibration
+	calib    float64     // seconds of calibration
+	grouping decode.Grouping
+	status   time.Duration // status period
+	queue    int           // blocks buffered between source and sorter
+	duration time.Duration // 0 = until interrupted
+}
+
+func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("run", stderr)
+	var o runOptions
+	srcFlags := registerSourceFlags(fs, &o.src)
+	sortFlags := registerSortFlags(fs)
+	natsCfg := natsFlags(fs)
+	fs.StringVar(&o.model, "model", "", "decoder model file (from 'spikeline decode fit'); default: calibrate a decoder live from the behaviour stream")
+	kind := fs.String("decoder", "wiener", "decoder fitted by live calibration: wiener or kalman")
+	fs.Float64Var(&o.calib, "calibrate", 60, "seconds of sorted spikes and behaviour collected before the live decoder is fitted")
+	group := fs.String("grouping", "unit", "decoder inputs: unit (sorted units) or channel (threshold crossings)")
+	fs.DurationVar(&o.status, "status-every", time.Second, "period of the status message")
+	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
+	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	var err error
+	if err = srcFlags(); err != nil {
+		return err
+	}
+	if o.sort, err = sortFlags(); err != nil {
+		return err
+	}
+	if o.nats, err = natsCfg(); err != nil {
+		return err
+	}
+	switch decode.Kind(*kind) {
+	case decode.Wiener, decode.Kalman:
+		o.kind = decode.Kind(*kind)
+	default:
+		return usageErrorf("--decoder %q: want wiener or kalman", *kind)
+	}
+	switch decode.Grouping(*group) {
+	case decode.ByUnit, decode.ByChannel:
+		o.grouping = decode.Grouping(*group)
+	default:
+		return usageErrorf("--grouping %q: want unit or channel", *group)
+	}
+	if o.calib <= 0 {
+		return usageErrorf("--calibrate %g: want > 0 seconds", o.calib)
+	}
+	if o.status <= 0 || o.queue <= 0 || o.duration < 0 {
+		return usageErrorf("--status-every, --queue must be > 0 and --duration >= 0")
+	}
+	var model *decode.Model
+	if o.model != "" {
+		if model, err = decode.Load(o.model); err != nil {
+			return usageErrorf("--model: %v", err)
+		}
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	o.nats.Logger = log
+
+	src, err := o.src.open(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	p := &pipeline{opts: o, log: log, src: src, model: model, stdout: stdout}
+	return p.run(ctx)
+}
+
+// pipeline is one running `spikeline run`.
+type pipeline struct {
+	opts   runOptions
+	log    *slog.Logger
+	src    *openSource
+	model  *decode.Model
+	stdout io.Writer
+
+	pub    *stream.Publisher
+	sorter *sort.Sorter
+
+	started time.Time
+	status  atomic.Pointer[stream.Status] // latest status, for the control service
+	refit   chan chan error               // refit requests from the control service
+	thresh  atomic.Uint64                 // float64 bits of the current threshold
+}
+
+// item is one block on its way from the device to the sorter, with the
+// simulator's behaviour samples that arrived with it.
+type item struct {
+	block     device.Block
+	behaviour []sim.BehaviourSample
+}
+
+func (p *pipeline) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p.started = time.Now()
+	p.refit = make(chan chan error)
+
+	// The first block says what the device is sending.
+	first, err := p.src.Next(ctx)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p.src.name, err)
+	}
+	p.sorter, err = sort.New(p.opts.sort, first.Channels, first.Rate, first.Gain)
+	if err != nil {
+		return err
+	}
+	defer p.sorter.Close()
+	p.thresh.Store(math.Float64bits(p.sorter.Config().Threshold))
+
+	p.pub, err = stream.NewPublisher(ctx, p.opts.nats)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		if err := p.pub.Close(cctx); err != nil {
+			p.log.Warn("closing NATS", "err", err)
+		}
+	}()
+	svc, err := stream.StartService(p.pub.Conn(), p.opts.nats.Rig, p, stream.ServiceOptions{Version: version})
+	if err != nil {
+		return err
+	}
+	defer svc.Stop()
+
+	subj := p.pub.Subjects()
+	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
+	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.ServerURL()), subj.All(), subj.Control())
+	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.ServerURL()), subj.Rig())
+
+	// Reader: device → bounded queue. Blocks are copied into recycled
+	// buffers, since sources reuse theirs.
+	items := make(chan item, p.opts.queue)
+	free := make(chan []int16, p.opts.queue+2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(items)
+		b := first
+		var end uint64
+		if p.opts.duration > 0 {
+			end = first.First + uint64(p.opts.duration.Seconds()*first.Rate)
+		}
+		for {
+			var buf []int16
+			select {
+			case buf = <-free:
+			default:
+			}
+			it := item{block: b}
+			it.block.Samples = append(buf[:0], b.Samples...)
+			it.block.Events = slices.Clone(b.Events)
+			it.behaviour = p.src.takeBehaviour()
+			select {
+			case items <- it:
+			case <-ctx.Done():
+				readErr <- ctx.Err()
+				return
+			}
+			if end > 0 && b.End() >= end {
+				readErr <- io.EOF
+				return
+			}
+			var err error
+			if b, err = p.src.Next(ctx); err != nil {
+				readErr <- err
+				return
+			}
+		}
+	}()
+
+	err = p.loop(ctx, items, free)
+	cancel()
+	rerr := <-readErr
+	if err == nil && rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, context.Canceled) {
+		err = fmt.Errorf("reading %s: %w", p.src.name, rerr)
+	}
+	return err
+}
+
+// loop is the sorter and decoder goroutine: it owns the Sorter, the
+// decoder and everything they produce.
+func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []int16) error {
+	var (
+		spikes   []sort.Spike
+		ests     []decode.Estimate
+		online   *decode.Online
+		cal      *decode.Calibrator
+		fitted   = make(chan fitResult, 1)
+		fitting  bool
+		waiters  []chan error
+		learned  uint64
+		lastEnd  uint64
+		rate     float64
+		outputs  = []string{"vx", "vy"}
+		behVals  = make([]float64, 2)
+		behEst   decode.Estimate
+		nextStat = time.Now().Add(p.opts.status)
+		win      statusWindow
+	)
+	channels := p.sorter.Channels()
+	win.reset(channels)
+	behEvery := max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
+	if p.model != nil {
+		var err error
+		if online, err = decode.NewOnline(p.model, 0); err != nil {
+			return err
+		}
+	}
+	startFit := func() {
+		if fitting || cal == nil {
+			return
+		}
+		fitting = true
+		go func() {
+			o, err := cal.Fit()
+			fitted <- fitResult{o, err}
+		}()
+	}
+	for {
+		var it item
+		var ok bool
+		select {
+		case it, ok = <-items:
+		case <-ctx.Done():
+			return nil
+		case w := <-p.refit:
+			if cal == nil {
+				w <- errors.New("no behaviour stream to calibrate from")
+				continue
+			}
+			waiters = append(waiters, w)
+			startFit()
+			continue
+		}
+		if !ok {
+			// End of stream: flush what the sorter still holds.
+			spikes = p.sorter.Flush(spikes[:0])
+			if len(spikes) > 0 {
+				p.pub.PublishSpikes(lastEnd, lastEnd, rate, spikes)
+			}
+			p.publishStatus(&win, lastEnd, rate)
+			return nil
+		}
+		b := &it.block
+		rate = b.Rate
+		lastEnd = b.End()
+		p.pub.PublishLinkEvents(b)
+		var err error
+		spikes, err = p.sorter.Process(*b, spikes[:0])
+		if err != nil {
+			return err
+		}
+		p.pub.PublishSpikes(b.First, b.End(), b.Rate, spikes)
+		win.latency = append(win.latency, time.Since(b.Received))
+		win.samples += uint64(b.Len())
+		for _, s := range spikes {
+			if int(s.Channel) < len(win.counts) {
+				win.counts[s.Channel]++
+			}
+		}
+		select {
+		case free <- b.Samples:
+		default:
+		}
+
+		// Templates: a full snapshot whenever learning produced new ones.
+		if st := p.sorter.Stats(); st.Learned != learned {
+			learned = st.Learned
+			p.pub.PublishTemplates(b.End(), b.Rate, p.sorter.Templates(), true)
+			if cal == nil && online == nil && p.src.hasBehaviour {
+				cal, err = decode.NewCalibrator(decode.CalibratorConfig{
+					Rate: b.Rate, Outputs: outputs, Grouping: p.opts.grouping,
+					Seconds: p.opts.calib, Fit: decode.FitConfig{Kind: p.opts.kind},
+				})
+				if err != nil {
+					return err
+				}
+				p.log.Info("templates learned; calibrating the decoder", "units", st.Units, "seconds", p.opts.calib)
+			}
+		}
+
+		// Behaviour: published as it is, and fed to the calibrator.
+		for _, bs := range it.behaviour {
+			behVals[0], behVals[1] = bs.VX, bs.VY
+			if cal != nil {
+				cal.AddBehaviour(bs.Sample, behVals)
+			}
+		}
+		if n := len(it.behaviour); n > 0 && b.End()/behEvery != b.First/behEvery {
+			// At 50 Hz on the device clock: enough for displays.
+			last := it.behaviour[n-1]
+			behEst = decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: []float64{last.VX, last.VY}}
+			p.pub.PublishEstimate(behaviourModel, behEst)
+		}
+
+		for _, e := range b.Events {
+			if e.Kind == device.EventGap {
+				g := decode.Gap{Start: e.Sample - e.Count, End: e.Sample}
+				if cal != nil {
+					cal.MarkGap(g)
+				}
+				if online != nil {
+					online.MarkGap(g)
+				}
+			}
+		}
+		if cal != nil {
+			cal.Add(spikes)
+			cal.Advance(b.End())
+			if online == nil && cal.Ready() {
+				startFit()
+			}
+		}
+		select {
+		case r := <-fitted:
+			fitting = false
+			if r.err != nil {
+				p.log.Warn("decoder fit failed", "err", r.err)
+			} else {
+				cal.CatchUp(r.online)
+				online = r.online
+				m := online.Model()
+				p.log.Info("decoder fitted", "kind", m.Kind, "inputs", len(m.Keys), "lags", m.Lags)
+				p.pub.PublishEvents(b.End(), b.Rate, []stream.Event{{Kind: stream.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
+			}
+			for _, w := range waiters {
+				w <- r.err
+			}
+			waiters = waiters[:0]
+		default:
+		}
+		if online != nil {
+			online.Add(spikes)
+			ests = online.Advance(b.End(), ests[:0])
+			for _, e := range ests {
+				p.pub.PublishEstimate(string(online.Model().Kind), e)
+			}
+		}
+
+		if now := time.Now(); now.After(nextStat) {
+			nextStat = now.Add(p.opts.status)
+			p.publishStatus(&win, b.End(), b.Rate)
+		}
+	}
+}
+
+type fitResult struct {
+	online *decode.Online
+	err    error
+}
+
+// statusWindow accumulates what a status message reports between two.
+type statusWindow struct {
+	start   time.Time
+	samples uint64
+	counts  []uint64
+	latency []time.Duration
+}
+
+func (w *statusWindow) reset(channels int) {
+	w.start = time.Now()
+	w.samples = 0
+	w.counts = slices.Grow(w.counts[:0], channels)[:channels]
+	clear(w.counts)
+	w.latency = w.latency[:0]
+}
+
+func (p *pipeline) publishStatus(w *statusWindow, sample uint64, rate float64) {
+	el := time.Since(w.start).Seconds()
+	st := &stream.Status{
+		Header:    stream.Header{Sample: sample, Rate: rate},
+		Link:      p.src.stats(),
+		Uptime:    time.Since(p.started),
+		Threshold: math.Float64frombits(p.thresh.Load()),
+	}
+	if el > 0 {
+		st.SampleRate = float64(w.samples) / el
+	}
+	sec := float64(w.samples) / max(rate, 1)
+	var total uint64
+	st.RateHz = make([]float32, len(w.counts))
+	for i, c := range w.counts {
+		total += c
+		if sec > 0 {
+			st.RateHz[i] = float32(float64(c) / sec)
+		}
+	}
+	if sec > 0 {
+		st.SpikeRate = float64(total) / sec
+	}
+	if n := len(w.latency); n > 0 {
+		slices.Sort(w.latency)
+		st.LatencyP50 = w.latency[n/2]
+		st.LatencyP99 = w.latency[min(n-1, n*99/100)]
+		st.LatencyMax = w.latency[n-1]
+	}
+	st.NoiseUV = p.sorter.Noise(nil)
+	p.pub.PublishStatus(st)
+	p.status.Store(st)
+	w.reset(len(w.counts))
+}
+
+// Info, Stats, Refit, SetThreshold and DeviceCommand implement
+// stream.Controller for the control service.
+
+func (p *pipeline) Info() stream.Info {
+	in := stream.Info{
+		Rig: p.opts.nats.Rig, Version: version, Device: p.src.name,
+		Channels: p.sorter.Channels(), Rate: p.sorter.Rate(), Gain: p.src.gain,
+		Threshold: math.Float64frombits(p.thresh.Load()), Started: p.started,
+		Models: []string{behaviourModel, string(p.opts.kind)},
+	}
+	if p.model != nil {
+		in.Models[1] = string(p.model.Kind)
+	}
+	return in
+}
+
+func (p *pipeline) Stats() stream.Status {
+	if s := p.status.Load(); s != nil {
+		return *s
+	}
+	return stream.Status{}
+}
+
+func (p *pipeline) Refit(ctx context.Context, model string) error {
+	if model != "" && model != string(p.opts.kind) {
+		return fmt.Errorf("no decoder model %q (have %q)", model, p.opts.kind)
+	}
+	done := make(chan error, 1)
+	select {
+	case p.refit <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *pipeline) SetThreshold(sigma float64) error {
+	ts, ok := any(p.sorter).(interface{ SetThreshold(float64) error })
+	if !ok {
+		return errors.New("this sorter cannot change its threshold while running")
+	}
+	if err := ts.SetThreshold(sigma); err != nil {
+		return err
+	}
+	p.thresh.Store(math.Float64bits(sigma))
+	return nil
+}
+
+func (p *pipeline) DeviceCommand(ctx context.Context, op string, args json.RawMessage) (any, error) {
+	return p.src.command(ctx, op, args)
+}
+
+// sourceFlags selects and configures the device. Without --serial, --usb,
+// --tcp, --wire or --raw the device is the simulator, configured by the
+// same flags as 'spikeline sim'.
+type sourceFlags struct {
+	serial, usb, tcp, wire, raw, meta string
+	baud                              int
+	pace                              float64
+	sim                               sim.Config
+}
+
+func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
+	fs.StringVar(&s.serial, "serial", "", "read a headstage on this serial port (e.g. /dev/ttyACM0, or the link of 'spikeline sim serve --pty')")
+	fs.StringVar(&s.usb, "usb", "", "read a headstage found by USB id VID:PID[:SERIAL] (hex), e.g. 2e8a:000a")
+	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
+	fs.StringVar(&s.tcp, "tcp", "", "read the wire protocol from a TCP address (e.g. of 'spikeline sim serve --tcp')")
+	fs.StringVar(&s.wire, "wire", "", "replay a wire-protocol file")
+	fs.StringVar(&s.raw, "raw", "", "replay a raw int16 time-major file (.dat/.bin) described by --meta, or by --channels, --rate and --gain")
+	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of --raw")
+	fs.Float64Var(&s.pace, "pace", 1, "speed of the simulator and of file replay, × real time (0: as fast as possible)")
+	simCfg := simFlags(fs)
+	return func() error {
+		n := 0
+		for _, v := range []string{s.serial, s.usb, s.tcp, s.wire, s.raw} {
+			if v != "" {
+				n++
+			}
+		}
+		if n > 1 {
+			return usageErrorf("give at most one of --serial, --usb, --tcp, --wire, --raw")
+		}
+		if !(s.pace >= 0) {
+			return usageErrorf("--pace %g: want >= 0", s.pace)
+		}
+		if s.meta != "" && s.raw == "" {
+			return usageErrorf("--meta needs --raw")
+		}
+		if s.usb != "" {
+			if _, _, err := splitUSB(s.usb); err != nil {
+				return usageErrorf("--usb: %v", err)
+			}
+		}
+		var err error
+		s.sim, err = simCfg()
+		return err
+	}
+}
+
+// splitUSB splits VID:PID[:SERIAL].
+func splitUSB(s string) (vidpid, serial string, err error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) < 2 {
+		return "", "", fmt.Errorf("%q: want VID:PID[:SERIAL]", s)
+	}
+	vidpid = parts[0] + ":" + parts[1]
+	if _, _, err := device.ParseUSBID(vidpid); err != nil {
+		return "", "", err
+	}
+	if len(parts) == 3 {
+		serial = parts[2]
+	}
+	return vidpid, serial, nil
+}
+
+// dialWire connects to a headstage (or 'spikeline sim serve --tcp') over
+// TCP; the connection is closed when ctx ends, which ends a blocked Read.
+func dialWire(ctx context.Context, addr string) (*device.WireSource, func() error, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return device.NewWireSource(conn), func() error { stop(); return conn.Close() }, nil
+}
+
+// openSource is an opened device with what the pipeline needs beyond
+// device.Source: a name, link statistics, behaviour (simulator) and
+// headstage commands (serial).
+type openSource struct {
+	device.Source
+	name         string
+	gain         float64
+	sim          *sim.Sim
+	serial       *device.SerialSource
+	statsFn      func() device.Stats
+	closeFn      func() error
+	hasBehaviour bool
+
+	mu      sync.Mutex
+	beh     []sim.BehaviourSample
+	scratch []sort.Spike
+}
+
+func (s *openSource) Close() error {
+	if s.closeFn != nil {
+		return s.closeFn()
+	}
+	return nil
+}
+
+func (s *openSource) stats() device.Stats {
+	if s.statsFn != nil {
+		return s.statsFn()
+	}
+	return device.Stats{}
+}
+
+// takeBehaviour returns the simulator's behaviour samples since the last
+// call (nil for real devices); it also drains the ground-truth spikes,
+// which the live pipeline does not use.
+func (s *openSource) takeBehaviour() []sim.BehaviourSample {
+	if s.sim == nil {
+		return nil
+	}
+	s.scratch = s.sim.TakeSpikes(s.scratch[:0])
+	return s.sim.TakeBehaviour(nil)
+}
+
+func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
+	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
+	switch {
+	case o.serial != "" || o.usb != "":
+		cfg := device.SerialConfig{Path: o.serial, Baud: o.baud, Reconnect: true, Logf: logf}
+		name := "serial:" + o.serial
+		if o.usb != "" {
+			vidpid, serial, _ := splitUSB(o.usb)
+			cfg.VID, cfg.PID, _ = device.ParseUSBID(vidpid)
+			cfg.SerialNumber = serial
+			name = "usb:" + o.usb
+		}
+		ss, err := device.OpenSerial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &openSource{Source: ss, name: name, serial: ss, statsFn: ss.Stats, closeFn: ss.Close}, nil
+	case o.tcp != "":
+		ws, closeFn, err := dialWire(ctx, o.tcp)
+		if err != nil {
+			return nil, err
+		}
+		return &openSource{Source: ws, name: "tcp:" + o.tcp, statsFn: ws.Stats, closeFn: closeFn}, nil
+	case o.wire != "":
+		wf, err := device.OpenWireFile(o.wire)
+		if err != nil {
+			return nil, err
+		}
+		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + o.wire, statsFn: wf.Stats, closeFn: wf.Close}, nil
+	case o.raw != "":
+		var rs *device.RawSource
+		var err error
+		gain := o.sim.Gain
+		if o.meta != "" {
+			var m device.Meta
+			rs, m, err = device.OpenRecording(o.meta, device.RawConfig{})
+			gain = m.Gain
+		} else {
+			rs, err = device.OpenRaw(o.raw, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain})
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + o.raw, gain: gain, closeFn: rs.Close}, nil
+	default:
+		sm, err := sim.New(o.sim)
+		if err != nil {
+			return nil, usageErrorf("simulator: %v", err)
+		}
+		name := fmt.Sprintf("sim(seed %d)", o.sim.Seed)
+		return &openSource{Source: device.Paced(sm, o.pace), name: name, gain: sm.Config().Gain, sim: sm, hasBehaviour: true}, nil
+	}
+}
+
+// command sends a headstage command named op with JSON arguments.
+func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
+	if s.serial == nil {
+		return nil, fmt.Errorf("device %s takes no commands (only serial/USB headstages do)", s.name)
+	}
+	var c device.Command
+	switch op {
+	case "start":
+		c.Op = device.OpStart
+	case "stop":
+		c.Op = device.OpStop
+	case "info":
+		c.Op = device.OpInfo
+	case "ping":
+		rtt, err := s.serial.Ping(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"rtt_us": rtt.Microseconds()}, nil
+	case "set_rate":
+		c.Op = device.OpSetRate
+		var a struct {
+			Rate uint32 `json:"rate"`
+		}
+		if err := json.Unmarshal(args, &a); err != nil || a.Rate == 0 {
+			return nil, fmt.Errorf("set_rate needs {\"rate\": HZ}")
+		}
+		c.Rate = a.Rate
+	case "set_channels":
+		c.Op = device.OpSetChannels
+		var a struct {
+			Channels []uint16 `json:"channels"`
+		}
+		if err := json.Unmarshal(args, &a); err != nil || len(a.Channels) == 0 {
+			return nil, fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}")
+		}
+		c.Channels = a.Channels
+	case "stimulate":
+		c.Op = device.OpStimulate
+		if err := json.Unmarshal(args, &c.Stim); err != nil {
+			return nil, fmt.Errorf("stimulate: %v", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op)
+	}
+	r, err := s.serial.Command(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
