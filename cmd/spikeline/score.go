@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -24,20 +26,20 @@ func init() {
 }
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("score", stderr)
-	gtPath := fs.String("gt", "", "ground-truth spikes CSV (unit_id,sample_index[,channel,...])")
-	sortedPath := fs.String("sorted", "", "sorted spikes CSV (spikeline sort's spikes.csv)")
-	unitsPath := fs.String("units", "", "optional ground-truth units CSV with columns unit_id and snr (spikeline sim's units.csv)")
-	rate := fs.Float64("rate", 0, "sample rate in Hz (or --meta)")
-	metaPath := fs.String("meta", "", "recording.json sidecar giving the sample rate")
-	delta := fs.Float64("delta", 0.4, "match tolerance in ms")
-	match := fs.Float64("match-score", 0.5, "minimum agreement to pair a sorted unit with a ground-truth unit")
-	well := fs.Float64("well-detected", 0.8, "agreement of a well-detected unit")
-	fs.Usage = func() {
+	flags := newFlagSet("score", stderr)
+	gtPath := flags.String("gt", "", "ground-truth spikes CSV (unit_id,sample_index[,channel,...])")
+	sortedPath := flags.String("sorted", "", "sorted spikes CSV (spikeline sort's spikes.csv)")
+	unitsPath := flags.String("units", "", "ground-truth units CSV with columns unit_id and snr (spikeline sim's units.csv); without it, SNR is measured from the --meta recording")
+	rate := flags.Float64("rate", 0, "sample rate in Hz (or --meta)")
+	metaPath := flags.String("meta", "", "recording.json sidecar (or its directory) giving the sample rate and the recording to measure SNR on")
+	delta := flags.Float64("delta", 0.4, "match tolerance in ms")
+	match := flags.Float64("match-score", 0.5, "minimum agreement to pair a sorted unit with a ground-truth unit")
+	well := flags.Float64("well-detected", 0.8, "agreement of a well-detected unit")
+	flags.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline score --gt gt_spikes.csv --sorted spikes.csv [--units units.csv] (--rate HZ | --meta recording.json)")
-		fs.PrintDefaults()
+		flags.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, false); err != nil {
+	if err := parseFlags(flags, args, false); err != nil {
 		return err
 	}
 	switch {
@@ -59,7 +61,11 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("--well-detected %g: want in (0, 1]", *well)
 	}
 	if *metaPath != "" {
-		m, err := device.ReadMeta(*metaPath)
+		path := *metaPath
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			path = filepath.Join(path, "recording.json")
+		}
+		m, err := device.ReadMeta(path)
 		if err != nil {
 			return err
 		}
@@ -74,10 +80,27 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	var snr map[int32]float64
-	if *unitsPath != "" {
+	switch {
+	case *unitsPath != "":
 		if snr, err = readUnitsSNR(*unitsPath); err != nil {
 			return err
 		}
+	case *metaPath != "":
+		// SNR = |mean band-passed waveform extremum| / MAD noise, measured.
+		src, _, err := device.OpenRecording(*metaPath, device.RawConfig{BlockSamples: 8192})
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(stdout, "# no SNR: %v\n", err)
+			break
+		}
+		if err != nil {
+			return err
+		}
+		snr, err = score.MeasureSNR(ctx, src, gt, score.SNROptions{})
+		src.Close()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "# SNR measured from %s (|mean band-passed waveform extremum| / MAD noise)\n", *metaPath)
 	}
 	c, err := score.Compare(gt, sorted, *rate, score.Options{DeltaTime: *delta, MatchScore: *match, WellDetectedScore: *well})
 	if err != nil {

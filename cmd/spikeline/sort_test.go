@@ -75,6 +75,17 @@ func TestSortCommand(t *testing.T) {
 		t.Errorf("no ground-truth unit well detected:\n%s", b.String())
 	}
 
+	// spikeline score on the result, SNR measured from the recording.
+	var sout, serr bytes.Buffer
+	if code := realMain([]string{"score", "--gt", filepath.Join(rec, sim.SpikesFile), "--sorted", filepath.Join(out, "spikes.csv"), "--meta", rec}, &sout, &serr); code != 0 {
+		t.Fatalf("score: exit %d: %s", code, serr.String())
+	}
+	for _, want := range []string{"# SNR measured from", "mean_accuracy_snr5=", "well_detected_snr5="} {
+		if !strings.Contains(sout.String(), want) {
+			t.Errorf("score output lacks %q:\n%s", want, sout.String())
+		}
+	}
+
 	// The Phy folder is consistent with spikes.csv.
 	pf, err := os.Open(filepath.Join(out, "phy", "spike_times.npy"))
 	if err != nil {
