@@ -1,0 +1,269 @@
+package view
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"strconv"
+	"time"
+
+	"github.com/spikeline/spikeline/stream"
+)
+
+// Num is a number sent to the browser: five significant digits, and null
+// for NaN and infinities (which JSON cannot carry).
+type Num float64
+
+// MarshalJSON encodes n.
+func (n Num) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, f, 'g', 5, 64), nil
+}
+
+// UnmarshalJSON decodes n; null becomes NaN.
+func (n *Num) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Num(math.NaN())
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	*n = Num(f)
+	return err
+}
+
+// Frame is the data of one "frame" event: what arrived in one frame
+// period (1/FrameRate).
+type Frame struct {
+	Seq    uint64  `json:"seq"`
+	Time   int64   `json:"t"`      // host time the frame was built, Unix ms
+	Rate   float64 `json:"rate"`   // device sample rate, Hz (0 until known)
+	Sample uint64  `json:"sample"` // highest device sample index seen so far
+
+	Spikes        *SpikesJSON     `json:"spikes,omitempty"`
+	Estimates     []EstimatesJSON `json:"est,omitempty"`
+	Status        *StatusJSON     `json:"status,omitempty"`
+	Events        []EventJSON     `json:"events,omitempty"`
+	EventsDropped uint64          `json:"events_dropped,omitempty"` // events beyond MaxEvents in this frame
+	View          ViewJSON        `json:"view"`
+}
+
+// SpikesJSON holds a frame's spikes as parallel arrays: spike i is at
+// device sample Base+Offset[i] on Channel[i], unit Unit[i].
+type SpikesJSON struct {
+	First   uint64   `json:"first"`   // first sample covered by the frame's batches
+	End     uint64   `json:"end"`     // one past the last sample covered
+	Batches uint64   `json:"batches"` // spike batches in the frame
+	N       uint64   `json:"n"`       // spikes in the frame; more than len(Offset) when sampled
+	Base    uint64   `json:"base"`
+	Offset  []uint64 `json:"off"`
+	Channel []int32  `json:"ch"`
+	Unit    []int32  `json:"unit"`
+	// Publish-to-view latency of the frame's batches (publisher's clock
+	// against the view's: meaningful on one host).
+	LatencyMeanMs Num `json:"lat_mean_ms"`
+	LatencyMaxMs  Num `json:"lat_max_ms"`
+}
+
+// EstimatesJSON holds one decoder model's outputs of a frame.
+type EstimatesJSON struct {
+	Model   string   `json:"model"`
+	Truth   bool     `json:"truth,omitempty"` // the true behaviour (Config.Truth)
+	Names   []string `json:"names"`
+	Sample  []uint64 `json:"sample"` // bin end sample of each estimate
+	Values  [][]Num  `json:"values"` // Values[i][k]: output Names[k] of estimate i
+	Dropped uint64   `json:"dropped,omitempty"`
+}
+
+// LinkJSON is device.Stats for the browser.
+type LinkJSON struct {
+	Frames        uint64 `json:"frames"`
+	Bytes         uint64 `json:"bytes"`
+	Samples       uint64 `json:"samples"`
+	CRCErrors     uint64 `json:"crc_errors"`
+	BadFrames     uint64 `json:"bad_frames"`
+	SkippedBytes  uint64 `json:"skipped_bytes"`
+	Gaps          uint64 `json:"gaps"`
+	LostSamples   uint64 `json:"lost_samples"`
+	Resets        uint64 `json:"resets"`
+	FormatChanges uint64 `json:"format_changes"`
+	Disconnects   uint64 `json:"disconnects"`
+	Reconnects    uint64 `json:"reconnects"`
+}
+
+// StatusJSON is a stream.Status for the browser; durations in ms.
+type StatusJSON struct {
+	Sample         uint64   `json:"sample"`
+	Rate           float64  `json:"rate"`
+	Received       int64    `json:"received"` // host time the view received it, Unix ms
+	TransitMs      Num      `json:"transit_ms"`
+	Link           LinkJSON `json:"link"`
+	UptimeS        Num      `json:"uptime_s"`
+	Throughput     Num      `json:"throughput"` // samples per channel per second
+	SpikeRate      Num      `json:"spike_rate"` // spikes per second, all channels
+	LatencyP50Ms   Num      `json:"lat_p50_ms"`
+	LatencyP99Ms   Num      `json:"lat_p99_ms"`
+	LatencyMaxMs   Num      `json:"lat_max_ms"`
+	PipelineDrops  uint64   `json:"pipeline_drops"`
+	Sent           uint64   `json:"sent"`
+	PublishDropped uint64   `json:"publish_dropped"`
+	PublishErrors  uint64   `json:"publish_errors"`
+	Reconnects     uint64   `json:"nats_reconnects"`
+	Threshold      Num      `json:"threshold"`
+	NoiseUV        []Num    `json:"noise_uv"`
+	RateHz         []Num    `json:"rate_hz"`
+}
+
+// EventJSON is one line of the events log.
+type EventJSON struct {
+	ID      uint64 `json:"id"` // increasing; the page skips ids it has shown
+	Time    int64  `json:"t"`  // host time the view received it, Unix ms
+	Kind    string `json:"kind"`
+	Sample  uint64 `json:"sample"`
+	Count   uint64 `json:"count,omitempty"`
+	Unit    int32  `json:"unit"`
+	Channel int32  `json:"channel"`
+	Value   Num    `json:"value,omitempty"`
+	Text    string `json:"text"`
+	Source  string `json:"source,omitempty"` // "view" for the view's own notes
+}
+
+// TemplatesJSON is the current set of unit templates.
+type TemplatesJSON struct {
+	Sample uint64         `json:"sample"`
+	Rate   float64        `json:"rate"`
+	Total  int            `json:"total"` // templates known; len(Units) is at most MaxTemplates
+	Units  []TemplateJSON `json:"units"`
+}
+
+// TemplateJSON is one unit's template (µV, Pre samples before the
+// extremum).
+type TemplateJSON struct {
+	Unit     int32 `json:"unit"`
+	Channel  int32 `json:"channel"`
+	Pre      int   `json:"pre"`
+	PeakUV   Num   `json:"peak_uv"`
+	Count    int   `json:"count"`
+	Waveform []Num `json:"w"`
+}
+
+// ViewJSON is the view's own counters (Stats) at the frame.
+type ViewJSON struct {
+	Spikes        uint64 `json:"spikes"`
+	SpikesSampled uint64 `json:"spikes_sampled"`
+	Undecodable   uint64 `json:"undecodable"`
+	Clients       int    `json:"clients"`
+	ClientDrops   uint64 `json:"client_drops"`
+}
+
+// Hello is the data of the first event a browser receives.
+type Hello struct {
+	Rig       string         `json:"rig"`
+	Rate      float64        `json:"rate"`
+	Sample    uint64         `json:"sample"`
+	FrameRate float64        `json:"frame_rate"`
+	WindowS   float64        `json:"window_s"`
+	MaxSpikes int            `json:"max_spikes"`
+	Truth     []string       `json:"truth"`
+	Templates *TemplatesJSON `json:"templates,omitempty"`
+	Status    *StatusJSON    `json:"status,omitempty"`
+	Events    []EventJSON    `json:"events"`
+}
+
+// Lag is the data of a "lag" event.
+type Lag struct {
+	Dropped uint64 `json:"dropped"` // frames this browser missed so far
+}
+
+func ms(d time.Duration) Num { return Num(float64(d) / 1e6) }
+
+func nums(dst []Num, src []float32) []Num {
+	if src == nil {
+		return nil
+	}
+	dst = dst[:0]
+	for _, x := range src {
+		dst = append(dst, Num(x))
+	}
+	return dst
+}
+
+func statusJSON(m *stream.Status, received time.Time) *StatusJSON {
+	l := m.Link
+	s := &StatusJSON{
+		Sample: m.Sample, Rate: m.Rate, Received: received.UnixMilli(),
+		Link: LinkJSON{Frames: l.Frames, Bytes: l.Bytes, Samples: l.Samples, CRCErrors: l.CRCErrors,
+			BadFrames: l.BadFrames, SkippedBytes: l.SkippedBytes, Gaps: l.Gaps, LostSamples: l.LostSamples,
+			Resets: l.Resets, FormatChanges: l.FormatChanges, Disconnects: l.Disconnects, Reconnects: l.Reconnects},
+		UptimeS: Num(m.Uptime.Seconds()), Throughput: Num(m.SampleRate), SpikeRate: Num(m.SpikeRate),
+		LatencyP50Ms: ms(m.LatencyP50), LatencyP99Ms: ms(m.LatencyP99), LatencyMaxMs: ms(m.LatencyMax),
+		PipelineDrops: m.PipelineDrops, Sent: m.Sent, PublishDropped: m.PublishDropped,
+		PublishErrors: m.PublishErrors, Reconnects: m.Reconnects, Threshold: Num(m.Threshold),
+		NoiseUV: nums(make([]Num, 0, len(m.NoiseUV)), m.NoiseUV),
+		RateHz:  nums(make([]Num, 0, len(m.RateHz)), m.RateHz),
+	}
+	if m.Published > 0 {
+		s.TransitMs = ms(received.Sub(m.PublishTime()))
+	}
+	return s
+}
+
+func eventJSON(id uint64, now int64, e stream.Event) EventJSON {
+	return EventJSON{ID: id, Time: now, Kind: e.Kind.String(), Sample: e.Sample, Count: e.Count,
+		Unit: e.Unit, Channel: e.Channel, Value: Num(e.Value), Text: e.String()}
+}
+
+// buildFrame turns p into a Frame. It copies what it keeps, so p can be
+// reused.
+func (v *View) buildFrame(now time.Time, rate float64, last uint64, p *pending) *Frame {
+	f := &Frame{Seq: v.frames.Load() + 1, Time: now.UnixMilli(), Rate: rate, Sample: last}
+	if p.batches > 0 {
+		s := &SpikesJSON{First: p.first, End: p.end, Batches: p.batches, N: p.seen,
+			Offset: make([]uint64, len(p.spikes)), Channel: make([]int32, len(p.spikes)), Unit: make([]int32, len(p.spikes))}
+		if len(p.spikes) > 0 {
+			base := p.spikes[0].sample
+			for _, pt := range p.spikes {
+				base = min(base, pt.sample)
+			}
+			s.Base = base
+			for i, pt := range p.spikes {
+				s.Offset[i], s.Channel[i], s.Unit[i] = pt.sample-base, pt.channel, pt.unit
+			}
+		}
+		if p.latN > 0 {
+			s.LatencyMeanMs = ms(p.latSum / time.Duration(p.latN))
+			s.LatencyMaxMs = ms(p.latMax)
+		}
+		f.Spikes = s
+	}
+	for model, mb := range p.models {
+		if len(mb.points) == 0 && mb.over == 0 {
+			continue
+		}
+		e := EstimatesJSON{Model: model, Truth: v.truth[model], Names: mb.names, Dropped: mb.over,
+			Sample: make([]uint64, len(mb.points)), Values: make([][]Num, len(mb.points))}
+		for i, pt := range mb.points {
+			e.Sample[i] = pt.sample
+			vals := make([]Num, len(pt.values))
+			for k, x := range pt.values {
+				vals[k] = Num(x)
+			}
+			e.Values[i] = vals
+			mb.points[i].values = nil // let the message go
+		}
+		f.Estimates = append(f.Estimates, e)
+	}
+	slices.SortFunc(f.Estimates, func(a, b EstimatesJSON) int { return strings.Compare(a.Model, b.Model) })
+	if p.status != nil {
+		f.Status = statusJSON(p.status, p.statusAt)
+	}
+	if len(p.events) > 0 {
+		f.Events = append([]EventJSON(nil), p.events...)
+	}
+	f.EventsDropped = p.evOver
+	f.View = ViewJSON{Spikes: v.spikes.Load(), SpikesSampled: v.sampled.Load(), Undecodable: v.undecodable.Load(),
+		Clients: v.hub.count(), ClientDrops: v.clientDrops.Load()}
+	return f
+}

@@ -1,0 +1,117 @@
+package view
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+//go:embed page/index.html
+var indexHTML []byte
+
+// writeTimeout is how long one write to a browser may take before the
+// browser is given up (a stuck tab must not hold its handler forever).
+const writeTimeout = 10 * time.Second
+
+// pingEvery is the interval of SSE comment lines that keep idle proxies
+// from closing the stream.
+const pingEvery = 15 * time.Second
+
+// ServeHTTP serves the page on /, the event stream on /events and a
+// health check on /healthz.
+func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/", "/index.html":
+		v.servePage(w, r)
+	case "/events":
+		v.serveEvents(w, r)
+	case "/healthz":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "ok %d browsers\n", v.hub.count())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (v *View) servePage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(indexHTML)))
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
+	if r.Method == http.MethodHead {
+		return
+	}
+	w.Write(indexHTML)
+}
+
+func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	rc := http.NewResponseController(w)
+	c, first, ok := v.hub.join()
+	if !ok {
+		http.Error(w, "view is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer v.hub.leave(c)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	write := func(msgs ...[]byte) error {
+		// Not every ResponseWriter supports deadlines (httptest's
+		// recorder does not); the stream still works without.
+		if err := rc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		for _, m := range msgs {
+			if _, err := w.Write(m); err != nil {
+				return err
+			}
+		}
+		return rc.Flush()
+	}
+	if err := write(append([][]byte{[]byte("retry: 2000\n\n")}, first...)...); err != nil {
+		return
+	}
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	var reported uint64
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case msg, ok := <-c.ch:
+			if !ok {
+				return
+			}
+			out := [][]byte{msg}
+			if d := c.dropped.Load(); d != reported {
+				reported = d
+				out = append(out, sse("lag", mustJSON(Lag{Dropped: d})))
+			}
+			if write(out...) != nil {
+				return
+			}
+		case <-ping.C:
+			if write([]byte(": ping\n\n")) != nil {
+				return
+			}
+		}
+	}
+}

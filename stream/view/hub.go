@@ -1,0 +1,177 @@
+package view
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// client is one connected browser.
+type client struct {
+	ch      chan []byte // complete SSE messages, shared and immutable
+	dropped atomic.Uint64
+}
+
+type replayFrame struct {
+	at  time.Time
+	msg []byte
+}
+
+// hub fans frames out to the browsers and keeps what a newly connected
+// browser needs: the latest status, the events log, the templates and
+// the frames of the last Window.
+type hub struct {
+	cfg   Config
+	drops *atomic.Uint64
+
+	mu          sync.Mutex
+	clients     map[*client]struct{}
+	closed      bool
+	rate        float64
+	sample      uint64
+	status      *StatusJSON
+	events      []EventJSON // ring of the last MaxEvents, in order
+	templates   *TemplatesJSON
+	replay      []replayFrame
+	replayBytes int
+}
+
+func (h *hub) init(cfg Config, drops *atomic.Uint64) {
+	h.cfg = cfg
+	h.drops = drops
+	h.clients = map[*client]struct{}{}
+}
+
+func (h *hub) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// sse formats one Server-Sent Event. data must not contain newlines
+// (encoding/json output does not).
+func sse(event string, data []byte) []byte {
+	b := make([]byte, 0, len(event)+len(data)+16)
+	b = append(b, "event: "...)
+	b = append(b, event...)
+	b = append(b, "\ndata: "...)
+	b = append(b, data...)
+	b = append(b, "\n\n"...)
+	return b
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every type sent is made of strings, integers and Num, which
+		// always encode.
+		panic("view: " + err.Error())
+	}
+	return b
+}
+
+// send queues msg for every browser, dropping it (and counting) for those
+// whose queue is full. Called with h.mu held.
+func (h *hub) sendLocked(msg []byte) {
+	for c := range h.clients {
+		select {
+		case c.ch <- msg:
+		default:
+			c.dropped.Add(1)
+			h.drops.Add(1)
+		}
+	}
+}
+
+// publish encodes f and sends it to every browser.
+func (h *hub) publish(f *Frame, now time.Time) {
+	msg := sse("frame", mustJSON(f))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	if f.Rate > 0 {
+		h.rate = f.Rate
+	}
+	h.sample = max(h.sample, f.Sample)
+	if f.Status != nil {
+		h.status = f.Status
+	}
+	if len(f.Events) > 0 {
+		h.events = append(h.events, f.Events...)
+		if over := len(h.events) - h.cfg.MaxEvents; over > 0 {
+			h.events = append(h.events[:0], h.events[over:]...)
+		}
+	}
+	h.replay = append(h.replay, replayFrame{at: now, msg: msg})
+	h.replayBytes += len(msg)
+	cut := 0
+	for cut < len(h.replay) && (now.Sub(h.replay[cut].at) > h.cfg.Window || h.replayBytes > maxReplayBytes) {
+		h.replayBytes -= len(h.replay[cut].msg)
+		h.replay[cut] = replayFrame{}
+		cut++
+	}
+	if cut > 0 {
+		h.replay = append(h.replay[:0], h.replay[cut:]...)
+	}
+	h.sendLocked(msg)
+}
+
+// setTemplates records the current templates and sends them.
+func (h *hub) setTemplates(t *TemplatesJSON) {
+	msg := sse("templates", mustJSON(t))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.templates = t
+	h.sendLocked(msg)
+}
+
+// join registers a browser and returns what it must be sent first: the
+// hello event and the recent frames. ok is false after close.
+func (h *hub) join() (c *client, first [][]byte, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, nil, false
+	}
+	hello := Hello{
+		Rig: h.cfg.Rig, Rate: h.rate, Sample: h.sample, FrameRate: h.cfg.FrameRate,
+		WindowS: h.cfg.Window.Seconds(), MaxSpikes: h.cfg.MaxSpikesPerFrame, Truth: h.cfg.Truth,
+		Templates: h.templates, Status: h.status, Events: append([]EventJSON{}, h.events...),
+	}
+	first = make([][]byte, 0, 1+len(h.replay))
+	first = append(first, sse("hello", mustJSON(hello)))
+	for _, r := range h.replay {
+		first = append(first, r.msg)
+	}
+	c = &client{ch: make(chan []byte, h.cfg.ClientQueue)}
+	h.clients[c] = struct{}{}
+	return c, first, true
+}
+
+// leave unregisters a browser.
+func (h *hub) leave(c *client) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; ok {
+		delete(h.clients, c)
+		close(c.ch)
+	}
+}
+
+// close disconnects every browser and refuses new ones.
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for c := range h.clients {
+		delete(h.clients, c)
+		close(c.ch)
+	}
+	h.replay = nil
+}
