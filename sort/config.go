@@ -101,7 +101,7 @@ type Config struct {
 	MaxSnippets  int     // snippets kept per channel for learning (1000)
 	MaxUnits     int     // most units per channel (4)
 	MinSpikes    int     // fewest spikes a cluster needs to become a unit (15)
-	RelearnEvery float64 // seconds between re-learning passes; 0 = never, <0 = never (0)
+	RelearnEvery float64 // seconds between re-learning passes (120); < 0 = never
 
 	MatchTolerance float64 // a snippet matches a template when its residual energy is below (1+MatchTolerance)·noise energy (1)
 	TrackRate      float64 // weight of each matched snippet in the running-average template (1/200)
@@ -152,6 +152,7 @@ func (c Config) withDefaults() Config {
 	if c.MinSpikes == 0 {
 		c.MinSpikes = 15
 	}
+	def(&c.RelearnEvery, 120)
 	def(&c.MatchTolerance, 1)
 	def(&c.TrackRate, 1.0/200)
 	if c.Workers <= 0 {

@@ -47,7 +47,7 @@ type Sorter struct {
 	noiseAlpha  float32
 
 	shards []*shard
-	ref    []float32 // common reference per row of the current chunk
+	ref    []float32 // common reference, 3 values per row of the current chunk
 
 	mu       sync.Mutex // held by Process/Flush; guards everything below
 	tau      uint64     // rows written to the rings
@@ -152,7 +152,7 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	if cfg.NoiseTrack > 0 {
 		s.noiseAlpha = float32(math.Min(1, cfg.NoiseWindow/cfg.NoiseTrack))
 	}
-	s.ref = make([]float32, s.chunk)
+	s.ref = make([]float32, 3*s.chunk)
 
 	workers := min(cfg.Workers, channels)
 	per := (channels + workers - 1) / workers
@@ -321,7 +321,7 @@ func (s *Sorter) doPhase(sh *shard) {
 			sh.referenceRows(s.from, i0, i1, s.ref)
 		}
 	case phaseDetect:
-		sh.detect(s.from, s.to, s.scanFrom, s.scanTo, s.ref[:s.rows])
+		sh.detect(s.from, s.to, s.scanFrom, s.scanTo, s.ref[:3*s.rows])
 	case phaseDrain:
 		sh.pad(s.from, s.to)
 		sh.detect(s.to, s.to, s.scanFrom, s.scanTo, nil)
