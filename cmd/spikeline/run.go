@@ -240,6 +240,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		waiters  []chan error
 		learned  uint64
 		lastEnd  uint64
+		done     uint64 // spikes before this sample have all been published
 		rate     float64
 		outputs  = []string{"vx", "vy"}
 		behVals  = make([]float64, 2)
@@ -250,6 +251,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 	channels := p.sorter.Channels()
 	win.reset(channels)
 	behEvery := max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
+	lag := uint64(p.sorter.Lag())
 	if p.model != nil {
 		var err error
 		if online, err = decode.NewOnline(p.model, 0); err != nil {
@@ -285,13 +287,16 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if !ok {
 			// End of stream: flush what the sorter still holds.
 			spikes = p.sorter.Flush(spikes[:0])
-			if len(spikes) > 0 {
-				p.pub.PublishSpikes(lastEnd, lastEnd, rate, spikes)
+			if lastEnd > done {
+				p.pub.PublishSpikes(done, lastEnd, rate, spikes)
 			}
 			p.publishStatus(&win, lastEnd, rate)
 			return nil
 		}
 		b := &it.block
+		if rate == 0 {
+			done = b.First // the device need not start at sample 0
+		}
 		rate = b.Rate
 		lastEnd = b.End()
 		p.pub.PublishLinkEvents(b)
@@ -300,7 +305,13 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if err != nil {
 			return err
 		}
-		p.pub.PublishSpikes(b.First, b.End(), b.Rate, spikes)
+		// Every spike before complete has now left the sorter: the batch
+		// covers [done, complete), and bins before complete can close.
+		complete := max(b.End(), lag) - lag
+		if complete > done {
+			p.pub.PublishSpikes(done, complete, b.Rate, spikes)
+			done = complete
+		}
 		win.latency = append(win.latency, time.Since(b.Received))
 		win.samples += uint64(b.Len())
 		for _, s := range spikes {
@@ -356,7 +367,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		}
 		if cal != nil {
 			cal.Add(spikes)
-			cal.Advance(b.End())
+			cal.Advance(done)
 			if online == nil && cal.Ready() {
 				startFit()
 			}
@@ -381,7 +392,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		}
 		if online != nil {
 			online.Add(spikes)
-			ests = online.Advance(b.End(), ests[:0])
+			ests = online.Advance(done, ests[:0])
 			for _, e := range ests {
 				p.pub.PublishEstimate(string(online.Model().Kind), e)
 			}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/streamtest"
+)
+
+// TestRunPipeline runs `spikeline run` on the simulator, as fast as it
+// goes, against a real nats-server, and checks what a subscriber receives:
+// spike batches that tile the device clock without gaps or overlaps and
+// hold their spikes, templates, a live-calibrated decoder's estimates
+// correlated with the true behaviour, and status.
+func TestRunPipeline(t *testing.T) {
+	srv := streamtest.RunServer(t, nil)
+	url := streamtest.URL(srv)
+	cl := stream.NewClient(streamtest.Connect(t, srv))
+
+	var (
+		mu        sync.Mutex
+		next      uint64
+		batches   int
+		spikes    int
+		sorted    int
+		bad       []string
+		templates int
+		status    int
+		truth     = map[uint64][2]float64{}
+		decoded   = map[uint64][2]float64{}
+	)
+	_, err := cl.Subscribe("bench", stream.Handler{
+		Spikes: func(_ string, m *stream.SpikeBatch) {
+			mu.Lock()
+			defer mu.Unlock()
+			if m.First() != next && len(bad) < 5 {
+				bad = append(bad, "batch starts at "+itoa(m.First())+", want "+itoa(next))
+			}
+			next = m.End
+			batches++
+			for _, s := range m.Spikes {
+				if (s.Sample < m.First() || s.Sample >= m.End) && len(bad) < 5 {
+					bad = append(bad, "spike at "+itoa(s.Sample)+" outside its batch ["+itoa(m.First())+","+itoa(m.End)+")")
+				}
+				spikes++
+				if s.Unit > 0 {
+					sorted++
+				}
+			}
+		},
+		Templates: func(_ string, m *stream.TemplateBatch) {
+			mu.Lock()
+			templates += len(m.Templates)
+			mu.Unlock()
+		},
+		Status: func(_ string, m *stream.Status) {
+			mu.Lock()
+			status++
+			mu.Unlock()
+		},
+		Estimate: func(_ string, m *stream.EstimateMsg) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(m.Values) != 2 {
+				bad = append(bad, "estimate of "+m.Model+" has "+itoa(uint64(len(m.Values)))+" values")
+				return
+			}
+			v := [2]float64{m.Values[0], m.Values[1]}
+			if m.Model == behaviourModel {
+				truth[m.Sample/600] = v // 20 ms bins at 30 kHz
+			} else {
+				decoded[(m.Sample-1)/600] = v
+			}
+		},
+	}, stream.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var stdout, stderr bytes.Buffer
+	code := realMain([]string{"run", "--nats", url, "--rig", "bench", "--channels", "8", "--units", "1-3",
+		"--seed", "7", "--pace", "0", "--duration", "60s", "--learn", "5", "--calibrate", "25",
+		"--status-every", "50ms"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	// Let the subscriber drain.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := next
+		mu.Unlock()
+		if n >= 60*30000-600 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range bad {
+		t.Error(b)
+	}
+	if next < 60*30000-600 {
+		t.Errorf("spike batches reach sample %d, want ≈ %d", next, 60*30000)
+	}
+	t.Logf("%d batches, %d spikes (%d sorted), %d templates, %d status, %d estimates", batches, spikes, sorted, templates, status, len(decoded))
+	if spikes < 1000 || sorted < spikes/2 {
+		t.Errorf("%d spikes, %d sorted: want ≥ 1000, mostly sorted", spikes, sorted)
+	}
+	if templates == 0 || status == 0 {
+		t.Errorf("templates %d, status %d: want both > 0", templates, status)
+	}
+	if len(decoded) < 500 {
+		t.Fatalf("%d decoder estimates, want ≥ 500 (30 s after calibration at 20 ms bins)", len(decoded))
+	}
+	// The live decoder follows the behaviour it was calibrated on.
+	var xs, ys [2][]float64
+	for k, d := range decoded {
+		if tr, ok := truth[k]; ok {
+			for i := range 2 {
+				xs[i] = append(xs[i], tr[i])
+				ys[i] = append(ys[i], d[i])
+			}
+		}
+	}
+	for i, name := range []string{"vx", "vy"} {
+		r := decode.Correlation(xs[i], ys[i])
+		t.Logf("live %s correlation %.3f over %d bins", name, r, len(xs[i]))
+		if r < 0.5 {
+			t.Errorf("live decoder %s correlation %.3f with the true behaviour, want ≥ 0.5", name, r)
+		}
+	}
+	if !strings.Contains(stdout.String(), "subjects spikeline.bench.>") {
+		t.Errorf("stdout does not name the subjects:\n%s", stdout.String())
+	}
+}
+
+func TestRunRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--serial", "/dev/null", "--tcp", "127.0.0.1:1"},
+		{"--decoder", "lstm"},
+		{"--grouping", "electrode"},
+		{"--calibrate", "0"},
+		{"--pace", "-1"},
+		{"--usb", "zz"},
+		{"--meta", "x.json"},
+		{"--threshold", "-2"},
+		{"--channels", "0"},
+		{"--rig", "bad rig"},
+		{"--model", "/nonexistent/model.json"},
+		{"extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := realMain(append([]string{"run"}, args...), &stdout, &stderr)
+		if code != 2 {
+			t.Errorf("run %v: exit %d, want 2 (stderr %q)", args, code, stderr.String())
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run %v started: %q", args, stdout.String())
+		}
+	}
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
