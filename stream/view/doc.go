@@ -15,7 +15,8 @@
 //     throughput, pipeline and publish latency,
 //   - the decoder outputs (one panel per output name, e.g. vx and vy),
 //     with the true behaviour overlaid when it is published as a decoder
-//     model named in Config.Truth (default "truth"),
+//     model named in Config.Truth (default "behaviour", the name
+//     "spikeline run" publishes it under, or "truth"),
 //   - the current unit templates as small multiples,
 //   - an events log (gaps, CRC bursts, reconnects, template changes).
 //

@@ -3,8 +3,8 @@ package view
 import (
 	"math"
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spikeline/spikeline/stream"

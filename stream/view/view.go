@@ -23,7 +23,6 @@ const (
 	DefaultMaxTemplates      = 256
 	DefaultClientQueue       = 64
 	DefaultMaxEvents         = 500
-	DefaultTruth             = "truth"
 	// maxEstimatesPerFrame bounds the estimates kept per model per frame;
 	// decoders emit one per bin (tens of ms), so this is only reached by
 	// a misbehaving publisher.
@@ -37,6 +36,12 @@ const (
 	// templateEvery is the shortest time between two template updates.
 	templateEvery = time.Second
 )
+
+// DefaultTruth are the decoder model names taken for the true behaviour
+// when Config.Truth is nil: "spikeline run" publishes the behaviour stream
+// (the simulator's true velocity, or a measured one) as the model
+// "behaviour".
+var DefaultTruth = []string{"behaviour", "behavior", "truth"}
 
 // Config configures a View. The zero value (plus a Rig) works.
 type Config struct {
@@ -63,7 +68,7 @@ type Config struct {
 	MaxEvents int
 	// Truth names the decoder models that carry the true behaviour rather
 	// than a decoded estimate (drawn as a dashed reference); default
-	// {"truth"}.
+	// DefaultTruth.
 	Truth []string
 	// Logger receives connection and error messages; nil discards them.
 	Logger *slog.Logger
@@ -89,7 +94,7 @@ func (c Config) withDefaults() Config {
 		c.MaxEvents = DefaultMaxEvents
 	}
 	if c.Truth == nil {
-		c.Truth = []string{DefaultTruth}
+		c.Truth = DefaultTruth
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
