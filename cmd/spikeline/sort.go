@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,12 +48,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&j.raw.Rate, "rate", 0, "sample rate in Hz (unless --meta)")
 	fs.Float64Var(&j.raw.Gain, "gain", 0, "µV per count (unless --meta)")
 	fs.StringVar(&j.out, "out", "", "output directory (created)")
-	threshold := fs.Float64("threshold", 0, "detection threshold in noise σ (0: sorter default, 4.5)")
-	band := fs.String("band", "", "band-pass corners in Hz, LOW-HIGH (default 300-6000)")
-	reference := fs.String("reference", "none", "common reference: none, average (CAR) or median (CMR)")
-	sign := fs.String("sign", "negative", "detection polarity: negative, positive or both")
-	learn := fs.Float64("learn", 0, "seconds of spikes templates are learned from (0: sorter default, 10)")
-	workers := fs.Int("workers", 0, "parallel channel shards (0: all cores)")
+	sortFlags := registerSortFlags(fs)
 	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass, then sort the whole file with them")
 	fs.IntVar(&j.maxPanels, "panels", 32, "most channels drawn in summary.png")
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
@@ -88,32 +82,14 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErrorf("--gain %g: want > 0 µV per count", j.raw.Gain)
 	case j.passes != 1 && j.passes != 2:
 		return usageErrorf("--passes %d: want 1 or 2", j.passes)
-	case *threshold < 0:
-		return usageErrorf("--threshold %g: want > 0", *threshold)
-	case *learn < 0:
-		return usageErrorf("--learn %g: want > 0 seconds", *learn)
 	case j.maxPanels < 1:
 		return usageErrorf("--panels %d: want >= 1", j.maxPanels)
 	}
-	j.cfg.Threshold = *threshold
-	j.cfg.LearnSeconds = *learn
-	j.cfg.Workers = *workers
-	var err error
-	if j.cfg.Reference, err = sort.ParseReference(*reference); err != nil {
-		return usageErrorf("--reference: %v", err)
+	cfg, err := sortFlags()
+	if err != nil {
+		return err
 	}
-	if j.cfg.Sign, err = sort.ParseSign(*sign); err != nil {
-		return usageErrorf("--sign: %v", err)
-	}
-	if *band != "" {
-		lo, hi, ok := strings.Cut(*band, "-")
-		l, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
-		h, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
-		if !ok || err1 != nil || err2 != nil || !(l > 0) || !(h > l) {
-			return usageErrorf("--band %q: want LOW-HIGH in Hz with 0 < LOW < HIGH, e.g. 300-6000", *band)
-		}
-		j.cfg.Low, j.cfg.High = l, h
-	}
+	j.cfg = cfg
 	// Open the input now so that a bad file or sidecar is refused before
 	// any output is written.
 	src, err := j.open()
