@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/spikeline/spikeline/device"
@@ -139,6 +140,17 @@ type Message interface {
 }
 
 var le = binary.LittleEndian
+
+// putHeader writes a header into b[:HeaderSize].
+func putHeader(b []byte, t Type, flags uint16, sample uint64, rate float64, published int64) {
+	_ = b[HeaderSize-1]
+	copy(b, Magic)
+	b[4], b[5] = Version, byte(t)
+	le.PutUint16(b[6:], flags)
+	le.PutUint64(b[8:], sample)
+	le.PutUint64(b[16:], math.Float64bits(rate))
+	le.PutUint64(b[24:], uint64(published))
+}
 
 func appendHeader(dst []byte, t Type, flags uint16, sample uint64, rate float64, published int64) []byte {
 	dst = append(dst, Magic...)
@@ -298,17 +310,24 @@ func (m *SpikeBatch) AppendBinary(dst []byte) ([]byte, error) {
 // to dst, without allocating when dst has room. published may be 0 (the
 // Publisher stamps it).
 func AppendSpikes(dst []byte, first, end uint64, rate float64, published int64, spikes []sort.Spike) []byte {
-	dst = appendHeader(dst, TypeSpikes, 0, first, rate, published)
-	dst = le.AppendUint64(dst, end)
-	dst = le.AppendUint32(dst, uint32(len(spikes)))
-	dst = le.AppendUint16(dst, SpikeRecordSize)
-	dst = le.AppendUint16(dst, 0)
+	need := spikesFixed + SpikeRecordSize*len(spikes)
+	dst = slices.Grow(dst, need)
+	off := len(dst)
+	dst = dst[:off+need]
+	putHeader(dst[off:], TypeSpikes, 0, first, rate, published)
+	b := dst[off+HeaderSize : off+need]
+	le.PutUint64(b, end)
+	le.PutUint32(b[8:], uint32(len(spikes)))
+	le.PutUint16(b[12:], SpikeRecordSize)
+	le.PutUint16(b[14:], 0)
+	p := b[16:]
 	for i := range spikes {
 		s := &spikes[i]
-		dst = le.AppendUint64(dst, s.Sample)
-		dst = le.AppendUint32(dst, uint32(s.Channel))
-		dst = le.AppendUint32(dst, uint32(s.Unit))
-		dst = le.AppendUint32(dst, math.Float32bits(s.Amplitude))
+		q := p[i*SpikeRecordSize : (i+1)*SpikeRecordSize]
+		le.PutUint64(q, s.Sample)
+		le.PutUint32(q[8:], uint32(s.Channel))
+		le.PutUint32(q[12:], uint32(s.Unit))
+		le.PutUint32(q[16:], math.Float32bits(s.Amplitude))
 	}
 	return dst
 }

@@ -49,8 +49,9 @@ func ValidToken(name string) error {
 // Subjects builds the subject names of one rig. The zero value is not
 // usable; build one with NewSubjects.
 type Subjects struct {
-	rig  string
-	base string // "spikeline.<rig>."
+	rig                               string
+	base                              string // "spikeline.<rig>."
+	spikes, status, events, templates string
 }
 
 // NewSubjects returns the subjects of rig after validating its name.
@@ -58,25 +59,27 @@ func NewSubjects(rig string) (Subjects, error) {
 	if err := ValidToken(rig); err != nil {
 		return Subjects{}, fmt.Errorf("rig: %w", err)
 	}
-	return Subjects{rig: rig, base: Prefix + "." + rig + "."}, nil
+	base := Prefix + "." + rig + "."
+	return Subjects{rig: rig, base: base, spikes: base + "spikes", status: base + "status",
+		events: base + "events", templates: base + "templates"}, nil
 }
 
 // Rig returns the rig name.
 func (s Subjects) Rig() string { return s.rig }
 
 // Spikes is spikeline.<rig>.spikes: batches of sorted spikes, one per block.
-func (s Subjects) Spikes() string { return s.base + "spikes" }
+func (s Subjects) Spikes() string { return s.spikes }
 
 // Status is spikeline.<rig>.status: periodic link, pipeline and publisher
 // health.
-func (s Subjects) Status() string { return s.base + "status" }
+func (s Subjects) Status() string { return s.status }
 
 // Events is spikeline.<rig>.events: gaps, CRC bursts, reconnects,
 // template changes.
-func (s Subjects) Events() string { return s.base + "events" }
+func (s Subjects) Events() string { return s.events }
 
 // Templates is spikeline.<rig>.templates: new and changed unit templates.
-func (s Subjects) Templates() string { return s.base + "templates" }
+func (s Subjects) Templates() string { return s.templates }
 
 // Decode is spikeline.<rig>.decode.<model>: one decoder's estimates. The
 // model name must pass ValidToken.
