@@ -23,19 +23,40 @@ const (
 	// ByChannel counts every detection on a channel as one unit: the
 	// threshold-crossing decoder used as a baseline for sorted decoding.
 	ByChannel Grouping = "channel"
+	// ByUnitAndUnsorted counts each sorted unit, plus the unsorted spikes
+	// (Unit 0) of each channel as one more column (the "hash" unit of BCI
+	// practice), with key -(channel+1). It keeps the information of units
+	// the sorter detects but has not (yet) assigned.
+	ByUnitAndUnsorted Grouping = "unit+unsorted"
 )
 
 // Key returns the column key of s under g and whether s counts at all.
 func (g Grouping) Key(s sort.Spike) (int32, bool) {
-	if g == ByChannel {
+	switch g {
+	case ByChannel:
 		return s.Channel, s.Channel >= 0
+	case ByUnitAndUnsorted:
+		if s.Unit == 0 {
+			return -(s.Channel + 1), s.Channel >= 0
+		}
 	}
 	return s.Unit, s.Unit > 0
 }
 
+// Columns names what the columns of g are, in the plural ("units").
+func (g Grouping) Columns() string {
+	switch g {
+	case ByChannel:
+		return "channels"
+	case ByUnitAndUnsorted:
+		return "units and unsorted channels"
+	}
+	return "units"
+}
+
 func (g Grouping) valid() error {
-	if g != ByUnit && g != ByChannel {
-		return fmt.Errorf("decode: grouping %q, want %q or %q", string(g), ByUnit, ByChannel)
+	if g != ByUnit && g != ByChannel && g != ByUnitAndUnsorted {
+		return fmt.Errorf("decode: grouping %q, want %q, %q or %q", string(g), ByUnit, ByChannel, ByUnitAndUnsorted)
 	}
 	return nil
 }

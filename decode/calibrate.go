@@ -14,7 +14,7 @@ type CalibratorConfig struct {
 	Rate       float64   // device sample rate, Hz
 	Outputs    []string  // names of the behaviour values, in AddBehaviour order
 	BinSeconds float64   // bin width; default DefaultBinSeconds
-	Grouping   Grouping  // ByUnit (default) or ByChannel
+	Grouping   Grouping  // ByUnit (default), ByChannel or ByUnitAndUnsorted
 	Seconds    float64   // calibration length before Ready; default 60
 	MaxSeconds float64   // most recent data kept for refits; default 600 (0 keeps the default, <0 keeps all)
 	Fit        FitConfig // decoder to fit (default Wiener, DefaultLags)
@@ -207,7 +207,7 @@ func (c *Calibrator) Fit() (*Online, error) {
 		return nil, err
 	}
 	if len(b.Keys) == 0 {
-		return nil, fmt.Errorf("decode: calibrator saw no %ss", c.cfg.Grouping)
+		return nil, fmt.Errorf("decode: calibrator saw no %s", c.cfg.Grouping.Columns())
 	}
 	vals, obs := beh.Bin(c.width, b.First, b.Len())
 	ds := &Dataset{Bins: b, Outputs: beh.Names, Behaviour: vals, BehaviourObserved: obs}

@@ -42,7 +42,7 @@ type Model struct {
 	Format     string    `json:"format"`
 	Version    int       `json:"version"`
 	Kind       Kind      `json:"kind"`
-	Grouping   Grouping  `json:"grouping"`    // unit (sorted) or channel (threshold crossings)
+	Grouping   Grouping  `json:"grouping"`    // unit (sorted), channel (threshold crossings) or unit+unsorted
 	Keys       []int32   `json:"units"`       // unit ids (or channels) of the columns, ascending
 	Rate       float64   `json:"sample_rate"` // device samples per second
 	BinSamples uint64    `json:"bin_samples"` // bin width in device samples; bins start at multiples of it
@@ -113,10 +113,7 @@ type UnitMismatchError struct {
 }
 
 func (e *UnitMismatchError) Error() string {
-	what := "units"
-	if e.Grouping == ByChannel {
-		what = "channels"
-	}
+	what := e.Grouping.Columns()
 	var parts []string
 	if len(e.Missing) > 0 {
 		parts = append(parts, fmt.Sprintf("missing from the stream: %s", idList(e.Missing)))

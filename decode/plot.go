@@ -119,7 +119,7 @@ func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds 
 
 func caption(m *Model, ev *Evaluation) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s decoder, %d %ss, %g ms bins", m.Kind, len(m.Keys), m.Grouping, 1000*m.BinSeconds())
+	fmt.Fprintf(&b, "%s decoder, %d %s, %g ms bins", m.Kind, len(m.Keys), m.Grouping.Columns(), 1000*m.BinSeconds())
 	if m.Kind == Wiener {
 		fmt.Fprintf(&b, ", %d lags", m.Lags)
 	}

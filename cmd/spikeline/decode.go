@@ -140,6 +140,7 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	lags := fs.Int("lags", decode.DefaultLags, "wiener: causal lags in bins, counting the current one")
 	folds := fs.Int("folds", decode.DefaultFolds, "wiener: chronological cross-validation folds for the ridge penalty")
 	crossings := fs.Bool("threshold-crossings", false, "decode from all detections per channel (threshold crossings) instead of sorted units")
+	unsorted := fs.Bool("with-unsorted", false, "add each channel's unsorted spikes (unit_id 0) as one more column beside the sorted units")
 	state := fs.String("state", decode.StateVelocity, "kalman: state layout, velocity or position-velocity")
 	steady := fs.Bool("steady", false, "kalman: run with the steady-state gain (Riccati equation iterated to convergence)")
 	shrink := fs.Float64("q-shrink", 0, "kalman: shrinkage of the observation noise Q toward its diagonal, 0..1 (0 = units/(units+bins))")
@@ -165,6 +166,8 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return usageErrorf("--bin-ms %g: want > 0", *binMS)
 	case *lags < 1 || *lags > 1000:
 		return usageErrorf("--lags %d: want 1..1000", *lags)
+	case *crossings && *unsorted:
+		return usageErrorf("--threshold-crossings already counts unsorted spikes; drop --with-unsorted")
 	case *folds < 2:
 		return usageErrorf("--folds %d: want >= 2", *folds)
 	case *state != decode.StateVelocity && *state != decode.StatePositionVelocity:
@@ -187,8 +190,11 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	g := decode.ByUnit
-	if *crossings {
+	switch {
+	case *crossings:
 		g = decode.ByChannel
+	case *unsorted:
+		g = decode.ByUnitAndUnsorted
 	}
 	width := decode.BinSamples(*binMS/1000, rate)
 	ds, err := decode.NewDataset(spikes, beh, g, nil, rate, width, gaps)
@@ -196,7 +202,7 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if len(ds.Bins.Keys) == 0 {
-		return fmt.Errorf("%s: no %ss to decode from (unsorted spikes have unit_id 0; try --threshold-crossings)", in.spikes, g)
+		return fmt.Errorf("%s: no %s to decode from (unsorted spikes have unit_id 0; try --threshold-crossings)", in.spikes, g.Columns())
 	}
 	m, err := decode.Fit(ds, ds.SplitRow(*split), cfg)
 	if err != nil {
@@ -205,8 +211,8 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := m.Save(*out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "fitted %s decoder: %d %ss, outputs %s, %d-sample bins (%g ms at %g Hz), %d training bins (first %.0f%%: samples %d–%d)\n",
-		m.Kind, len(m.Keys), g, strings.Join(m.Outputs, ","), m.BinSamples, 1000*m.BinSeconds(), m.Rate, m.Fit.TrainBins, 100*m.Fit.Split, m.Fit.StartSample, m.Fit.SplitSample)
+	fmt.Fprintf(stdout, "fitted %s decoder: %d %s, outputs %s, %d-sample bins (%g ms at %g Hz), %d training bins (first %.0f%%: samples %d–%d)\n",
+		m.Kind, len(m.Keys), g.Columns(), strings.Join(m.Outputs, ","), m.BinSamples, 1000*m.BinSeconds(), m.Rate, m.Fit.TrainBins, 100*m.Fit.Split, m.Fit.StartSample, m.Fit.SplitSample)
 	if m.Wiener != nil {
 		fmt.Fprintf(stdout, "lags=%d lambda=%.4g (%.3g per bin; %d-fold chronological CV R² %.4f)\n", m.Lags, m.Wiener.Lambda,
 			m.Wiener.Lambda/float64(m.Fit.TrainBins), m.Fit.Folds, bestCV(m.Fit))
@@ -293,7 +299,7 @@ func runDecodeEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "model %s: %s, %d %ss, %g ms bins, lags %d\n", *modelPath, m.Kind, len(m.Keys), m.Grouping, 1000*m.BinSeconds(), m.Lags)
+	fmt.Fprintf(stdout, "model %s: %s, %d %s, %g ms bins, lags %d\n", *modelPath, m.Kind, len(m.Keys), m.Grouping.Columns(), 1000*m.BinSeconds(), m.Lags)
 	fmt.Fprintf(stdout, "held-out: samples %d–%d (%.1f s), %d bins scored of %d\n", ds.Bins.Start(from), ds.Bins.End(ds.Len()-1),
 		float64(ds.Bins.End(ds.Len()-1)-ds.Bins.Start(from))/m.Rate, ev.Bins, ds.Len()-from)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
