@@ -10,18 +10,18 @@ import (
 )
 
 // Background noise is read from a small bank of precomputed, seamlessly
-// periodic noise tiles: every channel adds one tile of length 2^16 and one
-// of length 3^10 at its own random offsets. The two lengths are coprime,
-// so a channel's noise repeats only after 2^16·3^10 samples (35.8 h at
-// 30 kHz). Each tile is coloured noise with the spectrum of a real
+// periodic noise tiles: every channel adds one tile of length 2^14 and one
+// of length 3^9 at its own offsets. The two lengths are coprime, so a
+// channel's noise repeats only after 2^14·3^9 samples (3 h at 30 kHz), and
+// the whole bank (288 KiB) stays in a core's L2 cache. Each tile is coloured noise with the spectrum of a real
 // headstage (white + 1/f, 7.5 kHz anti-alias roll-off) synthesised in the
 // frequency domain, plus multi-unit hum: dozens of small, distant units
-// firing at random. Channels that share a tile see it at unrelated
-// offsets, so their noise is uncorrelated at equal times (it correlates
-// by 0.5 only at one large lag per shared tile).
+// firing at random. Channels that share a tile read it at offsets spread
+// evenly around it, so their noise is uncorrelated at equal times (it
+// correlates by 0.5 only at one lag of at least tileLen/sharers samples).
 const (
-	tileLenA   = 1 << 16 // 65536
-	tileLenB   = 59049   // 3^10, coprime with tileLenA
+	tileLenA   = 1 << 14 // 16384
+	tileLenB   = 19683   // 3^9, coprime with tileLenA
 	tilesPerAB = 4
 	humUnits   = 40
 )

@@ -41,20 +41,21 @@ type Sim struct {
 	lead   int    // behaviour lead, steps
 	pre    int    // template samples before the trough
 	tlen   int    // template length
-	stride int    // n + tlen: acc row length
 	phases int
 
-	acc        []int32 // [channel][stride] spikes not yet emitted, fixed point
-	out        []int16 // chunk output, time-major
-	chunkStart uint64  // relative sample index of the next chunk
-	chunkLen   int     // samples valid in out
-	pos        int     // next sample in out to emit
-	emitted    uint64  // absolute index of the next sample Next returns
+	pend       [][]render // per channel: spikes still to be (partly) drawn
+	out        []int16    // chunk output, time-major
+	chunkStart uint64     // relative sample index of the next chunk
+	chunkLen   int        // samples valid in out
+	pos        int        // next sample in out to emit
+	emitted    uint64     // absolute index of the next sample Next returns
 	blockBuf   []int16
 
 	// slow signals, per group of channels
 	groups           int
 	slow             []int32 // [group][n]
+	slowMax          []int32 // per group, max |slow| in the chunk
+	tileMax          int32   // max |tile value|
 	mainsGain        []float64
 	artGain          []float64
 	lfpP             lfpParams
@@ -97,7 +98,7 @@ type unitGen struct {
 	burstIdx  int
 	burstNext float64
 	cos, sin  float64
-	tmpl      [][]float32 // per phase, fixed point counts
+	tmpl      [][]float32 // per phase, counts
 	argmin    []int       // per phase
 	minUV     []float32   // per phase, raw trough value µV
 }
@@ -131,11 +132,18 @@ func (s *Sim) build(origin uint64) {
 	r := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6368616e)) // "chan"
 	s.chans = make([]chanState, cfg.Channels)
 	s.noiseUV = make([]float64, cfg.Channels)
+	// Tiles are dealt round-robin in a random order, and the channels that
+	// share a tile read it at evenly spread offsets (plus a random phase).
+	permA, permB := r.Perm(cfg.Channels), r.Perm(cfg.Channels)
+	spreadA := tileLenA / ((cfg.Channels + tilesPerAB - 1) / tilesPerAB)
+	spreadB := tileLenB / ((cfg.Channels + tilesPerAB - 1) / tilesPerAB)
+	phaseA, phaseB := r.IntN(tileLenA), r.IntN(tileLenB)
 	for c := range s.chans {
 		ch := &s.chans[c]
-		ia, ib := r.IntN(tilesPerAB), r.IntN(tilesPerAB)
+		ia, ib := permA[c]%tilesPerAB, permB[c]%tilesPerAB
 		ch.a, ch.b = s.tiles.a[ia], s.tiles.b[ib]
-		ch.oa, ch.ob = r.IntN(tileLenA), r.IntN(tileLenB)
+		ch.oa = (phaseA + permA[c]/tilesPerAB*spreadA + r.IntN(max(1, spreadA/4))) % tileLenA
+		ch.ob = (phaseB + permB[c]/tilesPerAB*spreadB + r.IntN(max(1, spreadB/4))) % tileLenB
 		ch.group = c / cfg.GroupChannels
 		dc := 0.0
 		if !cfg.NoDC {
@@ -164,13 +172,15 @@ func (s *Sim) build(origin uint64) {
 	s.step = max(1, int(math.Round(rate/cfg.Behaviour.Rate)))
 	s.lstep = max(1, int(math.Round(rate/1000)))
 	s.lead = int(math.Round(cfg.Behaviour.Lead.Seconds() * rate / float64(s.step)))
-	s.n = s.step * ((max(1024, 2*s.tlen) + s.step - 1) / s.step)
-	s.stride = s.n + s.tlen
+	// Chunks are a whole number of behaviour steps and of 4 samples (for
+	// the 4×4 transposition).
+	unit := s.step * 4 / gcd(s.step, 4)
+	s.n = unit * ((max(512, 2*s.tlen) + unit - 1) / unit)
 	s.phases = jitterPhases
 	if cfg.NoJitter {
 		s.phases = 1
 	}
-	s.acc = make([]int32, cfg.Channels*s.stride)
+	s.pend = make([][]render, cfg.Channels)
 	s.out = make([]int16, cfg.Channels*s.n)
 
 	// Units: templates at this rate, generators.
@@ -192,7 +202,7 @@ func (s *Sim) build(origin uint64) {
 			u.templateAt(w, rate, s.pre, float64(p)/float64(s.phases))
 			t := make([]float32, s.tlen)
 			for j, v := range w {
-				t[j] = float32(v * fix)
+				t[j] = float32(v / cfg.Gain)
 				if v < float64(g.minUV[p]) {
 					g.minUV[p], g.argmin[p] = float32(v), j
 				}
@@ -217,6 +227,13 @@ func (s *Sim) build(origin uint64) {
 	// Slow signals.
 	s.groups = (cfg.Channels + cfg.GroupChannels - 1) / cfg.GroupChannels
 	s.slow = make([]int32, s.groups*s.n)
+	s.slowMax = make([]int32, s.groups)
+	s.tileMax = 0
+	for _, t := range append(slices.Clone(s.tiles.a), s.tiles.b...) {
+		for _, v := range t {
+			s.tileMax = max(s.tileMax, abs32(int32(v)))
+		}
+	}
 	rg := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x67726f7570)) // "group"
 	s.mainsGain = make([]float64, s.groups)
 	s.artGain = make([]float64, s.groups)
@@ -254,7 +271,7 @@ func (s *Sim) build(origin uint64) {
 	s.wspikes = make([][]sort.Spike, s.workers)
 	s.scratch = make([][]int16, s.workers)
 	for i := range s.scratch {
-		s.scratch[i] = make([]int16, 16*s.n)
+		s.scratch[i] = make([]int16, batch*s.n)
 	}
 }
 
@@ -509,11 +526,18 @@ func (s *Sim) fillSlow(c0 uint64) {
 	if cfg.NoMains || cfg.MainsUV == 0 {
 		clear(mains)
 	} else {
+		// Exact phase at the chunk start, then a rotating phasor (the
+		// chunks are fixed, so this does not depend on the block size).
 		f := cfg.MainsHz / cfg.Rate
+		ph := 2 * math.Pi * fracMul(s.origin+c0, f)
+		s1, c1 := math.Sincos(ph + s.mainsPhase[0])
+		s3, c3 := math.Sincos(3*ph + s.mainsPhase[1])
+		d1s, d1c := math.Sincos(2 * math.Pi * f)
+		d3s, d3c := math.Sincos(6 * math.Pi * f)
 		for i := range mains {
-			abs := s.origin + c0 + uint64(i)
-			ph := 2 * math.Pi * fracMul(abs, f)
-			mains[i] = cfg.MainsUV * (math.Sin(ph+s.mainsPhase[0]) + math.Sin(3*ph+s.mainsPhase[1])/3)
+			mains[i] = cfg.MainsUV * (s1 + s3/3)
+			s1, c1 = s1*d1c+c1*d1s, c1*d1c-s1*d1s
+			s3, c3 = s3*d3c+c3*d3s, c3*d3c-s3*d3s
 		}
 	}
 	art := s.artTmp
@@ -541,6 +565,7 @@ func (s *Sim) fillSlow(c0 uint64) {
 	}
 	s.active = s.active[:k]
 
+	clear(s.slowMax)
 	lfpOn := !cfg.NoLFP && cfg.LFPUV > 0
 	lstep := uint64(s.lstep)
 	for i := 0; i < n; i++ {
@@ -558,7 +583,14 @@ func (s *Sim) fillSlow(c0 uint64) {
 			if lfpOn {
 				v += s.lfpCur[g] + frac*(s.lfpNxt[g]-s.lfpCur[g])
 			}
-			s.slow[g*n+i] = int32(math.Round(v * fix))
+			v *= fix
+			if v >= 0 {
+				v += 0.5
+			} else {
+				v -= 0.5
+			}
+			s.slow[g*n+i] = int32(v)
+			s.slowMax[g] = max(s.slowMax[g], abs32(int32(v)))
 		}
 	}
 }
@@ -591,48 +623,122 @@ func (s *Sim) work(w, lo, hi int, c0 uint64) {
 	C := s.cfg.Channels
 	n := s.n
 	scratch := s.scratch[w]
-	for cb := lo; cb < hi; cb += 16 {
-		ce := min(hi, cb+16)
+	for cb := lo; cb < hi; cb += batch {
+		ce := min(hi, cb+batch)
 		for ch := cb; ch < ce; ch++ {
 			st := &s.chans[ch]
-			acc := s.acc[ch*s.stride : (ch+1)*s.stride]
 			dst := scratch[(ch-cb)*n : (ch-cb+1)*n]
 			slow := s.slow[st.group*n : (st.group+1)*n]
 			// Tile positions of relative sample c0, wrapping.
 			pa := int((uint64(st.oa) + c0) % tileLenA)
 			pb := int((uint64(st.ob) + c0) % tileLenB)
+			// Saturation is needed only when the chunk can reach the
+			// rails (artifacts, large LFP).
+			kernel := mix
+			if int64(2*s.tileMax)+int64(s.slowMax[st.group])+abs64(int64(st.dc)) < int64(32767)<<s.q {
+				kernel = mixInRange
+			}
 			for i := 0; i < n; {
 				k := min(n-i, tileLenA-pa, tileLenB-pb)
-				mix(dst[i:i+k], st.a[pa:pa+k], st.b[pb:pb+k], slow[i:i+k], acc[i:i+k], st.dc, s.q)
+				kernel(dst[i:i+k], st.a[pa:pa+k], st.b[pb:pb+k], slow[i:i+k], st.dc, s.q)
 				i += k
 				pa = (pa + k) % tileLenA
 				pb = (pb + k) % tileLenB
 			}
-			copy(acc, acc[n:])
-			clear(acc[s.tlen:])
+			s.pend[ch] = drawSpikes(dst, s.pend[ch])
 		}
 		transpose(s.out, scratch, C, cb, ce-cb, n)
 	}
 }
 
+// batch is the number of channels mixed before they are transposed into
+// the time-major output together (32 int16 fill a cache line).
+const batch = 32
+
+// render is a spike waveform to add to a channel, starting at sample
+// start of the current chunk (negative when it began in an earlier one).
+type render struct {
+	start int
+	tmpl  []float32 // counts
+	scale float32
+}
+
+// drawSpikes adds the spikes in jobs to one channel's chunk dst, saturating,
+// and returns the jobs that continue into the next chunk.
+func drawSpikes(dst []int16, jobs []render) []render {
+	n := len(dst)
+	k := 0
+	for _, r := range jobs {
+		j0, j1 := max(0, -r.start), min(len(r.tmpl), n-r.start)
+		for j := j0; j < j1; j++ {
+			x := r.tmpl[j] * r.scale
+			if x >= 0 {
+				x += 0.5
+			} else {
+				x -= 0.5
+			}
+			v := int32(dst[r.start+j]) + int32(x)
+			dst[r.start+j] = int16(min(max(v, -32768), 32767))
+		}
+		if r.start+len(r.tmpl) > n {
+			r.start -= n
+			jobs[k] = r
+			k++
+		}
+	}
+	return jobs[:k]
+}
+
 // mix is the hot loop: one channel's noise (two tiles), slow signal,
 // rendered spikes and DC, in fixed point with q fractional bits, rounded
-// and saturated to int16. It clears acc as it reads it. Reference:
+// and saturated to int16 (spikes are drawn on top by drawSpikes). Reference:
 //
-//	dst[i] = sat16((a[i] + b[i] + slow[i] + acc[i] + dc) >> q)
-func mix(dst, a, b []int16, slow, acc []int32, dc int32, q uint) {
+//	dst[i] = sat16((a[i] + b[i] + slow[i] + dc) >> q)
+func mix(dst, a, b []int16, slow []int32, dc int32, q uint) {
 	n := len(dst)
-	a, b, slow, acc = a[:n], b[:n], slow[:n], acc[:n]
+	a, b, slow = a[:n], b[:n], slow[:n]
+	q &= 31
 	for i := range dst {
-		x := int32(a[i]) + int32(b[i]) + slow[i] + acc[i] + dc
-		acc[i] = 0
+		x := int32(a[i]) + int32(b[i]) + slow[i] + dc
 		dst[i] = int16(min(max(x>>q, -32768), 32767))
 	}
 }
 
-// transpose writes k channel-major rows of scratch (each n long) into the
-// time-major out at channel c0.
-func transpose(out, scratch []int16, C, c0, k, n int) {
+// mixInRange is mix for inputs known not to leave the int16 range (the
+// caller checks bounds once per chunk), without the saturation.
+func mixInRange(dst, a, b []int16, slow []int32, dc int32, q uint) {
+	n := len(dst)
+	a, b, slow = a[:n], b[:n], slow[:n]
+	q &= 31
+	for i := range dst {
+		dst[i] = int16((int32(a[i]) + int32(b[i]) + slow[i] + dc) >> q)
+	}
+}
+
+func abs32(x int32) int32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// transposeRef writes k channel-major rows of scratch (each n long) into
+// the time-major out at channel c0. It is the reference for transpose.
+func transposeRef(out, scratch []int16, C, c0, k, n int) {
 	for i := 0; i < n; i++ {
 		o := out[i*C+c0 : i*C+c0+k]
 		for j := range o {
@@ -641,8 +747,44 @@ func transpose(out, scratch []int16, C, c0, k, n int) {
 	}
 }
 
+// transpose is transposeRef by 4×4 blocks held in 64-bit words (n must
+// be a multiple of 4); channels beyond a multiple of 4 go one by one.
+func transpose(out, scratch []int16, C, c0, k, n int) {
+	if n%4 != 0 || !littleEndian {
+		transposeRef(out, scratch, C, c0, k, n)
+		return
+	}
+	_ = out[(n-1)*C+c0+k-1] // every store below is inside out
+	k4 := k &^ 3
+	for j := 0; j < k4; j += 4 {
+		r0 := scratch[j*n : j*n+n]
+		r1 := scratch[(j+1)*n : (j+1)*n+n]
+		r2 := scratch[(j+2)*n : (j+2)*n+n]
+		r3 := scratch[(j+3)*n : (j+3)*n+n]
+		for i := 0; i < n; i += 4 {
+			a := load4(r0[i : i+4])
+			b := load4(r1[i : i+4])
+			c := load4(r2[i : i+4])
+			d := load4(r3[i : i+4])
+			const m16, m32 = 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF
+			t0 := a&m16 | (b&m16)<<16  // a0 b0 a2 b2
+			t1 := (a>>16)&m16 | b&^m16 // a1 b1 a3 b3
+			u0 := c&m16 | (d&m16)<<16  // c0 d0 c2 d2
+			u1 := (c>>16)&m16 | d&^m16 // c1 d1 c3 d3
+			o := i*C + c0 + j
+			store4(out[o:o+4], t0&m32|u0<<32)
+			store4(out[o+C:o+C+4], t1&m32|u1<<32)
+			store4(out[o+2*C:o+2*C+4], t0>>32|u0&^m32)
+			store4(out[o+3*C:o+3*C+4], t1>>32|u1&^m32)
+		}
+	}
+	if k4 < k {
+		transposeRef(out, scratch[k4*n:], C, c0+k4, k-k4, n)
+	}
+}
+
 // spikesOf generates unit ui's spikes with continuous trough times (in
-// relative samples) in [t0, t1), renders them into acc and appends their
+// relative samples) in [t0, t1), queues them for drawing and appends their
 // ground truth to sp.
 func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sort.Spike {
 	u := s.units[ui]
@@ -663,16 +805,7 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 			scale *= 1 + s.cfg.Drift*math.Sin(2*math.Pi*(tau/rate)/u.driftPeriod+u.driftPhase)
 		}
 		f := float32(scale)
-		acc := s.acc[u.Channel*s.stride+start : u.Channel*s.stride+start+len(tp)]
-		for j, v := range tp {
-			x := v * f
-			if x >= 0 {
-				x += 0.5
-			} else {
-				x -= 0.5
-			}
-			acc[j] += int32(x)
-		}
+		s.pend[u.Channel] = append(s.pend[u.Channel], render{start: start, tmpl: tp, scale: f})
 		sp = append(sp, sort.Spike{
 			Sample:    s.origin + uint64(m) - uint64(s.pre) + uint64(g.argmin[ph]),
 			Channel:   int32(u.Channel),
@@ -680,6 +813,13 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 			Amplitude: g.minUV[ph] * f,
 		})
 	}
+	// Hazard per behaviour step: λ·step/rate, split into its constant and
+	// velocity terms.
+	hb := u.BaselineHz * step / rate
+	hc := u.ModulationHz * g.cos * invV * step / rate
+	hs := u.ModulationHz * g.sin * invV * step / rate
+	lead := uint64(s.lead)
+	velX, velY := s.velX, s.velY
 	t := t0
 	for t < t1 {
 		if g.burstLeft > 0 {
@@ -699,10 +839,33 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 			continue
 		}
 		j := uint64(t / step)
+		if float64(j)*step == t {
+			// At a step boundary: accumulate whole steps in a tight loop
+			// until the one in which the hazard reaches its target.
+			k := j + lead - s.velBase
+			kEnd := uint64(t1/step) + lead - s.velBase
+			for ; k < kEnd; k++ {
+				h := hb + hc*velX[k] + hs*velY[k]
+				if h < 0 {
+					h = 0
+				}
+				if g.haz+h >= g.need {
+					break
+				}
+				g.haz += h
+			}
+			j = k + s.velBase - lead
+			t = float64(j) * step
+			if k == kEnd {
+				continue
+			}
+		}
 		segEnd := math.Min(float64(j+1)*step, t1)
-		vx, vy := s.velocity(j + uint64(s.lead))
-		hz := u.BaselineHz + u.ModulationHz*(vx*g.cos+vy*g.sin)*invV
-		lam := math.Max(0, hz) / rate // per sample
+		vx, vy := s.velocity(j + lead)
+		lam := (hb + hc*vx + hs*vy) / step // per sample
+		if lam < 0 {
+			lam = 0
+		}
 		if lam*(segEnd-t) >= g.need-g.haz {
 			t += (g.need - g.haz) / lam
 			g.haz, g.need = 0, g.r.ExpFloat64()

@@ -87,21 +87,37 @@ func (p *shape) at(t float64) float64 {
 // returns the trough-to-peak width in ms.
 func (p *shape) finish() float64 {
 	p.shift, p.norm = 0, 1
-	const dt = 0.001
-	tmin, wmin := 0.0, 0.0
-	for t := -0.3; t <= 0.3; t += dt {
-		if w := p.raw(t); w < wmin {
-			tmin, wmin = t, w
+	// Coarse grids, then golden-section refinement around the extremum.
+	tmin := argExtreme(func(t float64) float64 { return p.raw(t) }, -0.3, 0.3, 0.005)
+	p.shift, p.norm = tmin, -1/p.raw(tmin)
+	return argExtreme(func(t float64) float64 { return -p.at(t) }, 0, templatePostMs, 0.01)
+}
+
+// argExtreme returns where f is smallest on [lo, hi], searching a grid of
+// step dt and refining the best cell by golden-section search.
+func argExtreme(f func(float64) float64, lo, hi, dt float64) float64 {
+	best, fb := lo, f(lo)
+	for t := lo + dt; t <= hi; t += dt {
+		if v := f(t); v < fb {
+			best, fb = t, v
 		}
 	}
-	p.shift, p.norm = tmin, -1/wmin
-	tmax, wmax := 0.0, math.Inf(-1)
-	for t := 0.0; t < templatePostMs; t += dt {
-		if w := p.at(t); w > wmax {
-			tmax, wmax = t, w
+	a, b := math.Max(lo, best-dt), math.Min(hi, best+dt)
+	const g = 0.6180339887498949
+	c, d := b-g*(b-a), a+g*(b-a)
+	fc, fd := f(c), f(d)
+	for b-a > 1e-7 {
+		if fc < fd {
+			b, d, fd = d, c, fc
+			c = b - g*(b-a)
+			fc = f(c)
+		} else {
+			a, c, fc = c, d, fd
+			d = a + g*(b-a)
+			fd = f(d)
 		}
 	}
-	return tmax
+	return (a + b) / 2
 }
 
 // unitModel is a Unit plus its private generation parameters.
