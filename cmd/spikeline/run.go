@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sim"
@@ -42,6 +44,8 @@ type runOptions struct {
 	sort     sort.Config
 	nats     stream.Config
 	model    string      // decoder model file; "" = calibrate live
+	behSubj  string      // NATS subject carrying behaviour for calibration (real devices)
+	outputs  []string    // names of the behaviour values
 	kind     decode.Kind // decoder fitted by live calibration
 	calib    float64     // seconds of calibration
 	grouping decode.Grouping
@@ -59,6 +63,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&o.model, "model", "", "decoder model file (from 'spikeline decode fit'); default: calibrate a decoder live from the behaviour stream")
 	kind := fs.String("decoder", "wiener", "decoder fitted by live calibration: wiener or kalman")
 	fs.Float64Var(&o.calib, "calibrate", 60, "seconds of sorted spikes and behaviour collected before the live decoder is fitted")
+	fs.StringVar(&o.behSubj, "behaviour-subject", "", "NATS subject on which behaviour arrives (estimate schema, binary or .json) to calibrate the decoder of a real device; the simulator brings its own")
+	outputs := fs.String("outputs", "vx,vy", "names of the behaviour values the decoder learns, in order")
 	group := fs.String("grouping", "unit", "decoder inputs: unit (sorted units) or channel (threshold crossings)")
 	fs.DurationVar(&o.status, "status-every", time.Second, "period of the status message")
 	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
@@ -90,6 +96,18 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if o.calib <= 0 {
 		return usageErrorf("--calibrate %g: want > 0 seconds", o.calib)
+	}
+	for _, n := range strings.Split(*outputs, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			return usageErrorf("--outputs %q: empty name", *outputs)
+		}
+		o.outputs = append(o.outputs, n)
+	}
+	if o.src.isSim() && o.behSubj == "" && len(o.outputs) != 2 {
+		return usageErrorf("--outputs %q: the simulator's behaviour has two values (vx, vy)", *outputs)
+	}
+	if strings.ContainsAny(o.behSubj, " \t\r\n") {
+		return usageErrorf("--behaviour-subject %q: not a NATS subject", o.behSubj)
 	}
 	if o.status <= 0 || o.queue <= 0 || o.duration < 0 {
 		return usageErrorf("--status-every, --queue must be > 0 and --duration >= 0")
@@ -129,6 +147,42 @@ type pipeline struct {
 	status  atomic.Pointer[stream.Status] // latest status, for the control service
 	refit   chan chan error               // refit requests from the control service
 	thresh  atomic.Uint64                 // float64 bits of the current threshold
+
+	behaviour   chan behaviourSample // from --behaviour-subject
+	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
+	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
+}
+
+// behaviourSample is one behaviour value vector at a device sample.
+type behaviourSample struct {
+	sample uint64
+	values []float64
+}
+
+// subscribeBehaviour feeds behaviour published on subj (estimate schema)
+// to the loop, never blocking the NATS goroutine.
+func (p *pipeline) subscribeBehaviour(subj string) (func() error, error) {
+	p.behaviour = make(chan behaviourSample, 4096)
+	want := len(p.opts.outputs)
+	sub, err := p.pub.Conn().Subscribe(subj, func(m *nats.Msg) {
+		msg, err := stream.DecodeSubject(m.Subject, m.Data)
+		est, ok := msg.(*stream.EstimateMsg)
+		if err != nil || !ok || len(est.Values) != want {
+			if p.behRejected.Add(1) == 1 {
+				p.log.Warn("behaviour message rejected", "subject", m.Subject, "err", err, "want_values", want)
+			}
+			return
+		}
+		select {
+		case p.behaviour <- behaviourSample{est.Sample, est.Values}:
+		default:
+			p.behDropped.Add(1)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sub.Unsubscribe, nil
 }
 
 // item is one block on its way from the device to the sorter, with the
@@ -173,6 +227,14 @@ func (p *pipeline) run(ctx context.Context) error {
 	}
 	defer svc.Stop()
 
+	if p.opts.behSubj != "" {
+		unsub, err := p.subscribeBehaviour(p.opts.behSubj)
+		if err != nil {
+			return fmt.Errorf("--behaviour-subject: %w", err)
+		}
+		defer unsub()
+		p.src.hasBehaviour = true
+	}
 	subj := p.pub.Subjects()
 	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.ServerURL()), subj.All(), subj.Control())
@@ -242,7 +304,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		lastEnd  uint64
 		done     uint64 // spikes before this sample have all been published
 		rate     float64
-		outputs  = []string{"vx", "vy"}
+		outputs  = p.opts.outputs
 		behVals  = make([]float64, 2)
 		behEst   decode.Estimate
 		nextStat = time.Now().Add(p.opts.status)
@@ -345,6 +407,15 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			behVals[0], behVals[1] = bs.VX, bs.VY
 			if cal != nil {
 				cal.AddBehaviour(bs.Sample, behVals)
+			}
+		}
+	drain:
+		for cal != nil {
+			select {
+			case bs := <-p.behaviour:
+				cal.AddBehaviour(bs.sample, bs.values)
+			default:
+				break drain
 			}
 		}
 		if n := len(it.behaviour); n > 0 && b.End()/behEvery != b.First/behEvery {
@@ -563,6 +634,11 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 		s.sim, err = simCfg()
 		return err
 	}
+}
+
+// isSim reports whether the device is the in-process simulator.
+func (s *sourceFlags) isSim() bool {
+	return s.serial == "" && s.usb == "" && s.tcp == "" && s.wire == "" && s.raw == ""
 }
 
 // splitUSB splits VID:PID[:SERIAL].
