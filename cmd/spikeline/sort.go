@@ -298,7 +298,16 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sorted %.1f s of %d channels in %.1f s (%.1fx real time, %d pass(es))\n",
 		seconds, j.raw.Channels, elapsed.Seconds(), seconds/elapsed.Seconds(), j.passes)
-	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d\n", len(spikes), sorted, len(spikes)-sorted, len(templates))
+	unitIDs := map[int32]bool{}
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			unitIDs[s.Unit] = true
+		}
+	}
+	for _, t := range templates {
+		unitIDs[t.Unit] = true
+	}
+	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d templates=%d\n", len(spikes), sorted, len(spikes)-sorted, len(unitIDs), len(templates))
 	good := 0
 	for _, c := range clusters {
 		if c.Group == "good" {

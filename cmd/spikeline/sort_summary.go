@@ -147,7 +147,11 @@ func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.S
 			alignWaves(u, pre, post, margin)
 		}
 	}
-	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", j.input, len(templates), withUnits)
+	nUnits := 0
+	for _, p := range panels {
+		nUnits += len(p.units)
+	}
+	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", j.input, nUnits, withUnits)
 	if shown < withUnits {
 		title += fmt.Sprintf(" (showing the %d busiest)", shown)
 	}
@@ -401,6 +405,16 @@ func panelPlot(p *panel, pre, post int, rate float64) (*plot.Plot, error) {
 		ax.Label.TextStyle.Font.Size = vg.Points(8)
 		ax.Tick.Label.Font.Size = vg.Points(7)
 	}
+	var ticks []plot.Tick
+	lo, hi := float64(-pre)/rate*1000, float64(post)/rate*1000
+	for v := math.Ceil(lo*2) / 2; v <= hi+1e-9; v += 0.5 {
+		label := ""
+		if math.Mod(v, 1) == 0 {
+			label = fmt.Sprintf("%g", v)
+		}
+		ticks = append(ticks, plot.Tick{Value: v, Label: label})
+	}
+	pl.X.Tick.Marker = plot.ConstantTicks(ticks)
 	pl.Legend.Top = true
 	pl.Legend.Left = false
 	pl.Legend.TextStyle.Font.Size = vg.Points(7)
