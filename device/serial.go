@@ -35,6 +35,12 @@ type SerialConfig struct {
 	// CommandTimeout bounds the wait for a reply to a Command
 	// (default 1 s).
 	CommandTimeout time.Duration
+	// ReadTimeout, if > 0, treats a port that stays silent this long as
+	// gone (a hung device that is still enumerated): it is closed and, with
+	// Reconnect, reopened. The watch is off after a successful OpStop
+	// Command and on again after OpStart. Leave it 0 for devices that wait
+	// for a start command before streaming.
+	ReadTimeout time.Duration
 	// Queue is the number of frames buffered between the port and Next
 	// (default 1024). When Next falls further behind, frames are dropped,
 	// counted, and reported as a gap.
@@ -112,6 +118,7 @@ type SerialSource struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the reader has finished
 	closed atomic.Bool
+	silent atomic.Bool // the device was told to stop: silence is expected
 
 	blocks chan Block
 	free   chan []int16
@@ -220,6 +227,12 @@ func (s *SerialSource) open() (serial.Port, string, error) {
 	if err != nil {
 		return nil, path, fmt.Errorf("device: opening serial port %s: %w", path, err)
 	}
+	if s.cfg.ReadTimeout > 0 {
+		if err := port.SetReadTimeout(s.cfg.ReadTimeout); err != nil {
+			port.Close()
+			return nil, path, fmt.Errorf("device: serial port %s: read timeout: %w", path, err)
+		}
+	}
 	var modemErr error
 	if err := port.SetDTR(true); err != nil {
 		modemErr = err
@@ -303,7 +316,7 @@ func (s *SerialSource) run(port serial.Port, path string) {
 		s.err = err
 		close(s.blocks)
 	}()
-	dec := NewDecoder(port)
+	dec := NewDecoder(s.reader(port))
 	s.dec = dec
 	for {
 		dec.Name = path
@@ -334,7 +347,7 @@ func (s *SerialSource) run(port serial.Port, path string) {
 			err = s.endErr()
 			return
 		}
-		dec.Reconnect(port)
+		dec.Reconnect(s.reader(port))
 	}
 }
 
@@ -591,6 +604,9 @@ func (s *SerialSource) Command(ctx context.Context, c Command) (Reply, error) {
 		if res.err != nil {
 			return Reply{}, fmt.Errorf("device: %s command %d: %w", c.Op, c.Seq, res.err)
 		}
+		if res.r.Status == StatusOK && (c.Op == OpStart || c.Op == OpStop) {
+			s.silent.Store(c.Op == OpStop)
+		}
 		if res.r.Status != StatusOK {
 			return res.r, &CommandError{Op: res.r.Op, Seq: res.r.Seq, Status: res.r.Status, Message: res.r.Message}
 		}
@@ -623,4 +639,33 @@ func (s *SerialSource) Ping(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("device: ping reply %d echoes time %d, sent %d", r.Seq, r.PingTime, stamp)
 	}
 	return rtt, nil
+}
+
+// errStalled is the read error of a port silent for longer than
+// ReadTimeout while the device should be streaming.
+var errStalled = errors.New("no data within the read timeout")
+
+// portReader adapts a serial.Port to the Decoder: a read that times out
+// with nothing is retried while silence is expected and is errStalled
+// otherwise.
+type portReader struct {
+	s    *SerialSource
+	port serial.Port
+}
+
+func (s *SerialSource) reader(port serial.Port) io.Reader { return &portReader{s: s, port: port} }
+
+func (r *portReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.port.Read(p)
+		if n > 0 || err != nil || len(p) == 0 {
+			return n, err
+		}
+		if r.s.ctx.Err() != nil {
+			return 0, r.s.endErr()
+		}
+		if !r.s.silent.Load() {
+			return 0, fmt.Errorf("%w (%v)", errStalled, r.s.cfg.ReadTimeout)
+		}
+	}
 }

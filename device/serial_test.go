@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -523,5 +524,58 @@ func TestSerialOpenErrors(t *testing.T) {
 	_, err := device.OpenSerial(ctx, device.SerialConfig{VID: "ffff", PID: "fffe"})
 	if !errors.Is(err, device.ErrNoPort) {
 		t.Errorf("VID ffff: %v, want ErrNoPort", err)
+	}
+}
+
+// TestSerialPTYReadTimeout checks that a silent device is treated as gone
+// while it should stream, and not after the host stopped it.
+func TestSerialPTYReadTimeout(t *testing.T) {
+	pat := &sim.TestPattern{Channels: 2, Rate: 10000}
+	em, link := ptyHeadstage(t, pat, sim.EmulatorConfig{FrameSamples: 10, WaitForStart: true})
+	src, err := device.OpenSerial(context.Background(), device.SerialConfig{
+		Path: link, ReadTimeout: 100 * time.Millisecond, Reconnect: true, Backoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	b, err := nextBlock(t, src, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Len() != 0 || len(b.Events) == 0 || b.Events[len(b.Events)-1].Kind != device.EventDisconnect ||
+		!strings.Contains(b.Events[len(b.Events)-1].Detail, "read timeout") {
+		t.Fatalf("first block: %d samples, events %v; want the stall as a disconnection", b.Len(), b.Events)
+	}
+	ctx := context.Background()
+	for start := time.Now(); ; {
+		_, err := src.Command(ctx, device.Command{Op: device.OpStart})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, device.ErrNotConnected) && !errors.Is(err, device.ErrDisconnected) || time.Since(start) > 5*time.Second {
+			t.Fatalf("start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		b, err := nextBlock(t, src, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Len() > 0 {
+			checkPattern(t, b, nil)
+			break
+		}
+	}
+	if _, err := src.Command(ctx, device.Command{Op: device.OpStop}); err != nil {
+		t.Fatal(err)
+	}
+	before := src.Status().Disconnects
+	time.Sleep(400 * time.Millisecond)
+	if st := src.Status(); st.Disconnects != before || !st.Connected {
+		t.Fatalf("stopped on purpose, yet %d more disconnections", st.Disconnects-before)
+	}
+	if em.Streaming() {
+		t.Fatal("the emulator still streams")
 	}
 }
