@@ -6,14 +6,26 @@ import (
 	"testing"
 )
 
-func TestTransposeMatchesReference(t *testing.T) {
+func TestMix4MatchesMix(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, tc := range []struct{ C, c0, k, n int }{
-		{1, 0, 1, 4}, {4, 0, 4, 8}, {6, 1, 5, 12}, {37, 3, 32, 16}, {1024, 992, 32, 544}, {7, 0, 7, 10}, {33, 0, 33, 4},
+	for _, tc := range []struct {
+		C, c0, n int
+		q        uint
+		big      bool
+	}{
+		{4, 0, 1, 4, false}, {4, 0, 37, 0, false}, {10, 3, 64, 8, false}, {1024, 1020, 544, 4, false}, {6, 2, 100, 4, true},
 	} {
-		scratch := make([]int16, tc.k*tc.n)
-		for i := range scratch {
-			scratch[i] = int16(r.Uint32())
+		var in [4]mixInput
+		for k := range in {
+			in[k] = mixInput{a: make([]int16, tc.n), b: make([]int16, tc.n), slow: make([]int32, tc.n), dc: int32(r.IntN(2000)) - 1000}
+			for i := 0; i < tc.n; i++ {
+				in[k].a[i] = int16(r.IntN(8000) - 4000)
+				in[k].b[i] = int16(r.IntN(8000) - 4000)
+				in[k].slow[i] = int32(r.IntN(20000) - 10000)
+				if tc.big {
+					in[k].slow[i] *= 300 // saturates
+				}
+			}
 		}
 		want := make([]int16, tc.C*tc.n)
 		got := make([]int16, tc.C*tc.n)
@@ -21,10 +33,16 @@ func TestTransposeMatchesReference(t *testing.T) {
 			want[i] = int16(i)
 			got[i] = int16(i)
 		}
-		transposeRef(want, scratch, tc.C, tc.c0, tc.k, tc.n)
-		transpose(got, scratch, tc.C, tc.c0, tc.k, tc.n)
+		for k := range in {
+			dst := make([]int16, tc.n)
+			mix(dst, in[k].a, in[k].b, in[k].slow, in[k].dc, tc.q)
+			for i, v := range dst {
+				want[i*tc.C+tc.c0+k] = v
+			}
+		}
+		mix4(got, tc.C, tc.c0, &in, tc.q, tc.big)
 		if !slices.Equal(got, want) {
-			t.Errorf("%+v: transpose differs from the reference", tc)
+			t.Errorf("%+v: mix4 differs from mix", tc)
 		}
 	}
 }
@@ -42,19 +60,22 @@ func TestMixSaturates(t *testing.T) {
 }
 
 func TestDrawSpikesCarriesOver(t *testing.T) {
-	dst := make([]int16, 10)
+	const C, ch, n = 3, 1, 10
+	out := make([]int16, C*n)
 	tm := []float32{1, 2, 3, 4, 5}
-	jobs := drawSpikes(dst, []render{{start: 7, tmpl: tm, scale: 2}, {start: -2, tmpl: tm, scale: 1}, {start: 0, tmpl: []float32{40000}, scale: 1}})
+	jobs := drawSpikes(out, C, ch, n, []render{{start: 7, tmpl: tm, scale: 2}, {start: -2, tmpl: tm, scale: 1}, {start: 0, tmpl: []float32{40000}, scale: 1}})
 	want := []int16{32767, 4, 5, 0, 0, 0, 0, 2, 4, 6}
-	if !slices.Equal(dst, want) {
-		t.Errorf("dst = %v, want %v", dst, want)
+	for i, w := range want {
+		if out[i*C+ch] != w || out[i*C] != 0 || out[i*C+2] != 0 {
+			t.Fatalf("sample %d: channel %d = %d, want %d (others untouched)", i, ch, out[i*C+ch], w)
+		}
 	}
 	if len(jobs) != 1 || jobs[0].start != -3 {
 		t.Fatalf("carried jobs %+v, want one starting at -3", jobs)
 	}
-	next := make([]int16, 10)
-	drawSpikes(next, jobs)
-	if !slices.Equal(next[:3], []int16{8, 10, 0}) {
-		t.Errorf("next chunk starts %v, want [8 10 0]", next[:3])
+	next := make([]int16, C*n)
+	drawSpikes(next, C, ch, n, jobs)
+	if next[0*C+ch] != 8 || next[1*C+ch] != 10 || next[2*C+ch] != 0 {
+		t.Errorf("next chunk starts %v, want 8 10 0", []int16{next[ch], next[C+ch], next[2*C+ch]})
 	}
 }

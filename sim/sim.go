@@ -128,6 +128,26 @@ func (s *Sim) build(origin uint64) {
 	s.q = s.tiles.q
 	fix := float64(int(1)<<s.q) / cfg.Gain // µV -> fixed point
 
+	// Geometry.
+	s.pre = int(math.Round(templatePreMs * rate / 1000))
+	s.tlen = s.pre + int(math.Round(templatePostMs*rate/1000)) + 2
+	s.step = max(1, int(math.Round(rate/cfg.Behaviour.Rate)))
+	s.lstep = max(1, int(math.Round(rate/1000)))
+	s.lead = int(math.Round(cfg.Behaviour.Lead.Seconds() * rate / float64(s.step)))
+	// Chunks are a whole number of behaviour steps.
+	s.n = s.step * ((max(512, 2*s.tlen) + s.step - 1) / s.step)
+	s.phases = jitterPhases
+	if cfg.NoJitter {
+		s.phases = 1
+	}
+	// Extend every tile by a chunk so that a chunk never wraps.
+	for i, t := range s.tiles.a {
+		s.tiles.a[i] = append(t[:tileLenA:tileLenA], t[:min(s.n, tileLenA)]...)
+	}
+	for i, t := range s.tiles.b {
+		s.tiles.b[i] = append(t[:tileLenB:tileLenB], t[:min(s.n, tileLenB)]...)
+	}
+
 	// Channels: noise tiles, group, DC.
 	r := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6368616e)) // "chan"
 	s.chans = make([]chanState, cfg.Channels)
@@ -166,20 +186,6 @@ func (s *Sim) build(origin uint64) {
 		}
 	}
 
-	// Geometry.
-	s.pre = int(math.Round(templatePreMs * rate / 1000))
-	s.tlen = s.pre + int(math.Round(templatePostMs*rate/1000)) + 2
-	s.step = max(1, int(math.Round(rate/cfg.Behaviour.Rate)))
-	s.lstep = max(1, int(math.Round(rate/1000)))
-	s.lead = int(math.Round(cfg.Behaviour.Lead.Seconds() * rate / float64(s.step)))
-	// Chunks are a whole number of behaviour steps and of 4 samples (for
-	// the 4×4 transposition).
-	unit := s.step * 4 / gcd(s.step, 4)
-	s.n = unit * ((max(512, 2*s.tlen) + unit - 1) / unit)
-	s.phases = jitterPhases
-	if cfg.NoJitter {
-		s.phases = 1
-	}
 	s.pend = make([][]render, cfg.Channels)
 	s.out = make([]int16, cfg.Channels*s.n)
 
@@ -271,7 +277,7 @@ func (s *Sim) build(origin uint64) {
 	s.wspikes = make([][]sort.Spike, s.workers)
 	s.scratch = make([][]int16, s.workers)
 	for i := range s.scratch {
-		s.scratch[i] = make([]int16, batch*s.n)
+		s.scratch[i] = make([]int16, s.n)
 	}
 }
 
@@ -622,38 +628,45 @@ func (s *Sim) work(w, lo, hi int, c0 uint64) {
 
 	C := s.cfg.Channels
 	n := s.n
-	scratch := s.scratch[w]
-	for cb := lo; cb < hi; cb += batch {
-		ce := min(hi, cb+batch)
+	var quad [4]mixInput
+	for cb := lo; cb < hi; cb += 4 {
+		ce := min(hi, cb+4)
+		sat := false
 		for ch := cb; ch < ce; ch++ {
 			st := &s.chans[ch]
-			dst := scratch[(ch-cb)*n : (ch-cb+1)*n]
-			slow := s.slow[st.group*n : (st.group+1)*n]
-			// Tile positions of relative sample c0, wrapping.
+			// Tile positions of relative sample c0; the tiles are
+			// extended by n samples, so no read wraps.
 			pa := int((uint64(st.oa) + c0) % tileLenA)
 			pb := int((uint64(st.ob) + c0) % tileLenB)
+			quad[ch-cb] = mixInput{
+				a:    st.a[pa : pa+n],
+				b:    st.b[pb : pb+n],
+				slow: s.slow[st.group*n : (st.group+1)*n],
+				dc:   st.dc,
+			}
 			// Saturation is needed only when the chunk can reach the
 			// rails (artifacts, large LFP).
-			kernel := mix
-			if int64(2*s.tileMax)+int64(s.slowMax[st.group])+abs64(int64(st.dc)) < int64(32767)<<s.q {
-				kernel = mixInRange
+			if int64(2*s.tileMax)+int64(s.slowMax[st.group])+abs64(int64(st.dc)) >= int64(32767)<<s.q {
+				sat = true
 			}
-			for i := 0; i < n; {
-				k := min(n-i, tileLenA-pa, tileLenB-pb)
-				kernel(dst[i:i+k], st.a[pa:pa+k], st.b[pb:pb+k], slow[i:i+k], st.dc, s.q)
-				i += k
-				pa = (pa + k) % tileLenA
-				pb = (pb + k) % tileLenB
-			}
-			s.pend[ch] = drawSpikes(dst, s.pend[ch])
 		}
-		transpose(s.out, scratch, C, cb, ce-cb, n)
+		if ce-cb == 4 && littleEndian {
+			mix4(s.out, C, cb, &quad, s.q, sat)
+		} else {
+			for ch := cb; ch < ce; ch++ {
+				m := &quad[ch-cb]
+				dst := s.scratch[w][:n]
+				mix(dst, m.a, m.b, m.slow, m.dc, s.q)
+				for i, v := range dst {
+					s.out[i*C+ch] = v
+				}
+			}
+		}
+		for ch := cb; ch < ce; ch++ {
+			s.pend[ch] = drawSpikes(s.out, C, ch, n, s.pend[ch])
+		}
 	}
 }
-
-// batch is the number of channels mixed before they are transposed into
-// the time-major output together (32 int16 fill a cache line).
-const batch = 32
 
 // render is a spike waveform to add to a channel, starting at sample
 // start of the current chunk (negative when it began in an earlier one).
@@ -663,10 +676,10 @@ type render struct {
 	scale float32
 }
 
-// drawSpikes adds the spikes in jobs to one channel's chunk dst, saturating,
-// and returns the jobs that continue into the next chunk.
-func drawSpikes(dst []int16, jobs []render) []render {
-	n := len(dst)
+// drawSpikes adds the spikes in jobs to channel ch of the time-major
+// chunk out (C channels, n samples), saturating, and returns the jobs that
+// continue into the next chunk.
+func drawSpikes(out []int16, C, ch, n int, jobs []render) []render {
 	k := 0
 	for _, r := range jobs {
 		j0, j1 := max(0, -r.start), min(len(r.tmpl), n-r.start)
@@ -677,8 +690,9 @@ func drawSpikes(dst []int16, jobs []render) []render {
 			} else {
 				x -= 0.5
 			}
-			v := int32(dst[r.start+j]) + int32(x)
-			dst[r.start+j] = int16(min(max(v, -32768), 32767))
+			o := (r.start+j)*C + ch
+			v := int32(out[o]) + int32(x)
+			out[o] = int16(min(max(v, -32768), 32767))
 		}
 		if r.start+len(r.tmpl) > n {
 			r.start -= n
@@ -689,9 +703,10 @@ func drawSpikes(dst []int16, jobs []render) []render {
 	return jobs[:k]
 }
 
-// mix is the hot loop: one channel's noise (two tiles), slow signal,
-// rendered spikes and DC, in fixed point with q fractional bits, rounded
-// and saturated to int16 (spikes are drawn on top by drawSpikes). Reference:
+// mix is the reference of the hot loop (mix4 runs it four channels at a
+// time): one channel's noise (two tiles), slow signal and DC, in fixed
+// point with q fractional bits, rounded and saturated to int16 (spikes are
+// drawn on top by drawSpikes):
 //
 //	dst[i] = sat16((a[i] + b[i] + slow[i] + dc) >> q)
 func mix(dst, a, b []int16, slow []int32, dc int32, q uint) {
@@ -701,17 +716,6 @@ func mix(dst, a, b []int16, slow []int32, dc int32, q uint) {
 	for i := range dst {
 		x := int32(a[i]) + int32(b[i]) + slow[i] + dc
 		dst[i] = int16(min(max(x>>q, -32768), 32767))
-	}
-}
-
-// mixInRange is mix for inputs known not to leave the int16 range (the
-// caller checks bounds once per chunk), without the saturation.
-func mixInRange(dst, a, b []int16, slow []int32, dc int32, q uint) {
-	n := len(dst)
-	a, b, slow = a[:n], b[:n], slow[:n]
-	q &= 31
-	for i := range dst {
-		dst[i] = int16((int32(a[i]) + int32(b[i]) + slow[i] + dc) >> q)
 	}
 }
 
@@ -729,57 +733,46 @@ func abs64(x int64) int64 {
 	return x
 }
 
-func gcd(a, b int) int {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
+// mixInput is one channel's inputs to the mix for a chunk.
+type mixInput struct {
+	a, b []int16 // noise tiles from the chunk's first sample
+	slow []int32 // the channel group's slow signal
+	dc   int32
 }
 
-// transposeRef writes k channel-major rows of scratch (each n long) into
-// the time-major out at channel c0. It is the reference for transpose.
-func transposeRef(out, scratch []int16, C, c0, k, n int) {
-	for i := 0; i < n; i++ {
-		o := out[i*C+c0 : i*C+c0+k]
-		for j := range o {
-			o[j] = scratch[j*n+i]
-		}
-	}
-}
-
-// transpose is transposeRef by 4×4 blocks held in 64-bit words (n must
-// be a multiple of 4); channels beyond a multiple of 4 go one by one.
-func transpose(out, scratch []int16, C, c0, k, n int) {
-	if n%4 != 0 || !littleEndian {
-		transposeRef(out, scratch, C, c0, k, n)
+// mix4 mixes four adjacent channels c0..c0+3 straight into the time-major
+// out (C channels), packing the four results of a sample into one 64-bit
+// store. It computes exactly what mix computes for each channel (sat
+// selects mix's saturation; without it the caller guarantees the range).
+func mix4(out []int16, C, c0 int, in *[4]mixInput, q uint, sat bool) {
+	n := len(in[0].a)
+	if n == 0 {
 		return
 	}
-	_ = out[(n-1)*C+c0+k-1] // every store below is inside out
-	k4 := k &^ 3
-	for j := 0; j < k4; j += 4 {
-		r0 := scratch[j*n : j*n+n]
-		r1 := scratch[(j+1)*n : (j+1)*n+n]
-		r2 := scratch[(j+2)*n : (j+2)*n+n]
-		r3 := scratch[(j+3)*n : (j+3)*n+n]
-		for i := 0; i < n; i += 4 {
-			a := load4(r0[i : i+4])
-			b := load4(r1[i : i+4])
-			c := load4(r2[i : i+4])
-			d := load4(r3[i : i+4])
-			const m16, m32 = 0x0000FFFF0000FFFF, 0x00000000FFFFFFFF
-			t0 := a&m16 | (b&m16)<<16  // a0 b0 a2 b2
-			t1 := (a>>16)&m16 | b&^m16 // a1 b1 a3 b3
-			u0 := c&m16 | (d&m16)<<16  // c0 d0 c2 d2
-			u1 := (c>>16)&m16 | d&^m16 // c1 d1 c3 d3
-			o := i*C + c0 + j
-			store4(out[o:o+4], t0&m32|u0<<32)
-			store4(out[o+C:o+C+4], t1&m32|u1<<32)
-			store4(out[o+2*C:o+2*C+4], t0>>32|u0&^m32)
-			store4(out[o+3*C:o+3*C+4], t1>>32|u1&^m32)
+	a0, a1, a2, a3 := in[0].a[:n], in[1].a[:n], in[2].a[:n], in[3].a[:n]
+	b0, b1, b2, b3 := in[0].b[:n], in[1].b[:n], in[2].b[:n], in[3].b[:n]
+	s0, s1, s2, s3 := in[0].slow[:n], in[1].slow[:n], in[2].slow[:n], in[3].slow[:n]
+	d0, d1, d2, d3 := in[0].dc, in[1].dc, in[2].dc, in[3].dc
+	q &= 31
+	_ = out[(n-1)*C+c0+3]
+	if !sat {
+		for i := 0; i < n; i++ {
+			v0 := (int32(a0[i]) + int32(b0[i]) + s0[i] + d0) >> q
+			v1 := (int32(a1[i]) + int32(b1[i]) + s1[i] + d1) >> q
+			v2 := (int32(a2[i]) + int32(b2[i]) + s2[i] + d2) >> q
+			v3 := (int32(a3[i]) + int32(b3[i]) + s3[i] + d3) >> q
+			o := i*C + c0
+			store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
 		}
+		return
 	}
-	if k4 < k {
-		transposeRef(out, scratch[k4*n:], C, c0+k4, k-k4, n)
+	for i := 0; i < n; i++ {
+		v0 := min(max((int32(a0[i])+int32(b0[i])+s0[i]+d0)>>q, -32768), 32767)
+		v1 := min(max((int32(a1[i])+int32(b1[i])+s1[i]+d1)>>q, -32768), 32767)
+		v2 := min(max((int32(a2[i])+int32(b2[i])+s2[i]+d2)>>q, -32768), 32767)
+		v3 := min(max((int32(a3[i])+int32(b3[i])+s3[i]+d3)>>q, -32768), 32767)
+		o := i*C + c0
+		store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
 	}
 }
 
