@@ -375,7 +375,7 @@ func TestConfigCredentialsRedacted(t *testing.T) {
 			o := streamtest.DefaultOptions()
 			tc.opts(o)
 			s := streamtest.RunServer(t, o)
-			var logs bytes.Buffer
+			var logs lockedBuffer
 			cfg := tc.cfg(s.ClientURL())
 			cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			cfg.ReconnectWait = 10 * time.Millisecond
@@ -433,4 +433,22 @@ func TestConfigValidate(t *testing.T) {
 	if err := (&Config{}).Validate(); err != nil {
 		t.Errorf("zero Config: %v", err)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer for loggers written from NATS goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
