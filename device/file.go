@@ -28,6 +28,9 @@ var (
 // a raw file source when RawConfig.BlockSamples is 0.
 const DefaultBlockSamples = 1024
 
+// MaxBlockBytes bounds the size of one Block read from a raw file.
+const MaxBlockBytes = 1 << 28
+
 // RawConfig describes a raw recording: interleaved (time-major) int16
 // little-endian samples with no header, the .dat/.bin layout Kilosort and
 // SpikeInterface read. See docs/formats.md.
@@ -56,8 +59,8 @@ func (c *RawConfig) check() error {
 		return fmt.Errorf("sample rate %g Hz, want > 0", c.Rate)
 	case !(c.Gain > 0) || math.IsInf(c.Gain, 0):
 		return fmt.Errorf("gain %g µV/count, want > 0", c.Gain)
-	case c.BlockSamples < 0:
-		return fmt.Errorf("%d samples per block, want >= 0", c.BlockSamples)
+	case c.BlockSamples < 0 || c.BlockSamples > MaxBlockBytes/(2*c.Channels):
+		return fmt.Errorf("%d samples per block of %d channels, want 0..%d", c.BlockSamples, c.Channels, MaxBlockBytes/(2*c.Channels))
 	case c.Pace < 0 || math.IsNaN(c.Pace) || math.IsInf(c.Pace, 0):
 		return fmt.Errorf("pace %g, want >= 0", c.Pace)
 	}

@@ -151,7 +151,7 @@ func TestRawBadFiles(t *testing.T) {
 			}
 		})
 	}
-	for _, cfg := range []RawConfig{{Rate: 1, Gain: 1}, {Channels: 1, Gain: 1}, {Channels: 1, Rate: 1}, {Channels: 1, Rate: 1, Gain: 1, Pace: -1}} {
+	for _, cfg := range []RawConfig{{Rate: 1, Gain: 1}, {Channels: 1, Gain: 1}, {Channels: 1, Rate: 1}, {Channels: 1, Rate: 1, Gain: 1, Pace: -1}, {Channels: 64, Rate: 1, Gain: 1, BlockSamples: 1 << 30}} {
 		if _, err := OpenRaw(path, cfg); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("config %+v: error %v, want one naming %s", cfg, err, path)
 		}
