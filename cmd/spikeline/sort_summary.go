@@ -48,7 +48,7 @@ type panel struct {
 // summaryPanels chooses the channels to draw (those with sorted units, at
 // most maxPanels: the ones with the most sorted spikes) and up to
 // summaryWaves spikes per unit spread over the recording.
-func summaryPanels(spikes []sort.Spike, templates []sort.Template, maxPanels int) (panels []*panel, shown, withUnits int) {
+func summaryPanels(spikes []sort.Spike, templates []sort.Template, maxPanels int) (panels []*panel, shown, withUnits, nUnits int) {
 	byUnit := map[int32]*panelUnit{}
 	chOf := map[int32]int{}
 	var order []int32
@@ -123,14 +123,14 @@ func summaryPanels(spikes []sort.Spike, templates []sort.Template, maxPanels int
 			u.picks = append(u.picks, s.Sample)
 		}
 	}
-	return panels, len(panels), withUnits
+	return panels, len(panels), withUnits, len(order)
 }
 
 // writeSummary draws summary.png: one panel per channel with sorted units
 // (at most --panels), faint band-passed sample waveforms of each unit and
 // its template on top, in one colour per unit.
 func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.Spike, templates []sort.Template, stderr io.Writer) error {
-	panels, shown, withUnits := summaryPanels(spikes, templates, j.maxPanels)
+	panels, shown, withUnits, nUnits := summaryPanels(spikes, templates, j.maxPanels)
 	rate := j.raw.Rate
 	pre := int(math.Round(0.6e-3 * rate))
 	post := int(math.Round(1.2e-3 * rate))
@@ -146,10 +146,6 @@ func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.S
 		for _, u := range p.units {
 			alignWaves(u, pre, post, margin)
 		}
-	}
-	nUnits := 0
-	for _, p := range panels {
-		nUnits += len(p.units)
 	}
 	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", j.input, nUnits, withUnits)
 	if shown < withUnits {
@@ -230,6 +226,7 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*panel, before, aft
 		ring[i] = make([]float32, ringLen)
 	}
 	cur := make([]float64, len(filtered))
+	cols := make([][]float64, len(filtered))
 
 	src, err := j.open()
 	if err != nil {
@@ -250,35 +247,49 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*panel, before, aft
 		if err != nil {
 			return err
 		}
-		gain := b.Gain
-		for k := range b.Len() {
-			row := b.Samples[k*nch : (k+1)*nch]
-			for i, c := range filtered {
-				x := float64(row[c]) * gain
-				st := state[i]
-				for si, s := range secs {
-					y := s.B0*x + st[2*si]
-					st[2*si] = s.B1*x - s.A1*y + st[2*si+1]
-					st[2*si+1] = s.B2*x - s.A2*y
-					x = y
-				}
-				cur[i] = x
+		// Filter channel by channel over the whole block (state in
+		// registers), then reference and store sample by sample.
+		n := b.Len()
+		for i, c := range filtered {
+			col := cols[i]
+			if cap(col) < n {
+				col = make([]float64, n)
 			}
+			col = col[:n]
+			for k := range n {
+				col[k] = float64(b.Samples[k*nch+c]) * b.Gain
+			}
+			st := state[i]
+			for si, sec := range secs {
+				z1, z2 := st[2*si], st[2*si+1]
+				for k, x := range col {
+					y := sec.B0*x + z1
+					z1 = sec.B1*x - sec.A1*y + z2
+					z2 = sec.B2*x - sec.A2*y
+					col[k] = y
+				}
+				st[2*si], st[2*si+1] = z1, z2
+			}
+			cols[i] = col
+		}
+		for k := range n {
 			var ref float64
 			switch cfg.Reference {
 			case sort.RefAverage:
-				for _, v := range cur {
-					ref += v
+				for i := range filtered {
+					ref += cols[i][k]
 				}
-				ref /= float64(len(cur))
+				ref /= float64(len(filtered))
 			case sort.RefMedian:
-				tmp := slices.Clone(cur)
-				slices.Sort(tmp)
-				ref = tmp[len(tmp)/2]
+				for i := range filtered {
+					cur[i] = cols[i][k]
+				}
+				slices.Sort(cur)
+				ref = cur[len(cur)/2]
 			}
 			for i, c := range filtered {
 				if s := slotOf[c]; s >= 0 {
-					ring[s][t&mask] = float32(cur[i] - ref)
+					ring[s][t&mask] = float32(cols[i][k] - ref)
 				}
 			}
 			t++
