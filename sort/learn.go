@@ -39,6 +39,7 @@ type learnParams struct {
 	d, dfull, pre, post, tail int
 	maxUnits, minSpikes       int
 	sign                      Sign
+	threshold                 float64
 }
 
 // maybeLearn starts a learning pass when the collection window ends, and
@@ -83,7 +84,7 @@ func (s *Sorter) startLearn(inline bool) {
 		s.learnDone = make(chan []channelUnits, 1)
 	}
 	p := learnParams{d: s.d, dfull: s.dfull, pre: s.pre, post: s.post, tail: s.tail,
-		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign}
+		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign, threshold: s.cfg.Threshold}
 	if inline {
 		s.learnDone <- learnAll(jobs, p)
 		return
@@ -123,11 +124,16 @@ func (s *Sorter) installLearned(wait bool) {
 	}
 	// Schedule the next pass: re-learning of every channel, or learning
 	// of the channels still without templates.
+	// Passes come at growing intervals (LearnSeconds, then twice that,
+	// four times... up to RelearnEvery), collecting over the whole
+	// interval, so units too rare to reach MinSpikes in the first window
+	// are learned soon after.
 	window := uint64(s.cfg.LearnSeconds * s.rate)
 	if s.cfg.RelearnEvery > 0 {
 		s.relearnAll = true
-		s.learnAt = s.scan + uint64(s.cfg.RelearnEvery*s.rate)
-		s.learnFrom = s.learnAt - min(window, s.learnAt-s.scan)
+		s.relearnGap = min(max(2*s.relearnGap, 2*window), uint64(s.cfg.RelearnEvery*s.rate))
+		s.learnFrom = s.scan
+		s.learnAt = s.scan + s.relearnGap
 	} else {
 		s.relearnAll = false
 		s.learnFrom = s.scan
@@ -190,15 +196,35 @@ func (s *Sorter) mergeUnits(old []*unit, r channelUnits, sigma float32) []*unit 
 		out = append(out, u)
 	}
 	for i, w := range r.waves {
-		if !used[i] {
-			u := newUnit(s.nextUnit, w, d)
-			u.count = r.counts[i]
-			s.nextUnit++
-			out = append(out, u)
+		if used[i] {
+			continue
 		}
+		// The same shape as a known unit: the same neuron (found again
+		// after drift, or split off it by this pass); keep the old id.
+		dup := false
+		for j, u := range old {
+			if sameShape(w[:d], u.w[:d]) {
+				dup = true
+				if !taken[j] {
+					taken[j] = true
+					copy(u.w, w)
+					u.energy(d)
+					out = append(out, u)
+				}
+				break
+			}
+		}
+		if dup {
+			continue
+		}
+		u := newUnit(s.nextUnit, w, d)
+		u.count = r.counts[i]
+		s.nextUnit++
+		out = append(out, u)
 	}
 	for j, u := range old {
-		if !taken[j] && u.recent >= s.cfg.MinSpikes {
+		noise := math.Abs(float64(u.w[s.pre])) < (s.cfg.Threshold+0.3)*float64(sigma)
+		if !taken[j] && u.recent >= s.cfg.MinSpikes && !noise {
 			out = append(out, u)
 		}
 	}
@@ -363,11 +389,37 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		if resid > 6 {
 			continue
 		}
+		// Noise: the mean of threshold crossings of noise alone sits just
+		// beyond the threshold (a Gaussian tail beyond 4.5σ averages
+		// 4.7σ); a unit's template stands clear of it.
+		if math.Abs(mean[p.pre]) < (p.threshold+0.3)*sig {
+			continue
+		}
 		w := make([]float32, p.dfull)
 		for t, v := range mean {
 			w[t] = float32(v)
 		}
 		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre]))})
+	}
+	// Clusters with the same shape and amplitudes within the matcher's
+	// scaling range are one unit (bursts and drift spread a unit's
+	// amplitude); a single-channel matcher could not tell them apart.
+	for merged := true; merged; {
+		merged = false
+		for i := 0; i < len(cl) && !merged; i++ {
+			for j := i + 1; j < len(cl) && !merged; j++ {
+				if sameShape(cl[i].wave[:p.d], cl[j].wave[:p.d]) {
+					ni, nj := float32(cl[i].count), float32(cl[j].count)
+					for t := range cl[i].wave {
+						cl[i].wave[t] = (ni*cl[i].wave[t] + nj*cl[j].wave[t]) / (ni + nj)
+					}
+					cl[i].count += cl[j].count
+					cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
+					cl = slices.Delete(cl, j, j+1)
+					merged = true
+				}
+			}
+		}
 	}
 	slices.SortStableFunc(cl, func(a, b cluster) int {
 		switch {
@@ -689,4 +741,21 @@ func shiftSnippet(dst, x []float32, pre int) {
 		p0, p1, p2, p3 := at(i0-1), at(i0), at(i0+1), at(i0+2)
 		dst[i] = float32(p1 + 0.5*f*(p2-p0+f*(2*p0-5*p1+4*p2-p3+f*(3*(p1-p2)+p3-p0))))
 	}
+}
+
+// sameShape reports whether two templates have the same shape
+// (correlation above 0.96) and amplitudes within the matcher's scaling
+// range.
+func sameShape(a, b []float32) bool {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	if aa == 0 || bb == 0 {
+		return false
+	}
+	ratio := math.Sqrt(aa / bb)
+	return ab/math.Sqrt(aa*bb) > 0.96 && ratio > minScale && ratio < maxScale
 }

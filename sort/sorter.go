@@ -66,7 +66,8 @@ type Sorter struct {
 	learnFrom, learnAt uint64 // collect snippets in [learnFrom, learnAt)
 	collecting         bool
 	learning           bool
-	relearnAll         bool // collect on every channel, not only those without templates
+	relearnAll         bool   // collect on every channel, not only those without templates
+	relearnGap         uint64 // rows between the last two learning passes
 	learnDone          chan []channelUnits
 	nextUnit           int32
 
