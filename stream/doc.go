@@ -4,6 +4,66 @@
 // It holds the subject names, the versioned message schemas (compact
 // little-endian binary plus JSON), an embedded nats-server for zero-setup
 // use, a publisher that never blocks the pipeline (drops are counted), a
-// subscriber client for downstream decoders and displays, and optional
-// JetStream capture.
+// subscriber client for downstream decoders and displays, optional
+// JetStream capture, and a control service on the NATS micro protocol.
+// docs/subjects.md lists the subjects and docs/schemas.md every byte of
+// every message.
+//
+// # Subjects
+//
+// Everything of one rig lives under spikeline.<rig>.: spikes, decode.<model>,
+// status, events, templates, raw.<group> and ctl.<endpoint>. [Subjects]
+// builds them after checking the names with [ValidToken]; [ParseSubject]
+// takes one apart. A subject with [JSONSuffix] carries the JSON twin of
+// the binary message.
+//
+// # Messages
+//
+// Every binary message starts with a 32-byte [Header]: magic "SPKL",
+// [Version], [Type], flags, the device sample index, the sample rate and
+// the publish time. The message types are [SpikeBatch] (the spikes of one
+// block, batched), [EstimateMsg], [Status], [EventBatch], [TemplateBatch]
+// and [RawBlock]; each has AppendBinary/UnmarshalBinary and
+// MarshalJSON/UnmarshalJSON. [Decode], [DecodeJSON] and [DecodeSubject]
+// decode any of them into a [Message]. Decoding never panics on input; it
+// returns a [*DecodeError] naming the byte offset and field.
+// [AppendSpikes] encodes a batch without allocating.
+//
+// # Publishing
+//
+// [NewPublisher] connects as a [Config] says (starting an embedded
+// [Server] on loopback when no URL is given) and returns a [Publisher]
+// whose PublishSpikes, PublishEstimate, PublishStatus, PublishEvents,
+// PublishLinkEvents, PublishTemplates and PublishRaw never block: they
+// encode into a recycled buffer and enqueue into a bounded queue that one
+// goroutine drains into NATS. A full queue drops the message and counts
+// it; while NATS is away nats.go buffers up to Config.ReconnectBufSize
+// bytes and what it refuses is counted too. [Publisher.PublishStatus]
+// fills the counters into the status, so a slow or absent NATS shows on
+// the status subject, not as a stalled pipeline. [Publisher.Close] drains
+// and flushes.
+//
+// With Config.JetStream, [EnsureStream] creates or updates the stream
+// [StreamName](rig) capturing spikes, decoder output, events and
+// templates.
+//
+// # Subscribing
+//
+// A [Client] ([Dial] or [NewClient]) delivers a rig's messages, decoded,
+// to the callbacks of a [Handler]: live with [Client.Subscribe] (binary or
+// JSON), or from JetStream through a durable consumer with
+// [Client.SubscribeDurable], which resumes after the last acknowledged
+// message when the subscriber restarts.
+//
+// # Control
+//
+// [StartService] registers the NATS micro service "spikeline" with the
+// endpoints info, stats, refit, threshold and command under
+// spikeline.<rig>.ctl, backed by a [Controller] the pipeline implements.
+// [Call] is the client side.
+//
+// # Testing
+//
+// Package streamtest starts real nats-servers in tests (loopback, free
+// port, JetStream in t.TempDir, restart on the same port).
 package stream

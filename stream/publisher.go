@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,8 +122,13 @@ func (p *Publisher) Subjects() Subjects { return p.subj }
 // service.
 func (p *Publisher) Conn() *nats.Conn { return p.nc }
 
+// URL returns the server URL(s) the publisher connects to, comma-separated
+// (the embedded server's, or the configured ones). It may hold
+// credentials: pass it through RedactURL before printing.
+func (p *Publisher) URL() string { return strings.Join(p.cfg.URLs, ",") }
+
 // ServerURL returns the URL of the embedded server, or "" when publishing
-// to external servers.
+// to external servers (see URL).
 func (p *Publisher) ServerURL() string {
 	if p.srv == nil {
 		return ""
