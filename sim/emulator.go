@@ -614,9 +614,9 @@ func (e *Emulator) nextFrame(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		if b.Channels <= 0 || b.Channels > math.MaxUint16 || len(b.Samples)%b.Channels != 0 ||
-			b.Rate <= 0 || math.IsNaN(b.Rate) || math.IsInf(b.Rate, 0) || b.Rate > math.MaxUint32 {
-			return 0, fmt.Errorf("sim: emulator: source block at sample %d has %d samples, %d channels, rate %g Hz",
-				b.First, len(b.Samples), b.Channels, b.Rate)
+			!(b.Rate >= 1 && b.Rate <= math.MaxUint32) || !(b.Gain >= 0 && b.Gain <= math.MaxFloat32) {
+			return 0, fmt.Errorf("sim: emulator: source block at sample %d that the wire protocol cannot carry: %d samples, %d channels, rate %g Hz, gain %g µV/count",
+				b.First, len(b.Samples), b.Channels, b.Rate, b.Gain)
 		}
 		if len(b.Samples) == 0 {
 			continue
@@ -635,6 +635,9 @@ func (e *Emulator) nextFrame(ctx context.Context) (int, error) {
 		}
 	}
 	n := min(e.cur.len(), want)
+	if e.cur.channels > 0 {
+		n = min(n, device.MaxPayload/(2*e.cur.channels)) // a frame's payload is bounded
+	}
 	if n == 0 {
 		return 0, io.EOF
 	}
