@@ -69,6 +69,34 @@ func TestAccuracyBound(t *testing.T) {
 	t.Logf("population: N=%d b=%g Hz m=%g Hz Δ=%g s, %d bins (%.0f s), AR(1) ρ=%g; bound R²=S/(1+S)=%.4f (with held-out σ²: vx %.4f vy %.4f)",
 		p.Units, p.Base, p.Mod, p.binSeconds(), p.Bins, float64(p.Bins)*p.binSeconds(), p.Rho, bound, sOf(sigma2[0]), sOf(sigma2[1]))
 
+	// The oracle: the optimal linear estimator built from the true
+	// parameters, v̂ = Δm/(Δb + Δ²m²N/2) · Dᵀ(c - Δb) (push-through identity
+	// on Cov(v,c)·Cov(c)⁻¹). Its held-out R² must match the formula, which
+	// checks the derivation numerically.
+	dt := p.binSeconds()
+	gain := dt * p.Mod / (dt*p.Base + dt*dt*p.Mod*p.Mod*float64(p.Units)/2)
+	for o := range 2 {
+		var truth, est []float64
+		for i := split; i < ds.Len(); i++ {
+			v := 0.0
+			for j, c := range ds.Bins.Row(i) {
+				a := 2 * math.Pi * float64(ds.Bins.Keys[j]-p.FirstID) / float64(p.Units)
+				d := math.Cos(a)
+				if o == 1 {
+					d = math.Sin(a)
+				}
+				v += d * (c - dt*p.Base)
+			}
+			truth = append(truth, ds.Behaviour[i*2+o])
+			est = append(est, gain*v)
+		}
+		r2 := R2(truth, est)
+		t.Logf("oracle linear estimator %s: R² %.4f (formula with held-out σ²: %.4f)", ds.Outputs[o], r2, sOf(sigma2[o]))
+		if math.Abs(r2-sOf(sigma2[o])) > 0.03 {
+			t.Errorf("oracle R² %s = %.4f, formula %.4f: the bound's derivation or the simulation is off", ds.Outputs[o], r2, sOf(sigma2[o]))
+		}
+	}
+
 	fitEval := func(name string, cfg FitConfig) *Evaluation {
 		t.Helper()
 		m, err := Fit(ds, split, cfg)

@@ -72,6 +72,9 @@ func Fit(ds *Dataset, trainEnd int, cfg FitConfig) (*Model, error) {
 	if m.Kind == "" {
 		m.Kind = Wiener
 	}
+	if err := checkOutputs(ds, trainEnd); err != nil {
+		return nil, err
+	}
 	m.Mean, m.Std = countStats(b, trainEnd)
 	var err error
 	switch m.Kind {
@@ -89,6 +92,32 @@ func Fit(ds *Dataset, trainEnd int, cfg FitConfig) (*Model, error) {
 		return nil, fmt.Errorf("decode: fitted model invalid: %w", err)
 	}
 	return m, nil
+}
+
+// checkOutputs refuses a training part in which an output never varies
+// (nothing to decode, and R² undefined).
+func checkOutputs(ds *Dataset, end int) error {
+	no := len(ds.Outputs)
+	for o := range no {
+		first, varies, n := 0.0, false, 0
+		for t := range end {
+			if !ds.BehaviourObserved[t] {
+				continue
+			}
+			v := ds.Behaviour[t*no+o]
+			if n == 0 {
+				first = v
+			} else if v != first {
+				varies = true
+				break
+			}
+			n++
+		}
+		if !varies {
+			return fmt.Errorf("decode: output %q is constant over the %d training bins with behaviour: nothing to decode", ds.Outputs[o], n)
+		}
+	}
+	return nil
 }
 
 // countStats returns per-column mean and standard deviation of counts over
