@@ -35,6 +35,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	delta := flags.Float64("delta", 0.4, "match tolerance in ms")
 	match := flags.Float64("match-score", 0.5, "minimum agreement to pair a sorted unit with a ground-truth unit")
 	well := flags.Float64("well-detected", 0.8, "agreement of a well-detected unit")
+	asJSON := flags.Bool("json", false, "write the comparison as JSON instead of text")
 	flags.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline score --gt gt_spikes.csv --sorted spikes.csv [--units units.csv] (--rate HZ | --meta recording.json)")
 		flags.PrintDefaults()
@@ -89,7 +90,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// SNR = |mean band-passed waveform extremum| / MAD noise, measured.
 		src, _, err := device.OpenRecording(*metaPath, device.RawConfig{BlockSamples: 8192})
 		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(stdout, "# no SNR: %v\n", err)
+			if !*asJSON {
+				fmt.Fprintf(stdout, "# no SNR: %v\n", err)
+			}
 			break
 		}
 		if err != nil {
@@ -100,11 +103,16 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "# SNR measured from %s (|mean band-passed waveform extremum| / MAD noise)\n", *metaPath)
+		if !*asJSON {
+			fmt.Fprintf(stdout, "# SNR measured from %s (|mean band-passed waveform extremum| / MAD noise)\n", *metaPath)
+		}
 	}
 	c, err := score.Compare(gt, sorted, *rate, score.Options{DeltaTime: *delta, MatchScore: *match, WellDetectedScore: *well})
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return c.WriteJSON(stdout, snr)
 	}
 	return c.WriteReport(stdout, snr)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -45,6 +46,20 @@ func TestScoreCommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+
+	// JSON.
+	out.Reset()
+	if code := realMain([]string{"score", "--gt", gtPath, "--sorted", soPath, "--units", units, "--rate", "30000", "--json"}, &out, &errb); code != 0 {
+		t.Fatalf("--json: exit %d: %s", code, errb.String())
+	}
+	var js struct {
+		Summary struct {
+			MeanAccuracy float64 `json:"mean_accuracy"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &js); err != nil || js.Summary.MeanAccuracy != 1 {
+		t.Errorf("--json: %v %+v\n%s", err, js, out.String())
 	}
 
 	// The rate from a sidecar.

@@ -3,6 +3,7 @@ package score
 import (
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -343,4 +344,36 @@ func BenchmarkCompare1M(b *testing.B) {
 	slices.SortFunc(gt, bySample)
 	slices.SortFunc(sorted, bySample)
 	b.Run("time-ordered", run) // as sorters and the simulator emit them
+}
+
+func TestWriteJSON(t *testing.T) {
+	times := regular(1000, 3000, 10)
+	c := mustCompare(t, append(train(1, 0, times...), train(2, 1, 5)...), train(7, 0, times...))
+	var buf bytes.Buffer
+	if err := c.WriteJSON(&buf, map[int32]float64{1: 6, 2: math.Inf(1)}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Units []struct {
+			GT     int32    `json:"gt_unit"`
+			Sorted *int32   `json:"sorted_unit"`
+			SNR    *float64 `json:"snr"`
+			Acc    float64  `json:"accuracy"`
+		} `json:"units"`
+		Summary struct {
+			Units, WellDetected int
+		} `json:"summary"`
+		Bands []struct {
+			Lo *float64 `json:"snr_from"`
+		} `json:"bands"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if len(got.Units) != 2 || *got.Units[0].Sorted != 7 || got.Units[0].Acc != 1 || got.Units[1].Sorted != nil || got.Units[1].SNR != nil {
+		t.Errorf("units: %s", buf.String())
+	}
+	if len(got.Bands) != 5 || got.Bands[0].Lo != nil || *got.Bands[1].Lo != 3 {
+		t.Errorf("bands: %s", buf.String())
+	}
 }

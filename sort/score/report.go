@@ -2,6 +2,7 @@ package score
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -169,4 +170,104 @@ func (c *Comparison) WriteReport(w io.Writer, snr map[int32]float64) error {
 	fmt.Fprintf(bw, "num_gt=%d num_sorted=%d num_well_detected=%d num_redundant=%d num_overmerged=%d num_false_positive=%d num_bad=%d\n",
 		len(c.GTUnits), len(c.SortedUnits), len(c.WellDetected), len(c.Redundant), len(c.Overmerged), len(c.FalsePositive), len(c.Bad))
 	return bw.Flush()
+}
+
+// jsonUnit is one ground-truth unit in WriteJSON's output.
+type jsonUnit struct {
+	GT             int32    `json:"gt_unit"`
+	Channel        int32    `json:"channel"`
+	SNR            *float64 `json:"snr,omitempty"`
+	NumGT          int      `json:"n_gt"`
+	Sorted         *int32   `json:"sorted_unit"` // null when unpaired
+	SortedChannel  int32    `json:"sorted_channel"`
+	NumSorted      int      `json:"n_sorted"`
+	TP             int      `json:"tp"`
+	FN             int      `json:"fn"`
+	FP             int      `json:"fp"`
+	Agreement      float64  `json:"agreement"`
+	Accuracy       float64  `json:"accuracy"`
+	Recall         float64  `json:"recall"`
+	Precision      float64  `json:"precision"`
+	FalseDiscovery float64  `json:"false_discovery_rate"`
+	MissRate       float64  `json:"miss_rate"`
+	Lag            float64  `json:"lag_samples"`
+	WellDetected   bool     `json:"well_detected"`
+}
+
+type jsonBand struct {
+	Lo            *float64 `json:"snr_from"` // null: -Inf
+	Hi            *float64 `json:"snr_to"`   // null: +Inf
+	Units         int      `json:"units"`
+	WellDetected  int      `json:"well_detected"`
+	MeanAccuracy  float64  `json:"mean_accuracy"`
+	MeanRecall    float64  `json:"mean_recall"`
+	MeanPrecision float64  `json:"mean_precision"`
+}
+
+// WriteJSON writes the comparison as one JSON object: the options, one
+// entry per ground-truth unit, the SNR bands, the headline summary over
+// SNR >= 5 and the sorted-unit categories. snr may be nil.
+func (c *Comparison) WriteJSON(w io.Writer, snr map[int32]float64) error {
+	finite := func(v float64) *float64 {
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			return nil
+		}
+		return &v
+	}
+	s := c.Summary(snr)
+	units := make([]jsonUnit, len(c.Units))
+	for i, u := range c.Units {
+		ju := jsonUnit{GT: u.GT, Channel: u.Channel, NumGT: u.NumGT, SortedChannel: u.SortedChannel,
+			NumSorted: u.NumSorted, TP: u.TP, FN: u.FN, FP: u.FP, Agreement: u.Agreement,
+			Accuracy: u.Accuracy, Recall: u.Recall, Precision: u.Precision, FalseDiscovery: u.FalseDiscovery,
+			MissRate: u.MissRate, Lag: u.Lag, WellDetected: u.WellDetected}
+		if v, ok := snr[u.GT]; ok {
+			ju.SNR = finite(v)
+		}
+		if u.Paired {
+			id := u.Sorted
+			ju.Sorted = &id
+		}
+		units[i] = ju
+	}
+	var bands []jsonBand
+	if len(snr) > 0 {
+		for _, b := range s.Bands {
+			bands = append(bands, jsonBand{finite(b.Lo), finite(b.Hi), b.Units, b.WellDetected, b.MeanAccuracy, b.MeanRecall, b.MeanPrecision})
+		}
+	}
+	ids := func(v []int32) []int32 {
+		if v == nil {
+			return []int32{}
+		}
+		return v
+	}
+	out := map[string]any{
+		"delta_ms":     c.Options.DeltaTime,
+		"delta_frames": c.DeltaFrames,
+		"rate":         c.Rate,
+		"match_score":  c.Options.MatchScore,
+		"units":        units,
+		"bands":        bands,
+		"summary": map[string]any{
+			"min_snr":           s.MinSNR,
+			"units":             s.Units,
+			"well_detected":     s.WellDetected,
+			"mean_accuracy":     s.MeanAccuracy,
+			"all_units":         s.AllUnits,
+			"all_well_detected": s.AllWellDetected,
+			"all_mean_accuracy": s.AllMeanAccuracy,
+		},
+		"sorted_units": map[string]any{
+			"count":          len(c.SortedUnits),
+			"well_detected":  ids(c.WellDetected),
+			"redundant":      ids(c.Redundant),
+			"overmerged":     ids(c.Overmerged),
+			"false_positive": ids(c.FalsePositive),
+			"bad":            ids(c.Bad),
+		},
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }
