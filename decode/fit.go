@@ -38,6 +38,12 @@ type FitConfig struct {
 	Shrink float64 // shrinkage of Q toward its diagonal in [0,1]; 0 means units/(units+bins)
 }
 
+// MaxWienerFeatures bounds units × lags for a Wiener fit: the direct
+// method keeps one features² matrix per cross-validation fold and costs
+// O(bins·features² + features³); beyond this, use fewer lags or a Kalman
+// filter (whose cost grows with units², not (units·lags)²).
+const MaxWienerFeatures = 4096
+
 // ErrTooFewBins reports a training set too short to fit.
 var ErrTooFewBins = errors.New("decode: too few usable training bins")
 
@@ -307,6 +313,10 @@ func fitWiener(m *Model, ds *Dataset, trainEnd int, cfg FitConfig) error {
 	m.Lags = lags
 	nu, no := len(m.Keys), len(m.Outputs)
 	p := lags * nu
+	if p > MaxWienerFeatures {
+		return fmt.Errorf("decode: wiener filter with %d %s × %d lags = %d features, more than %d: use fewer lags or the kalman filter",
+			nu, m.Grouping.Columns(), lags, p, MaxWienerFeatures)
+	}
 	rows := usableRows(ds, trainEnd, lags)
 	if len(rows) < 2*folds || len(rows) < 10 {
 		return fmt.Errorf("%w: %d bins with full lag history and behaviour", ErrTooFewBins, len(rows))

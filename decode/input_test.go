@@ -228,3 +228,33 @@ func FuzzParseModel(f *testing.F) {
 		}
 	})
 }
+
+func TestFitRefusals(t *testing.T) {
+	keys := make([]int32, 500)
+	for i := range keys {
+		keys[i] = int32(i + 1)
+	}
+	beh := &Behaviour{Names: []string{"vx", "vy"}}
+	for k := range 200 {
+		beh.Append(uint64(k)*600, []float64{float64(k % 7), float64(k % 3)})
+	}
+	ds, err := NewDataset([]sort.Spike{{Sample: 5, Unit: 1}}, beh, ByUnit, keys, 30000, 600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Fit(ds, 150, FitConfig{}); err == nil || !strings.Contains(err.Error(), "5000 features") {
+		t.Errorf("500 units × 10 lags: %v", err)
+	}
+	for i := range 200 {
+		ds.Behaviour[i*2+1] = 1
+	}
+	if _, err := Fit(ds, 150, FitConfig{Lags: 1}); err == nil || !strings.Contains(err.Error(), `output "vy" is constant`) {
+		t.Errorf("constant output: %v", err)
+	}
+	if _, err := Fit(ds, 150, FitConfig{Kind: "svm"}); err == nil {
+		t.Error("kind svm accepted")
+	}
+	if _, err := Fit(ds, 0, FitConfig{}); err == nil {
+		t.Error("empty training part accepted")
+	}
+}
