@@ -3,6 +3,8 @@ package sim
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
+	"sync"
 
 	"gonum.org/v1/gonum/dsp/fourier"
 
@@ -118,6 +120,46 @@ type tileBank struct {
 	a, b   [][]int16 // tilesPerAB tiles of tileLenA and of tileLenB
 	sa, sb []float64 // spike-band rms of each tile, µV
 	q      uint      // fixed-point shift shared with the rest of the signal
+}
+
+// tileKey identifies the inputs of a tile bank.
+type tileKey struct {
+	seed                           int64
+	rate, gain, noise, spread, hum float64
+}
+
+// tileCache keeps the last few tile banks: building one takes a few
+// hundred milliseconds and tests build many simulators with one seed.
+var tileCache struct {
+	sync.Mutex
+	keys  []tileKey
+	banks []*tileBank
+}
+
+// tilesFor returns a private copy (the tile data are shared and never
+// written) of the tile bank for cfg, from the cache when possible.
+func tilesFor(cfg *Config) *tileBank {
+	hum := cfg.HumFraction
+	if cfg.NoHum {
+		hum = 0
+	}
+	k := tileKey{cfg.Seed, cfg.Rate, cfg.Gain, cfg.NoiseUV, cfg.NoiseSpread, hum}
+	tileCache.Lock()
+	defer tileCache.Unlock()
+	var tb *tileBank
+	if i := slices.Index(tileCache.keys, k); i >= 0 {
+		tb = tileCache.banks[i]
+	} else {
+		tb = newTileBank(cfg)
+		if len(tileCache.keys) == 4 {
+			tileCache.keys, tileCache.banks = tileCache.keys[1:], tileCache.banks[1:]
+		}
+		tileCache.keys = append(tileCache.keys, k)
+		tileCache.banks = append(tileCache.banks, tb)
+	}
+	c := *tb
+	c.a, c.b = slices.Clone(tb.a), slices.Clone(tb.b)
+	return &c
 }
 
 // newTileBank synthesises and calibrates the noise tiles: tile k has

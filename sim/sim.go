@@ -98,9 +98,13 @@ type unitGen struct {
 	burstIdx  int
 	burstNext float64
 	cos, sin  float64
-	tmpl      [][]float32 // per phase, counts
-	argmin    []int       // per phase
-	minUV     []float32   // per phase, raw trough value µV
+	// Hazard per behaviour step, λ·step/rate, split into its constant and
+	// velocity terms; refractory period in samples.
+	hb, hc, hs float64
+	refr       float64
+	tmpl       [][]float32 // per phase, counts
+	argmin     []int       // per phase
+	minUV      []float32   // per phase, raw trough value µV
 }
 
 // New returns a simulator for cfg (zero fields take their defaults).
@@ -124,7 +128,7 @@ func (s *Sim) build(origin uint64) {
 	s.origin, s.emitted = origin, origin
 	s.chunkStart, s.chunkLen, s.pos = 0, 0, 0
 
-	s.tiles = newTileBank(cfg)
+	s.tiles = tilesFor(cfg)
 	s.q = s.tiles.q
 	fix := float64(int(1)<<s.q) / cfg.Gain // µV -> fixed point
 
@@ -135,7 +139,7 @@ func (s *Sim) build(origin uint64) {
 	s.lstep = max(1, int(math.Round(rate/1000)))
 	s.lead = int(math.Round(cfg.Behaviour.Lead.Seconds() * rate / float64(s.step)))
 	// Chunks are a whole number of behaviour steps.
-	s.n = s.step * ((max(512, 2*s.tlen) + s.step - 1) / s.step)
+	s.n = s.step * ((max(256, 2*s.tlen) + s.step - 1) / s.step)
 	s.phases = jitterPhases
 	if cfg.NoJitter {
 		s.phases = 1
@@ -181,8 +185,12 @@ func (s *Sim) build(origin uint64) {
 	}
 	if cfg.NoNoise {
 		for i := range s.tiles.a {
-			clear(s.tiles.a[i])
-			clear(s.tiles.b[i])
+			s.tiles.a[i] = make([]int16, len(s.tiles.a[i]))
+			s.tiles.b[i] = make([]int16, len(s.tiles.b[i]))
+		}
+		for c := range s.chans {
+			ch := &s.chans[c]
+			ch.a, ch.b = s.tiles.a[0], s.tiles.b[0]
 		}
 	}
 
@@ -201,6 +209,11 @@ func (s *Sim) build(origin uint64) {
 		g.r = *rand.New(&g.pcg)
 		g.need = g.r.ExpFloat64()
 		g.cos, g.sin = math.Cos(u.PreferredDir), math.Sin(u.PreferredDir)
+		perStep := float64(s.step) / rate
+		g.hb = u.BaselineHz * perStep
+		g.hc = u.ModulationHz * g.cos / cfg.Behaviour.Speed * perStep
+		g.hs = u.ModulationHz * g.sin / cfg.Behaviour.Speed * perStep
+		g.refr = u.RefractoryMs * rate / 1000
 		g.tmpl = make([][]float32, s.phases)
 		g.argmin = make([]int, s.phases)
 		g.minUV = make([]float32, s.phases)
@@ -784,8 +797,7 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 	g := &s.gen[ui]
 	rate := s.cfg.Rate
 	step := float64(s.step)
-	refr := u.RefractoryMs * rate / 1000
-	invV := 1 / s.cfg.Behaviour.Speed
+	refr := g.refr
 	emit := func(tau, scale float64) {
 		m := math.Floor(tau)
 		ph := 0
@@ -806,11 +818,7 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 			Amplitude: g.minUV[ph] * f,
 		})
 	}
-	// Hazard per behaviour step: λ·step/rate, split into its constant and
-	// velocity terms.
-	hb := u.BaselineHz * step / rate
-	hc := u.ModulationHz * g.cos * invV * step / rate
-	hs := u.ModulationHz * g.sin * invV * step / rate
+	hb, hc, hs := g.hb, g.hc, g.hs
 	lead := uint64(s.lead)
 	velX, velY := s.velX, s.velY
 	t := t0

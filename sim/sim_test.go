@@ -230,3 +230,27 @@ func TestBursts(t *testing.T) {
 		t.Errorf("no bursty unit among %d shows an excess of short ISIs", checked)
 	}
 }
+
+// The output does not depend on how many goroutines generate it.
+func TestParallelMatchesSerial(t *testing.T) {
+	cfg := Config{Channels: 258, Seed: 4, Duration: 6000, ArtifactRate: 20}
+	run := func(workers int) ([]int16, []sort.Spike) {
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.workers = workers
+		s.wspikes = make([][]sort.Spike, workers)
+		s.scratch = make([][]int16, workers)
+		for i := range s.scratch {
+			s.scratch[i] = make([]int16, s.n)
+		}
+		d, sp, _ := collect(t, s)
+		return d, sp
+	}
+	d1, s1 := run(1)
+	d3, s3 := run(3)
+	if !slices.Equal(d1, d3) || !slices.Equal(s1, s3) {
+		t.Error("1 and 3 workers give different recordings")
+	}
+}
