@@ -252,7 +252,7 @@ func fakeSync(s []int16, i int) {
 
 // TestDecoderCorruption builds a stream with dropped frames, garbage
 // between frames (including sync words), fake sync words in payloads and
-// random byte corruption, and checks that exactly the intact frames are
+// 1% of the bytes damaged (flipped, or deleted as on a lossy UART), and checks that exactly the intact frames are
 // delivered, in order, and that every CRC failure, gap and skipped byte is
 // counted exactly.
 // SPIKELINE_LONG=1 runs 200 seeds instead of 8.
@@ -294,21 +294,47 @@ func TestDecoderCorruption(t *testing.T) {
 				frames = append(frames, testFrame{off: off, size: len(stream) - off, counter: counter, channels: channels, samples: s})
 				counter += n
 			}
-			// Flip 1% of the bytes, sparing the last frame so the stream
-			// does not end inside a damaged frame.
+			// Damage 1% of the bytes, sparing the last frame so the stream
+			// does not end inside a damaged frame: odd seeds flip bytes,
+			// even seeds delete them (bytes lost on a UART).
 			damaged := make([]bool, len(stream))
-			for j := range frames[len(frames)-1].off {
-				if rng.IntN(100) == 0 {
-					stream[j] ^= byte(1 + rng.IntN(255))
-					damaged[j] = true
+			deleted := make([]int, len(stream)+1) // bytes deleted before offset j
+			kept := stream[:0:0]
+			for j := range stream {
+				deleted[j+1] = deleted[j]
+				if j < frames[len(frames)-1].off && rng.IntN(100) == 0 {
+					if seed%2 == 0 {
+						// Delete only bytes unlike both neighbours, and not
+						// two in a row: then which byte went missing, and so
+						// which frame is damaged, is unambiguous.
+						if j > 0 && j+1 < len(stream) && stream[j-1] != stream[j] && stream[j+1] != stream[j] && !damaged[j-1] {
+							damaged[j] = true
+							deleted[j+1]++
+							continue
+						}
+					} else {
+						damaged[j] = true
+						stream[j] ^= byte(1 + rng.IntN(255))
+					}
 				}
+				kept = append(kept, stream[j])
 			}
+			// Which part of each frame was damaged, in original offsets.
+			hdrDamaged := make([]bool, len(frames))
+			bodyDamaged := make([]bool, len(frames))
+			for i, f := range frames {
+				hdrDamaged[i] = slices.Contains(damaged[f.off:f.off+HeaderSize], true)
+				bodyDamaged[i] = slices.Contains(damaged[f.off+HeaderSize:f.off+f.size], true)
+			}
+			for i := range frames {
+				frames[i].off -= deleted[frames[i].off]
+			}
+			stream = kept
 			var want []testFrame
 			var wantCRC, wantGaps, wantLost, delivered uint64
 			var wantGapEvents []Event
-			for _, f := range frames {
-				hdr := slices.Contains(damaged[f.off:f.off+HeaderSize], true)
-				body := slices.Contains(damaged[f.off+HeaderSize:f.off+f.size], true)
+			for i, f := range frames {
+				hdr, body := hdrDamaged[i], bodyDamaged[i]
 				switch {
 				case !hdr && body:
 					wantCRC++
