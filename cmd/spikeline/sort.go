@@ -34,6 +34,7 @@ type sortJob struct {
 	out       string
 	passes    int
 	maxPanels int
+	positions [][2]float64
 	noPhy     bool
 	noPlot    bool
 	quiet     bool
@@ -51,6 +52,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sortFlags := registerSortFlags(fs)
 	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass, then sort the whole file with them")
 	fs.IntVar(&j.maxPanels, "panels", 32, "most channels drawn in summary.png")
+	positionsPath := fs.String("positions", "", "probe layout for Phy: CSV with columns x,y in µm (and optionally channel); default a vertical line 20 µm apart")
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
 	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
 	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
@@ -97,6 +99,17 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	src.Close()
+	if *positionsPath != "" {
+		f, err := os.Open(*positionsPath)
+		if err != nil {
+			return usageErrorf("--positions: %v", err)
+		}
+		j.positions, err = phy.ReadPositionsCSV(f, *positionsPath, j.raw.Channels)
+		f.Close()
+		if err != nil {
+			return usageErrorf("--positions: %v", err)
+		}
+	}
 	if _, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain); err != nil {
 		return usageErrorf("%v", err)
 	}
@@ -274,7 +287,7 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	var clusters []phy.Cluster
 	if !j.noPhy {
-		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate}
+		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate, Positions: j.positions}
 		clusters, err = phy.Write(filepath.Join(j.out, "phy"), rec, spikes, templates, noise, phy.Options{})
 		if err != nil {
 			return err

@@ -143,6 +143,7 @@ func TestSortCommandErrors(t *testing.T) {
 		{"bad band", []string{"--meta", meta, "--band", "6000-300", "--out", out}, 2, "--band"},
 		{"bad reference", []string{"--meta", meta, "--reference", "mean", "--out", out}, 2, "--reference"},
 		{"bad passes", []string{"--meta", meta, "--passes", "3", "--out", out}, 2, "--passes"},
+		{"positions count", []string{"--meta", meta, "--positions", writeFile(t, dir, "probe.csv", "x,y\n0,0\n0,20\n"), "--out", out}, 2, "2 channel positions, the recording has 3"},
 		{"band above nyquist", []string{"--meta", meta, "--band", "14000-20000", "--out", out}, 2, "Nyquist"},
 		{"partial sample", []string{"--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "odd.dat"},
 		{"missing file", []string{"--input", filepath.Join(dir, "none.dat"), "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "none.dat"},
