@@ -74,6 +74,10 @@
 //     P·(1−e^{−t/τr})·e^{−t/τd} normalised to a peak P of ±ArtifactUV·
 //     U(0.6, 1.4), τr 0.2–1 ms, τd 5–30 ms, coupling k_g uniform in 0.5–1.5.
 //     [Sim.Artifacts] lists them.
+//   - stimulation: [Sim.Stimulate] (the emulator's OpStimulate) adds a
+//     train's artifact: 500 µV per µA on the electrode during each phase
+//     (saturating above ~13 µA), an exponential relaxation after it, and
+//     0.3/(1+distance) of it on the other channels of the group.
 //   - dc_c: uniform in ±DCOffsetUV.
 //
 // # Units

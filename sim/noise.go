@@ -302,12 +302,14 @@ func (s *lfpSource) step(p *lfpParams, r *rand.Rand) float64 {
 	return v
 }
 
-// Artifact is one simulated movement artifact, common to all channels
-// (each group of channels sees it scaled by its own coupling gain).
+// Artifact is one simulated artifact: a movement artifact, common to all
+// channels (each group of channels sees it scaled by its own coupling
+// gain), or a stimulation train (see Sim.Stimulate).
 type Artifact struct {
 	Sample  uint64  // first sample
 	Samples int     // length in samples
 	PeakUV  float64 // signed peak before per-group coupling
+	Channel int     // -1 for movement artifacts; the electrode of a stimulation train
 }
 
 type artifact struct {
@@ -324,6 +326,7 @@ func (a *artifact) at(n uint64) float64 {
 func newArtifact(r *rand.Rand, start uint64, rate, peak float64) artifact {
 	a := artifact{rise: uniform(r, 0.2, 1) * rate / 1000, decay: uniform(r, 5, 30) * rate / 1000}
 	a.Sample = start
+	a.Channel = -1
 	a.Samples = int(6 * a.decay)
 	a.PeakUV = peak * uniform(r, 0.6, 1.4)
 	if r.Float64() < 0.5 {

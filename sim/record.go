@@ -25,7 +25,7 @@ const (
 	UnitsFile     = "units.csv"      // one row per unit, see UnitsHeader
 	BehaviourFile = "behaviour.csv"  // sample_index,vx,vy (cm/s)
 	TemplatesFile = "templates.csv"  // unit_id,channel,pre,t0..t{n-1} raw µV
-	ArtifactsFile = "artifacts.csv"  // sample_index,n_samples,peak_uv
+	ArtifactsFile = "artifacts.csv"  // sample_index,n_samples,peak_uv,channel (-1: all channels)
 	ConfigFile    = "sim_config.json"
 )
 
@@ -139,10 +139,10 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 	if err != nil {
 		return err
 	}
-	art.WriteString("sample_index,n_samples,peak_uv\n")
+	art.WriteString("sample_index,n_samples,peak_uv,channel\n")
 	for _, a := range s.artifacts {
 		if a.Sample < samples {
-			fmt.Fprintf(art, "%d,%d,%.2f\n", a.Sample, a.Samples, a.PeakUV)
+			fmt.Fprintf(art, "%d,%d,%.2f,%d\n", a.Sample, a.Samples, a.PeakUV, a.Channel)
 		}
 	}
 	for name, w := range writers {
