@@ -46,6 +46,9 @@ type RawConfig struct {
 	BlockSamples int
 	// First is the device sample index of the file's first sample.
 	First uint64
+	// Header is the number of bytes before the first sample (a file
+	// header to skip; SpikeInterface's file_offset). Usually 0.
+	Header int64
 	// Pace, if > 0, releases Blocks at Pace times real time (1 = the
 	// rate the device recorded them); 0 reads as fast as possible.
 	Pace float64
@@ -61,6 +64,8 @@ func (c *RawConfig) check() error {
 		return fmt.Errorf("gain %g µV/count, want > 0", c.Gain)
 	case c.BlockSamples < 0 || c.BlockSamples > MaxBlockBytes/(2*c.Channels):
 		return fmt.Errorf("%d samples per block of %d channels, want 0..%d", c.BlockSamples, c.Channels, MaxBlockBytes/(2*c.Channels))
+	case c.Header < 0:
+		return fmt.Errorf("header of %d bytes, want >= 0", c.Header)
 	case c.Pace < 0 || math.IsNaN(c.Pace) || math.IsInf(c.Pace, 0):
 		return fmt.Errorf("pace %g, want >= 0", c.Pace)
 	}
@@ -103,20 +108,26 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("device: %s: not a regular file", path)
 	}
-	size := fi.Size()
+	size := fi.Size() - cfg.Header
+	if size < 0 {
+		f.Close()
+		return nil, &FrameError{Name: path, Offset: fi.Size(),
+			Reason: fmt.Sprintf("file of %d bytes is shorter than its %d-byte header", fi.Size(), cfg.Header),
+			Err:    ErrTruncated}
+	}
 	frame := int64(2 * cfg.Channels)
 	if rem := size % frame; rem != 0 {
 		f.Close()
-		return nil, &FrameError{Name: path, Offset: size - rem,
+		return nil, &FrameError{Name: path, Offset: cfg.Header + size - rem,
 			Reason: fmt.Sprintf("%d bytes is not a whole number of %d-channel int16 samples (%d bytes each): %d trailing bytes (is the channel count right?)",
 				size, cfg.Channels, frame, rem),
 			Err: ErrPartialSample}
 	}
 	total := uint64(size / frame)
 	if cfg.Samples != 0 && cfg.Samples != total {
-		off := size
+		off := cfg.Header + size
 		if cfg.Samples < total {
-			off = int64(cfg.Samples) * frame
+			off = cfg.Header + int64(cfg.Samples)*frame
 		}
 		f.Close()
 		return nil, &FrameError{Name: path, Offset: off,
@@ -188,7 +199,7 @@ func (s *RawSource) Next(ctx context.Context) (Block, error) {
 		s.buf = make([]byte, size)
 	}
 	buf := s.buf[:size]
-	off := int64(s.next) * int64(2*ch)
+	off := s.cfg.Header + int64(s.next)*int64(2*ch)
 	got, err := s.f.ReadAt(buf, off)
 	if got < size {
 		if err == nil || errors.Is(err, io.EOF) {

@@ -92,6 +92,29 @@ func TestRawRoundTrip(t *testing.T) {
 	}
 }
 
+func TestRawHeader(t *testing.T) {
+	dir := t.TempDir()
+	path, want := writeRaw(t, dir, 2, 50, 8)
+	b, _ := os.ReadFile(path)
+	os.WriteFile(path, append([]byte("HDR-16-BYTES-xyz"), b...), 0o644)
+	src, err := OpenRaw(path, RawConfig{Channels: 2, Rate: 1000, Gain: 1, Header: 16, Samples: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	blocks, err := readAll(t, src)
+	if !errors.Is(err, io.EOF) || !slices.Equal(concat(blocks), want) {
+		t.Fatalf("%d blocks, %v", len(blocks), err)
+	}
+	// Read without skipping the header, the file holds 54 samples, not 50.
+	if _, err := OpenRaw(path, RawConfig{Channels: 2, Rate: 1000, Gain: 1, Samples: 50}); !errors.Is(err, ErrSampleCount) {
+		t.Fatalf("without the header: %v", err)
+	}
+	if _, err := OpenRaw(path, RawConfig{Channels: 2, Rate: 1000, Gain: 1, Header: 1000}); !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), "header") {
+		t.Fatalf("header longer than the file: %v", err)
+	}
+}
+
 func TestRecordingSidecar(t *testing.T) {
 	dir := t.TempDir()
 	_, want := writeRaw(t, dir, 4, 300, 2)
