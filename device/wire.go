@@ -6,6 +6,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"strings"
+	"unicode/utf8"
 )
 
 // The spikeline wire protocol frames everything a headstage and a host say
@@ -193,11 +195,19 @@ func AppendCommand(dst []byte, c Command) []byte {
 	return appendTrailer(dst, start)
 }
 
-// AppendReply appends one reply frame carrying r to dst. A Message longer
-// than MaxMessage bytes is cut to MaxMessage.
+// AppendReply appends one reply frame carrying r to dst. Invalid UTF-8 in
+// the Message is replaced by U+FFFD, and a Message longer than MaxMessage
+// bytes is cut to at most MaxMessage at a character boundary.
 func AppendReply(dst []byte, r Reply) []byte {
+	if !utf8.ValidString(r.Message) {
+		r.Message = strings.ToValidUTF8(r.Message, "\uFFFD")
+	}
 	if len(r.Message) > MaxMessage {
-		r.Message = r.Message[:MaxMessage]
+		n := MaxMessage
+		for n > 0 && !utf8.RuneStart(r.Message[n]) {
+			n--
+		}
+		r.Message = r.Message[:n]
 	}
 	size := replyFixed + len(r.Message)
 	dst, start := grow(dst, HeaderSize+size)

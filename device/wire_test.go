@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 )
 
 func TestWireRoundTrip(t *testing.T) {
@@ -616,5 +617,15 @@ func TestControlPayloads(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestReplyMessageLimits(t *testing.T) {
+	long := strings.Repeat("µ", MaxMessage) // 2 bytes per rune
+	for _, msg := range []string{long, "a" + long, "bad \xff byte"} {
+		f, err := NewDecoder(bytes.NewReader(AppendReply(nil, Reply{Seq: 1, Message: msg}))).Next()
+		if err != nil || len(f.Reply.Message) > MaxMessage || !utf8.ValidString(f.Reply.Message) {
+			t.Fatalf("message of %d bytes: got %d bytes, %v", len(msg), len(f.Reply.Message), err)
+		}
 	}
 }
