@@ -51,6 +51,9 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" {
 		return usageErrorf("--jetstream, --jetstream-dir and --nats-json are for publishers, not view")
 	}
+	if *maxSpikes < 1 || *maxTemplates < 1 {
+		return usageErrorf("--max-spikes %d, --max-templates %d: want >= 1", *maxSpikes, *maxTemplates)
+	}
 	var models []string
 	for _, m := range strings.Split(*truth, ",") {
 		if m = strings.TrimSpace(m); m != "" {
