@@ -213,21 +213,157 @@ func scaledSym(a *mat.SymDense, f float64) *mat.SymDense {
 	return &s
 }
 
-// lagDesign fills x (len(rows) × lags·nu) with z-scored counts, lag-major.
-func lagDesign(m *Model, b *Binned, rows []int, lags int) *mat.Dense {
+// zScored returns the z-scored counts of every bin (bins × units).
+func zScored(m *Model, b *Binned) *mat.Dense {
 	nu := len(b.Keys)
-	p := lags * nu
+	z := mat.NewDense(b.Len(), nu, nil)
+	for i := range b.Len() {
+		dst := z.RawRowView(i)
+		for j, c := range b.Row(i) {
+			dst[j] = (c - m.Mean[j]) / m.Std[j]
+		}
+	}
+	return z
+}
+
+// behaviourRows returns the behaviour of rows as a len(rows) × outputs matrix.
+func behaviourRows(ds *Dataset, rows []int) *mat.Dense {
+	no := len(ds.Outputs)
+	y := mat.NewDense(len(rows), no, nil)
+	for r, t := range rows {
+		copy(y.RawRowView(r), ds.Behaviour[t*no:(t+1)*no])
+	}
+	return y
+}
+
+// lagStatsDense computes the statistics of rows (ascending) from the
+// explicit lagged design X: G = XᵀX costs 2·rows·(units·lags)². It is the
+// reference for lagStats.
+func lagStatsDense(z *mat.Dense, ds *Dataset, rows []int, lags int) *ridgeStats {
+	_, nu := z.Dims()
+	p, no := lags*nu, len(ds.Outputs)
 	x := mat.NewDense(len(rows), p, nil)
 	for r, t := range rows {
 		dst := x.RawRowView(r)
 		for l := range lags {
-			src := b.Row(t - l)
-			for j, c := range src {
-				dst[l*nu+j] = (c - m.Mean[j]) / m.Std[j]
-			}
+			copy(dst[l*nu:(l+1)*nu], z.RawRowView(t-l))
 		}
 	}
-	return x
+	y := behaviourRows(ds, rows)
+	s := newRidgeStats(p, no)
+	s.n = float64(len(rows))
+	// Dgemm is blocked and parallel; gonum's Dsyrk is not, and is several
+	// times slower here despite half the flops.
+	var g mat.Dense
+	g.Mul(x.T(), x)
+	s.g = mat.NewSymDense(p, g.RawMatrix().Data)
+	s.sxy.Mul(x.T(), y)
+	for r := range rows {
+		s.sx.AddVec(s.sx, x.RowView(r))
+	}
+	s.addY(y)
+	return s
+}
+
+func (s *ridgeStats) addY(y *mat.Dense) {
+	r, no := y.Dims()
+	for i := range r {
+		for o := range no {
+			v := y.At(i, o)
+			s.sy[o] += v
+			s.syy[o] += v * v
+		}
+	}
+}
+
+// lagStats computes the statistics of rows (ascending; every row's lag
+// window observed) without forming the lagged design. The Gram matrix of
+// lagged rows is block-Toeplitz up to the ends of each run of consecutive
+// rows: for a run [a, b) and lags l1 ≤ l2 = l1+d,
+//
+//	G[l1,l2] = Σ_{t=a}^{b-1} z[t-l1]·z[t-l2]ᵀ
+//	         = F_d − Σ_{u=a-L+1+d}^{a-l1-1} z[u]·z[u-d]ᵀ − Σ_{u=b-l1}^{b-1} z[u]·z[u-d]ᵀ
+//
+// with F_d = Σ_{u=a-L+1+d}^{b-1} z[u]·z[u-d]ᵀ, one units×units product
+// per lag difference: 2·rows·units²·lags flops instead of
+// 2·rows·units²·lags², plus small corrections per run. Blocks with many
+// short runs (behaviour missing in every other bin, say) use the dense
+// reference.
+func lagStats(z *mat.Dense, ds *Dataset, rows []int, lags int) *ridgeStats {
+	var runs [][2]int
+	for i := 0; i < len(rows); {
+		j := i + 1
+		for j < len(rows) && rows[j] == rows[j-1]+1 {
+			j++
+		}
+		runs = append(runs, [2]int{rows[i], rows[j-1] + 1})
+		i = j
+	}
+	if lags == 1 || len(runs)*lags*lags > len(rows) {
+		return lagStatsDense(z, ds, rows, lags)
+	}
+	_, nu := z.Dims()
+	p, no := lags*nu, len(ds.Outputs)
+	s := newRidgeStats(p, no)
+	s.n = float64(len(rows))
+	g := mat.NewDense(p, p, nil)
+	var f, c mat.Dense
+	acc := mat.NewDense(nu, nu, nil)
+	L := lags
+	for _, run := range runs {
+		a, b := run[0], run[1]
+		for d := 0; d < L; d++ {
+			lo := a - (L - 1) + d
+			f.Reset()
+			f.Mul(z.Slice(lo, b, 0, nu).T(), z.Slice(lo-d, b-d, 0, nu))
+			for l1 := 0; l1+d < L; l1++ {
+				acc.Copy(&f)
+				if h := a - l1; h > lo {
+					c.Reset()
+					c.Mul(z.Slice(lo, h, 0, nu).T(), z.Slice(lo-d, h-d, 0, nu))
+					acc.Sub(acc, &c)
+				}
+				if l1 > 0 {
+					c.Reset()
+					c.Mul(z.Slice(b-l1, b, 0, nu).T(), z.Slice(b-l1-d, b-d, 0, nu))
+					acc.Sub(acc, &c)
+				}
+				blk := g.Slice(l1*nu, (l1+1)*nu, (l1+d)*nu, (l1+d+1)*nu).(*mat.Dense)
+				blk.Add(blk, acc)
+			}
+		}
+		y := behaviourRows(ds, rowsRange(a, b))
+		for l := range L {
+			var xy mat.Dense
+			xy.Mul(z.Slice(a-l, b-l, 0, nu).T(), y)
+			sxy := s.sxy.Slice(l*nu, (l+1)*nu, 0, no).(*mat.Dense)
+			sxy.Add(sxy, &xy)
+			for t := a - l; t < b-l; t++ {
+				row := z.RawRowView(t)
+				for j, v := range row {
+					s.sx.SetVec(l*nu+j, s.sx.AtVec(l*nu+j)+v)
+				}
+			}
+		}
+		s.addY(y)
+	}
+	// Only blocks on and above the diagonal were filled.
+	sym := mat.NewSymDense(p, nil)
+	for i := range p {
+		for j := i; j < p; j++ {
+			sym.SetSym(i, j, g.At(i, j))
+		}
+	}
+	s.g = sym
+	return s
+}
+
+func rowsRange(a, b int) []int {
+	r := make([]int, b-a)
+	for i := range r {
+		r[i] = a + i
+	}
+	return r
 }
 
 // solveRidge returns the weights (p × no) and intercept for penalty lam
@@ -322,34 +458,12 @@ func fitWiener(m *Model, ds *Dataset, trainEnd int, cfg FitConfig) error {
 		return fmt.Errorf("%w: %d bins with full lag history and behaviour", ErrTooFewBins, len(rows))
 	}
 	// Per-fold sufficient statistics, one block of rows at a time.
+	z := zScored(m, ds.Bins)
 	blocks := make([]*ridgeStats, folds)
 	total := newRidgeStats(p, no)
 	for f := range folds {
 		lo, hi := f*len(rows)/folds, (f+1)*len(rows)/folds
-		br := rows[lo:hi]
-		x := lagDesign(m, ds.Bins, br, lags)
-		y := mat.NewDense(len(br), no, nil)
-		for r, t := range br {
-			for o := range no {
-				y.Set(r, o, ds.Behaviour[t*no+o])
-			}
-		}
-		s := newRidgeStats(p, no)
-		s.n = float64(len(br))
-		// Dgemm is blocked and parallel; gonum's Dsyrk is not, and is
-		// several times slower here despite half the flops.
-		var g mat.Dense
-		g.Mul(x.T(), x)
-		s.g = mat.NewSymDense(p, g.RawMatrix().Data)
-		s.sxy.Mul(x.T(), y)
-		for r := range br {
-			s.sx.AddVec(s.sx, x.RowView(r))
-			for o := range no {
-				v := y.At(r, o)
-				s.sy[o] += v
-				s.syy[o] += v * v
-			}
-		}
+		s := lagStats(z, ds, rows[lo:hi], lags)
 		blocks[f] = s
 		total.add(s, 1)
 	}
