@@ -406,9 +406,6 @@ func (s *SerialSource) readPort(dec *Decoder) error {
 			if errors.Is(err, io.ErrNoProgress) && s.ctx.Err() == nil {
 				continue
 			}
-			if err == nil {
-				err = io.EOF
-			}
 			return err
 		}
 		switch f.Type {
