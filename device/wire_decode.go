@@ -360,7 +360,11 @@ func (d *Decoder) follow(f *Frame, off int64) {
 		}
 		switch {
 		case f.Counter > d.next:
-			d.event(Event{Kind: EventGap, Sample: f.Counter, Count: f.Counter - d.next, Offset: off})
+			e := Event{Kind: EventGap, Sample: f.Counter, Count: f.Counter - d.next, Offset: off}
+			if f.Flags&FlagOverflow != 0 {
+				e.Detail = "the device's buffer overflowed"
+			}
+			d.event(e)
 		case f.Counter < d.next:
 			d.event(Event{Kind: EventReset, Sample: f.Counter, Offset: off,
 				Detail: fmt.Sprintf("counter went back from %d to %d", d.next, f.Counter)})

@@ -443,7 +443,10 @@ func TestDecoderCounterAndFormat(t *testing.T) {
 	add(13, 30000, 2)  // channel change
 	add(23, 20000, 2)  // rate change
 	add(40, 20000, 4)  // channel change and gap of 7
+	offs = append(offs, len(stream))
+	stream = AppendData(stream, 60, 20000, 0.195, 4, s4, FlagOverflow) // gap of 10, flagged
 	d := NewDecoder(bytes.NewReader(stream))
+	var detail string
 	var events []Event
 	for {
 		_, err := d.Next()
@@ -452,6 +455,7 @@ func TestDecoderCounterAndFormat(t *testing.T) {
 			break
 		}
 	}
+	detail = events[len(events)-1].Detail
 	for i := range events {
 		events[i].Detail = ""
 	}
@@ -462,12 +466,16 @@ func TestDecoderCounterAndFormat(t *testing.T) {
 		{Kind: EventFormat, Sample: 23, Offset: int64(offs[5])},
 		{Kind: EventFormat, Sample: 40, Offset: int64(offs[6])},
 		{Kind: EventGap, Sample: 40, Count: 7, Offset: int64(offs[6])},
+		{Kind: EventGap, Sample: 60, Count: 10, Offset: int64(offs[7])},
+	}
+	if !strings.Contains(detail, "overflow") {
+		t.Errorf("gap after an overflow-flagged frame: detail %q", detail)
 	}
 	if !slices.Equal(events, want) {
 		t.Fatalf("events\n got %v\nwant %v", events, want)
 	}
 	st := d.Stats()
-	if st.Gaps != 2 || st.LostSamples != 12 || st.Resets != 1 || st.FormatChanges != 3 || st.Frames != 7 {
+	if st.Gaps != 3 || st.LostSamples != 22 || st.Resets != 1 || st.FormatChanges != 3 || st.Frames != 8 {
 		t.Fatalf("stats %+v", st)
 	}
 }
