@@ -52,60 +52,36 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 		}
 		spikes = s.TakeSpikes(spikes)
 	}
-	// Stack the traces with a fixed spacing around each channel's median.
-	const spacing = 600.0
-	pal := []color.Color{
-		color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
-		color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
-	}
-	pt := plot.New()
-	pt.Title.Text = fmt.Sprintf("simulated raw signal (seed %d), ground-truth spikes marked", s.cfg.Seed)
-	pt.X.Label.Text = "s"
-	pt.Y.Label.Text = "µV (channels offset by 600)"
-	offsets := make([]float64, nch)
-	for c := 0; c < nch; c++ {
-		var mean float64
-		for _, p := range traces[c] {
-			mean += p.Y
-		}
-		mean /= float64(len(traces[c]))
-		offsets[c] = -float64(c)*spacing - mean
-		for i := range traces[c] {
-			traces[c][i].Y += offsets[c]
-		}
-		l, err := plotter.NewLine(traces[c])
-		if err != nil {
-			return err
-		}
-		l.Width = vg.Points(0.3)
-		l.Color = color.Gray{0x40}
-		pt.Add(l)
-	}
 	rank := map[int32]int{}
 	for _, u := range s.units {
 		if u.Channel < nch {
 			rank[u.ID] = indexOf(s.byChan[u.Channel], u.ID, s)
 		}
 	}
-	for k := 0; k < 4; k++ {
-		var pts plotter.XYs
-		for _, sp := range spikes {
-			if int(sp.Channel) < nch && rank[sp.Unit] == k && sp.Sample < uint64(total) {
-				pts = append(pts, plotter.XY{X: float64(sp.Sample) / s.cfg.Rate, Y: offsets[sp.Channel] + float64(sp.Amplitude) - 60})
-			}
-		}
-		if len(pts) == 0 {
-			continue
-		}
-		sc, err := plotter.NewScatter(pts)
-		if err != nil {
-			return err
-		}
-		sc.GlyphStyle.Shape = draw.PyramidGlyph{}
-		sc.GlyphStyle.Radius = vg.Points(2)
-		sc.GlyphStyle.Color = pal[k%len(pal)]
-		pt.Add(sc)
+	raw, err := stacked(traces, 600, nil, nil, total, s.cfg.Rate)
+	if err != nil {
+		return err
 	}
+	raw.Title.Text = fmt.Sprintf("simulated raw signal (seed %d)", s.cfg.Seed)
+	raw.Y.Label.Text = "µV (channels 600 µV apart)"
+	// The same traces in the spike band, with the ground truth marked.
+	sec := bandFilter(s.cfg.Rate)
+	for c := range traces {
+		y := make([]float64, len(traces[c]))
+		for i, p := range traces[c] {
+			y[i] = p.Y
+		}
+		filterSOS(sec, make([]float64, 2*len(sec)), y)
+		for i := range y {
+			traces[c][i].Y = y[i]
+		}
+	}
+	band, err := stacked(traces, 250, spikes, rank, total, s.cfg.Rate)
+	if err != nil {
+		return err
+	}
+	band.Title.Text = "300–6000 Hz band, ground-truth spikes marked by unit"
+	band.Y.Label.Text = "µV (channels 250 µV apart)"
 
 	tp := plot.New()
 	tp.Title.Text = "unit templates (raw)"
@@ -123,21 +99,25 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 		if err != nil {
 			return err
 		}
-		l.Color = pal[rank[u.ID]%len(pal)]
+		l.Color = palette[rank[u.ID]%len(palette)]
 		tp.Add(l)
 		tp.Legend.Add(fmt.Sprintf("unit %d ch %d SNR %.1f", u.ID, u.Channel, u.SNR), l)
 	}
 	tp.Legend.Top = false
 	tp.Legend.TextStyle.Font.Size = vg.Points(7)
 
-	img := vgimg.New(16*vg.Inch, 8*vg.Inch)
+	img := vgimg.New(16*vg.Inch, 10*vg.Inch)
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
-	left := tiles.At(dc, 0, 0)
-	left.Max.X += (left.Max.X - left.Min.X) * 0.5
-	right := tiles.At(dc, 1, 0)
-	right.Min.X += (right.Max.X - right.Min.X) * 0.55
-	pt.Draw(left)
+	pad := vg.Millimeter * 3
+	w := dc.Max.X - dc.Min.X
+	left, right := dc, dc
+	left.Max.X = dc.Min.X + 0.72*w
+	right.Min.X = left.Max.X + pad
+	top, bottom := left, left
+	top.Min.Y = left.Min.Y + (left.Max.Y-left.Min.Y)*0.55
+	bottom.Max.Y = top.Min.Y - pad
+	raw.Draw(top)
+	band.Draw(bottom)
 	tp.Draw(right)
 	f, err := os.Create(path)
 	if err != nil {
@@ -148,6 +128,59 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 		return fmt.Errorf("sim: %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// palette colours units by their rank on their channel.
+var palette = []color.Color{
+	color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
+	color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
+}
+
+// stacked plots traces spacing µV apart (each around its mean) and, when
+// spikes is not nil, marks them below their trace, coloured by rank.
+func stacked(traces []plotter.XYs, spacing float64, spikes []sort.Spike, rank map[int32]int, total int, rate float64) (*plot.Plot, error) {
+	pt := plot.New()
+	pt.X.Label.Text = "s"
+	offsets := make([]float64, len(traces))
+	for c := range traces {
+		var mean float64
+		for _, p := range traces[c] {
+			mean += p.Y
+		}
+		mean /= float64(len(traces[c]))
+		offsets[c] = -float64(c)*spacing - mean
+		xy := make(plotter.XYs, len(traces[c]))
+		for i, p := range traces[c] {
+			xy[i] = plotter.XY{X: p.X, Y: p.Y + offsets[c]}
+		}
+		l, err := plotter.NewLine(xy)
+		if err != nil {
+			return nil, err
+		}
+		l.Width = vg.Points(0.3)
+		l.Color = color.Gray{0x40}
+		pt.Add(l)
+	}
+	for k := 0; k < len(palette) && spikes != nil; k++ {
+		var pts plotter.XYs
+		for _, sp := range spikes {
+			if int(sp.Channel) < len(traces) && rank[sp.Unit] == k && sp.Sample < uint64(total) {
+				pts = append(pts, plotter.XY{X: float64(sp.Sample) / rate, Y: offsets[sp.Channel] - 0.4*spacing})
+			}
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		sc, err := plotter.NewScatter(pts)
+		if err != nil {
+			return nil, err
+		}
+		sc.GlyphStyle.Shape = draw.PyramidGlyph{}
+		sc.GlyphStyle.Radius = vg.Points(2)
+		sc.GlyphStyle.Color = palette[k]
+		pt.Add(sc)
+	}
+	return pt, nil
 }
 
 // indexOf returns the position of unit id among the unit indexes of a
