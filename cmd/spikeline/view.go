@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -112,6 +114,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	go pollInfo(runCtx, nc, cfg.Rig, v)
 	ran := make(chan struct{})
 	go func() { v.Run(runCtx); close(ran) }()
 	srv := &http.Server{Handler: v, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
@@ -134,6 +137,31 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("http: %w", err)
 	}
 	return ctx.Err()
+}
+
+// pollInfo asks the rig's control service for its description (device,
+// channels, decoder models) every few seconds until it answers, then
+// every 30 s, and hands it to the view. A rig without a control service
+// (a plain publisher) just never answers.
+func pollInfo(ctx context.Context, nc *nats.Conn, rig string, v *view.View) {
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var info stream.Info
+		err := stream.Call(cctx, nc, rig, stream.EndpointInfo, nil, &info)
+		cancel()
+		if err == nil {
+			v.SetInfo(info)
+			wait = 30 * time.Second
+		} else {
+			wait = 5 * time.Second
+		}
+	}
 }
 
 // noteHandler passes log records on and copies the NATS connection

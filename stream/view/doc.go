@@ -40,12 +40,13 @@
 //	GET /events   the Server-Sent Events stream (text/event-stream)
 //	GET /healthz  "ok" and the number of connected browsers
 //
-// The events stream carries four event types, each with a JSON document
-// as data: "hello" (rig, settings, current templates, latest status and
-// the events log, sent first), "frame" (see Frame), "templates" (the
-// current templates, whenever they changed, at most once a second) and
-// "lag" ({"dropped": N}, frames this browser missed because it read too
-// slowly).
+// The events stream carries five event types, each with a JSON document
+// as data: "hello" (rig, settings, current templates, pipeline info,
+// latest status and the events log, sent first; see Hello), "frame" (see
+// Frame), "templates" (the current templates, whenever they changed, at
+// most once a second), "info" (the stream.Info of the rig's control
+// service, when View.SetInfo is called) and "lag" ({"dropped": N}, frames
+// this browser missed because it read too slowly).
 //
 // The command "spikeline view" wires a View to a NATS connection and an
 // HTTP listener on loopback; docs/view.md describes the page.

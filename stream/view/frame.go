@@ -168,6 +168,7 @@ type Hello struct {
 	MaxSpikes int            `json:"max_spikes"`
 	Truth     []string       `json:"truth"`
 	Templates *TemplatesJSON `json:"templates,omitempty"`
+	Info      *stream.Info   `json:"info,omitempty"` // from the rig's control service, when it answered
 	Status    *StatusJSON    `json:"status,omitempty"`
 	Events    []EventJSON    `json:"events"`
 }

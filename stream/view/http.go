@@ -28,6 +28,8 @@ func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.servePage(w, r)
 	case "/events":
 		v.serveEvents(w, r)
+	case "/favicon.ico":
+		w.WriteHeader(http.StatusNoContent)
 	case "/healthz":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "ok %d browsers\n", v.hub.count())

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/spikeline/spikeline/stream"
 )
 
 // client is one connected browser.
@@ -33,6 +35,7 @@ type hub struct {
 	status      *StatusJSON
 	events      []EventJSON // ring of the last MaxEvents, in order
 	templates   *TemplatesJSON
+	info        *stream.Info
 	replay      []replayFrame
 	replayBytes int
 }
@@ -131,6 +134,18 @@ func (h *hub) setTemplates(t *TemplatesJSON) {
 	h.sendLocked(msg)
 }
 
+// setInfo records the pipeline description and sends it.
+func (h *hub) setInfo(info *stream.Info) {
+	msg := sse("info", mustJSON(info))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.info = info
+	h.sendLocked(msg)
+}
+
 // join registers a browser and returns what it must be sent first: the
 // hello event and the recent frames. ok is false after close.
 func (h *hub) join() (c *client, first [][]byte, ok bool) {
@@ -142,7 +157,7 @@ func (h *hub) join() (c *client, first [][]byte, ok bool) {
 	hello := Hello{
 		Rig: h.cfg.Rig, Rate: h.rate, Sample: h.sample, FrameRate: h.cfg.FrameRate,
 		WindowS: h.cfg.Window.Seconds(), MaxSpikes: h.cfg.MaxSpikesPerFrame, Truth: h.cfg.Truth,
-		Templates: h.templates, Status: h.status, Events: append([]EventJSON{}, h.events...),
+		Templates: h.templates, Info: h.info, Status: h.status, Events: append([]EventJSON{}, h.events...),
 	}
 	first = make([][]byte, 0, 1+len(h.replay))
 	first = append(first, sse("hello", mustJSON(hello)))

@@ -411,6 +411,14 @@ func (v *View) AddTemplates(m *stream.TemplateBatch) {
 	v.tplSample = m.Sample
 }
 
+// SetInfo records the pipeline description from the rig's control
+// service (stream.Call with stream.EndpointInfo): the page shows the
+// device, the channel count (the raster's rows before any spike arrives)
+// and the decoder models. Browsers get it at once and on connecting.
+func (v *View) SetInfo(info stream.Info) {
+	v.hub.setInfo(&info)
+}
+
 // Note adds a line to the events log that did not come from the rig, such
 // as the view's own NATS connection being lost and regained. kind is a
 // short word ("nats", "undecodable").

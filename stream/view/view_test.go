@@ -308,9 +308,19 @@ func TestStreamCarriesData(t *testing.T) {
 		t.Errorf("templates %+v", templates)
 	}
 
+	// Pipeline info from the control service goes to connected browsers
+	// and to those that connect later.
+	r.view.SetInfo(stream.Info{Rig: "lab1", Device: "sim", Channels: 32, Rate: rate, Models: []string{"ridge"}})
+	if info := decodeJSON[stream.Info](t, next(t, evs, "info", 5*time.Second)); info.Channels != 32 || info.Device != "sim" {
+		t.Errorf("info event %+v", info)
+	}
+
 	// A browser that connects now gets the state and the recent frames.
 	late := openEvents(t, r.http.URL)
 	h := decodeJSON[view.Hello](t, next(t, late, "hello", 5*time.Second))
+	if h.Info == nil || h.Info.Channels != 32 {
+		t.Errorf("late hello info %+v", h.Info)
+	}
 	if h.Rate != rate || h.Status == nil || h.Status.Sample != 12000 || h.Templates == nil || len(h.Templates.Units) != 2 || len(h.Events) != 2 {
 		t.Errorf("late hello: rate %g status %v templates %v events %d", h.Rate, h.Status != nil, h.Templates != nil, len(h.Events))
 	}
