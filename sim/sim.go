@@ -768,6 +768,20 @@ func mix4(out []int16, C, c0 int, in *[4]mixInput, q uint, sat bool) {
 	d0, d1, d2, d3 := in[0].dc, in[1].dc, in[2].dc, in[3].dc
 	q &= 31
 	_ = out[(n-1)*C+c0+3]
+	if !sat && &s0[0] == &s1[0] && &s0[0] == &s2[0] && &s0[0] == &s3[0] {
+		// The usual case: four channels of one group share the slow
+		// signal, loaded once.
+		for i := 0; i < n; i++ {
+			sl := s0[i]
+			v0 := (int32(a0[i]) + int32(b0[i]) + sl + d0) >> q
+			v1 := (int32(a1[i]) + int32(b1[i]) + sl + d1) >> q
+			v2 := (int32(a2[i]) + int32(b2[i]) + sl + d2) >> q
+			v3 := (int32(a3[i]) + int32(b3[i]) + sl + d3) >> q
+			o := i*C + c0
+			store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
+		}
+		return
+	}
 	if !sat {
 		for i := 0; i < n; i++ {
 			v0 := (int32(a0[i]) + int32(b0[i]) + s0[i] + d0) >> q
