@@ -467,48 +467,63 @@ func fitWiener(m *Model, ds *Dataset, trainEnd int, cfg FitConfig) error {
 		blocks[f] = s
 		total.add(s, 1)
 	}
-	// Cross-validate each candidate; refine around the best decade.
-	cvScore := func(alpha float64) float64 {
-		sse := make([]float64, no)
-		sst := make([]float64, no)
+	// Cross-validate the candidates (one training Gram per fold, reused
+	// for every λ), then refine around the best decade.
+	cvScores := func(alphas []float64) []float64 {
+		sse := make([][]float64, len(alphas))
+		sst := make([][]float64, len(alphas))
+		for i := range alphas {
+			sse[i] = make([]float64, no)
+			sst[i] = make([]float64, no)
+		}
+		tr := newRidgeStats(p, no)
 		for f := range folds {
-			tr := newRidgeStats(p, no)
-			tr.add(total, 1)
+			tr.g.CopySym(total.g)
+			tr.sx.CopyVec(total.sx)
+			tr.sxy.Copy(total.sxy)
+			copy(tr.sy, total.sy)
+			copy(tr.syy, total.syy)
+			tr.n = total.n
 			tr.add(blocks[f], -1)
-			w, icpt, err := solveRidge(tr, alpha*tr.n)
-			if err != nil {
-				return math.Inf(-1)
-			}
-			e, t := ridgeSSE(blocks[f], w, icpt)
-			for o := range no {
-				sse[o] += e[o]
-				sst[o] += t[o]
+			for i, alpha := range alphas {
+				w, icpt, err := solveRidge(tr, alpha*tr.n)
+				if err != nil {
+					sse[i][0] = math.Inf(1)
+					continue
+				}
+				e, t := ridgeSSE(blocks[f], w, icpt)
+				for o := range no {
+					sse[i][o] += e[o]
+					sst[i][o] += t[o]
+				}
 			}
 		}
-		r2 := 0.0
-		for o := range no {
-			r2 += (1 - sse[o]/sst[o]) / float64(no)
+		r2 := make([]float64, len(alphas))
+		for i := range alphas {
+			for o := range no {
+				r2[i] += (1 - sse[i][o]/sst[i][o]) / float64(no)
+			}
+			if math.IsNaN(r2[i]) {
+				r2[i] = math.Inf(-1)
+			}
 		}
 		return r2
 	}
 	info := m.Fit
 	info.Folds = folds
 	best, bestR2 := 0.0, math.Inf(-1)
-	try := func(alpha float64) {
-		r2 := cvScore(alpha)
-		info.Lambdas = append(info.Lambdas, alpha)
-		info.CVR2 = append(info.CVR2, r2)
-		if r2 > bestR2 {
-			best, bestR2 = alpha, r2
+	try := func(alphas []float64) {
+		for i, r2 := range cvScores(alphas) {
+			info.Lambdas = append(info.Lambdas, alphas[i])
+			info.CVR2 = append(info.CVR2, r2)
+			if r2 > bestR2 {
+				best, bestR2 = alphas[i], r2
+			}
 		}
 	}
-	for _, a := range lambdas {
-		try(a)
-	}
-	if len(cfg.Lambdas) == 0 {
-		c := best
-		try(c / math.Sqrt(10))
-		try(c * math.Sqrt(10))
+	try(lambdas)
+	if len(cfg.Lambdas) == 0 && !math.IsInf(bestR2, -1) {
+		try([]float64{best / math.Sqrt(10), best * math.Sqrt(10)})
 	}
 	if math.IsInf(bestR2, -1) {
 		return errors.New("decode: ridge fit failed for every λ")
