@@ -32,9 +32,7 @@ uint32_t crc32c_update(uint32_t crc, const uint8_t *p, size_t n) {
 static void put16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = v >> (8 * i); }
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = v >> (8 * i); }
-static uint16_t get16(const uint8_t *p) { return p[0] | p[1] << 8; }
 static uint32_t get32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
 
 static int16_t pattern(uint64_t t, int c) { return (int16_t)(t * 7u + c * 1000u - 500u); }
 
@@ -114,7 +112,5 @@ int main(void) {
         send_frame(1, 0, h, p, sizeof p);
         counter += NS;
     }
-    (void)get16;
-    (void)get64;
     return 0;
 }
