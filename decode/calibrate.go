@@ -243,7 +243,9 @@ func (c *Calibrator) Fit() (*Online, error) {
 // CatchUp feeds o every spike and gap the Calibrator received that o has
 // not seen (from Fit onward) and advances it to the Calibrator's latest
 // Advance, discarding the estimates. Call it from the goroutine that
-// feeds o, before feeding o again.
+// feeds o, and feed o only spikes added to the Calibrator after it: spikes
+// already passed to Calibrator.Add reach o through CatchUp, and adding
+// them to o again would count those in the open bin twice.
 func (c *Calibrator) CatchUp(o *Online) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
