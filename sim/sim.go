@@ -205,7 +205,7 @@ func (s *Sim) build(origin uint64) {
 	for i, u := range s.units {
 		s.byChan[u.Channel] = append(s.byChan[u.Channel], int32(i))
 		g := &s.gen[i]
-		g.pcg = *rand.NewPCG(uint64(cfg.Seed), uint64(u.ID)<<8|0x5b)
+		g.pcg = *rand.NewPCG(uint64(cfg.Seed), (uint64(u.ID)<<8|0x5b)^s.restart())
 		g.r = *rand.New(&g.pcg)
 		g.need = g.r.ExpFloat64()
 		g.cos, g.sin = math.Cos(u.PreferredDir), math.Sin(u.PreferredDir)
@@ -262,7 +262,7 @@ func (s *Sim) build(origin uint64) {
 	}
 	s.mainsPhase = [2]float64{rg.Float64() * 2 * math.Pi, rg.Float64() * 2 * math.Pi}
 	s.lfpP = newLFPParams(rate / float64(s.lstep))
-	s.lfpR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6c6670)) // "lfp"
+	s.lfpR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6c6670^s.restart())) // "lfp"
 	s.lfpCommon = lfpSource{}
 	s.lfpOwn = make([]lfpSource, s.groups)
 	s.lfpCur = make([]float64, s.groups)
@@ -276,14 +276,14 @@ func (s *Sim) build(origin uint64) {
 	s.lfpK = 0
 	s.mainsTmp = make([]float64, s.n)
 	s.artTmp = make([]float64, s.n)
-	s.artR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x617274)) // "art"
+	s.artR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x617274^s.restart())) // "art"
 	s.nextArt = math.Inf(1)
 	if !cfg.NoArtifacts && cfg.ArtifactRate > 0 && cfg.ArtifactUV > 0 {
 		s.nextArt = s.artR.ExpFloat64() * rate / cfg.ArtifactRate
 	}
 	s.active = s.active[:0]
 
-	s.beh = newBehaviour(cfg.Behaviour, cfg.Seed, float64(s.step)/rate)
+	s.beh = newBehaviour(cfg.Behaviour, cfg.Seed^int64(s.restart()), float64(s.step)/rate)
 	s.velX, s.velY, s.velBase = s.velX[:0], s.velY[:0], 0
 
 	s.workers = max(1, min(runtime.GOMAXPROCS(0), cfg.Channels/64))
@@ -293,6 +293,12 @@ func (s *Sim) build(origin uint64) {
 		s.scratch[i] = make([]int16, s.n)
 	}
 }
+
+// restart is mixed into the random streams of the time-varying parts
+// (firing, behaviour, LFP, artifacts) so that after SetRate they continue
+// with fresh draws instead of repeating the start of the recording. It is
+// 0 for a new simulator.
+func (s *Sim) restart() uint64 { return s.origin * 0x9e3779b97f4a7c15 }
 
 // bandPeak is the signed extremum of the template after the causal band
 // filter.
