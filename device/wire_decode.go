@@ -47,7 +47,10 @@ const initialBufferSize = 64 << 10
 //
 // Read errors are returned as they come. An error other than io.EOF
 // leaves the Decoder intact: calling Next again retries the read, so a
-// reader with timeouts (a serial port) can be polled. At io.EOF, bytes
+// reader with timeouts (a serial port) can be polled. A reader that
+// returns no bytes and no error 100 times in a row (a serial port whose
+// read timed out) makes Next return io.ErrNoProgress, likewise
+// retryable. At io.EOF, bytes
 // left over are counted as skipped; if they were a frame whose header
 // checked but whose payload was cut off, Next returns a *FrameError
 // wrapping io.ErrUnexpectedEOF, naming its offset, else io.EOF.
