@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spikeline/spikeline/device"
 )
@@ -13,9 +15,25 @@ import (
 func init() {
 	register(command{
 		name:    "devices",
-		summary: "list serial/USB ports (USB VID:PID, serial number, product)",
+		summary: "list serial/USB ports (USB VID:PID, serial number, product); --probe asks headstages who they are",
 		run:     runDevices,
 	})
+}
+
+// portReport is one line of "spikeline devices": a port and, when probed,
+// what the device on it answered.
+type portReport struct {
+	device.PortInfo
+	Probe *probeResult `json:"probe,omitempty"`
+}
+
+// probeResult is a headstage's answer to an info command and a ping.
+type probeResult struct {
+	Info  string  `json:"info,omitempty"`     // the device's own description (JSON from spikeline devices)
+	Rate  uint32  `json:"rate,omitempty"`     // sample rate now, Hz
+	Chans uint16  `json:"channels,omitempty"` // enabled channels now
+	RTTMs float64 `json:"rtt_ms,omitempty"`   // command round trip
+	Error string  `json:"error,omitempty"`    // why it did not answer
 }
 
 // runDevices lists the host's serial ports as a table or as JSON.
@@ -23,55 +41,141 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("devices", stderr)
 	asJSON := fs.Bool("json", false, "print the list as a JSON array instead of a table")
 	usbOnly := fs.Bool("usb", false, "list only USB serial devices")
+	probe := fs.Bool("probe", false, "open each USB serial port and ask the device for its info and a ping (sends wire-protocol commands: only for ports of headstages)")
+	var extra []string
+	fs.Func("port", "also list (and with --probe, probe) this port path, e.g. an emulator's pty link; repeatable", func(s string) error {
+		if s == "" {
+			return fmt.Errorf("empty path")
+		}
+		extra = append(extra, s)
+		return nil
+	})
+	timeout := fs.Duration("timeout", 500*time.Millisecond, "with --probe: how long to wait for each reply")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: spikeline devices [--json] [--usb]")
+		fmt.Fprintln(stderr, "usage: spikeline devices [--json] [--usb] [--probe [--timeout D]] [--port PATH]...")
 		fmt.Fprintln(stderr, "\nLists serial ports with their USB vendor:product IDs, serial numbers and")
-		fmt.Fprintln(stderr, "product strings. Open one with --serial PATH or --usb VID:PID[,SERIAL].")
+		fmt.Fprintln(stderr, "product strings. With --probe, asks each USB port's device for its description")
+		fmt.Fprintln(stderr, "(the wire protocol's info command) and measures a ping.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
+	if *timeout <= 0 {
+		return usageErrorf("--timeout %v: want > 0", *timeout)
+	}
 	ports, err := device.ListPorts()
 	if err != nil {
 		return err
 	}
-	if *usbOnly {
-		kept := ports[:0]
-		for _, p := range ports {
-			if p.USB {
-				kept = append(kept, p)
+	reports := make([]portReport, 0, len(ports)+len(extra))
+	for _, p := range ports {
+		if !*usbOnly || p.USB {
+			reports = append(reports, portReport{PortInfo: p})
+		}
+	}
+	for _, path := range extra {
+		reports = append(reports, portReport{PortInfo: device.PortInfo{Name: path}})
+	}
+	if *probe {
+		for i := range reports {
+			if reports[i].USB || i >= len(reports)-len(extra) {
+				reports[i].Probe = probePort(ctx, reports[i].Name, *timeout)
 			}
 		}
-		ports = kept
 	}
-	return writePorts(stdout, ports, *asJSON)
+	return writeReports(stdout, reports, *asJSON)
+}
+
+// probePort opens path and asks the device for its info and a ping.
+func probePort(ctx context.Context, path string, timeout time.Duration) *probeResult {
+	res := &probeResult{}
+	src, err := device.OpenSerial(ctx, device.SerialConfig{Path: path, CommandTimeout: timeout, Queue: 16})
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer src.Close()
+	r, err := src.Command(ctx, device.Command{Op: device.OpInfo})
+	if err != nil {
+		res.Error = strings.TrimPrefix(err.Error(), "device: ")
+		return res
+	}
+	res.Info, res.Rate, res.Chans = r.Message, r.Rate, r.Channels
+	rtt, err := src.Ping(ctx)
+	if err != nil {
+		res.Error = strings.TrimPrefix(err.Error(), "device: ")
+		return res
+	}
+	res.RTTMs = float64(rtt.Microseconds()) / 1000
+	return res
 }
 
 // writePorts prints ports as an aligned table or a JSON array.
 func writePorts(w io.Writer, ports []device.PortInfo, asJSON bool) error {
+	reports := make([]portReport, len(ports))
+	for i, p := range ports {
+		reports[i].PortInfo = p
+	}
+	return writeReports(w, reports, asJSON)
+}
+
+// writeReports prints port reports as an aligned table or a JSON array.
+func writeReports(w io.Writer, reports []portReport, asJSON bool) error {
 	if asJSON {
-		if ports == nil {
-			ports = []device.PortInfo{}
-		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(ports)
+		return enc.Encode(reports)
 	}
-	if len(ports) == 0 {
+	if len(reports) == 0 {
 		_, err := fmt.Fprintln(w, "no serial ports found")
 		return err
 	}
+	probed := false
+	for _, r := range reports {
+		probed = probed || r.Probe != nil
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PORT\tVID:PID\tSERIAL\tMANUFACTURER\tPRODUCT")
-	for _, p := range ports {
+	head := "PORT\tVID:PID\tSERIAL\tMANUFACTURER\tPRODUCT"
+	if probed {
+		head += "\tDEVICE"
+	}
+	fmt.Fprintln(tw, head)
+	for _, r := range reports {
 		id := "-"
-		if p.USB {
-			id = p.VID + ":" + p.PID
+		if r.USB {
+			id = r.VID + ":" + r.PID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Name, id, dash(p.SerialNumber), dash(p.Manufacturer), dash(p.Product))
+		line := fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Name, id, dash(r.SerialNumber), dash(r.Manufacturer), dash(r.Product))
+		if probed {
+			line += "\t" + r.Probe.String()
+		}
+		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
+}
+
+// String summarises a probe for the table.
+func (p *probeResult) String() string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.Error != "" && p.Info == "":
+		return "no answer: " + p.Error
+	}
+	s := fmt.Sprintf("%d ch at %d Hz", p.Chans, p.Rate)
+	var info struct {
+		Name string `json:"name"`
+	}
+	if json.Unmarshal([]byte(p.Info), &info) == nil && info.Name != "" {
+		s = info.Name + ", " + s
+	} else if p.Info != "" {
+		s = strings.TrimSpace(p.Info) + ", " + s
+	}
+	if p.Error != "" {
+		return s + " (ping: " + p.Error + ")"
+	}
+	return s + fmt.Sprintf(", rtt %.2f ms", p.RTTMs)
 }
 
 func dash(s string) string {

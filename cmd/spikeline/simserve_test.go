@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -192,5 +193,34 @@ func TestDevicesOutput(t *testing.T) {
 	}
 	if code := realMain([]string{"devices", "--bogus"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("devices --bogus: exit %d", code)
+	}
+}
+
+func TestDevicesProbe(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("pseudo-terminal transport is Linux-only")
+	}
+	link := filepath.Join(t.TempDir(), "headstage")
+	serveCommand(t, "--pty", "--link", link, "--channels", "6", "--pattern")
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"devices", "--probe", "--port", link, "--json"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	var reports []portReport
+	if err := json.Unmarshal(stdout.Bytes(), &reports); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	last := reports[len(reports)-1]
+	if last.Name != link || last.Probe == nil || last.Probe.Error != "" || last.Probe.Chans != 6 ||
+		last.Probe.Rate != 30000 || last.Probe.RTTMs <= 0 || !strings.Contains(last.Probe.Info, "spikeline-emulator") {
+		t.Fatalf("probe of %s: %+v", link, last.Probe)
+	}
+	stdout.Reset()
+	missing := filepath.Join(t.TempDir(), "gone")
+	if code := realMain([]string{"devices", "--probe", "--port", missing}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "no answer") || !strings.Contains(stdout.String(), "DEVICE") {
+		t.Fatalf("table:\n%s", stdout.String())
 	}
 }
