@@ -50,6 +50,12 @@ type UnitResult struct {
 
 	TP, FN, FP int // true positives, false negatives, false positives
 
+	// The false negatives broken down by what the sorting has at their
+	// time (within the match tolerance): a spike of another sorted unit
+	// (Misclassified, SpikeInterface's "CL"), an unsorted spike (unit 0,
+	// Unsorted), or nothing (Missed: not detected).
+	Misclassified, Unsorted, Missed int
+
 	Accuracy       float64 // tp / (tp + fn + fp)
 	Recall         float64 // tp / (tp + fn)
 	Precision      float64 // tp / (tp + fp)
@@ -212,7 +218,84 @@ func Compare(gt, sorted []sort.Spike, rate float64, opts Options) (*Comparison, 
 	c.SortedUnits, c.sortedIndex, c.sortedCount, c.sortedChannel, soEv = units(sorted)
 	c.pairs = matchCounts(gtEv, soEv, len(c.GTUnits), len(c.SortedUnits), uint64(c.DeltaFrames))
 	c.pair(gtChannel)
+	c.classifyMisses(gtEv, soEv, unsortedSamples(sorted), uint64(c.DeltaFrames))
 	return c, nil
+}
+
+// unsortedSamples returns the sample indices of the unit-0 spikes, sorted.
+func unsortedSamples(spikes []sort.Spike) []uint64 {
+	var out []uint64
+	for _, s := range spikes {
+		if s.Unit == 0 {
+			out = append(out, s.Sample)
+		}
+	}
+	if !slices.IsSorted(out) {
+		slices.Sort(out)
+	}
+	return out
+}
+
+// classifyMisses splits each ground-truth unit's false negatives into
+// Misclassified, Unsorted and Missed. It redoes, per paired unit, the
+// greedy matching of matchCounts to know which spikes matched.
+func (c *Comparison) classifyMisses(gt, so []event, unsorted []uint64, delta uint64) {
+	trains := func(ev []event, n int) [][]uint64 {
+		out := make([][]uint64, n)
+		for _, e := range ev {
+			out[e.unit] = append(out[e.unit], e.sample)
+		}
+		return out
+	}
+	gtTrains := trains(gt, len(c.GTUnits))
+	soTrains := trains(so, len(c.SortedUnits))
+	// near reports whether times (sorted) has a value within delta of t.
+	near := func(times []uint64, t uint64) bool {
+		i, _ := slices.BinarySearch(times, t-min(t, delta))
+		return i < len(times) && times[i] <= t+delta
+	}
+	for a := range c.Units {
+		u := &c.Units[a]
+		g := gtTrains[a]
+		matched := make([]bool, len(g))
+		own := int32(-1)
+		if u.Paired {
+			own = int32(c.sortedIndex[u.Sorted])
+			s := soTrains[own]
+			j := 0
+			for i, t := range g {
+				for j < len(s) && s[j]+delta < t {
+					j++
+				}
+				if j < len(s) && s[j] <= t+delta {
+					matched[i] = true
+					j++
+				}
+			}
+		}
+		for i, t := range g {
+			if matched[i] {
+				continue
+			}
+			// Another sorted unit's spike within the tolerance?
+			k, _ := slices.BinarySearchFunc(so, t-min(t, delta), func(e event, x uint64) int { return cmp.Compare(e.sample, x) })
+			other := false
+			for ; k < len(so) && so[k].sample <= t+delta; k++ {
+				if so[k].unit != own {
+					other = true
+					break
+				}
+			}
+			switch {
+			case other:
+				u.Misclassified++
+			case near(unsorted, t):
+				u.Unsorted++
+			default:
+				u.Missed++
+			}
+		}
+	}
 }
 
 // denseLimit is the most unit pairs matchCounts keeps in a dense table

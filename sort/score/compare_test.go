@@ -191,6 +191,17 @@ func TestCompareCategories(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
+	for _, u := range cmp.Units {
+		if u.Misclassified+u.Unsorted+u.Missed != u.FN {
+			t.Errorf("GT %d: misclassified %d + unsorted %d + missed %d != fn %d", u.GT, u.Misclassified, u.Unsorted, u.Missed, u.FN)
+		}
+	}
+	if u, _ := cmp.Unit(3); u.Misclassified != 30 || u.Missed != 0 {
+		t.Errorf("GT 3 (30%% in unit 13): %+v", u)
+	}
+	if u, _ := cmp.Unit(4); u.Missed != 100 {
+		t.Errorf("GT 4 (missed): %+v", u)
+	}
 	check("WellDetected", cmp.WellDetected, []int32{11})
 	check("Overmerged", cmp.Overmerged, []int32{10})
 	check("Redundant", cmp.Redundant, []int32{13})
@@ -375,5 +386,19 @@ func TestWriteJSON(t *testing.T) {
 	}
 	if len(got.Bands) != 5 || got.Bands[0].Lo != nil || *got.Bands[1].Lo != 3 {
 		t.Errorf("bands: %s", buf.String())
+	}
+}
+
+func TestCompareMissBreakdown(t *testing.T) {
+	times := regular(1000, 3000, 100)
+	gt := train(1, 0, times...)
+	sorted := train(5, 0, shift(times[:60], 3)...)                      // 60 found
+	sorted = append(sorted, train(0, 0, shift(times[60:80], -4)...)...) // 20 detected, unsorted
+	sorted = append(sorted, train(6, 0, shift(times[80:90], 12)...)...) // 10 in another unit
+	sorted = append(sorted, train(6, 0, shift(times[90:], 13)...)...)   // 10 just outside the tolerance
+	c := mustCompare(t, gt, sorted)
+	u, _ := c.Unit(1)
+	if u.TP != 60 || u.FN != 40 || u.Unsorted != 20 || u.Misclassified != 10 || u.Missed != 10 {
+		t.Fatalf("unit = %+v", u)
 	}
 }

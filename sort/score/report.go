@@ -142,17 +142,19 @@ func (c *Comparison) WriteReport(w io.Writer, snr map[int32]float64) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "# ground truth vs sorted: delta %.2f ms (%d samples at %g Hz), match score %.2f, well detected >= %.2f\n",
 		c.Options.DeltaTime, c.DeltaFrames, c.Rate, c.Options.MatchScore, c.Options.WellDetectedScore)
-	fmt.Fprintf(bw, "%7s %4s %6s %7s %7s %4s %7s %7s %7s %7s %7s %9s %6s %6s %6s %6s\n",
-		"gt_unit", "ch", "snr", "n_gt", "sorted", "ch", "n_sort", "tp", "fn", "fp", "agree", "accuracy", "recall", "prec", "fdr", "lag")
+	fmt.Fprintf(bw, "%7s %4s %6s %7s %7s %4s %7s %7s %7s %7s %7s %9s %6s %6s %6s %6s %6s %6s %6s\n",
+		"gt_unit", "ch", "snr", "n_gt", "sorted", "ch", "n_sort", "tp", "fn", "fp", "agree", "accuracy", "recall", "prec", "fdr", "lag",
+		"fn_cl", "fn_uns", "fn_mis")
 	for _, u := range c.Units {
 		sorted, sch := "-", "-"
 		if u.Paired {
 			sorted = fmt.Sprint(u.Sorted)
 			sch = fmt.Sprint(u.SortedChannel)
 		}
-		fmt.Fprintf(bw, "%7d %4d %6s %7d %7s %4s %7d %7d %7d %7d %7.3f %9.3f %6.3f %6.3f %6.3f %6.1f\n",
+		fmt.Fprintf(bw, "%7d %4d %6s %7d %7s %4s %7d %7d %7d %7d %7.3f %9.3f %6.3f %6.3f %6.3f %6.1f %6d %6d %6d\n",
 			u.GT, u.Channel, fmtSNR(snr, u.GT), u.NumGT, sorted, sch, u.NumSorted, u.TP, u.FN, u.FP,
-			u.Agreement, u.Accuracy, u.Recall, u.Precision, u.FalseDiscovery, u.Lag)
+			u.Agreement, u.Accuracy, u.Recall, u.Precision, u.FalseDiscovery, u.Lag,
+			u.Misclassified, u.Unsorted, u.Missed)
 	}
 	s := c.Summary(snr)
 	if len(snr) > 0 {
@@ -161,7 +163,12 @@ func (c *Comparison) WriteReport(w io.Writer, snr map[int32]float64) error {
 			fmt.Fprintf(bw, "%8s %6d %6d %9.3f %7.3f %7.3f\n", bandName(b), b.Units, b.WellDetected, b.MeanAccuracy, b.MeanRecall, b.MeanPrecision)
 		}
 	}
-	fmt.Fprintf(bw, "\n# sorted units: %d; well detected %v; redundant %v; overmerged %v; false positive %v\n",
+	var cl, uns, mis int
+	for _, u := range c.Units {
+		cl, uns, mis = cl+u.Misclassified, uns+u.Unsorted, mis+u.Missed
+	}
+	fmt.Fprintf(bw, "\n# false negatives: %d misclassified (another unit's spike), %d unsorted (unit 0), %d missed (not detected)\n", cl, uns, mis)
+	fmt.Fprintf(bw, "# sorted units: %d; well detected %v; redundant %v; overmerged %v; false positive %v\n",
 		len(c.SortedUnits), c.WellDetected, c.Redundant, c.Overmerged, c.FalsePositive)
 	fmt.Fprintf(bw, "mean_accuracy_snr%g=%.3f\n", s.MinSNR, s.MeanAccuracy)
 	fmt.Fprintf(bw, "well_detected_snr%g=%d/%d\n", s.MinSNR, s.WellDetected, s.Units)
@@ -191,6 +198,9 @@ type jsonUnit struct {
 	FalseDiscovery float64  `json:"false_discovery_rate"`
 	MissRate       float64  `json:"miss_rate"`
 	Lag            float64  `json:"lag_samples"`
+	Misclassified  int      `json:"fn_misclassified"`
+	Unsorted       int      `json:"fn_unsorted"`
+	Missed         int      `json:"fn_missed"`
 	WellDetected   bool     `json:"well_detected"`
 }
 
@@ -220,7 +230,8 @@ func (c *Comparison) WriteJSON(w io.Writer, snr map[int32]float64) error {
 		ju := jsonUnit{GT: u.GT, Channel: u.Channel, NumGT: u.NumGT, SortedChannel: u.SortedChannel,
 			NumSorted: u.NumSorted, TP: u.TP, FN: u.FN, FP: u.FP, Agreement: u.Agreement,
 			Accuracy: u.Accuracy, Recall: u.Recall, Precision: u.Precision, FalseDiscovery: u.FalseDiscovery,
-			MissRate: u.MissRate, Lag: u.Lag, WellDetected: u.WellDetected}
+			MissRate: u.MissRate, Lag: u.Lag, Misclassified: u.Misclassified, Unsorted: u.Unsorted, Missed: u.Missed,
+			WellDetected: u.WellDetected}
 		if v, ok := snr[u.GT]; ok {
 			ju.SNR = finite(v)
 		}
