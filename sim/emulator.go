@@ -368,8 +368,8 @@ func damage(b []byte, r *rand.Rand, p float64, skip *int64, dst []int) []int {
 // fails, the host closes it (IsHostClosed) or the device is unplugged
 // (*UnplugError). It reads host commands from conn and writes frames to
 // it, and closes conn before returning. When the Source ends (Ended is
-// closed) the device stays connected, silent, answering commands, and
-// Serve returns io.EOF once ctx ends.
+// closed) the device stays connected, silent, answering commands, until
+// ctx ends or the host leaves.
 func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	e.mu.Lock()
 	e.stats.Connections++
