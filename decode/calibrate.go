@@ -243,9 +243,9 @@ func (c *Calibrator) Fit() (*Online, error) {
 // CatchUp feeds o every spike and gap the Calibrator received that o has
 // not seen (from Fit onward) and advances it to the Calibrator's latest
 // Advance, discarding the estimates. Call it from the goroutine that
-// feeds o, and feed o only spikes added to the Calibrator after it: spikes
-// already passed to Calibrator.Add reach o through CatchUp, and adding
-// them to o again would count those in the open bin twice.
+// feeds o. Spikes already passed to Calibrator.Add reach o through
+// CatchUp; if the caller also adds them to o, o drops them as late (they
+// precede the upTo CatchUp advanced it to), so nothing is counted twice.
 func (c *Calibrator) CatchUp(o *Online) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,7 +257,5 @@ func (c *Calibrator) CatchUp(o *Online) {
 	for _, g := range c.gaps {
 		o.MarkGap(g)
 	}
-	if c.upTo > o.Next() {
-		o.Advance(c.upTo, nil)
-	}
+	o.Advance(c.upTo, nil)
 }

@@ -13,8 +13,16 @@ import (
 // the offline Predict of the same model bin for bin — nothing lost or
 // counted twice across the swap — and (2) they decode the behaviour.
 func TestCalibratorLive(t *testing.T) {
-	for _, kind := range []Kind{Wiener, Kalman} {
-		t.Run(string(kind), func(t *testing.T) {
+	for _, c := range []struct {
+		kind      Kind
+		swapFirst bool // swap the new decoder in before adding the block's spikes to it (they arrive twice)
+	}{{Wiener, false}, {Wiener, true}, {Kalman, false}} {
+		kind := c.kind
+		name := string(kind)
+		if c.swapFirst {
+			name += "/swap-first"
+		}
+		t.Run(name, func(t *testing.T) {
 			p := &population{Units: 40, Base: 30, Mod: 8, Rate: 30000, Width: 600, Bins: 9000, Rho: 0.95, Seed: 21, FirstID: 1}
 			spikes, beh := p.generate()
 			cal, err := NewCalibrator(CalibratorConfig{Rate: p.Rate, Outputs: beh.Names, Seconds: 60, Fit: FitConfig{Kind: kind, Lags: 5}})
@@ -47,25 +55,10 @@ func TestCalibratorLive(t *testing.T) {
 					bi++
 				}
 				cal.Advance(upTo)
-				if online != nil {
-					online.Add(chunk)
-					est = online.Advance(upTo, est[:0])
-					for _, e := range est {
-						got[e.End] = append([]float64(nil), e.Values...)
+				trySwap := func() {
+					if fitAt == 0 || online != nil {
+						return
 					}
-				}
-				if online == nil && fitAt == 0 && cal.Ready() {
-					fitAt = upTo
-					go func() {
-						o, err := cal.Fit()
-						if err != nil {
-							fitErr <- err
-							return
-						}
-						fitted <- o
-					}()
-				}
-				if fitAt != 0 && online == nil {
 					var o *Online
 					if upTo >= fitAt+uint64(10*p.Rate) {
 						// The stream runs faster than real time here:
@@ -89,11 +82,35 @@ func TestCalibratorLive(t *testing.T) {
 						t.Logf("fit started at %.1f s, decoder live from %.1f s", float64(fitAt)/p.Rate, float64(o.Next())/p.Rate)
 					}
 				}
+				if c.swapFirst {
+					trySwap()
+				}
+				if online != nil {
+					online.Add(chunk)
+					est = online.Advance(upTo, est[:0])
+					for _, e := range est {
+						got[e.End] = append([]float64(nil), e.Values...)
+					}
+				}
+				if online == nil && fitAt == 0 && cal.Ready() {
+					fitAt = upTo
+					go func() {
+						o, err := cal.Fit()
+						if err != nil {
+							fitErr <- err
+							return
+						}
+						fitted <- o
+					}()
+				}
+				if !c.swapFirst {
+					trySwap()
+				}
 			}
 			if online == nil {
 				t.Fatal("the calibrator never produced a decoder")
 			}
-			if st := online.Stats(); st.Late != 0 {
+			if st := online.Stats(); st.Late != 0 && !c.swapFirst {
 				t.Errorf("online stats %+v: late spikes across the swap", st)
 			}
 			m := cal.Model()

@@ -28,6 +28,7 @@ type Online struct {
 	col    map[int32]int32 // the same for other keys
 
 	next uint64    // bin index of the next bin to close
+	done uint64    // highest upTo passed to Advance: spikes before it are late
 	ring []float64 // len(ring)/p accumulators, bin k in slot k mod slots
 	p    int
 	gaps []Gap
@@ -39,7 +40,7 @@ type Online struct {
 // OnlineStats counts spikes an Online could not use.
 type OnlineStats struct {
 	Bins    uint64 // bins closed
-	Late    uint64 // spikes for bins already closed (dropped)
+	Late    uint64 // spikes before an earlier Advance's upTo (dropped)
 	Unknown uint64 // spikes of units (or channels) not in the model (ignored)
 	Gaps    uint64 // bins closed without full data
 	Future  uint64 // spikes more than MaxAhead bins ahead of the next bin (dropped: a corrupt sample index)
@@ -75,6 +76,7 @@ func NewOnline(m *Model, start uint64) (*Online, error) {
 	}
 	o.ring = make([]float64, 16*o.p)
 	o.next = start / o.width
+	o.done = start
 	if b := o.next * o.width; b < start {
 		o.gaps = append(o.gaps, Gap{b, start})
 	}
@@ -107,8 +109,10 @@ func (o *Online) grow(k uint64) {
 	o.ring = ring
 }
 
-// Add counts spikes into their bins. Spikes for bins already closed are
-// dropped and counted as late; spikes of units not in the model are
+// Add counts spikes into their bins. Spikes before the upTo of an
+// earlier Advance are late by that call's contract: they are dropped and
+// counted (this also makes adding the same spikes twice across
+// Calibrator.CatchUp harmless). Spikes of units not in the model are
 // ignored and counted.
 func (o *Online) Add(spikes []sort.Spike) {
 	g := o.m.Grouping
@@ -129,7 +133,7 @@ func (o *Online) Add(spikes []sort.Spike) {
 			continue
 		}
 		k := s.Sample / o.width
-		if k < o.next {
+		if s.Sample < o.done || k < o.next {
 			o.stats.Late++
 			continue
 		}
@@ -181,6 +185,7 @@ func (o *Online) observed(k uint64) bool {
 // without allocating, and copy Estimates you keep beyond the next call.
 func (o *Online) Advance(upTo uint64, dst []Estimate) []Estimate {
 	no := len(o.m.Outputs)
+	o.done = max(o.done, upTo)
 	for (o.next+1)*o.width <= upTo {
 		k := o.next
 		slot := int(k % o.slots())
