@@ -109,6 +109,12 @@ func (b *Binned) Start(i int) uint64 { return (b.First + uint64(i)) * b.Width }
 // End returns the device sample index one past row i.
 func (b *Binned) End(i int) uint64 { return (b.First + uint64(i) + 1) * b.Width }
 
+// Limits on binned data held in memory (2 GiB of counts).
+const (
+	maxBins   = 1 << 28
+	maxCounts = 1 << 28
+)
+
 // SpikeKeys returns the sorted distinct column keys of spikes under g.
 func SpikeKeys(spikes []sort.Spike, g Grouping) []int32 {
 	seen := map[int32]struct{}{}
@@ -152,6 +158,9 @@ func BinSpikes(spikes []sort.Spike, g Grouping, keys []int32, rate float64, widt
 	}
 	first := start / width
 	last := (end - 1) / width
+	if n := last - first + 1; n > maxBins || n*uint64(max(len(keys), 1)) > maxCounts {
+		return nil, fmt.Errorf("decode: samples %d–%d make %d bins of %d columns: too large (a corrupt sample index?)", start, end, n, len(keys))
+	}
 	nb := int(last - first + 1)
 	b := &Binned{
 		Rate:     rate,

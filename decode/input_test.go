@@ -49,6 +49,9 @@ func TestBinSpikesAlignmentAndGaps(t *testing.T) {
 	if _, err := BinSpikes(spikes, "tetrode", nil, 30000, 600, 0, 3000, nil); err == nil {
 		t.Error("unknown grouping accepted")
 	}
+	if _, err := BinSpikes(spikes, ByUnit, nil, 30000, 600, 0, 1<<50, nil); err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Errorf("2^50 samples: %v", err)
+	}
 	if _, err := BinSpikes(spikes, ByUnit, []int32{2, 2}, 30000, 600, 0, 3000, nil); err == nil {
 		t.Error("duplicate key accepted")
 	}
