@@ -183,7 +183,6 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		}
 		return nil
 	}
-	npy := func(name string, f func(*os.File) error) error { return write(name, f) }
 	n := len(sp)
 	steps := []struct {
 		name string
@@ -203,7 +202,7 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		{"whitening_mat_inv.npy", func(w *os.File) error { return WriteNPY(w, []int{nc, nc}, eye) }},
 	}
 	for _, s := range steps {
-		if err := npy(s.name, s.f); err != nil {
+		if err := write(s.name, s.f); err != nil {
 			return nil, err
 		}
 	}
