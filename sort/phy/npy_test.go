@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -153,4 +154,17 @@ func FuzzReadHeader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkWriteNPY(b *testing.B) {
+	data := make([]int64, 1<<20)
+	for i := range data {
+		data[i] = int64(i) * 7
+	}
+	b.SetBytes(8 << 20)
+	for b.Loop() {
+		if err := WriteNPY(io.Discard, []int{len(data)}, data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
