@@ -33,7 +33,7 @@ const (
 // trough (negative); snr is |band_peak_uv| / noise_uv, the scorer's
 // definition (template extremum after the 300–6000 Hz band-pass over the
 // channel's band noise rms).
-const UnitsHeader = "unit_id,channel,peak_uv,snr,baseline_hz,modulation_hz,preferred_dir_rad,tuned,band_peak_uv,noise_uv,width_ms,kind,refractory_ms,burst_prob"
+const UnitsHeader = "unit_id,channel,peak_uv,snr,baseline_hz,modulation_hz,preferred_dir_rad,tuned,band_peak_uv,noise_uv,width_ms,kind,refractory_ms,burst_prob,band_lag_samples"
 
 // WriteRecording simulates samples samples per channel of cfg into dir
 // (created if needed): the raw data with its sidecar and the ground truth
@@ -191,9 +191,9 @@ func writeUnits(open func(string) (*bufio.Writer, error), s *Sim) error {
 	}
 	w.WriteString(UnitsHeader + "\n")
 	for _, u := range s.units {
-		fmt.Fprintf(w, "%d,%d,%.3f,%s,%.4f,%.4f,%.6f,%t,%.3f,%.4f,%.3f,%s,%.3f,%.3f\n",
+		fmt.Fprintf(w, "%d,%d,%.3f,%s,%.4f,%.4f,%.6f,%t,%.3f,%.4f,%.3f,%s,%.3f,%.3f,%d\n",
 			u.ID, u.Channel, u.PeakUV, ftoa(u.SNR), u.BaselineHz, u.ModulationHz, u.PreferredDir, u.Tuned,
-			u.BandPeakUV, u.NoiseUV, u.WidthMs, u.Kind, u.RefractoryMs, u.BurstProb)
+			u.BandPeakUV, u.NoiseUV, u.WidthMs, u.Kind, u.RefractoryMs, u.BurstProb, u.BandLag)
 	}
 	return nil
 }

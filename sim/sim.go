@@ -235,7 +235,8 @@ func (s *Sim) build(origin uint64) {
 				u.Pre = s.pre
 			}
 		}
-		u.BandPeakUV = bandPeak(sec, u.Template, rate)
+		u.BandPeakUV, u.BandLag = bandPeak(sec, u.Template, rate)
+		u.BandLag -= s.pre
 		u.NoiseUV = s.noiseUV[u.Channel]
 		u.SNR = math.Inf(1)
 		if u.NoiseUV > 0 {
@@ -301,21 +302,21 @@ func (s *Sim) build(origin uint64) {
 func (s *Sim) restart() uint64 { return s.origin * 0x9e3779b97f4a7c15 }
 
 // bandPeak is the signed extremum of the template after the causal band
-// filter.
-func bandPeak(sec []sort.Section, t []float32, rate float64) float64 {
+// filter, and its index.
+func bandPeak(sec []sort.Section, t []float32, rate float64) (float64, int) {
 	pad := int(0.005 * rate)
 	x := make([]float64, len(t)+pad)
 	for i, v := range t {
 		x[i] = float64(v)
 	}
 	filterSOS(sec, make([]float64, 2*len(sec)), x)
-	peak := 0.0
-	for _, v := range x {
+	peak, at := 0.0, 0
+	for i, v := range x {
 		if math.Abs(v) > math.Abs(peak) {
-			peak = v
+			peak, at = v, i
 		}
 	}
-	return peak
+	return peak, at
 }
 
 func (s *Sim) lfpStep(dst []float64) {

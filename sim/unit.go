@@ -28,6 +28,7 @@ type Unit struct {
 
 	PeakUV     float64 // raw template value at the trough (negative)
 	BandPeakUV float64 // extremum of the template after the 300–6000 Hz causal band-pass (3rd-order Butterworth)
+	BandLag    int     // samples from the raw trough to that extremum (the causal filter's delay)
 	NoiseUV    float64 // rms of the channel's background noise in the 300–6000 Hz band
 	SNR        float64 // |BandPeakUV| / NoiseUV (+Inf without noise)
 	WidthMs    float64 // trough-to-peak time of the raw template
