@@ -2,6 +2,7 @@ package device
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -54,5 +55,29 @@ func BenchmarkEncode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkWireSource measures frames to Blocks (decode, copy, events),
+// 64 channels x 32 samples per frame (bytes of wire stream per second).
+func BenchmarkWireSource(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	const frames = 64
+	stream, _ := encodeFrames(rng, 0, frames, 64, 32)
+	r := bytes.NewReader(stream)
+	src := NewWireSource(r)
+	ctx := context.Background()
+	b.SetBytes(int64(len(stream) / frames))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		_, err := src.Next(ctx)
+		if err == io.EOF {
+			r.Reset(stream)
+			src.Decoder().Reset(r)
+			_, err = src.Next(ctx)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -89,6 +89,7 @@ func NewWireConn(conn net.Conn, cfg ConnConfig) *WireConn {
 func (c *WireConn) read() {
 	dec := NewDecoder(c.conn)
 	dec.Name = c.name
+	dec.fresh = true // the Blocks keep the decoded samples: no copy
 	var (
 		carry   []Event // events of dropped blocks
 		dropN   uint64  // samples per channel dropped since the last delivered block
@@ -112,7 +113,7 @@ func (c *WireConn) read() {
 				Rate:     float64(f.Rate),
 				Channels: f.Channels,
 				Gain:     float64(f.Gain),
-				Samples:  append([]int16(nil), f.Samples...),
+				Samples:  f.Samples, // a fresh slice per frame
 				Received: time.Now(),
 			}
 			if b.Gain == 0 {

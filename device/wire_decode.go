@@ -69,6 +69,7 @@ type Decoder struct {
 	Name string
 
 	samples []int16 // decoded samples of the last data frame
+	fresh   bool    // decode each data frame into a new slice (WireSource keeps them)
 
 	skip      uint64 // bytes in the current run of skipped bytes
 	skipStart int64  // stream offset of the first byte of that run
@@ -92,7 +93,7 @@ func NewDecoder(r io.Reader) *Decoder {
 // Reset discards the Decoder's state and makes it read from r, keeping
 // its buffers and Name. Stats and pending events are cleared.
 func (d *Decoder) Reset(r io.Reader) {
-	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, events: d.events[:0], Name: d.Name}
+	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, fresh: d.fresh, events: d.events[:0], Name: d.Name}
 }
 
 // Reconnect makes the Decoder read from r, a new connection to the same
@@ -327,10 +328,15 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 			return f, fmt.Errorf("data frame with gain %g", g)
 		}
 		m := ch * n
-		if cap(d.samples) < m {
-			d.samples = make([]int16, m, max(m, 2*cap(d.samples)))
+		var s []int16
+		if d.fresh {
+			s = make([]int16, m)
+		} else {
+			if cap(d.samples) < m {
+				d.samples = make([]int16, m, max(m, 2*cap(d.samples)))
+			}
+			s = d.samples[:m]
 		}
-		s := d.samples[:m]
 		decodeInt16(s, p)
 		f.Samples = s
 	case FrameCommand:

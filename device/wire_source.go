@@ -9,7 +9,7 @@ import (
 // WireSource is a Source reading the wire protocol from any io.Reader: a
 // serial port, a pseudo-terminal, a TCP connection or a file.
 //
-// Each good data frame becomes one Block whose Samples are a fresh copy
+// Each good data frame becomes one Block whose Samples are a fresh slice
 // (the Block may be kept). The Events the Decoder queued before and at
 // that frame (CRC failures, skipped bytes, gaps, resets, format changes)
 // ride on the Block. Gap, reset and format detection live in the Decoder
@@ -32,7 +32,9 @@ type WireSource struct {
 
 // NewWireSource returns a WireSource decoding r.
 func NewWireSource(r io.Reader) *WireSource {
-	return &WireSource{dec: NewDecoder(r)}
+	d := NewDecoder(r)
+	d.fresh = true // the Blocks keep the decoded samples: no copy
+	return &WireSource{dec: d}
 }
 
 // Decoder returns the source's Decoder, e.g. to set its Name.
@@ -65,7 +67,7 @@ func (s *WireSource) Next(ctx context.Context) (Block, error) {
 				Rate:     float64(f.Rate),
 				Channels: f.Channels,
 				Gain:     float64(f.Gain),
-				Samples:  append([]int16(nil), f.Samples...),
+				Samples:  f.Samples, // a fresh slice per frame
 				Received: time.Now(),
 			}
 			if b.Gain == 0 {
