@@ -1,0 +1,209 @@
+package view
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
+)
+
+// TestSlowBrowser checks that a browser that does not read loses frames
+// (counted) while the view and the other browsers go on.
+func TestSlowBrowser(t *testing.T) {
+	v, err := New(Config{Rig: "slow", ClientQueue: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, _, ok := v.hub.join()
+	if !ok {
+		t.Fatal("join refused")
+	}
+	reader, _, _ := v.hub.join()
+	got := 0
+	now := time.Now()
+	for i := range 20 {
+		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30,
+			Spikes: []sort.Spike{{Sample: uint64(i) * 30, Channel: 1, Unit: 1}}})
+		done := make(chan struct{})
+		go func() { v.step(now.Add(time.Duration(i)*40*time.Millisecond), false, false); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("building a frame blocked on a browser that does not read")
+		}
+		for len(reader.ch) > 0 {
+			<-reader.ch
+			got++
+		}
+	}
+	if got != 20 {
+		t.Errorf("reading browser got %d frames, want 20", got)
+	}
+	if d := stuck.dropped.Load(); d != 16 {
+		t.Errorf("stuck browser: %d frames dropped, want 16 (20 - queue of 4)", d)
+	}
+	if s := v.Stats(); s.ClientDrops != 16 || s.Clients != 2 || s.Frames != 20 {
+		t.Errorf("stats %+v", s)
+	}
+	v.hub.leave(stuck)
+	v.hub.leave(reader)
+	if n := v.hub.count(); n != 0 {
+		t.Errorf("%d browsers after both left", n)
+	}
+}
+
+// TestReplayWindow checks that only the frames of the last Window are
+// kept for browsers that connect later, and that the events log is
+// bounded.
+func TestReplayWindow(t *testing.T) {
+	v, err := New(Config{Rig: "replay", Window: 2 * time.Second, MaxEvents: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for i := range 100 { // 100 frames, 100 ms apart: 10 s
+		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 3000, Rate: 30000}, End: uint64(i+1) * 3000})
+		v.AddEvents(&stream.EventBatch{Events: []stream.Event{{Kind: stream.EventKind(3), Sample: uint64(i), Unit: -1, Channel: -1}}})
+		v.step(t0.Add(time.Duration(i)*100*time.Millisecond), false, false)
+	}
+	_, first, ok := v.hub.join()
+	if !ok {
+		t.Fatal("join refused")
+	}
+	// hello + the frames of the last 2 s (21 frames: 7.9 s to 9.9 s inclusive).
+	if n := len(first) - 1; n < 20 || n > 21 {
+		t.Errorf("replayed %d frames, want the 2 s window (20-21)", n)
+	}
+	var h Hello
+	if err := json.Unmarshal([]byte(strings.TrimSuffix(strings.SplitN(string(first[0]), "data: ", 2)[1], "\n\n")), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Events) != 5 || h.Events[4].Sample != 99 || h.Events[0].Sample != 95 {
+		t.Errorf("events log: %d events, want the last 5", len(h.Events))
+	}
+}
+
+// TestNumJSON checks the number encoding: NaN and infinities are null,
+// values keep five significant digits.
+func TestNumJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{{1.5, "1.5"}, {-2, "-2"}, {0.000123456, "0.00012346"}, {30000, "30000"}, {123456789, "1.2346e+08"}} {
+		b, _ := json.Marshal(Num(tc.in))
+		if string(b) != tc.want {
+			t.Errorf("Num(%g) = %s, want %s", tc.in, b, tc.want)
+		}
+	}
+	b, err := json.Marshal([]Num{Num(nan()), Num(inf())})
+	if err != nil || string(b) != "[null,null]" {
+		t.Errorf("NaN, Inf: %s %v", b, err)
+	}
+}
+
+func nan() float64 { z := 0.0; return z / z }
+func inf() float64 { z := 0.0; return 1 / z }
+
+// benchRig feeds a View what a 1,024-channel rig publishes in one frame
+// period (40 ms at 25 frames/s): 40 spike batches of 1 ms with spikes at
+// rate Hz per channel, two decoder estimates and, every 25th frame, a
+// status with 1,024 noise and rate values.
+type benchRig struct {
+	v        *View
+	batches  []stream.SpikeBatch
+	status   stream.Status
+	spikes   int
+	channels int
+}
+
+func newBenchRig(b *testing.B, channels int, rate float64) *benchRig {
+	v, err := New(Config{Rig: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &benchRig{v: v, channels: channels}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 40 {
+		m := stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30}
+		n := int(float64(channels)*rate/1000 + rng.Float64())
+		for range n {
+			m.Spikes = append(m.Spikes, sort.Spike{Sample: m.Sample + uint64(rng.IntN(30)), Channel: int32(rng.IntN(channels)), Unit: int32(rng.IntN(4 * channels)), Amplitude: -60})
+		}
+		r.spikes += n
+		r.batches = append(r.batches, m)
+	}
+	r.status = stream.Status{Header: stream.Header{Rate: 30000}, NoiseUV: make([]float32, channels), RateHz: make([]float32, channels)}
+	for c := range channels {
+		r.status.NoiseUV[c] = 6 + rng.Float32()*3
+		r.status.RateHz[c] = rng.Float32() * 20
+	}
+	return r
+}
+
+func (r *benchRig) frame(i int, now time.Time) {
+	for j := range r.batches {
+		m := &r.batches[j]
+		m.Sample += 1200
+		m.End += 1200
+		r.v.AddSpikes(m)
+	}
+	for k := range 2 {
+		r.v.AddEstimate(&stream.EstimateMsg{Header: stream.Header{Sample: uint64(i)*1200 + uint64(k)*600, Rate: 30000},
+			Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{1.25, -3.5}})
+	}
+	if i%25 == 0 {
+		r.v.AddStatus(&r.status)
+	}
+	r.v.step(now, false, false)
+}
+
+// BenchmarkFrame measures the view's work per frame for a 1,024-channel
+// rig firing 10 spikes/s per channel (about 410 spikes a frame) with one
+// browser connected: ingest, build, JSON encoding and fan-out. The
+// frame_bytes metric is the size sent to each browser.
+func BenchmarkFrame(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		channels int
+		rate     float64
+	}{{"ch1024_10Hz", 1024, 10}, {"ch1024_100Hz", 1024, 100}, {"ch64_10Hz", 64, 10}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := newBenchRig(b, bc.channels, bc.rate)
+			c, _, _ := r.v.hub.join()
+			var bytes int
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				r.frame(i, now.Add(time.Duration(i)*40*time.Millisecond))
+				for len(c.ch) > 0 {
+					bytes += len(<-c.ch)
+				}
+			}
+			b.ReportMetric(float64(bytes)/float64(b.N), "frame_bytes")
+			b.ReportMetric(float64(r.spikes), "spikes/frame")
+		})
+	}
+}
+
+// BenchmarkAddSpikes measures the NATS-callback side alone: the cost per
+// spike of handing a batch to the view.
+func BenchmarkAddSpikes(b *testing.B) {
+	r := newBenchRig(b, 1024, 10)
+	m := &r.batches[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r.v.AddSpikes(m)
+		if i%40 == 39 {
+			r.v.mu.Lock()
+			r.v.cur.reset()
+			r.v.mu.Unlock()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*max(1, len(m.Spikes))), "ns/spike")
+}
