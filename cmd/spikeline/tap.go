@@ -142,7 +142,7 @@ type tapPrinter struct {
 	err     error
 	stopped bool
 	done    chan struct{}
-	buf     []byte
+	lastEnd map[string]uint64 // spikes subject -> End of the previous batch
 }
 
 func (p *tapPrinter) handle(m *nats.Msg) {
@@ -180,6 +180,9 @@ func (p *tapPrinter) handle(m *nats.Msg) {
 			fmt.Fprintf(&sb, "undecodable (%d bytes): %v", len(m.Data), derr)
 		} else {
 			formatMessage(&sb, msg, p.maxSpikes)
+			if b, ok := msg.(*stream.SpikeBatch); ok {
+				p.checkContinuity(&sb, m.Subject, b)
+			}
 			if h := msg.Head(); h.Published > 0 {
 				fmt.Fprintf(&sb, " | lat %s", fmtDur(now.Sub(h.PublishTime())))
 			}
@@ -195,6 +198,24 @@ func (p *tapPrinter) handle(m *nats.Msg) {
 	p.n++
 	if p.limit > 0 && p.n == p.limit {
 		close(p.done)
+	}
+}
+
+// checkContinuity notes where consecutive spike batches of one subject do
+// not tile the device clock: batches dropped by a publisher, lost in
+// transit, or a device reset.
+func (p *tapPrinter) checkContinuity(sb *strings.Builder, subject string, b *stream.SpikeBatch) {
+	if p.lastEnd == nil {
+		p.lastEnd = map[string]uint64{}
+	}
+	last, seen := p.lastEnd[subject]
+	p.lastEnd[subject] = b.End
+	switch {
+	case !seen || b.First() == last:
+	case b.First() > last:
+		fmt.Fprintf(sb, " | MISSING [%d,%d) %d samples (batches dropped or lost)", last, b.First(), b.First()-last)
+	default:
+		fmt.Fprintf(sb, " | BACKWARDS from %d (device reset or publisher restart)", last)
 	}
 }
 

@@ -201,6 +201,29 @@ func TestTapRedactsCredentials(t *testing.T) {
 	}
 }
 
+func TestTapMarksMissingBatches(t *testing.T) {
+	s := streamtest.RunServer(t, nil)
+	p := tapPublisher(t, s.ClientURL(), "gap", false)
+	var n uint64
+	out, _ := runTapUntilDone(t, []string{"--nats", s.ClientURL(), "--rig", "gap", "--count", "12", "spikes"}, func() {
+		// Batches of 100 samples with every fifth one missing.
+		for range 4 {
+			if n%5 != 4 {
+				p.PublishSpikes(n*100, (n+1)*100, 30000, nil)
+			}
+			n++
+		}
+	})
+	if !strings.Contains(out, "| MISSING [") || !strings.Contains(out, ") 100 samples") {
+		t.Errorf("no MISSING mark for the skipped batches:\n%s", out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.Contains(l, "MISSING") && !strings.Contains(l, "100 samples") {
+			t.Errorf("wrong gap size: %s", l)
+		}
+	}
+}
+
 func TestNATSFlags(t *testing.T) {
 	fs := newFlagSet("x", &bytes.Buffer{})
 	build := natsFlags(fs)
