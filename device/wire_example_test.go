@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/spikeline/spikeline/device"
 )
@@ -65,4 +67,36 @@ func ExampleWireSource() {
 	fmt.Println(b.First, b.End(), b.Channels, b.Rate, err)
 	// Output:
 	// 100 120 4 20000 <nil>
+}
+
+// A raw recording with its recording.json sidecar, read back in Blocks.
+func ExampleOpenRecording() {
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	// 2 channels x 5 samples, time-major int16 little-endian.
+	raw := []byte{1, 0, 255, 255, 2, 0, 254, 255, 3, 0, 253, 255, 4, 0, 252, 255, 5, 0, 251, 255}
+	os.WriteFile(filepath.Join(dir, "recording.dat"), raw, 0o644)
+	device.WriteMeta(filepath.Join(dir, "recording.json"), device.Meta{Channels: 2, Rate: 30000, Gain: 0.195, Samples: 5})
+
+	src, meta, err := device.OpenRecording(dir, device.RawConfig{BlockSamples: 2})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer src.Close()
+	fmt.Println(meta.Channels, "channels at", meta.Rate, "Hz")
+	for {
+		b, err := src.Next(context.Background())
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Println(b.First, b.Samples)
+	}
+	// Output:
+	// 2 channels at 30000 Hz
+	// 0 [1 -1 2 -2]
+	// 2 [3 -3 4 -4]
+	// 4 [5 -5]
+	// EOF
 }
