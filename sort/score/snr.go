@@ -141,28 +141,43 @@ func MeasureSNR(ctx context.Context, src device.Source, gt []sort.Spike, opts SN
 		if b.First != t {
 			return nil, fmt.Errorf("score: gap in the recording at sample %d (expected %d)", b.First, t)
 		}
-		for k := range b.Len() {
-			row := b.Samples[k*nch : (k+1)*nch]
-			for c, v := range row {
-				x := float64(v) * b.Gain
+		// Filter channel by channel (state in registers) into the ring, in
+		// chunks the ring holds with a window to spare.
+		chunk := len(ring[0]) - 2*half - 2
+		for off := 0; off < b.Len(); off += chunk {
+			n := min(chunk, b.Len()-off)
+			in := b.Samples[off*nch : (off+n)*nch]
+			for c := range nch {
+				r := ring[c]
 				st := state[c]
-				for si, s := range secs {
-					y := s.B0*x + st[2*si]
-					st[2*si] = s.B1*x - s.A1*y + st[2*si+1]
-					st[2*si+1] = s.B2*x - s.A2*y
-					x = y
+				for k := range n {
+					r[(t+uint64(k))&mask] = float32(float64(in[k*nch+c]) * b.Gain)
 				}
-				ring[c][t&mask] = float32(x)
-				if t%noiseStride == 0 && len(noiseBuf[c]) < opts.NoiseSamples {
-					noiseBuf[c] = append(noiseBuf[c], float32(math.Abs(x)))
+				for si, sec := range secs {
+					z1, z2 := st[2*si], st[2*si+1]
+					for k := range n {
+						i := (t + uint64(k)) & mask
+						x := float64(r[i])
+						y := sec.B0*x + z1
+						z1 = sec.B1*x - sec.A1*y + z2
+						z2 = sec.B2*x - sec.A2*y
+						r[i] = float32(y)
+					}
+					st[2*si], st[2*si+1] = z1, z2
+				}
+				for k := range n {
+					if (t+uint64(k))%noiseStride == 0 && len(noiseBuf[c]) < opts.NoiseSamples {
+						noiseBuf[c] = append(noiseBuf[c], float32(math.Abs(float64(r[(t+uint64(k))&mask]))))
+					}
 				}
 			}
+			t += uint64(n)
 			// Add every pick whose window is complete.
-			for next < len(picks) && picks[next].sample+uint64(half) <= t {
+			for next < len(picks) && picks[next].sample+uint64(half) < t {
 				p := picks[next]
 				next++
 				c := int(channel[p.unit])
-				if c >= nch {
+				if c >= nch || t-(p.sample-uint64(half)) > uint64(len(ring[c])) {
 					continue
 				}
 				s := sum[p.unit]
@@ -171,7 +186,6 @@ func MeasureSNR(ctx context.Context, src device.Source, gt []sort.Spike, opts SN
 				}
 				got[p.unit]++
 			}
-			t++
 		}
 	}
 	out := map[int32]float64{}

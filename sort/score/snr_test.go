@@ -62,3 +62,36 @@ func TestMeasureSNRErrors(t *testing.T) {
 		t.Errorf("empty source: %v %v", snr, err)
 	}
 }
+
+// TestMeasureSNRBlockSize checks that the block size does not matter:
+// blocks far larger than the ring are processed in chunks.
+func TestMeasureSNRBlockSize(t *testing.T) {
+	rec := simulate(t, clean(3, 6, 9))
+	small, err := score.MeasureSNR(context.Background(), &blockSource{blocks: rec.blocks}, rec.gt, score.SNROptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Re-cut the recording into blocks of 50000 samples.
+	var all []int16
+	for _, b := range rec.blocks {
+		all = append(all, b.Samples...)
+	}
+	var big []device.Block
+	per := 50000 * rec.chans
+	for off := 0; off < len(all); off += per {
+		end := min(off+per, len(all))
+		big = append(big, device.Block{First: uint64(off / rec.chans), Rate: rec.rate, Channels: rec.chans, Gain: rec.gain, Samples: all[off:end]})
+	}
+	large, err := score.MeasureSNR(context.Background(), &blockSource{blocks: big}, rec.gt, score.SNROptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(small) == 0 || len(small) != len(large) {
+		t.Fatalf("%d units with small blocks, %d with large", len(small), len(large))
+	}
+	for id, v := range small {
+		if math.Abs(large[id]-v) > 1e-6*v {
+			t.Errorf("unit %d: SNR %g with small blocks, %g with large", id, v, large[id])
+		}
+	}
+}
