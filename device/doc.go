@@ -32,13 +32,6 @@
 // on the host). [Decoder.Reconnect] carries the counter tracking across a
 // new connection.
 //
-// # Connections
-//
-// [WireSource] reads frames from any io.Reader in the caller's goroutine.
-// [WireConn] ([DialTCP]) owns a two-way connection: a goroutine reads it,
-// queues Blocks for Next (bounded; drops are reported as gaps) and matches
-// replies to [WireConn.Command], which any goroutine may call.
-//
 // # Files
 //
 // [OpenRaw] and [OpenRecording] read raw int16 recordings (with their

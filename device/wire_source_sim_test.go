@@ -11,11 +11,12 @@ import (
 	"github.com/spikeline/spikeline/sim"
 )
 
-// TestWireConnEmulator reads a sim.Emulator over a real TCP socket with
-// link damage and dropped frames: every sample delivered must be the one
-// the device sent for that position, and delivered plus reported-lost
-// samples must cover the stream exactly.
-func TestWireConnEmulator(t *testing.T) {
+// TestWireSourceTCPEmulator reads a sim.Emulator over a real TCP socket
+// with a WireSource, with link damage and dropped frames: the start
+// command is answered, every sample delivered is the one the device sent
+// for that position, and delivered plus reported-lost samples cover the
+// stream exactly.
+func TestWireSourceTCPEmulator(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,21 +37,22 @@ func TestWireConnEmulator(t *testing.T) {
 		}
 	}()
 
-	c, err := device.DialTCP(ctx, ln.Addr().String(), device.ConnConfig{})
+	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if _, err := c.Ping(ctx); err != nil {
-		t.Fatalf("ping: %v", err)
+	defer conn.Close()
+	go func() { <-ctx.Done(); conn.Close() }()
+	ws := device.NewWireSource(conn)
+	var replies []device.Reply
+	ws.OnReply = func(r device.Reply) { replies = append(replies, r) }
+	if err := device.NewEncoder(conn).WriteCommand(device.Command{Seq: 42, Op: device.OpStart}); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := c.Command(ctx, device.Command{Op: device.OpStart}); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	var first, end, delivered, lost uint64
-	var crc uint64
+
+	var first, end, delivered, lost, crc uint64
 	for n := 0; n < 2000; n++ {
-		b, err := c.Next(ctx)
+		b, err := ws.Next(ctx)
 		if err != nil {
 			t.Fatalf("after %d blocks: %v", n, err)
 		}
@@ -83,6 +85,8 @@ func TestWireConnEmulator(t *testing.T) {
 	if lost == 0 {
 		t.Fatal("no frames were lost: the faults did not happen")
 	}
-	st := c.Stats()
-	t.Logf("%d samples delivered, %d lost, %d CRC failures; stats %+v", delivered, lost, crc, st)
+	if len(replies) == 0 || replies[0].Seq != 42 || replies[0].Op != device.OpStart || replies[0].Status != device.StatusOK {
+		t.Fatalf("replies %+v, want the start command's", replies)
+	}
+	t.Logf("%d samples delivered, %d lost, %d CRC failures; stats %+v", delivered, lost, crc, ws.Stats())
 }
