@@ -89,7 +89,7 @@ func (h *hub) sendLocked(msg []byte) {
 
 // publish encodes f and sends it to every browser.
 func (h *hub) publish(f *Frame, now time.Time) {
-	msg := sse("frame", mustJSON(f))
+	msg := frameEvent(f)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
