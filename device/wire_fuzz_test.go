@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 	"testing/iotest"
+	"unicode/utf8"
 )
 
 // FuzzDecoder feeds arbitrary bytes to the Decoder: it must not panic,
@@ -117,4 +118,50 @@ func reseal(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// FuzzControlRoundTrip encodes commands and replies built from arbitrary
+// field values and checks that they decode to themselves.
+func FuzzControlRoundTrip(f *testing.F) {
+	f.Add(uint32(1), uint8(OpSetChannels), uint32(30000), uint64(7), []byte{0, 0, 5, 0}, uint16(3), float32(10.5), uint8(3), "ok")
+	f.Add(uint32(0), uint8(OpStimulate), uint32(0), uint64(0), []byte{}, uint16(0), float32(-1), uint8(0), "µV")
+	f.Add(uint32(9), uint8(200), uint32(1), uint64(1), []byte{1}, uint16(1), float32(0), uint8(1), "\xff")
+	f.Fuzz(func(t *testing.T, seq uint32, op uint8, rate uint32, ping uint64, chans []byte, pulses uint16, amp float32, flags uint8, msg string) {
+		c := Command{Seq: seq, Op: Op(op)}
+		switch c.Op {
+		case OpSetRate:
+			c.Rate = max(rate, 1)
+		case OpSetChannels:
+			c.Channels = make([]uint16, len(chans)/2)
+			for i := range c.Channels {
+				c.Channels[i] = binary.LittleEndian.Uint16(chans[2*i:])
+			}
+		case OpPing:
+			c.PingTime = ping
+		case OpStimulate:
+			if amp != amp || amp > 1e30 || amp < -1e30 {
+				amp = 0
+			}
+			c.Stim = Stim{Channel: uint16(rate), Pulses: pulses, PhaseUs: rate, InterphaseUs: uint32(ping), PeriodUs: seq,
+				AmplitudeUA: amp, Biphasic: flags&1 != 0, CathodicFirst: flags&2 != 0}
+		}
+		fr, err := NewDecoder(bytes.NewReader(AppendCommand(nil, c))).Next()
+		known := c.Op >= OpStart && c.Op <= OpInfo
+		if err != nil || fr.Type != FrameCommand || (known && !reflect.DeepEqual(fr.Command, c)) || fr.Command.Seq != c.Seq || fr.Command.Op != c.Op {
+			t.Fatalf("command %+v decoded as %+v, %v", c, fr.Command, err)
+		}
+		r := Reply{Seq: seq, Op: Op(op), Status: Status(flags), PingTime: ping, Counter: ping ^ uint64(seq), Rate: rate, Channels: pulses, Message: msg}
+		fr, err = NewDecoder(bytes.NewReader(AppendReply(nil, r))).Next()
+		if err != nil || fr.Type != FrameReply {
+			t.Fatalf("reply %+v: %v", r, err)
+		}
+		got := fr.Reply
+		if !utf8.ValidString(got.Message) || len(got.Message) > MaxMessage || (utf8.ValidString(msg) && len(msg) <= MaxMessage && got.Message != msg) {
+			t.Fatalf("reply message %q decoded as %q", msg, got.Message)
+		}
+		got.Message, r.Message = "", ""
+		if got != r {
+			t.Fatalf("reply %+v decoded as %+v", r, got)
+		}
+	})
 }
