@@ -385,16 +385,31 @@ func (p *Publisher) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("stream: close: queue not drained: %w", ctx.Err())
 	}
+	fctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
 	if p.nc.IsConnected() {
-		fctx := ctx
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			fctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-		}
-		if ferr := p.nc.FlushWithContext(fctx); ferr != nil && err == nil {
+		// Drain: subscriptions sharing the connection (control service,
+		// behaviour input) finish what they hold, then everything
+		// buffered is flushed and the connection closes.
+		closed := make(chan struct{})
+		p.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if derr := p.nc.Drain(); derr == nil {
+			select {
+			case <-closed:
+			case <-fctx.Done():
+				if err == nil {
+					err = fmt.Errorf("stream: close: drain: %w", fctx.Err())
+				}
+			}
+		} else if ferr := p.nc.FlushWithContext(fctx); ferr != nil && err == nil {
 			err = fmt.Errorf("stream: close: flush: %w", ferr)
 		}
+	} else if n, berr := p.nc.Buffered(); berr == nil && n > 0 {
+		p.cfg.logger().Warn("NATS disconnected at close: buffered messages not sent", "bytes", n)
 	}
 	p.nc.Close()
 	p.shutdownServer()
