@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// IntanGain is the gain of Intan RHD2000-series amplifiers, 0.195 µV per
+// count: the default for devices that do not send their gain.
+const IntanGain = 0.195
+
 // WireSource is a Source reading the wire protocol from any io.Reader: a
 // serial port, a pseudo-terminal, a TCP connection or a file.
 //
@@ -26,7 +30,8 @@ type WireSource struct {
 	OnReply func(Reply)
 	// OnCommand, if set, receives every command frame.
 	OnCommand func(Command)
-	// DefaultGain is the Block Gain used for frames whose Gain is 0.
+	// DefaultGain is the Block Gain used for frames whose Gain is 0 (the
+	// device does not say). NewWireSource sets it to IntanGain.
 	DefaultGain float64
 }
 
@@ -34,7 +39,7 @@ type WireSource struct {
 func NewWireSource(r io.Reader) *WireSource {
 	d := NewDecoder(r)
 	d.fresh = true // the Blocks keep the decoded samples: no copy
-	return &WireSource{dec: d}
+	return &WireSource{dec: d, DefaultGain: IntanGain}
 }
 
 // Decoder returns the source's Decoder, e.g. to set its Name.

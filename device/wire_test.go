@@ -637,3 +637,15 @@ func TestReplyMessageLimits(t *testing.T) {
 		}
 	}
 }
+
+func TestWireSourceDefaultGain(t *testing.T) {
+	var stream []byte
+	stream = AppendData(stream, 0, 1000, 0, 1, []int16{1}, 0)
+	stream = AppendData(stream, 1, 1000, 0.5, 1, []int16{1}, 0)
+	src := NewWireSource(bytes.NewReader(stream))
+	a, _ := src.Next(t.Context())
+	b, _ := src.Next(t.Context())
+	if a.Gain != IntanGain || b.Gain != 0.5 {
+		t.Fatalf("gains %g, %g; want %g, 0.5", a.Gain, b.Gain, IntanGain)
+	}
+}
