@@ -295,6 +295,17 @@ func (s *Sim) build(origin uint64) {
 	}
 }
 
+// stepOf returns floor(t/step) without a division.
+func stepOf(t, step, invStep float64) uint64 {
+	j := uint64(t * invStep)
+	if float64(j+1)*step <= t {
+		j++
+	} else if j > 0 && float64(j)*step > t {
+		j--
+	}
+	return j
+}
+
 // restart is mixed into the random streams of the time-varying parts
 // (firing, behaviour, LFP, artifacts) so that after SetRate they continue
 // with fresh draws instead of repeating the start of the recording. It is
@@ -594,30 +605,42 @@ func (s *Sim) fillSlow(c0 uint64) {
 	clear(s.slowMax)
 	lfpOn := !cfg.NoLFP && cfg.LFPUV > 0
 	lstep := uint64(s.lstep)
-	for i := 0; i < n; i++ {
+	invL := 1 / float64(lstep)
+	// One LFP interpolation segment at a time, each group's row in turn.
+	for i := 0; i < n; {
 		rel := c0 + uint64(i)
+		end := n
 		if lfpOn {
 			for rel >= (s.lfpK+1)*lstep {
 				s.lfpCur, s.lfpNxt = s.lfpNxt, s.lfpCur
 				s.lfpStep(s.lfpNxt)
 				s.lfpK++
 			}
+			end = min(n, int((s.lfpK+1)*lstep-c0))
 		}
-		frac := float64(rel-s.lfpK*lstep) / float64(lstep)
+		off := float64(rel - s.lfpK*lstep)
+		ms, as := mains[i:end], art[i:end]
 		for g := 0; g < s.groups; g++ {
-			v := s.mainsGain[g]*mains[i] + s.artGain[g]*art[i]
+			mg, ag := s.mainsGain[g], s.artGain[g]
+			var base, slope float64
 			if lfpOn {
-				v += s.lfpCur[g] + frac*(s.lfpNxt[g]-s.lfpCur[g])
+				base, slope = s.lfpCur[g], (s.lfpNxt[g]-s.lfpCur[g])*invL
 			}
-			v *= fix
-			if v >= 0 {
-				v += 0.5
-			} else {
-				v -= 0.5
+			row := s.slow[g*n+i : g*n+end]
+			mx := s.slowMax[g]
+			for k := range row {
+				v := (base + slope*(off+float64(k)) + mg*ms[k] + ag*as[k]) * fix
+				if v >= 0 {
+					v += 0.5
+				} else {
+					v -= 0.5
+				}
+				row[k] = int32(v)
+				mx = max(mx, abs32(row[k]))
 			}
-			s.slow[g*n+i] = int32(v)
-			s.slowMax[g] = max(s.slowMax[g], abs32(int32(v)))
+			s.slowMax[g] = mx
 		}
+		i = end
 	}
 }
 
@@ -840,6 +863,7 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 		})
 	}
 	hb, hc, hs := g.hb, g.hc, g.hs
+	invStep := 1 / step
 	lead := uint64(s.lead)
 	velX, velY := s.velX, s.velY
 	t := t0
@@ -860,22 +884,24 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 			t = math.Min(g.dead, t1)
 			continue
 		}
-		j := uint64(t / step)
+		j := stepOf(t, step, invStep)
 		if float64(j)*step == t {
 			// At a step boundary: accumulate whole steps in a tight loop
 			// until the one in which the hazard reaches its target.
 			k := j + lead - s.velBase
-			kEnd := uint64(t1/step) + lead - s.velBase
+			kEnd := stepOf(t1, step, invStep) + lead - s.velBase
+			haz, need := g.haz, g.need
 			for ; k < kEnd; k++ {
 				h := hb + hc*velX[k] + hs*velY[k]
 				if h < 0 {
 					h = 0
 				}
-				if g.haz+h >= g.need {
+				if haz+h >= need {
 					break
 				}
-				g.haz += h
+				haz += h
 			}
+			g.haz = haz
 			j = k + s.velBase - lead
 			t = float64(j) * step
 			if k == kEnd {
@@ -884,7 +910,7 @@ func (s *Sim) spikesOf(ui int, t0, t1 float64, c0 uint64, sp []sort.Spike) []sor
 		}
 		segEnd := math.Min(float64(j+1)*step, t1)
 		vx, vy := s.velocity(j + lead)
-		lam := (hb + hc*vx + hs*vy) / step // per sample
+		lam := (hb + hc*vx + hs*vy) * invStep // per sample
 		if lam < 0 {
 			lam = 0
 		}
