@@ -74,53 +74,43 @@ func (f *Filter) ProcessInt16(in []int16, gain float32, out []float32) {
 
 // rowInt16 converts one time step of counts to µV and filters it into out.
 func (f *Filter) rowInt16(in []int16, gain float32, out []float32) {
-	n := len(out)
-	in = in[:n]
-	if len(f.sec) == 0 {
-		for c := range out {
-			out[c] = float32(in[c]) * gain
-		}
+	done := 0
+	if useSIMD {
+		done = f.rowInt16Vec(in, gain, out)
+	}
+	if done == len(out) {
 		return
 	}
-	s := f.sec[0]
-	z1 := f.z[0:n]
-	z2 := f.z[n : 2*n]
-	for c := range out {
-		x := float32(in[c]) * gain
-		y := s.b0*x + z1[c]
-		z1[c] = s.b1*x - s.a1*y + z2[c]
-		z2[c] = s.b2*x - s.a2*y
-		out[c] = y
+	n := len(out)
+	in = in[:n]
+	for c := done; c < n; c++ {
+		out[c] = float32(in[c]) * gain
 	}
-	f.rest(out)
+	f.sections(out, done)
 }
 
 // row filters one time step of all channels in place.
 func (f *Filter) row(x []float32) {
-	n := len(x)
-	if len(f.sec) == 0 {
-		return
+	done := 0
+	if useSIMD {
+		done = f.rowVec(x)
 	}
-	s := f.sec[0]
-	z1 := f.z[0:n]
-	z2 := f.z[n : 2*n]
-	for c, v := range x {
-		y := s.b0*v + z1[c]
-		z1[c] = s.b1*v - s.a1*y + z2[c]
-		z2[c] = s.b2*v - s.a2*y
-		x[c] = y
+	if done < len(x) {
+		f.sections(x, done)
 	}
-	f.rest(x)
 }
 
-// rest runs sections 1.. over one time step in place.
-func (f *Filter) rest(x []float32) {
-	n := len(x)
-	for k := 1; k < len(f.sec); k++ {
+// sections runs every section over channels c0.. of one time step in
+// place: the scalar reference loop.
+func (f *Filter) sections(x []float32, c0 int) {
+	n := f.channels
+	x = x[:n]
+	for k := range f.sec {
 		s := f.sec[k]
 		z1 := f.z[(2*k)*n : (2*k+1)*n]
 		z2 := f.z[(2*k+1)*n : (2*k+2)*n]
-		for c, v := range x {
+		for c := c0; c < n; c++ {
+			v := x[c]
 			y := s.b0*v + z1[c]
 			z1[c] = s.b1*v - s.a1*y + z2[c]
 			z2[c] = s.b2*v - s.a2*y

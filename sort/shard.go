@@ -1,6 +1,9 @@
 package sort
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // shard is a contiguous range of channels run by one worker: its filter
 // state, its ring of filtered samples (the residual after explained spikes
@@ -241,13 +244,23 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 		}
 		sh.noiseUpdate(k)
 	}
+	n8 := 0
+	if useSIMD {
+		n8 = n &^ 7
+	}
 	switch sh.s.cfg.Sign {
 	case Negative:
 		neg := sh.negThr[:n]
 		for t := scanFrom; t < scanTo; t++ {
 			row := sh.ring[int(t&sh.mask)*n:][:n]
-			for c, v := range row {
-				if v < neg[c] {
+			for c := 0; c < n8; c += 8 {
+				// Eight channels per compare; crossings are rare.
+				for m := belowMask(row, neg, c); m != 0; m &= m - 1 {
+					sh.crossing(c+bits.TrailingZeros8(m), t, -1)
+				}
+			}
+			for c := n8; c < n; c++ {
+				if row[c] < neg[c] {
 					sh.crossing(c, t, -1)
 				}
 			}
@@ -256,8 +269,13 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 		thr := sh.thr[:n]
 		for t := scanFrom; t < scanTo; t++ {
 			row := sh.ring[int(t&sh.mask)*n:][:n]
-			for c, v := range row {
-				if v > thr[c] {
+			for c := 0; c < n8; c += 8 {
+				for m := aboveMask(row, thr, c); m != 0; m &= m - 1 {
+					sh.crossing(c+bits.TrailingZeros8(m), t, 1)
+				}
+			}
+			for c := n8; c < n; c++ {
+				if row[c] > thr[c] {
 					sh.crossing(c, t, 1)
 				}
 			}
