@@ -26,7 +26,7 @@ func (f *Filter) rowInt16Vec(in []int16, gain float32, out []float32) int {
 	in = in[:len(out)]
 	g := archsimd.BroadcastFloat32x8(gain)
 	for c := 0; c < n; c += 8 {
-		x := archsimd.LoadInt16x8Slice(in[c:c+8]).ExtendToInt32().ConvertToFloat32().Mul(g)
+		x := archsimd.LoadInt16x8Slice(in[c : c+8]).ExtendToInt32().ConvertToFloat32().Mul(g)
 		x = f.sectionsVec(x, c)
 		x.StoreSlice(out[c : c+8])
 	}
