@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,4 +154,42 @@ func BenchmarkPublishThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "batches/s")
 		})
 	}
+}
+
+// BenchmarkPublishLatency measures the transport latency of one spike
+// batch at a time: PublishSpikes called → batch decoded by a subscriber,
+// through a real nats-server on loopback. It reports the median and 99th
+// percentile in µs (the publisher's queue hop, NATS, and decoding).
+func BenchmarkPublishLatency(b *testing.B) {
+	s := streamtest.RunServer(b, nil)
+	p, err := NewPublisher(context.Background(), Config{URLs: []string{s.ClientURL()}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	sub, _ := nats.Connect(s.ClientURL())
+	defer sub.Close()
+	recv := make(chan time.Time, 1)
+	var m SpikeBatch
+	sub.Subscribe(p.Subjects().Spikes(), func(msg *nats.Msg) {
+		if m.UnmarshalBinary(msg.Data) == nil {
+			recv <- time.Now()
+		}
+	})
+	sub.Flush()
+	spikes := benchSpikes(16)
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		p.PublishSpikes(uint64(i)*600, uint64(i+1)*600, 30000, spikes)
+		select {
+		case t1 := <-recv:
+			lat = append(lat, t1.Sub(t0))
+		case <-time.After(5 * time.Second):
+			b.Fatal("batch not received")
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }

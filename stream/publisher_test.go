@@ -3,7 +3,9 @@ package stream
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -451,4 +453,43 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A publisher started before its NATS server (the server comes up later)
+// starts anyway, never blocks, and delivers once the server is there.
+func TestPublisherServerLate(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	p := newTestPublisher(t, Config{URLs: []string{url}, Rig: "late", QueueLen: 16, ReconnectWait: 20 * time.Millisecond})
+	done := make(chan struct{})
+	go func() {
+		for i := range 5000 {
+			p.PublishSpikes(uint64(i)*10, uint64(i+1)*10, 30000, nil)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("PublishSpikes blocked with no server")
+	}
+	if st := p.Stats(); st.Connected || st.Dropped == 0 {
+		t.Fatalf("stats with no server: %+v", st)
+	}
+	o := streamtest.DefaultOptions()
+	o.Port = port
+	s := streamtest.RunServer(t, o)
+	c := newCollector()
+	if _, err := NewClient(streamtest.Connect(t, s)).Subscribe("late", c.handler(), SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "spikes once the server is up", func() bool {
+		p.PublishSpikes(1<<40, 1<<40+10, 30000, nil)
+		return c.nSpikes() > 0
+	})
 }
