@@ -3,7 +3,6 @@ package sim
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,10 +102,7 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 		if err != nil {
 			return err
 		}
-		buf = buf[:0]
-		for _, v := range b.Samples {
-			buf = binary.LittleEndian.AppendUint16(buf, uint16(v))
-		}
+		buf = appendLE(buf[:0], b.Samples)
 		if _, err := dat.Write(buf); err != nil {
 			return fmt.Errorf("sim: %s: %w", DataFile, err)
 		}

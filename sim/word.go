@@ -22,3 +22,15 @@ func store4(s []int16, w uint64) {
 	_ = s[3]
 	*(*uint64)(unsafe.Pointer(&s[0])) = w
 }
+
+// appendLE appends s as little-endian bytes to dst: a plain copy of the
+// memory on little-endian machines.
+func appendLE(dst []byte, s []int16) []byte {
+	if littleEndian && len(s) > 0 {
+		return append(dst, unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 2*len(s))...)
+	}
+	for _, v := range s {
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(v))
+	}
+	return dst
+}
