@@ -259,9 +259,15 @@ func ReadNPY[T Elem](r io.Reader, name string) (Header, []T, error) {
 	if want := Descr[T](); h.Descr != want && !(len(want) == 3 && want[0] == '|' && h.Descr == "<"+want[1:]) {
 		return h, nil, &FormatError{name, int64(h.DataOffset), fmt.Sprintf("dtype %q, want %q", h.Descr, want)}
 	}
+	data, err := readData[T](br, h, name)
+	return h, data, err
+}
+
+// readData reads the h.Len() elements that follow a header.
+func readData[T Elem](br io.Reader, h Header, name string) ([]T, error) {
 	n := h.Len()
 	if n > 1<<31 {
-		return h, nil, &FormatError{name, int64(h.DataOffset), fmt.Sprintf("%d elements is too many", n)}
+		return nil, &FormatError{name, int64(h.DataOffset), fmt.Sprintf("%d elements is too many", n)}
 	}
 	data := make([]T, 0, min(n, 1<<20))
 	const chunk = 8192
@@ -273,13 +279,139 @@ func ReadNPY[T Elem](r io.Reader, name string) (Header, []T, error) {
 		k := min(chunk, n-len(data))
 		m, err := io.ReadFull(br, raw[:k*size])
 		if err != nil {
-			return h, nil, &FormatError{name, off + int64(m), fmt.Sprintf("data ends early: %d of %d elements (%v)", len(data)+m/size, n, err)}
+			return nil, &FormatError{name, off + int64(m), fmt.Sprintf("data ends early: %d of %d elements (%v)", len(data)+m/size, n, err)}
 		}
 		off += int64(m)
 		if _, err := binary.Decode(raw[:k*size], binary.LittleEndian, buf[:k]); err != nil {
-			return h, nil, err
+			return nil, err
 		}
 		data = append(data, buf[:k]...)
 	}
-	return h, data, nil
+	return data, nil
+}
+
+func convert[T Elem, U int64 | float64](in []T) []U {
+	out := make([]U, len(in))
+	for i, v := range in {
+		out[i] = U(v)
+	}
+	return out
+}
+
+// ReadNPYFloat64 reads any little-endian integer or float NPY array (C
+// order, or of at most one dimension larger than 1) as float64.
+func ReadNPYFloat64(r io.Reader, name string) (Header, []float64, error) {
+	return readAs[float64](r, name)
+}
+
+// ReadNPYInt64 reads any little-endian integer NPY array (C order, or of at
+// most one dimension larger than 1) as int64. uint64 values above the
+// int64 range are refused.
+func ReadNPYInt64(r io.Reader, name string) (Header, []int64, error) {
+	return readAs[int64](r, name)
+}
+
+func readAs[U int64 | float64](r io.Reader, name string) (Header, []U, error) {
+	br := bufio.NewReader(r)
+	h, err := ReadHeader(br, name)
+	if err != nil {
+		return h, nil, err
+	}
+	if h.Fortran {
+		big := 0
+		for _, d := range h.Shape {
+			if d > 1 {
+				big++
+			}
+		}
+		if big > 1 {
+			return h, nil, &FormatError{name, int64(h.DataOffset), "Fortran-order arrays are not supported"}
+		}
+	}
+	var zero U
+	_, wantFloat := any(zero).(float64)
+	bad := func() (Header, []U, error) {
+		kind := "an integer"
+		if wantFloat {
+			kind = "a number"
+		}
+		return h, nil, &FormatError{name, int64(h.DataOffset), fmt.Sprintf("dtype %q is not %s type this reader handles", h.Descr, kind)}
+	}
+	var out []U
+	switch h.Descr {
+	case "|i1", "<i1":
+		d, err := readData[int8](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[int8, U](d)
+	case "|u1", "<u1":
+		d, err := readData[uint8](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[uint8, U](d)
+	case "<i2":
+		d, err := readData[int16](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[int16, U](d)
+	case "<u2":
+		d, err := readData[uint16](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[uint16, U](d)
+	case "<i4":
+		d, err := readData[int32](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[int32, U](d)
+	case "<u4":
+		d, err := readData[uint32](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[uint32, U](d)
+	case "<i8":
+		d, err := readData[int64](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[int64, U](d)
+	case "<u8":
+		d, err := readData[uint64](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		for i, v := range d {
+			if v > 1<<63-1 {
+				return h, nil, &FormatError{name, int64(h.DataOffset) + int64(8*i), fmt.Sprintf("element %d = %d overflows int64", i, v)}
+			}
+		}
+		out = convert[uint64, U](d)
+	case "<f4":
+		if !wantFloat {
+			return bad()
+		}
+		d, err := readData[float32](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[float32, U](d)
+	case "<f8":
+		if !wantFloat {
+			return bad()
+		}
+		d, err := readData[float64](br, h, name)
+		if err != nil {
+			return h, nil, err
+		}
+		out = convert[float64, U](d)
+	default:
+		return bad()
+	}
+	return h, out, nil
 }

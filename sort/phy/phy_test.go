@@ -216,3 +216,35 @@ sys.stdout.buffer.write(b.getvalue())
 		t.Errorf("numpy.save wrote\n%q\nwe write\n%q", out, ours.String())
 	}
 }
+
+// TestReadSortingNumPy reads a Kilosort-style folder written by numpy.
+func TestReadSortingNumPy(t *testing.T) {
+	py := numpyPython(t)
+	dir := t.TempDir()
+	script := `
+import sys, numpy as np
+d = sys.argv[1] + '/'
+np.save(d + 'spike_times.npy', np.array([[5], [9], [300000]], dtype=np.uint64))
+np.save(d + 'spike_clusters.npy', np.array([7, 0, 7], dtype=np.int32))
+np.save(d + 'spike_templates.npy', np.array([1, 0, 1], dtype=np.uint32))
+np.save(d + 'amplitudes.npy', np.array([20.5, 10, 30], dtype=np.float64))
+t = np.zeros((2, 61, 4), dtype=np.float32); t[0, 30, 2] = -50; t[1, 30, 1] = -80
+np.save(d + 'templates.npy', t)
+np.save(d + 'channel_map.npy', np.arange(4, dtype=np.int32))
+`
+	if out, err := exec.Command(py, "-c", script, dir).CombinedOutput(); err != nil {
+		t.Fatalf("numpy: %v\n%s", err, out)
+	}
+	got, err := ReadSorting(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sort.Spike{
+		{Sample: 5, Unit: 8, Channel: 1, Amplitude: 20.5},
+		{Sample: 9, Unit: 1, Channel: 2, Amplitude: 10},
+		{Sample: 300000, Unit: 8, Channel: 1, Amplitude: 30},
+	}
+	if got.Shift != 1 || !slices.Equal(got.Spikes, want) {
+		t.Fatalf("shift %d spikes %+v, want %+v", got.Shift, got.Spikes, want)
+	}
+}
