@@ -143,9 +143,9 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 // OpenRecording opens a recording described by a recording.json sidecar
 // (see Meta): path is the sidecar or the directory holding it. The raw file
 // is Meta.DataFile relative to the sidecar ("recording.dat" if empty), and
-// its size is checked against Meta.Samples. cfg supplies BlockSamples,
-// First and Pace; its Channels, Rate, Gain and Samples are taken from the
-// sidecar.
+// its size is checked against Meta.Samples. cfg supplies BlockSamples and
+// Pace, and First if the sidecar has no first_sample; Channels, Rate, Gain
+// and Samples are taken from the sidecar.
 func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		path = filepath.Join(path, "recording.json")
@@ -165,6 +165,9 @@ func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
 		data = filepath.Join(filepath.Dir(path), data)
 	}
 	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples = m.Channels, m.Rate, m.Gain, m.Samples
+	if cfg.First == 0 {
+		cfg.First = m.First
+	}
 	s, err := OpenRaw(data, cfg)
 	return s, m, err
 }

@@ -17,6 +17,20 @@ type Meta struct {
 	DataFile   string  `json:"data_file,omitempty"` // raw file name, relative to the sidecar
 	Dtype      string  `json:"dtype,omitempty"`     // always "int16" for now
 	Interleave string  `json:"layout,omitempty"`    // always "time-major" for now
+	// First is the device sample index of the file's first sample (a
+	// recording of a live device starts wherever its counter was).
+	First uint64 `json:"first_sample,omitempty"`
+	// Gaps lists stretches the device lost while recording, which the
+	// file holds as zeros so that file position stays device time.
+	Gaps []MetaGap `json:"gaps,omitempty"`
+}
+
+// MetaGap is a stretch of a recording filled with zeros because the
+// device lost it: Count samples per channel starting at device sample
+// index Sample.
+type MetaGap struct {
+	Sample uint64 `json:"sample"`
+	Count  uint64 `json:"count"`
 }
 
 // Validate reports the first impossible field of m.
