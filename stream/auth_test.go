@@ -9,13 +9,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -160,5 +163,64 @@ func TestConfigNKeySeedFile(t *testing.T) {
 	os.WriteFile(bad, []byte("not a seed"), 0o600)
 	if _, err := NewPublisher(context.Background(), Config{URLs: []string{s.ClientURL()}, NKeyFile: bad}); err == nil {
 		t.Fatal("bad seed file accepted")
+	}
+}
+
+// A credentials file (user JWT + NKey seed, as nsc writes it) against a
+// server in operator mode.
+func TestConfigCredsFile(t *testing.T) {
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	okp, err := nkeys.CreateOperator()
+	must(err)
+	opub, _ := okp.PublicKey()
+	oc := jwt.NewOperatorClaims(opub)
+	ojwt, err := oc.Encode(okp)
+	must(err)
+	oclaims, err := jwt.DecodeOperatorClaims(ojwt)
+	must(err)
+
+	akp, _ := nkeys.CreateAccount()
+	apub, _ := akp.PublicKey()
+	ajwt, err := jwt.NewAccountClaims(apub).Encode(okp)
+	must(err)
+
+	ukp, _ := nkeys.CreateUser()
+	upub, _ := ukp.PublicKey()
+	ujwt, err := jwt.NewUserClaims(upub).Encode(akp)
+	must(err)
+	useed, _ := ukp.Seed()
+	creds, err := jwt.FormatUserConfig(ujwt, useed)
+	must(err)
+	credsFile := filepath.Join(t.TempDir(), "user.creds")
+	must(os.WriteFile(credsFile, creds, 0o600))
+
+	resolver := &server.MemAccResolver{}
+	must(resolver.Store(apub, ajwt))
+	o := streamtest.DefaultOptions()
+	o.TrustedOperators = []*jwt.OperatorClaims{oclaims}
+	o.AccountResolver = resolver
+	s := streamtest.RunServer(t, o)
+
+	var logs lockedBuffer
+	p := newTestPublisher(t, Config{URLs: []string{s.ClientURL()}, Rig: "creds", CredsFile: credsFile,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c, err := Dial(context.Background(), Config{URLs: []string{s.ClientURL()}, CredsFile: credsFile})
+	must(err)
+	defer c.Close()
+	waitFor(t, 5*time.Second, "creds client connected", func() bool { return c.Conn().IsConnected() })
+	col := newCollector()
+	_, err = c.Subscribe("creds", col.handler(), SubscribeOptions{})
+	must(err)
+	waitFor(t, 5*time.Second, "spikes with a credentials file", func() bool {
+		p.PublishSpikes(0, 10, 30000, nil)
+		return col.nSpikes() > 0
+	})
+	if strings.Contains(logs.String(), string(useed)) || strings.Contains(logs.String(), ujwt) {
+		t.Fatal("logs contain the seed or JWT")
 	}
 }
