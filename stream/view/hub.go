@@ -16,8 +16,9 @@ type client struct {
 }
 
 type replayFrame struct {
-	at  time.Time
-	msg []byte
+	at     time.Time
+	sample uint64 // newest sample when the frame was built
+	msg    []byte
 }
 
 // hub fans frames out to the browsers and keeps what a newly connected
@@ -98,7 +99,11 @@ func (h *hub) publish(f *Frame, now time.Time) {
 	if f.Rate > 0 {
 		h.rate = f.Rate
 	}
-	h.sample = max(h.sample, f.Sample)
+	if f.Sample < h.sample {
+		// The device was reset: what is kept is on another clock.
+		h.replay, h.replayBytes = nil, 0
+	}
+	h.sample = f.Sample
 	if f.Status != nil {
 		h.status = f.Status
 	}
@@ -108,10 +113,22 @@ func (h *hub) publish(f *Frame, now time.Time) {
 			h.events = append(h.events[:0], h.events[over:]...)
 		}
 	}
-	h.replay = append(h.replay, replayFrame{at: now, msg: msg})
-	h.replayBytes += len(msg)
+	// Frames with data are kept while they are within Window of the
+	// newest sample (of the wall clock while the rate is unknown), so a
+	// browser that connects after the rig went silent still sees its
+	// last moments. Heartbeats carry no data and are not kept.
+	if f.Spikes != nil || len(f.Estimates) > 0 || f.Status != nil || len(f.Events) > 0 {
+		h.replay = append(h.replay, replayFrame{at: now, sample: f.Sample, msg: msg})
+		h.replayBytes += len(msg)
+	}
+	old := func(r replayFrame) bool {
+		if h.rate > 0 {
+			return float64(h.sample-r.sample) > h.cfg.Window.Seconds()*h.rate
+		}
+		return now.Sub(r.at) > h.cfg.Window
+	}
 	cut := 0
-	for cut < len(h.replay) && (now.Sub(h.replay[cut].at) > h.cfg.Window || h.replayBytes > maxReplayBytes) {
+	for cut < len(h.replay) && (old(h.replay[cut]) || h.replayBytes > maxReplayBytes) {
 		h.replayBytes -= len(h.replay[cut].msg)
 		h.replay[cut] = replayFrame{}
 		cut++

@@ -207,3 +207,43 @@ func BenchmarkAddSpikes(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*max(1, len(m.Spikes))), "ns/spike")
 }
+
+// TestSilentRigAndReset checks that the recent past stays available after
+// the rig goes silent (heartbeats do not push it out) and that a device
+// reset (counter back to 0) restarts the view's clock.
+func TestSilentRigAndReset(t *testing.T) {
+	v, err := New(Config{Rig: "reset", Window: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	const start = 10_000_000
+	for i := range 10 {
+		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: start + uint64(i)*3000, Rate: 30000}, End: start + uint64(i+1)*3000,
+			Spikes: []sort.Spike{{Sample: start + uint64(i)*3000, Channel: 0, Unit: 1}}})
+		v.step(t0.Add(time.Duration(i)*100*time.Millisecond), false, false)
+	}
+	for i := range 60 { // a minute of heartbeats, no data
+		v.step(t0.Add(time.Second+time.Duration(i)*time.Second), true, false)
+	}
+	_, first, _ := v.hub.join()
+	if n := len(first) - 1; n != 10 {
+		t.Errorf("after a silent minute %d frames kept, want the 10 of the last window", n)
+	}
+	// The device restarts its counter.
+	v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: 0, Rate: 30000}, End: 3000,
+		Spikes: []sort.Spike{{Sample: 100, Channel: 0, Unit: 1}}})
+	c, _, _ := v.hub.join()
+	v.step(t0.Add(2*time.Minute), false, false)
+	msg := string(<-c.ch)
+	var f Frame
+	if err := json.Unmarshal([]byte(strings.TrimSuffix(strings.SplitN(msg, "data: ", 2)[1], "\n\n")), &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.Sample != 3000 || f.Spikes == nil || f.Spikes.Base != 100 {
+		t.Errorf("after reset: frame sample %d spikes %+v, want sample 3000 and the spike at 100", f.Sample, f.Spikes)
+	}
+	if _, first, _ = v.hub.join(); len(first)-1 != 1 {
+		t.Errorf("after reset %d frames kept, want only the new one", len(first)-1)
+	}
+}

@@ -276,11 +276,18 @@ func (v *View) Handler() stream.Handler {
 	}
 }
 
+// seeRate records the sample rate and the newest sample (0: none). A
+// sample more than two windows before the newest is taken for a device
+// reset (its counter went back) and becomes the newest, so the view
+// follows the device's clock.
 func (v *View) seeRate(rate float64, sample uint64) {
 	if rate > 0 {
 		v.rate = rate
 	}
-	if sample > v.last {
+	switch {
+	case sample > v.last:
+		v.last = sample
+	case sample > 0 && v.rate > 0 && float64(v.last-sample) > 2*v.cfg.Window.Seconds()*v.rate:
 		v.last = sample
 	}
 }
