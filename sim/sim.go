@@ -481,9 +481,15 @@ func (s *Sim) generate() {
 	n := s.n
 	step := uint64(s.step)
 
+	// Spikes are generated spikeChunks chunks at a time (their drawing is
+	// queued per channel), which spreads each unit's fixed cost.
+	var spikeEnd uint64 // end of this chunk's spike window; 0: none
+	if (c0/uint64(n))%spikeChunks == 0 {
+		spikeEnd = c0 + uint64(spikeChunks*n)
+	}
 	// Behaviour: steps needed by the rates of spikes with troughs in
-	// [c0+pre, c0+n+pre), with the lead.
-	need := (c0+uint64(n+s.pre))/step + uint64(s.lead) + 1
+	// [c0+pre, spikeEnd+pre), with the lead.
+	need := (max(c0+uint64(n), spikeEnd)+uint64(s.pre))/step + uint64(s.lead) + 1
 	for s.velBase+uint64(len(s.velX)) <= need {
 		vx, vy := s.beh.step()
 		s.velX = append(s.velX, vx)
@@ -508,10 +514,10 @@ func (s *Sim) generate() {
 			continue
 		}
 		if w == s.workers-1 {
-			s.work(w, lo, hi, c0)
+			s.work(w, lo, hi, c0, spikeEnd)
 			continue
 		}
-		wg.Go(func() { s.work(w, lo, hi, c0) })
+		wg.Go(func() { s.work(w, lo, hi, c0, spikeEnd) })
 	}
 	wg.Wait()
 
@@ -656,15 +662,21 @@ func fracMul(n uint64, f float64) float64 {
 	return x - math.Floor(x)
 }
 
-// work generates the spikes of the units on channels [lo, hi), renders
-// them and mixes the chunk of those channels into s.out.
-func (s *Sim) work(w, lo, hi int, c0 uint64) {
+// spikeChunks is how many chunks of spikes are generated at once.
+const spikeChunks = 4
+
+// work generates the spikes of the units on channels [lo, hi) with
+// troughs before spikeEnd+pre (if spikeEnd > c0), queues them for
+// drawing, and mixes the chunk of those channels into s.out.
+func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 	sp := s.wspikes[w][:0]
-	t0 := float64(c0) + float64(s.pre)
-	t1 := t0 + float64(s.n)
-	for ch := lo; ch < hi; ch++ {
-		for _, ui := range s.byChan[ch] {
-			sp = s.spikesOf(int(ui), t0, t1, c0, sp)
+	if spikeEnd > c0 {
+		t0 := float64(c0) + float64(s.pre)
+		t1 := float64(spikeEnd) + float64(s.pre)
+		for ch := lo; ch < hi; ch++ {
+			for _, ui := range s.byChan[ch] {
+				sp = s.spikesOf(int(ui), t0, t1, c0, sp)
+			}
 		}
 	}
 	s.wspikes[w] = sp
