@@ -38,7 +38,9 @@
 // recording.json sidecar, [Meta]); they refuse a file whose size does not
 // fit the channel count or the sidecar before producing anything, with a
 // [FrameError] naming the file and byte offset. [OpenWireFile] reads a
-// capture of the wire protocol. docs/formats.md describes the files.
+// capture of the wire protocol. [CreateRecording] returns a [RawWriter]
+// that records Blocks crash-safely in the same raw layout. docs/formats.md
+// describes the files.
 //
 // # Pacing
 //
