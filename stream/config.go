@@ -65,7 +65,11 @@ type Config struct {
 	// ".json").
 	JSON bool
 
-	QueueLen         int           // publish queue length in messages; default DefaultQueueLen
+	// QueueLen is the publish queue length in messages (default
+	// DefaultQueueLen); raw blocks have their own queue of QueueLen/16
+	// (at least 16). Each queued message keeps its buffer for reuse up
+	// to 64 KiB.
+	QueueLen         int
 	ReconnectBufSize int           // bytes nats.go buffers while disconnected; default DefaultReconnectBufSize
 	ReconnectWait    time.Duration // between reconnect attempts; default DefaultReconnectWait
 	Name             string        // client connection name; default "spikeline-<rig>"

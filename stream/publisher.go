@@ -30,6 +30,7 @@ const maxKeptBuffer = 64 << 10
 type outMsg struct {
 	subject string
 	data    []byte
+	home    chan *outMsg // the free list it returns to
 }
 
 // Publisher publishes a rig's messages on NATS without ever blocking its
@@ -46,8 +47,10 @@ type Publisher struct {
 	subj  Subjects
 	nc    *nats.Conn
 	srv   *Server
-	queue chan *outMsg
+	queue chan *outMsg // spikes, estimates, status, events, templates
 	free  chan *outMsg
+	bulk  chan *outMsg // raw blocks: their own queue, so a flood of raw
+	bulkF chan *outMsg // data never crowds spikes out
 	done  chan struct{}
 	ended chan struct{}
 
@@ -104,11 +107,8 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	if n == 0 {
 		n = DefaultQueueLen
 	}
-	p.queue = make(chan *outMsg, n)
-	p.free = make(chan *outMsg, n)
-	for range n {
-		p.free <- &outMsg{}
-	}
+	p.queue, p.free = newQueue(n)
+	p.bulk, p.bulkF = newQueue(max(16, n/16))
 	p.done = make(chan struct{})
 	p.ended = make(chan struct{})
 	go p.loop()
@@ -151,18 +151,29 @@ type PublisherStats struct {
 func (p *Publisher) Stats() PublisherStats {
 	return PublisherStats{
 		Sent: p.sent.Load(), Bytes: p.bytes.Load(), Dropped: p.dropped.Load(), Errors: p.errs.Load(),
-		Queued: len(p.queue), Reconnects: p.nc.Stats().Reconnects, Connected: p.nc.IsConnected(),
+		Queued: len(p.queue) + len(p.bulk), Reconnects: p.nc.Stats().Reconnects, Connected: p.nc.IsConnected(),
 	}
 }
 
+// newQueue returns a queue of n messages and its free list, full.
+func newQueue(n int) (queue, free chan *outMsg) {
+	queue, free = make(chan *outMsg, n), make(chan *outMsg, n)
+	for range n {
+		free <- &outMsg{home: free}
+	}
+	return queue, free
+}
+
 // get takes a free message buffer, or counts a drop.
-func (p *Publisher) get() *outMsg {
+func (p *Publisher) get() *outMsg { return p.take(p.free) }
+
+func (p *Publisher) take(free chan *outMsg) *outMsg {
 	if p.closed.Load() {
 		p.dropped.Add(1)
 		return nil
 	}
 	select {
-	case m := <-p.free:
+	case m := <-free:
 		return m
 	default:
 		p.dropped.Add(1)
@@ -170,10 +181,15 @@ func (p *Publisher) get() *outMsg {
 	}
 }
 
-// put enqueues m. The queue never holds more than its capacity because
-// messages are conserved between free and queue, so this never blocks.
+// put enqueues m on the queue of its free list. A queue never holds more
+// than its capacity because messages are conserved between a free list
+// and its queue, so this never blocks.
 func (p *Publisher) put(m *outMsg) bool {
-	p.queue <- m
+	if m.home == p.bulkF {
+		p.bulk <- m
+	} else {
+		p.queue <- m
+	}
 	return true
 }
 
@@ -182,7 +198,7 @@ func (p *Publisher) release(m *outMsg) {
 		m.data = nil
 	}
 	m.data = m.data[:0]
-	p.free <- m
+	m.home <- m
 }
 
 // PublishSpikes publishes the spikes sorted from the block [first, end)
@@ -299,7 +315,7 @@ func (p *Publisher) PublishRaw(group string, b *device.Block, firstChannel, n in
 	if firstChannel < 0 || n <= 0 || firstChannel+n > b.Channels {
 		return false, fmt.Errorf("stream: raw group %s: channels [%d, %d) outside the block's %d", group, firstChannel, firstChannel+n, b.Channels)
 	}
-	m := p.get()
+	m := p.take(p.bulkF)
 	if m == nil {
 		return false, nil
 	}
@@ -326,13 +342,24 @@ func (p *Publisher) PublishRaw(group string, b *device.Block, firstChannel, n in
 func (p *Publisher) loop() {
 	defer close(p.ended)
 	for {
+		// Spikes and the rest go before raw blocks.
 		select {
 		case m := <-p.queue:
+			p.send(m)
+			continue
+		default:
+		}
+		select {
+		case m := <-p.queue:
+			p.send(m)
+		case m := <-p.bulk:
 			p.send(m)
 		case <-p.done:
 			for {
 				select {
 				case m := <-p.queue:
+					p.send(m)
+				case m := <-p.bulk:
 					p.send(m)
 				default:
 					return

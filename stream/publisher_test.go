@@ -493,3 +493,28 @@ func TestPublisherServerLate(t *testing.T) {
 		return c.nSpikes() > 0
 	})
 }
+
+// Raw blocks have their own queue: a flood of them is dropped and counted
+// without taking the places of spike batches.
+func TestPublisherRawFloodKeepsSpikes(t *testing.T) {
+	s := streamtest.RunServer(t, nil)
+	p := newTestPublisher(t, Config{URLs: []string{s.ClientURL()}, Rig: "flood", QueueLen: 64})
+	c := newCollector()
+	if _, err := NewClient(streamtest.Connect(t, s)).Subscribe("flood", Handler{Spikes: c.handler().Spikes}, SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	blk := device.Block{First: 0, Rate: 30000, Channels: 64, Gain: 0.195, Samples: make([]int16, 64*600)}
+	rawOK := 0
+	for i := range 500 {
+		if ok, err := p.PublishRaw("all", &blk, 0, 64, false); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			rawOK++
+		}
+		if i%10 == 0 && !p.PublishSpikes(uint64(i)*600, uint64(i+1)*600, 30000, nil) {
+			t.Fatalf("spike batch %d dropped during a raw flood", i/10)
+		}
+	}
+	waitFor(t, 10*time.Second, "all 50 spike batches", func() bool { return c.nSpikes() == 50 })
+	t.Logf("raw blocks accepted %d of 500, dropped %d", rawOK, p.Stats().Dropped)
+}
