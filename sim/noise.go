@@ -115,11 +115,10 @@ func humNoise(r *rand.Rand, n int, rate float64) []float64 {
 	return x
 }
 
-// tileBank is the shared background noise, in fixed point: counts·2^q.
+// tileBank is the shared background noise, in counts.
 type tileBank struct {
 	a, b   [][]int16 // tilesPerAB tiles of tileLenA and of tileLenB
 	sa, sb []float64 // spike-band rms of each tile, µV
-	q      uint      // fixed-point shift shared with the rest of the signal
 }
 
 // tileKey identifies the inputs of a tile bank.
@@ -206,18 +205,8 @@ func newTileBank(cfg *Config) *tileBank {
 			tb.sb = append(tb.sb, sigma)
 		}
 	}
-	maxAbs := 0.0
-	for _, x := range float {
-		for _, v := range x {
-			maxAbs = math.Max(maxAbs, math.Abs(v))
-		}
-	}
-	maxAbs /= cfg.Gain // counts
-	tb.q = 8
-	for tb.q > 0 && maxAbs*float64(int(1)<<tb.q) > 32000 {
-		tb.q--
-	}
-	scale := float64(int(1)<<tb.q) / cfg.Gain
+	// Counts (validation keeps the noise well inside the int16 range).
+	scale := 1 / cfg.Gain
 	for i, x := range float {
 		t := make([]int16, len(x))
 		for j, v := range x {

@@ -32,7 +32,6 @@ type Sim struct {
 	chans   []chanState
 	noiseUV []float64 // per channel spike-band rms
 	tiles   *tileBank
-	q       uint
 
 	origin uint64 // absolute sample index of relative sample 0
 	n      int    // samples per internal chunk
@@ -86,7 +85,7 @@ type chanState struct {
 	a, b   []int16 // noise tiles
 	oa, ob int     // offsets into them
 	group  int
-	dc     int32 // DC offset plus rounding, fixed point
+	dc     int32 // DC offset, counts
 }
 
 type unitGen struct {
@@ -129,8 +128,7 @@ func (s *Sim) build(origin uint64) {
 	s.chunkStart, s.chunkLen, s.pos = 0, 0, 0
 
 	s.tiles = tilesFor(cfg)
-	s.q = s.tiles.q
-	fix := float64(int(1)<<s.q) / cfg.Gain // µV -> fixed point
+	fix := 1 / cfg.Gain // µV -> counts
 
 	// Geometry.
 	s.pre = int(math.Round(templatePreMs * rate / 1000))
@@ -174,9 +172,6 @@ func (s *Sim) build(origin uint64) {
 			dc = cfg.DCOffsetUV * (2*r.Float64() - 1)
 		}
 		ch.dc = int32(math.Round(dc * fix))
-		if s.q > 0 {
-			ch.dc += 1 << (s.q - 1)
-		}
 		sa, sb := s.tiles.sa[ia], s.tiles.sb[ib]
 		if cfg.NoNoise {
 			sa, sb = 0, 0
@@ -560,11 +555,11 @@ func (s *Sim) generate() {
 }
 
 // fillSlow computes the per-group slow signal (LFP, mains, artifacts) of
-// the chunk starting at relative sample c0, in fixed point.
+// the chunk starting at relative sample c0, in counts.
 func (s *Sim) fillSlow(c0 uint64) {
 	cfg := &s.cfg
 	n := s.n
-	fix := float64(int(1)<<s.q) / cfg.Gain
+	fix := 1 / cfg.Gain
 	mains := s.mainsTmp
 	if cfg.NoMains || cfg.MainsUV == 0 {
 		clear(mains)
@@ -701,17 +696,17 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 			}
 			// Saturation is needed only when the chunk can reach the
 			// rails (artifacts, large LFP).
-			if int64(2*s.tileMax)+int64(s.slowMax[st.group])+abs64(int64(st.dc)) >= int64(32767)<<s.q {
+			if int64(2*s.tileMax)+int64(s.slowMax[st.group])+abs64(int64(st.dc)) >= 32767 {
 				sat = true
 			}
 		}
 		if ce-cb == 4 && littleEndian {
-			mix4(s.out, C, cb, &quad, s.q, sat)
+			mix4(s.out, C, cb, &quad, sat)
 		} else {
 			for ch := cb; ch < ce; ch++ {
 				m := &quad[ch-cb]
 				dst := s.scratch[w][:n]
-				mix(dst, m.a, m.b, m.slow, m.dc, s.q)
+				mix(dst, m.a, m.b, m.slow, m.dc)
 				for i, v := range dst {
 					s.out[i*C+ch] = v
 				}
@@ -763,14 +758,13 @@ func drawSpikes(out []int16, C, ch, n int, jobs []render) []render {
 // point with q fractional bits, rounded and saturated to int16 (spikes are
 // drawn on top by drawSpikes):
 //
-//	dst[i] = sat16((a[i] + b[i] + slow[i] + dc) >> q)
-func mix(dst, a, b []int16, slow []int32, dc int32, q uint) {
+//	dst[i] = sat16(a[i] + b[i] + slow[i] + dc)
+func mix(dst, a, b []int16, slow []int32, dc int32) {
 	n := len(dst)
 	a, b, slow = a[:n], b[:n], slow[:n]
-	q &= 31
 	for i := range dst {
 		x := int32(a[i]) + int32(b[i]) + slow[i] + dc
-		dst[i] = int16(min(max(x>>q, -32768), 32767))
+		dst[i] = int16(min(max(x, -32768), 32767))
 	}
 }
 
@@ -799,7 +793,7 @@ type mixInput struct {
 // out (C channels), packing the four results of a sample into one 64-bit
 // store. It computes exactly what mix computes for each channel (sat
 // selects mix's saturation; without it the caller guarantees the range).
-func mix4(out []int16, C, c0 int, in *[4]mixInput, q uint, sat bool) {
+func mix4(out []int16, C, c0 int, in *[4]mixInput, sat bool) {
 	n := len(in[0].a)
 	if n == 0 {
 		return
@@ -808,17 +802,16 @@ func mix4(out []int16, C, c0 int, in *[4]mixInput, q uint, sat bool) {
 	b0, b1, b2, b3 := in[0].b[:n], in[1].b[:n], in[2].b[:n], in[3].b[:n]
 	s0, s1, s2, s3 := in[0].slow[:n], in[1].slow[:n], in[2].slow[:n], in[3].slow[:n]
 	d0, d1, d2, d3 := in[0].dc, in[1].dc, in[2].dc, in[3].dc
-	q &= 31
 	_ = out[(n-1)*C+c0+3]
 	if !sat && &s0[0] == &s1[0] && &s0[0] == &s2[0] && &s0[0] == &s3[0] {
 		// The usual case: four channels of one group share the slow
 		// signal, loaded once.
 		for i := 0; i < n; i++ {
 			sl := s0[i]
-			v0 := (int32(a0[i]) + int32(b0[i]) + sl + d0) >> q
-			v1 := (int32(a1[i]) + int32(b1[i]) + sl + d1) >> q
-			v2 := (int32(a2[i]) + int32(b2[i]) + sl + d2) >> q
-			v3 := (int32(a3[i]) + int32(b3[i]) + sl + d3) >> q
+			v0 := (int32(a0[i]) + int32(b0[i]) + sl + d0)
+			v1 := (int32(a1[i]) + int32(b1[i]) + sl + d1)
+			v2 := (int32(a2[i]) + int32(b2[i]) + sl + d2)
+			v3 := (int32(a3[i]) + int32(b3[i]) + sl + d3)
 			o := i*C + c0
 			store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
 		}
@@ -826,20 +819,20 @@ func mix4(out []int16, C, c0 int, in *[4]mixInput, q uint, sat bool) {
 	}
 	if !sat {
 		for i := 0; i < n; i++ {
-			v0 := (int32(a0[i]) + int32(b0[i]) + s0[i] + d0) >> q
-			v1 := (int32(a1[i]) + int32(b1[i]) + s1[i] + d1) >> q
-			v2 := (int32(a2[i]) + int32(b2[i]) + s2[i] + d2) >> q
-			v3 := (int32(a3[i]) + int32(b3[i]) + s3[i] + d3) >> q
+			v0 := (int32(a0[i]) + int32(b0[i]) + s0[i] + d0)
+			v1 := (int32(a1[i]) + int32(b1[i]) + s1[i] + d1)
+			v2 := (int32(a2[i]) + int32(b2[i]) + s2[i] + d2)
+			v3 := (int32(a3[i]) + int32(b3[i]) + s3[i] + d3)
 			o := i*C + c0
 			store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
 		}
 		return
 	}
 	for i := 0; i < n; i++ {
-		v0 := min(max((int32(a0[i])+int32(b0[i])+s0[i]+d0)>>q, -32768), 32767)
-		v1 := min(max((int32(a1[i])+int32(b1[i])+s1[i]+d1)>>q, -32768), 32767)
-		v2 := min(max((int32(a2[i])+int32(b2[i])+s2[i]+d2)>>q, -32768), 32767)
-		v3 := min(max((int32(a3[i])+int32(b3[i])+s3[i]+d3)>>q, -32768), 32767)
+		v0 := min(max((int32(a0[i])+int32(b0[i])+s0[i]+d0), -32768), 32767)
+		v1 := min(max((int32(a1[i])+int32(b1[i])+s1[i]+d1), -32768), 32767)
+		v2 := min(max((int32(a2[i])+int32(b2[i])+s2[i]+d2), -32768), 32767)
+		v3 := min(max((int32(a3[i])+int32(b3[i])+s3[i]+d3), -32768), 32767)
 		o := i*C + c0
 		store4(out[o:o+4], uint64(uint16(v0))|uint64(uint16(v1))<<16|uint64(uint16(v2))<<32|uint64(uint16(v3))<<48)
 	}

@@ -62,7 +62,7 @@ func BenchmarkMix(b *testing.B) {
 	a, bb := make([]int16, n), make([]int16, n)
 	slow := make([]int32, n)
 	for b.Loop() {
-		mix(dst, a, bb, slow, 8, 4)
+		mix(dst, a, bb, slow, 8)
 	}
 	b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "samples/s")
 }
@@ -83,7 +83,7 @@ func BenchmarkMix4(b *testing.B) {
 				st := &s.chans[cb+k]
 				quad[k] = mixInput{a: st.a[st.oa : st.oa+n], b: st.b[st.ob : st.ob+n], slow: s.slow[st.group*n : (st.group+1)*n], dc: st.dc}
 			}
-			mix4(s.out, C, cb, &quad, s.q, false)
+			mix4(s.out, C, cb, &quad, false)
 		}
 	}
 	b.ReportMetric(float64(b.N)*float64(n*C)/b.Elapsed().Seconds(), "samples/s")
