@@ -53,14 +53,21 @@ func (h *Handler) topics() []string {
 	return t
 }
 
+// topicType is the message type each topic carries.
+var topicType = map[Topic]Type{TopicSpikes: TypeSpikes, TopicDecode: TypeEstimate, TopicStatus: TypeStatus,
+	TopicEvents: TypeEvents, TopicTemplates: TypeTemplates, TopicRaw: TypeRaw}
+
 // dispatch decodes one message and calls its callback.
 func (h *Handler) dispatch(subject string, data []byte) {
 	si, err := ParseSubject(subject)
 	if err == nil {
 		var m Message
-		m, err = DecodeSubject(subject, data)
-		if err == nil {
-			err = h.call(si, m)
+		if m, err = DecodeSubject(subject, data); err == nil {
+			if want := topicType[si.Topic]; m.Head().Type != want {
+				err = fmt.Errorf("stream: subject %s carries a %s message, want %s", subject, m.Head().Type, want)
+			} else {
+				h.call(si, m)
+			}
 		}
 	}
 	if err != nil && h.Error != nil {
@@ -68,7 +75,7 @@ func (h *Handler) dispatch(subject string, data []byte) {
 	}
 }
 
-func (h *Handler) call(si SubjectInfo, m Message) error {
+func (h *Handler) call(si SubjectInfo, m Message) {
 	switch m := m.(type) {
 	case *SpikeBatch:
 		if h.Spikes != nil {
@@ -98,7 +105,6 @@ func (h *Handler) call(si SubjectInfo, m Message) error {
 			h.Raw(si.Rig, si.Name, m)
 		}
 	}
-	return nil
 }
 
 // Client subscribes to rigs' messages, for downstream decoders and

@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -517,4 +518,31 @@ func TestPublisherRawFloodKeepsSpikes(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "all 50 spike batches", func() bool { return c.nSpikes() == 50 })
 	t.Logf("raw blocks accepted %d of 500, dropped %d", rawOK, p.Stats().Dropped)
+}
+
+// A message that does not decode reaches Handler.Error, naming the
+// subject and what was wrong; the subscription keeps going.
+func TestClientUndecodable(t *testing.T) {
+	s := streamtest.RunServer(t, nil)
+	nc := streamtest.Connect(t, s)
+	c := newCollector()
+	if _, err := NewClient(nc).Subscribe("bad", c.handler(), SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	good := AppendSpikes(nil, 0, 10, 30000, 0, nil)
+	nc.Publish("spikeline.bad.spikes", good[:40])
+	nc.Publish("spikeline.bad.status", good) // a spikes message on the status subject
+	nc.Publish("spikeline.bad.spikes", good)
+	waitFor(t, 5*time.Second, "error and batches", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.errs) == 2 && len(c.spikes) == 1
+	})
+	var de *DecodeError
+	if !errors.As(c.errs[0], &de) || !errors.Is(de, ErrShort) {
+		t.Errorf("error = %v, want a truncation DecodeError", c.errs[0])
+	}
+	if !strings.Contains(c.errs[1].Error(), "spikeline.bad.status carries a spikes message, want status") {
+		t.Errorf("error = %v, want a subject/type mismatch", c.errs[1])
+	}
 }
