@@ -148,6 +148,7 @@ type pipeline struct {
 	refit   chan chan error               // refit requests from the control service
 	thresh  atomic.Uint64                 // float64 bits of the current threshold
 
+	received    atomic.Uint64        // samples per channel received from the device
 	behaviour   chan behaviourSample // from --behaviour-subject
 	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
 	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
@@ -236,7 +237,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		p.src.hasBehaviour = true
 	}
 	subj := p.pub.Subjects()
-	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
+	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.ServerURL()), subj.All(), subj.Control())
 	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.ServerURL()), subj.Rig())
 
@@ -248,9 +249,11 @@ func (p *pipeline) run(ctx context.Context) error {
 	go func() {
 		defer close(items)
 		b := first
-		var end uint64
+		// --duration counts samples received, not the device counter,
+		// which may jump (gaps, resets).
+		var want, got uint64
 		if p.opts.duration > 0 {
-			end = first.First + uint64(p.opts.duration.Seconds()*first.Rate)
+			want = uint64(p.opts.duration.Seconds() * first.Rate)
 		}
 		for {
 			var buf []int16
@@ -268,7 +271,9 @@ func (p *pipeline) run(ctx context.Context) error {
 				readErr <- ctx.Err()
 				return
 			}
-			if end > 0 && b.End() >= end {
+			got += uint64(b.Len())
+			p.received.Store(got)
+			if want > 0 && got >= want {
 				readErr <- io.EOF
 				return
 			}
@@ -286,7 +291,21 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err == nil && rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, context.Canceled) {
 		err = fmt.Errorf("reading %s: %w", p.src.name, rerr)
 	}
+	p.summary()
 	return err
+}
+
+// summary prints what the run did, for the person at the bench.
+func (p *pipeline) summary() {
+	st, l, ps := p.sorter.Stats(), p.src.stats(), p.pub.Stats()
+	fmt.Fprintf(p.stdout, "spikeline: %.1f s of device time on %d channels; %d spikes, %d sorted into %d units\n",
+		float64(p.received.Load())/p.sorter.Rate(), p.sorter.Channels(), st.Spikes, st.Sorted, st.Units)
+	fmt.Fprintf(p.stdout, "spikeline: link: %d frames, %d CRC errors, %d bytes skipped, %d gaps (%d samples lost), %d resets, %d reconnects\n",
+		l.Frames, l.CRCErrors, l.SkippedBytes, l.Gaps, l.LostSamples, l.Resets, l.Reconnects)
+	fmt.Fprintf(p.stdout, "spikeline: NATS: %d messages sent, %d dropped, %d refused\n", ps.Sent, ps.Dropped, ps.Errors)
+	if n := p.behDropped.Load() + p.behRejected.Load(); n > 0 {
+		fmt.Fprintf(p.stdout, "spikeline: behaviour: %d samples dropped, %d messages rejected\n", p.behDropped.Load(), p.behRejected.Load())
+	}
 }
 
 // loop is the sorter and decoder goroutine: it owns the Sorter, the
