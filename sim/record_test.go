@@ -151,7 +151,7 @@ func TestWriteRecordingErrors(t *testing.T) {
 
 func TestPlotPNG(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sim.png")
-	if err := PlotPNG(path, Config{Channels: 3, Seed: 1, MinUnits: 1, MaxUnits: 2}, 200*time.Millisecond); err != nil {
+	if err := PlotPNG(path, Config{Channels: 3, Seed: 1, MinUnits: 1, MaxUnits: 2}, 50*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	f, err := os.Open(path)

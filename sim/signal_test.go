@@ -117,9 +117,9 @@ func TestNoiseChannelsUncorrelated(t *testing.T) {
 }
 
 func TestTuning(t *testing.T) {
-	secs := 120.0
+	secs := 60.0
 	if testing.Short() {
-		secs = 40
+		secs = 30
 	}
 	cfg := quiet(48)
 	cfg.TunedFraction = 0.7
