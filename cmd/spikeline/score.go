@@ -14,6 +14,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/phy"
 	"github.com/spikeline/spikeline/sort/score"
 )
 
@@ -27,8 +28,8 @@ func init() {
 
 func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("score", stderr)
-	gtPath := flags.String("gt", "", "ground-truth spikes CSV (unit_id,sample_index[,channel,...])")
-	sortedPath := flags.String("sorted", "", "sorted spikes CSV (spikeline sort's spikes.csv)")
+	gtPath := flags.String("gt", "", "ground-truth spikes: CSV (unit_id,sample_index[,channel,...]) or a Phy folder")
+	sortedPath := flags.String("sorted", "", "sorted spikes: CSV (spikeline sort's spikes.csv) or a Phy/Kilosort folder (spike_times.npy, spike_clusters.npy, ...)")
 	unitsPath := flags.String("units", "", "ground-truth units CSV with columns unit_id and snr (spikeline sim's units.csv); without it, SNR is measured from the --meta recording")
 	rate := flags.Float64("rate", 0, "sample rate in Hz (or --meta)")
 	metaPath := flags.String("meta", "", "recording.json sidecar (or its directory) giving the sample rate and the recording to measure SNR on")
@@ -72,11 +73,28 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		*rate = m.Rate
 	}
-	gt, err := readSpikesFile(*gtPath)
+	var notes []string
+	read := func(path string) ([]sort.Spike, error) {
+		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+			ps, err := phy.ReadSorting(path)
+			if err != nil {
+				return nil, err
+			}
+			if ps.Shift != 0 {
+				notes = append(notes, fmt.Sprintf("# %s: cluster ids shifted by %+d (spikeline's unit 0 means unsorted)", path, ps.Shift))
+			}
+			if ps.Dropped != 0 {
+				notes = append(notes, fmt.Sprintf("# %s: %d spikes of noise clusters left out", path, ps.Dropped))
+			}
+			return ps.Spikes, nil
+		}
+		return readSpikesFile(path)
+	}
+	gt, err := read(*gtPath)
 	if err != nil {
 		return err
 	}
-	sorted, err := readSpikesFile(*sortedPath)
+	sorted, err := read(*sortedPath)
 	if err != nil {
 		return err
 	}
@@ -113,6 +131,9 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *asJSON {
 		return c.WriteJSON(stdout, snr)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(stdout, n)
 	}
 	return c.WriteReport(stdout, snr)
 }

@@ -86,6 +86,23 @@ func TestSortCommand(t *testing.T) {
 		}
 	}
 
+	// Scoring the Phy folder gives the same accuracy as spikes.csv.
+	summaryLine := func(out string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "mean_accuracy_all=") {
+				return l
+			}
+		}
+		return ""
+	}
+	var pout bytes.Buffer
+	if code := realMain([]string{"score", "--gt", filepath.Join(rec, sim.SpikesFile), "--sorted", filepath.Join(out, "phy"), "--rate", "30000"}, &pout, &serr); code != 0 {
+		t.Fatalf("score phy: exit %d: %s", code, serr.String())
+	}
+	if a, b := summaryLine(sout.String()), summaryLine(pout.String()); a == "" || a != b {
+		t.Errorf("spikes.csv scores %q, the Phy folder %q", a, b)
+	}
+
 	// The Phy folder is consistent with spikes.csv.
 	pf, err := os.Open(filepath.Join(out, "phy", "spike_times.npy"))
 	if err != nil {
