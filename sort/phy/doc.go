@@ -10,6 +10,10 @@
 // params.py, cluster_group.tsv and cluster_snr.tsv. docs/phy.md says how
 // to open the result.
 //
+// ReadSorting reads such a folder back, or one Kilosort wrote, as
+// []sort.Spike, so that other sorters' results can be scored (sort/score)
+// with the same code as spikeline's.
+//
 // WriteNPY writes one array in the NPY format version 1.0 (little-endian,
 // C order, header padded to a multiple of 64 bytes); ReadNPY reads one back
 // and reports where a malformed file went wrong.
