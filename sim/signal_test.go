@@ -157,7 +157,8 @@ func TestTuning(t *testing.T) {
 		}
 		r := corr(c, proj)
 		if !u.Tuned {
-			if math.Abs(r) > 0.1 {
+			// Four standard errors of a correlation over nb bins.
+			if math.Abs(r) > 4/math.Sqrt(float64(nb)) {
 				t.Errorf("untuned unit %d: count correlation with velocity %.2f", u.ID, r)
 			}
 			continue
