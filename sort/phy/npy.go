@@ -236,6 +236,13 @@ func ReadHeader(r io.Reader, name string) (Header, error) {
 		}
 		h.Shape = append(h.Shape, d)
 	}
+	total := 1
+	for _, d := range h.Shape {
+		if d != 0 && total > (1<<40)/d {
+			return fail(int64(off), "shape %v holds more than 2^40 elements", h.Shape)
+		}
+		total *= d
+	}
 	return h, nil
 }
 

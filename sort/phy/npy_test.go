@@ -141,6 +141,9 @@ func FuzzReadHeader(f *testing.F) {
 	f.Add(b.Bytes())
 	f.Add([]byte("\x93NUMPY\x02\x00\x10\x00\x00\x00{'shape': (1,)}"))
 	f.Fuzz(func(t *testing.T, in []byte) {
+		// The array readers must not panic either.
+		ReadNPYInt64(bytes.NewReader(in), "fuzz.npy")
+		ReadNPYFloat64(bytes.NewReader(in), "fuzz.npy")
 		h, err := ReadHeader(bytes.NewReader(in), "fuzz.npy")
 		if err != nil {
 			return
@@ -152,6 +155,9 @@ func FuzzReadHeader(f *testing.F) {
 			if d < 0 {
 				t.Fatalf("negative dimension in %v", h.Shape)
 			}
+		}
+		if n := h.Len(); n < 0 || n > 1<<40 {
+			t.Fatalf("shape %v holds %d elements", h.Shape, n)
 		}
 	})
 }
