@@ -238,8 +238,8 @@ func (p *pipeline) run(ctx context.Context) error {
 	}
 	subj := p.pub.Subjects()
 	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
-	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.ServerURL()), subj.All(), subj.Control())
-	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.ServerURL()), subj.Rig())
+	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
+	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
 
 	// Reader: device → bounded queue. Blocks are copied into recycled
 	// buffers, since sources reuse theirs.
