@@ -38,3 +38,17 @@ func TestReadPositionsCSV(t *testing.T) {
 		})
 	}
 }
+
+func FuzzReadPositionsCSV(f *testing.F) {
+	f.Add("channel,x_um,y_um\n2,0,40\n0,0,0\n1,16,20\n", 3)
+	f.Add("x,y\n0,0\n0,25\n", 2)
+	f.Fuzz(func(t *testing.T, in string, channels int) {
+		if channels < 0 || channels > 1024 {
+			return
+		}
+		pos, err := ReadPositionsCSV(strings.NewReader(in), "fuzz.csv", channels)
+		if err == nil && len(pos) != channels {
+			t.Fatalf("%d positions for %d channels", len(pos), channels)
+		}
+	})
+}
