@@ -23,7 +23,7 @@ func TestWireSourceTCPEmulator(t *testing.T) {
 	}
 	src := &sim.TestPattern{Channels: 16, Rate: 30000, BlockSamples: 300}
 	em := sim.NewEmulator(src, sim.EmulatorConfig{
-		FrameSamples: 30, Speed: 10, WaitForStart: true, Seed: 3,
+		FrameSamples: 30, Unpaced: true, WaitForStart: true, Seed: 3,
 		Faults: sim.Faults{CorruptRate: 2e-5, DropRate: 0.01},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -54,7 +54,7 @@ func TestWireSourceTCPEmulator(t *testing.T) {
 	for n := 0; n < 2000; n++ {
 		b, err := ws.Next(ctx)
 		if err != nil {
-			t.Fatalf("after %d blocks: %v", n, err)
+			t.Fatalf("after %d blocks: %v\nhost %+v\nemulator %+v", n, err, ws.Stats(), em.Stats())
 		}
 		for _, e := range b.Events {
 			switch e.Kind {
