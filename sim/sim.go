@@ -20,9 +20,11 @@ import (
 const maxPending = 1 << 22
 
 // Sim is a simulated headstage: a device.Source of synthetic
-// extracellular data with ground truth. It is not safe for concurrent use;
-// one goroutine calls Next (and the Take methods between Next calls).
+// extracellular data with ground truth. Its methods may be called from
+// several goroutines (an emulator pumping Next while a test drains
+// TakeSpikes); each call is atomic with respect to the others.
 type Sim struct {
+	mu           sync.Mutex
 	cfg          Config
 	blockDefault bool // BlockSamples was defaulted from the rate
 
@@ -333,14 +335,24 @@ func (s *Sim) lfpStep(dst []float64) {
 }
 
 // Config returns the simulator's configuration with defaults filled in.
-func (s *Sim) Config() Config { return s.cfg }
+func (s *Sim) Config() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
 
 // Rate returns the current sample rate in Hz.
-func (s *Sim) Rate() float64 { return s.cfg.Rate }
+func (s *Sim) Rate() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Rate
+}
 
 // Units returns the ground-truth units in ID order. The slice is a copy;
 // the Templates are shared and must not be modified.
 func (s *Sim) Units() []Unit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make([]Unit, len(s.units))
 	for i, u := range s.units {
 		out[i] = u.Unit
@@ -350,19 +362,35 @@ func (s *Sim) Units() []Unit {
 
 // NoiseUV returns each channel's background noise rms in the 300–6000 Hz
 // band, in µV (the denominator of Unit.SNR).
-func (s *Sim) NoiseUV() []float64 { return slices.Clone(s.noiseUV) }
+func (s *Sim) NoiseUV() []float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.noiseUV)
+}
 
 // Artifacts returns the artifacts generated so far (including any that
 // start in samples not yet returned by Next).
-func (s *Sim) Artifacts() []Artifact { return slices.Clone(s.artifacts) }
+func (s *Sim) Artifacts() []Artifact {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.artifacts)
+}
 
 // Emitted returns the absolute sample index of the next sample Next will
 // return: everything before it has been delivered.
-func (s *Sim) Emitted() uint64 { return s.emitted }
+func (s *Sim) Emitted() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.emitted
+}
 
 // Dropped returns how many ground-truth spikes were discarded because
 // TakeSpikes was not called for a long time (more than 4 Mi pending).
-func (s *Sim) Dropped() uint64 { return s.dropped }
+func (s *Sim) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
 
 // TakeSpikes appends to dst the ground-truth spikes whose trough sample
 // has been delivered by Next, in order of Sample (then Channel, Unit),
@@ -370,6 +398,8 @@ func (s *Sim) Dropped() uint64 { return s.dropped }
 // the sample of the minimum of its raw rendered waveform and Amplitude
 // that minimum in µV (after drift and burst attenuation).
 func (s *Sim) TakeSpikes(dst []sort.Spike) []sort.Spike {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n, _ := slices.BinarySearchFunc(s.spikes, s.emitted, func(sp sort.Spike, t uint64) int { return cmp.Compare(sp.Sample, t) })
 	dst = append(dst, s.spikes[:n]...)
 	s.spikes = append(s.spikes[:0], s.spikes[n:]...)
@@ -379,6 +409,8 @@ func (s *Sim) TakeSpikes(dst []sort.Spike) []sort.Spike {
 // TakeBehaviour appends to dst the behaviour samples delivered so far
 // (Sample before Emitted), removes them and returns dst.
 func (s *Sim) TakeBehaviour(dst []BehaviourSample) []BehaviourSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n, _ := slices.BinarySearchFunc(s.behPending, s.emitted, func(b BehaviourSample, t uint64) int { return cmp.Compare(b.Sample, t) })
 	dst = append(dst, s.behPending[:n]...)
 	s.behPending = append(s.behPending[:0], s.behPending[n:]...)
@@ -390,6 +422,8 @@ func (s *Sim) TakeBehaviour(dst []BehaviourSample) []BehaviourSample {
 // their identities and waveforms (in ms), and everything rate-dependent is
 // rebuilt. Ground truth not yet delivered is discarded and generated anew.
 func (s *Sim) SetRate(hz float64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	cfg := s.cfg
 	cfg.Rate = hz
 	if s.blockDefault {
@@ -419,6 +453,8 @@ func (s *Sim) SetRate(hz float64) error {
 // Block's Samples are valid until the next call. At Duration it returns
 // io.EOF.
 func (s *Sim) Next(ctx context.Context) (device.Block, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return device.Block{}, err
 	}

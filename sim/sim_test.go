@@ -254,3 +254,40 @@ func TestParallelMatchesSerial(t *testing.T) {
 		t.Error("1 and 3 workers give different recordings")
 	}
 }
+
+// An emulator goroutine pumps Next while the test drains ground truth.
+func TestConcurrentTake(t *testing.T) {
+	s, err := New(Config{Channels: 4, Seed: 2, Duration: 30000, MinUnits: 2, MaxUnits: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, err := s.Next(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	var spikes []sort.Spike
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		spikes = s.TakeSpikes(spikes)
+		_ = s.TakeBehaviour(nil)
+		_ = s.Emitted()
+	}
+	spikes = s.TakeSpikes(spikes)
+	for i := 1; i < len(spikes); i++ {
+		if spikes[i].Sample < spikes[i-1].Sample {
+			t.Fatal("spikes out of order")
+		}
+	}
+	if len(spikes) == 0 || s.Emitted() != 30000 {
+		t.Errorf("%d spikes, emitted %d", len(spikes), s.Emitted())
+	}
+}

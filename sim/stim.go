@@ -25,9 +25,10 @@ const (
 
 // Stimulate adds the artifact of an electrical stimulation train (see
 // device.Stim) to the signal, starting with the next sample Next returns,
-// and records it in Artifacts. It implements the emulator's Stimulator;
-// like Next it must not be called concurrently with other methods.
+// and records it in Artifacts. It implements the emulator's Stimulator.
 func (s *Sim) Stimulate(st device.Stim) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	switch {
 	case int(st.Channel) >= s.cfg.Channels:
 		return fmt.Errorf("sim: stimulation on channel %d of %d", st.Channel, s.cfg.Channels)
