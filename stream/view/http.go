@@ -4,8 +4,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -116,4 +118,23 @@ func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// LoopbackHosts wraps h to refuse requests whose Host header is not an IP
+// address or "localhost". Serve a view bound to loopback through it: a
+// web page elsewhere could otherwise point a name it controls at
+// 127.0.0.1 (DNS rebinding) and read the rig's data from the browser.
+func LoopbackHosts(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.Trim(host, "[]")
+		if host != "localhost" && net.ParseIP(host) == nil {
+			http.Error(w, fmt.Sprintf("spikeline view: host %q refused: the view is bound to loopback, use 127.0.0.1 or localhost", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

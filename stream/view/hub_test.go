@@ -247,3 +247,29 @@ func TestSilentRigAndReset(t *testing.T) {
 		t.Errorf("after reset %d frames kept, want only the new one", len(first)-1)
 	}
 }
+
+// TestHeartbeat checks that frames without data are sent only as the
+// once-a-second heartbeat, also after a decoder stopped publishing.
+func TestHeartbeat(t *testing.T) {
+	v, err := New(Config{Rig: "hb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := v.hub.join()
+	now := time.Now()
+	v.AddEstimate(&stream.EstimateMsg{Header: stream.Header{Sample: 600, Rate: 30000}, Model: "wiener", Names: []string{"vx"}, Values: []float64{1}})
+	if sent, _ := v.step(now, false, false); !sent {
+		t.Fatal("frame with an estimate not sent")
+	}
+	for i := range 10 {
+		if sent, _ := v.step(now.Add(time.Duration(i+1)*40*time.Millisecond), false, false); sent {
+			t.Fatalf("empty frame %d sent without force", i)
+		}
+	}
+	if sent, _ := v.step(now.Add(time.Second), true, false); !sent {
+		t.Fatal("heartbeat not sent")
+	}
+	if n := len(c.ch); n != 2 {
+		t.Errorf("%d frames queued, want 2 (data, heartbeat)", n)
+	}
+}

@@ -483,7 +483,12 @@ func (v *View) step(now time.Time, force, templatesDue bool) (sent, templates bo
 	if tpl != nil {
 		v.hub.setTemplates(tpl)
 	}
-	empty := len(p.spikes) == 0 && p.batches == 0 && len(p.models) == 0 && p.status == nil && len(p.events) == 0 && p.evOver == 0
+	empty := p.batches == 0 && p.status == nil && len(p.events) == 0 && p.evOver == 0
+	for _, mb := range p.models {
+		if len(mb.points) > 0 || mb.over > 0 {
+			empty = false
+		}
+	}
 	if empty && !force {
 		p.reset()
 		return false, tpl != nil

@@ -421,3 +421,23 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("zero config with a rig: %v", err)
 	}
 }
+
+func TestLoopbackHosts(t *testing.T) {
+	r := startRig(t, view.Config{Rig: "hosts"})
+	hs := httptest.NewServer(view.LoopbackHosts(r.view))
+	defer hs.Close()
+	for host, want := range map[string]int{"": 200, "localhost:8080": 200, "[::1]:8080": 200, "127.0.0.1": 200, "evil.example:8080": 421} {
+		req, _ := http.NewRequest("GET", hs.URL+"/", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %q: status %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
