@@ -20,9 +20,13 @@
 // command); [PlotPNG] draws a few seconds of it.
 //
 // Everything is a pure function of the Config: the same seed gives the
-// same bytes whatever the block size (the generator works in fixed
-// internal chunks of about 1024 samples and slices Blocks out of them).
-// Channels are generated in parallel, one goroutine per core.
+// same bytes whatever the block size and the number of cores (the
+// generator works in fixed internal chunks of about 9 ms and slices Blocks
+// out of them). Channels are generated in parallel, one goroutine per
+// core; the hot loop is mix4 in sim.go (four channels per 64-bit store,
+// with the scalar reference mix beside it). The methods of a Sim may be
+// called from several goroutines, e.g. an emulator pumping Next while a
+// test drains TakeSpikes.
 //
 // # The headstage emulator
 //
