@@ -146,12 +146,14 @@ func clean(channels int, seconds float64, seed int64) sim.Config {
 	}
 }
 
-// The bars below are what the sorter meets today (see docs/scoring.md);
-// the project target is 0.90 / 0.90.
+// The bars below sit a margin under what the sorter meets today (see
+// docs/scoring.md: clean 0.80–0.82 with 73% well detected, LFP 0.73–0.77
+// with 70%, online 0.72–0.86 with 62–75%); the project target is 0.90 /
+// 0.90 and TestAccuracyLong checks it.
 var (
-	barClean  = bar{0.45, 0.30}
-	barLFP    = bar{0.50, 0.40}
-	barOnline = bar{0.55, 0.40}
+	barClean  = bar{0.72, 0.60}
+	barLFP    = bar{0.65, 0.55}
+	barOnline = bar{0.65, 0.55}
 )
 
 func TestAccuracyClean(t *testing.T) {
