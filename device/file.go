@@ -49,6 +49,11 @@ type RawConfig struct {
 	// Header is the number of bytes before the first sample (a file
 	// header to skip; SpikeInterface's file_offset). Usually 0.
 	Header int64
+	// Gaps are stretches of the file that hold zeros in place of samples
+	// the device lost (recording.json "gaps", in device sample indexes).
+	// Blocks never include them: the Block after a gap starts past it and
+	// carries an EventGap, as the live stream did.
+	Gaps []MetaGap
 	// Pace, if > 0, releases Blocks at Pace times real time (1 = the
 	// rate the device recorded them); 0 reads as fast as possible.
 	Pace float64
@@ -80,6 +85,7 @@ type RawSource struct {
 	cfg   RawConfig
 	total uint64 // samples per channel in the file
 	next  uint64 // index (within the file) of the next sample to read
+	gap   int    // index in cfg.Gaps of the first gap not yet passed
 	buf   []byte
 	pacer Pacer
 }
@@ -135,6 +141,15 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 				cfg.Samples, total, size, cfg.Channels),
 			Err: ErrSampleCount}
 	}
+	end := cfg.First
+	for i, g := range cfg.Gaps {
+		if g.Count == 0 || g.Sample < end || g.Sample+g.Count > cfg.First+total {
+			f.Close()
+			return nil, fmt.Errorf("device: %s: gap %d (%d samples at sample %d) is empty, out of order or outside the file's samples %d..%d",
+				path, i, g.Count, g.Sample, cfg.First, cfg.First+total)
+		}
+		end = g.Sample + g.Count
+	}
 	s := &RawSource{f: f, name: path, cfg: cfg, total: total}
 	s.pacer.Speed = cfg.Pace
 	return s, nil
@@ -164,7 +179,7 @@ func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
 	if !filepath.IsAbs(data) {
 		data = filepath.Join(filepath.Dir(path), data)
 	}
-	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples = m.Channels, m.Rate, m.Gain, m.Samples
+	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples, cfg.Gaps = m.Channels, m.Rate, m.Gain, m.Samples, m.Gaps
 	if cfg.First == 0 {
 		cfg.First = m.First
 	}
@@ -182,6 +197,7 @@ func (s *RawSource) Config() RawConfig { return s.cfg }
 // (0 = the first sample), clamped to the end. Pacing restarts from there.
 func (s *RawSource) Seek(i uint64) {
 	s.next = min(i, s.total)
+	s.gap = 0
 	s.pacer.reset()
 }
 
@@ -192,11 +208,31 @@ func (s *RawSource) Next(ctx context.Context) (Block, error) {
 	if err := ctx.Err(); err != nil {
 		return Block{}, err
 	}
+	// Step over zero-filled gaps, reporting them.
+	var events []Event
+	limit := s.total // the Block ends at the next gap or the end of file
+	for s.gap < len(s.cfg.Gaps) {
+		g := s.cfg.Gaps[s.gap]
+		gs, ge := g.Sample-s.cfg.First, g.Sample-s.cfg.First+g.Count
+		if s.next >= ge {
+			s.gap++
+			continue
+		}
+		if s.next >= gs {
+			events = append(events, Event{Kind: EventGap, Sample: s.cfg.First + ge, Count: ge - s.next,
+				Offset: s.cfg.Header + int64(s.next)*int64(2*s.cfg.Channels), Detail: "zero-filled in the recording"})
+			s.next = ge
+			s.gap++
+			continue
+		}
+		limit = gs
+		break
+	}
 	if s.next >= s.total {
 		return Block{}, io.EOF
 	}
 	ch := s.cfg.Channels
-	n := int(min(uint64(s.cfg.BlockSamples), s.total-s.next))
+	n := int(min(uint64(s.cfg.BlockSamples), limit-s.next))
 	size := 2 * ch * n
 	if cap(s.buf) < size {
 		s.buf = make([]byte, size)
@@ -218,6 +254,7 @@ func (s *RawSource) Next(ctx context.Context) (Block, error) {
 		Channels: ch,
 		Gain:     s.cfg.Gain,
 		Samples:  make([]int16, ch*n),
+		Events:   events,
 	}
 	decodeInt16(b.Samples, buf)
 	s.next += uint64(n)

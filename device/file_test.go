@@ -174,7 +174,8 @@ func TestRawBadFiles(t *testing.T) {
 			}
 		})
 	}
-	for _, cfg := range []RawConfig{{Rate: 1, Gain: 1}, {Channels: 1, Gain: 1}, {Channels: 1, Rate: 1}, {Channels: 1, Rate: 1, Gain: 1, Pace: -1}, {Channels: 64, Rate: 1, Gain: 1, BlockSamples: 1 << 30}} {
+	for _, cfg := range []RawConfig{{Rate: 1, Gain: 1}, {Channels: 1, Gain: 1}, {Channels: 1, Rate: 1}, {Channels: 1, Rate: 1, Gain: 1, Pace: -1}, {Channels: 64, Rate: 1, Gain: 1, BlockSamples: 1 << 30},
+		{Channels: 4, Rate: 1, Gain: 1, Gaps: []MetaGap{{Sample: 10, Count: 5}}}, {Channels: 4, Rate: 1, Gain: 1, Gaps: []MetaGap{{Sample: 5, Count: 2}, {Sample: 4, Count: 1}}}} {
 		if _, err := OpenRaw(path, cfg); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("config %+v: error %v, want one naming %s", cfg, err, path)
 		}

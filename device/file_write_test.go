@@ -55,10 +55,25 @@ func TestRawWriter(t *testing.T) {
 	if !errors.Is(err, io.EOF) || got[0].First != 500 {
 		t.Fatalf("read back: %v", err)
 	}
+	// The zero-filled gap is stepped over and reported, as it was live.
+	var gaps []Event
+	for _, b := range got {
+		for _, e := range b.Events {
+			gaps = append(gaps, e)
+			if b.First != 520 {
+				t.Errorf("gap event on the block at %d", b.First)
+			}
+		}
+		if b.First < 520 && b.End() > 515 {
+			t.Errorf("block %d..%d covers the gap", b.First, b.End())
+		}
+	}
+	if len(gaps) != 1 || gaps[0].Kind != EventGap || gaps[0].Sample != 520 || gaps[0].Count != 5 || gaps[0].Offset != 15*4 {
+		t.Fatalf("gap events %v", gaps)
+	}
 	var want []int16
 	want = append(want, blocks[0].Samples...)
 	want = append(want, blocks[1].Samples...)
-	want = append(want, make([]int16, 2*5)...) // the gap, as zeros
 	want = append(want, blocks[2].Samples...)
 	want = append(want, blocks[4].Samples...)
 	if !slices.Equal(concat(got), want) {
