@@ -104,8 +104,11 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(cfg.URLs) > 0 {
 		url = strings.Join(cfg.URLs, ",")
 	}
+	var handler http.Handler = v
 	if ip := net.ParseIP(host); host == "" || (ip != nil && !ip.IsLoopback()) || (ip == nil && host != "localhost") {
 		log.Warn("the page is served beyond this machine: anyone who can reach it sees the rig's data", "http", ln.Addr().String())
+	} else {
+		handler = view.LoopbackHosts(v)
 	}
 	fmt.Fprintf(stdout, "spikeline view: rig %s on %s: http://%s/\n", cfg.Rig, stream.RedactURL(url), ln.Addr())
 	if nc.Flush() != nil {
@@ -117,7 +120,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go pollInfo(runCtx, nc, cfg.Rig, v)
 	ran := make(chan struct{})
 	go func() { v.Run(runCtx); close(ran) }()
-	srv := &http.Server{Handler: v, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
