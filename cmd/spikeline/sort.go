@@ -110,9 +110,11 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usageErrorf("--positions: %v", err)
 		}
 	}
-	if _, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain); err != nil {
+	s, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain)
+	if err != nil {
 		return usageErrorf("%v", err)
 	}
+	s.Close()
 	return j.run(ctx, stdout, stderr)
 }
 
