@@ -100,7 +100,7 @@ type Config struct {
 	LearnSeconds float64 // seconds of spikes collected before templates are learned (10)
 	MaxSnippets  int     // snippets kept per channel for learning (1000)
 	MaxUnits     int     // most units per channel (4)
-	MinSpikes    int     // fewest spikes a cluster needs to become a unit (15)
+	MinSpikes    int     // fewest spikes a cluster needs to become a unit (10)
 	RelearnEvery float64 // seconds between re-learning passes (120); < 0 = never
 
 	MatchTolerance float64 // a snippet matches a template when its residual energy is below (1+MatchTolerance)·noise energy (1)
@@ -150,7 +150,7 @@ func (c Config) withDefaults() Config {
 		c.MaxUnits = 4
 	}
 	if c.MinSpikes == 0 {
-		c.MinSpikes = 15
+		c.MinSpikes = 10
 	}
 	def(&c.RelearnEvery, 120)
 	def(&c.MatchTolerance, 1)

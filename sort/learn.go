@@ -744,18 +744,24 @@ func shiftSnippet(dst, x []float32, pre int) {
 }
 
 // sameShape reports whether two templates have the same shape
-// (correlation above 0.96) and amplitudes within the matcher's scaling
-// range.
+// (correlation above 0.96, allowing a one-sample misalignment) and
+// amplitudes within the matcher's scaling range.
 func sameShape(a, b []float32) bool {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
+	for shift := -1; shift <= 1; shift++ {
+		var ab, aa, bb float64
+		for i := max(0, -shift); i < len(a) && i+shift < len(b); i++ {
+			x, y := float64(a[i]), float64(b[i+shift])
+			ab += x * y
+			aa += x * x
+			bb += y * y
+		}
+		if aa == 0 || bb == 0 {
+			continue
+		}
+		ratio := math.Sqrt(aa / bb)
+		if ab/math.Sqrt(aa*bb) > 0.96 && ratio > minScale && ratio < maxScale {
+			return true
+		}
 	}
-	if aa == 0 || bb == 0 {
-		return false
-	}
-	ratio := math.Sqrt(aa / bb)
-	return ab/math.Sqrt(aa*bb) > 0.96 && ratio > minScale && ratio < maxScale
+	return false
 }

@@ -42,7 +42,10 @@ func TestSimAccuracy(t *testing.T) {
 		}
 		return s
 	}
-	run := func(cfg sort.Config) ([]sort.Spike, []sort.Spike, *sort.Sorter, *sim.Sim) {
+	pass1 := uint64(env("SPIKELINE_SIMEVAL_PASS1", 0)) * 30000 // samples; 0 = whole recording
+	minSpikes := env("SPIKELINE_SIMEVAL_MINSPIKES", 0)
+	run := func(cfg sort.Config, limit uint64) ([]sort.Spike, []sort.Spike, *sort.Sorter, *sim.Sim) {
+		cfg.MinSpikes = minSpikes
 		s := mk()
 		so, err := sort.New(cfg, channels, s.Rate(), s.Config().Gain)
 		if err != nil {
@@ -51,7 +54,7 @@ func TestSimAccuracy(t *testing.T) {
 		var out, gt []sort.Spike
 		for {
 			b, err := s.Next(context.Background())
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || limit > 0 && b.First >= limit {
 				break
 			}
 			if err != nil {
@@ -110,11 +113,38 @@ func TestSimAccuracy(t *testing.T) {
 			len(c.SortedUnits), len(c.FalsePositive), len(c.Redundant), len(c.Overmerged))
 	}
 	cfg := sort.Config{Deterministic: true}
-	out, gt, so, s := run(cfg)
+	out, gt, so, s := run(cfg, 0)
 	learn := uint64((sort.Default().LearnSeconds + 1) * s.Rate())
 	report("online (after learning)", out, gt, s, learn)
 	cfg.Templates = so.Templates()
-	out2, gt2, _, s2 := run(cfg)
+	if pass1 > 0 {
+		_, _, so1, _ := run(cfg, pass1)
+		cfg.Templates = so1.Templates()
+	}
+	out2, gt2, so2, s2 := run(cfg, 0)
+	if w := env("SPIKELINE_SIMEVAL_WATCH", -1); w >= 0 {
+		ids := map[int32]int{}
+		for _, g := range gt2 {
+			if g.Unit != int32(w) {
+				continue
+			}
+			for _, o := range out2 {
+				if o.Channel == g.Channel && o.Sample+12 >= g.Sample && o.Sample <= g.Sample+12 {
+					ids[o.Unit]++
+					break
+				}
+			}
+		}
+		t.Logf("GT unit %d: sorted ids %v; stats %+v", w, ids, so2.Stats())
+		for _, tp := range so2.Templates() {
+			for _, g := range gt2 {
+				if g.Unit == int32(w) && g.Channel == tp.Channel {
+					t.Logf("template unit %d peak %.1f count %d", tp.Unit, tp.PeakUV, tp.Count)
+					break
+				}
+			}
+		}
+	}
 	report("two-pass (seeded)", out2, gt2, s2, 0)
 	_ = device.Block{}
 }

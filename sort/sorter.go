@@ -344,8 +344,8 @@ func (s *Sorter) drain(dst []Spike) []Spike {
 
 // Flush ends the stream: it scans the last samples (padding the snippets
 // that run past the end with zeros), returns the remaining spikes and, if
-// templates were never learned, learns them now from what was collected so
-// that Templates reports them (the spikes already returned stay unit 0).
+// no learning pass has completed yet, learns now from what was collected so
+// that Templates reports templates (the spikes already returned stay unit 0).
 // Process may be called after Flush; it starts a new segment.
 func (s *Sorter) Flush(dst []Spike) []Spike {
 	s.mu.Lock()
@@ -355,7 +355,10 @@ func (s *Sorter) Flush(dst []Spike) []Spike {
 	}
 	dst = s.drain(dst)
 	s.started = false
-	if s.collecting && !s.learning {
+	if s.collecting && !s.learning && s.stats.Learned == 0 {
+		// The stream ended before the first learning pass: learn from
+		// what was collected so Templates reports something. (A partial
+		// re-learning window is not worth a pass.)
 		s.startLearn(true)
 	}
 	s.installLearned(true)
