@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spikeline/spikeline/stream"
 )
@@ -34,6 +35,7 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print JSON lines ({\"subject\",\"received_ns\",\"message\"}) instead of text")
 	count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
 	maxSpikes := fs.Int("max-spikes", 6, "spikes listed per batch line in text output")
+	durable := fs.String("durable", "", "read the rig's JetStream capture through this durable consumer: the first run starts at the oldest message, later runs resume after the last one printed")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline tap [--rig R] [--nats URL] [--json] [--count N] [SUBJECT ...]")
 		fmt.Fprintln(stderr, "\nPrints the messages of a rig as they arrive, decoded. A SUBJECT is a full")
@@ -41,7 +43,8 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "spikes, decode.MODEL, decode.*, status, events, templates, raw.GROUP, raw.*.")
 		fmt.Fprintln(stderr, "Default: "+strings.Join(tapDefaultTopics, " ")+". --rig '*' taps every rig.")
 		fmt.Fprintln(stderr, "Subjects ending in .json are read as JSON, others as binary. docs/subjects.md")
-		fmt.Fprintln(stderr, "lists the subjects, docs/schemas.md the message layouts.")
+		fmt.Fprintln(stderr, "lists the subjects, docs/schemas.md the message layouts. With --durable, tap")
+		fmt.Fprintln(stderr, "reads the JetStream capture (spikes, decode.*, events, templates) and resumes.")
 		fs.PrintDefaults()
 	}
 	// '*' is a valid rig for tap only: validate the rest with a placeholder.
@@ -65,7 +68,19 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" {
 		return usageErrorf("--jetstream, --jetstream-dir and --nats-json are for publishers, not tap")
 	}
-	subjects, err := tapSubjects(rig, fs.Args())
+	topics := fs.Args()
+	if *durable != "" {
+		if rig == "*" {
+			return usageErrorf("--durable reads one rig's capture: give --rig")
+		}
+		if err := stream.ValidToken(*durable); err != nil {
+			return usageErrorf("--durable: %v", err)
+		}
+		if len(topics) == 0 {
+			topics = tapCapturedTopics
+		}
+	}
+	subjects, err := tapSubjects(rig, topics)
 	if err != nil {
 		return err
 	}
@@ -77,9 +92,17 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer nc.Close()
 
 	p := &tapPrinter{w: stdout, json: *asJSON, maxSpikes: *maxSpikes, limit: *count, done: make(chan struct{})}
-	for _, s := range subjects {
-		if _, err := nc.Subscribe(s, p.handle); err != nil {
-			return fmt.Errorf("subscribe %s: %w", s, err)
+	if *durable != "" {
+		stop, err := tapDurable(ctx, nc, rig, *durable, subjects, p)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		for _, s := range subjects {
+			if _, err := nc.Subscribe(s, p.handle); err != nil {
+				return fmt.Errorf("subscribe %s: %w", s, err)
+			}
 		}
 	}
 	url := "nats://127.0.0.1:4222"
@@ -98,6 +121,60 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	defer p.mu.Unlock()
 	p.stopped = true
 	return p.err
+}
+
+// tapCapturedTopics are what a durable tap reads by default: the subjects
+// the JetStream capture holds.
+var tapCapturedTopics = []string{"spikes", "decode.*", "events", "templates"}
+
+// tapDurable consumes subjects from rig's JetStream stream through the
+// durable consumer name, one message at a time, acknowledging each once
+// printed (and confirmed by the server), so that the next run with the
+// same name starts exactly after the last line printed. The returned
+// function stops it.
+func tapDurable(ctx context.Context, nc *nats.Conn, rig, name string, subjects []string, p *tapPrinter) (func(), error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cfg := jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy, FilterSubjects: subjects}
+	if len(subjects) == 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = subjects[0], nil
+	}
+	cons, err := js.CreateOrUpdateConsumer(cctx, stream.StreamName(rig), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("durable consumer %s on %s (is the pipeline running with --jetstream?): %w", name, stream.StreamName(rig), err)
+	}
+	lctx, stop := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for lctx.Err() == nil {
+			batch, err := cons.Fetch(1, jetstream.FetchMaxWait(500*time.Millisecond))
+			if err != nil {
+				if lctx.Err() == nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+				continue
+			}
+			for m := range batch.Messages() {
+				if !p.print(m.Subject(), m.Data()) {
+					m.Nak()
+					return
+				}
+				actx, cancel := context.WithTimeout(lctx, 5*time.Second)
+				m.DoubleAck(actx)
+				cancel()
+			}
+		}
+	}()
+	return func() {
+		stop()
+		<-finished
+		nc.Flush()
+	}, nil
 }
 
 // tapSubjects turns the SUBJECT arguments into NATS subjects.
@@ -145,13 +222,17 @@ type tapPrinter struct {
 	lastEnd map[string]uint64 // spikes subject -> End of the previous batch
 }
 
-func (p *tapPrinter) handle(m *nats.Msg) {
+func (p *tapPrinter) handle(m *nats.Msg) { p.print(m.Subject, m.Data) }
+
+// print writes one message's line and reports whether it did (false once
+// the count is reached or tap is stopping).
+func (p *tapPrinter) print(subject string, data []byte) bool {
 	now := time.Now()
-	msg, derr := stream.DecodeSubject(m.Subject, m.Data)
+	msg, derr := stream.DecodeSubject(subject, data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.stopped || (p.limit > 0 && p.n >= p.limit) {
-		return
+	if p.stopped || (p.limit > 0 && p.n >= p.limit) || p.err != nil {
+		return false
 	}
 	var line []byte
 	if p.json {
@@ -160,7 +241,7 @@ func (p *tapPrinter) handle(m *nats.Msg) {
 			ReceivedNS int64           `json:"received_ns"`
 			Message    json.RawMessage `json:"message,omitempty"`
 			Error      string          `json:"error,omitempty"`
-		}{Subject: m.Subject, ReceivedNS: now.UnixNano()}
+		}{Subject: subject, ReceivedNS: now.UnixNano()}
 		if derr != nil {
 			rec.Error = derr.Error()
 		} else if b, err := json.Marshal(msg); err != nil {
@@ -174,14 +255,14 @@ func (p *tapPrinter) handle(m *nats.Msg) {
 		var sb strings.Builder
 		sb.WriteString(now.Format("15:04:05.000"))
 		sb.WriteByte(' ')
-		sb.WriteString(m.Subject)
+		sb.WriteString(subject)
 		sb.WriteByte(' ')
 		if derr != nil {
-			fmt.Fprintf(&sb, "undecodable (%d bytes): %v", len(m.Data), derr)
+			fmt.Fprintf(&sb, "undecodable (%d bytes): %v", len(data), derr)
 		} else {
 			formatMessage(&sb, msg, p.maxSpikes)
 			if b, ok := msg.(*stream.SpikeBatch); ok {
-				p.checkContinuity(&sb, m.Subject, b)
+				p.checkContinuity(&sb, subject, b)
 			}
 			if h := msg.Head(); h.Published > 0 {
 				fmt.Fprintf(&sb, " | lat %s", fmtDur(now.Sub(h.PublishTime())))
@@ -190,15 +271,16 @@ func (p *tapPrinter) handle(m *nats.Msg) {
 		sb.WriteByte('\n')
 		line = []byte(sb.String())
 	}
-	if _, err := p.w.Write(line); err != nil && p.err == nil {
+	if _, err := p.w.Write(line); err != nil {
 		p.err = err
 		close(p.done)
-		return
+		return false
 	}
 	p.n++
 	if p.limit > 0 && p.n == p.limit {
 		close(p.done)
 	}
+	return true
 }
 
 // checkContinuity notes where consecutive spike batches of one subject do

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -243,5 +244,44 @@ func TestNATSFlags(t *testing.T) {
 	fs.Parse(nil)
 	if c, err := build(); err != nil || !c.Embedded() || c.Token != "" || c.Rig != stream.DefaultRig {
 		t.Errorf("defaults: %+v, %v (the env token must not apply to the embedded server)", c, err)
+	}
+}
+
+// tap --durable reads the JetStream capture and, run again with the same
+// name, resumes after the last message it printed.
+func TestTapDurableResumes(t *testing.T) {
+	s := streamtest.RunJetStreamServer(t)
+	p, err := stream.NewPublisher(context.Background(), stream.Config{URLs: []string{s.ClientURL()}, Rig: "cap", JetStream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	for i := range 30 {
+		p.PublishSpikes(uint64(i)*100, uint64(i+1)*100, 30000, nil)
+	}
+	p.Conn().Flush()
+	firsts := func(out string) []string {
+		var f []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			fields := strings.Fields(l)
+			if len(fields) < 3 {
+				t.Fatalf("line %q", l)
+			}
+			f = append(f, fields[2])
+		}
+		return f
+	}
+	args := []string{"--nats", s.ClientURL(), "--rig", "cap", "--durable", "tapper", "--count", "10", "spikes"}
+	out1, _ := runTapUntilDone(t, args, func() {})
+	out2, _ := runTapUntilDone(t, args, func() {})
+	got := append(firsts(out1), firsts(out2)...)
+	for i, f := range got {
+		if want := fmt.Sprintf("[%d,%d)", i*100, (i+1)*100); f != want {
+			t.Fatalf("message %d is %s, want %s (no resume?)\nfirst run:\n%s\nsecond run:\n%s", i, f, want, out1, out2)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := realMain([]string{"tap", "--rig", "*", "--durable", "x"}, &bytes.Buffer{}, &stderr); code != 2 {
+		t.Errorf("--durable with --rig '*': exit %d, want 2", code)
 	}
 }
