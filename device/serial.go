@@ -126,7 +126,7 @@ type SerialSource struct {
 	err    error   // why blocks was closed; read after it is closed
 
 	wmu    sync.Mutex // guards port for writers and the write buffer
-	port   serial.Port
+	port   port
 	wbuf   []byte
 	seq    atomic.Uint32
 	waitMu sync.Mutex
@@ -145,6 +145,11 @@ type SerialSource struct {
 	rate     uint32
 	gain     float32
 	drop     Event // a run of frames dropped for Next falling behind (Count > 0)
+	// announced is false from a reopening until the device is heard from:
+	// EventReconnect is raised at the first byte, so a port that opens but
+	// dies at once makes no disconnect/reconnect noise.
+	announced bool
+	downSince time.Time
 }
 
 // OpenSerial opens the port cfg describes and starts reading it. The
@@ -177,11 +182,12 @@ func OpenSerial(ctx context.Context, cfg SerialConfig) (*SerialSource, error) {
 		free:   make(chan []int16, cfg.Queue+2),
 		waits:  make(map[uint32]chan commandResult),
 	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	port, path, err := s.open()
 	if err != nil {
+		s.cancel()
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.port = port
 	s.status.Path, s.status.Connected = path, true
 	go s.run(port, path)
@@ -218,10 +224,18 @@ func (s *SerialSource) resolve() (string, error) {
 // open opens and configures the port: 8N1 at Baud, DTR and RTS asserted
 // (many USB devices only send while DTR is up). Failing to set a modem line
 // is counted and logged, not fatal: pseudo-terminals have none.
-func (s *SerialSource) open() (serial.Port, string, error) {
+func (s *SerialSource) open() (port, string, error) {
 	path, err := s.resolve()
 	if err != nil {
 		return nil, "", err
+	}
+	if addr, ok := netAddress(path); ok {
+		c, err := dialNet(s.ctxOrBackground(), addr, s.cfg.ReadTimeout)
+		if err != nil {
+			return nil, path, err
+		}
+		s.logf("device: connected to %s", path)
+		return c, path, nil
 	}
 	port, err := serial.Open(path, &serial.Mode{BaudRate: s.cfg.Baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
@@ -307,7 +321,7 @@ func (s *SerialSource) Next(ctx context.Context) (Block, error) {
 
 // run is the reader goroutine: it reads frames, dispatches replies,
 // queues Blocks and reconnects.
-func (s *SerialSource) run(port serial.Port, path string) {
+func (s *SerialSource) run(p port, path string) {
 	defer close(s.done)
 	defer s.cancel() // runs last: ends the goroutine watching the context
 	var err error
@@ -316,13 +330,14 @@ func (s *SerialSource) run(port serial.Port, path string) {
 		s.err = err
 		close(s.blocks)
 	}()
-	dec := NewDecoder(s.reader(port))
+	dec := NewDecoder(s.reader(p))
 	s.dec = dec
+	s.announced = true
 	for {
 		dec.Name = path
 		rerr := s.readPort(dec)
 		s.wmu.Lock()
-		port.Close()
+		p.Close()
 		s.port = nil
 		s.wmu.Unlock()
 		s.mu.Lock()
@@ -333,27 +348,33 @@ func (s *SerialSource) run(port serial.Port, path string) {
 			return
 		}
 		s.failWaiters(ErrDisconnected)
-		s.logf("device: serial port %s went away: %v", path, rerr)
 		dec.Reconnect(nil) // count the bytes left of the old connection
 		s.pending = dec.TakeEvents(s.pending)
-		s.raise(Event{Kind: EventDisconnect, Sample: s.expect, Detail: fmt.Sprintf("%s: %v", path, rerr)})
-		s.sendEventBlock()
-		if !s.cfg.Reconnect {
-			err = fmt.Errorf("%w: %s: %v", ErrDisconnected, path, rerr)
-			return
+		if s.announced {
+			s.logf("device: serial port %s went away: %v", path, rerr)
+			s.downSince = time.Now()
+			s.raise(Event{Kind: EventDisconnect, Sample: s.expect, Detail: fmt.Sprintf("%s: %v", path, rerr)})
+			s.sendEventBlock()
+			if !s.cfg.Reconnect {
+				err = fmt.Errorf("%w: %s: %v", ErrDisconnected, path, rerr)
+				return
+			}
 		}
-		port, path = s.reopen()
-		if port == nil {
+		// Else the port reopened but died before the device said a word
+		// (a network headstage refusing while away): retry quietly.
+		p, path = s.reopen()
+		s.announced = false
+		if p == nil {
 			err = s.endErr()
 			return
 		}
-		dec.Reconnect(s.reader(port))
+		dec.Reconnect(s.reader(p))
 	}
 }
 
 // reopen retries opening the port with backoff until it succeeds (the
 // port, registered for writers) or the source ends (nil).
-func (s *SerialSource) reopen() (serial.Port, string) {
+func (s *SerialSource) reopen() (port, string) {
 	delay := s.cfg.Backoff
 	var lastErr string
 	start := time.Now()
@@ -378,9 +399,7 @@ func (s *SerialSource) reopen() (serial.Port, string) {
 			s.mu.Lock()
 			s.status.Path, s.status.Connected = path, true
 			s.mu.Unlock()
-			s.logf("device: serial port %s is back after %v", path, time.Since(start).Round(time.Millisecond))
-			s.raise(Event{Kind: EventReconnect, Sample: s.expect,
-				Detail: fmt.Sprintf("%s after %v", path, time.Since(start).Round(time.Millisecond))})
+			s.logf("device: reopened %s after %v", path, time.Since(start).Round(time.Millisecond))
 			return port, path
 		}
 		if msg := err.Error(); msg != lastErr {
@@ -647,14 +666,23 @@ var errStalled = errors.New("no data within the read timeout")
 // otherwise.
 type portReader struct {
 	s    *SerialSource
-	port serial.Port
+	port port
 }
 
-func (s *SerialSource) reader(port serial.Port) io.Reader { return &portReader{s: s, port: port} }
+func (s *SerialSource) reader(p port) io.Reader { return &portReader{s: s, port: p} }
 
 func (r *portReader) Read(p []byte) (int, error) {
 	for {
 		n, err := r.port.Read(p)
+		if n > 0 && !r.s.announced {
+			r.s.announced = true
+			r.s.mu.Lock()
+			path := r.s.status.Path
+			r.s.mu.Unlock()
+			down := time.Since(r.s.downSince).Round(time.Millisecond)
+			r.s.logf("device: %s is back after %v", path, down)
+			r.s.raise(Event{Kind: EventReconnect, Sample: r.s.expect, Detail: fmt.Sprintf("%s after %v", path, down)})
+		}
 		if n > 0 || err != nil || len(p) == 0 {
 			return n, err
 		}
@@ -665,4 +693,13 @@ func (r *portReader) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("%w (%v)", errStalled, r.s.cfg.ReadTimeout)
 		}
 	}
+}
+
+// ctxOrBackground returns the source's context (dials are cut short when
+// it ends).
+func (s *SerialSource) ctxOrBackground() context.Context {
+	if s.ctx == nil {
+		return context.Background()
+	}
+	return s.ctx
 }
