@@ -32,4 +32,3 @@ func nextBlock(t *testing.T, src *device.SerialSource, d time.Duration) (device.
 	defer cancel()
 	return src.Next(ctx)
 }
-
