@@ -60,11 +60,15 @@ type Sim struct {
 	mainsGain        []float64
 	artGain          []float64
 	lfpP             lfpParams
-	lfpR             *rand.Rand
-	lfpCommon        lfpSource
-	lfpOwn           []lfpSource
-	lfpCur, lfpNxt   []float64
-	lfpK             uint64 // LFP step index of lfpCur
+	lfpR             *rand.Rand   // the common source's stream
+	lfpCommon        lfpSource    // shared by all groups
+	lfpOwn           []lfpSource  // each group's own source
+	lfpOwnR          []*rand.Rand // and its stream
+	lfpC             []float64    // common source at LFP steps lfpK, lfpK+1, … of the chunk
+	lfpO             [][]float64  // per group, own source at the same steps
+	lfpK             uint64       // LFP step index of lfpC[0] and lfpO[g][0]
+	lfpTrim          int          // this chunk: values dropped from the front
+	lfpNew           int          // and steps added at the end
 	mainsPhase       [2]float64
 	mainsTmp, artTmp []float64
 	artR             *rand.Rand
@@ -263,14 +267,23 @@ func (s *Sim) build(origin uint64) {
 	s.lfpR = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6c6670^s.restart())) // "lfp"
 	s.lfpCommon = lfpSource{}
 	s.lfpOwn = make([]lfpSource, s.groups)
-	s.lfpCur = make([]float64, s.groups)
-	s.lfpNxt = make([]float64, s.groups)
-	// Let the LFP generators reach their stationary state.
-	for range int(5 * rate / float64(s.lstep)) {
-		s.lfpStep(s.lfpCur)
+	s.lfpOwnR = make([]*rand.Rand, s.groups)
+	s.lfpO = make([][]float64, s.groups)
+	// Start the generators in their stationary state (2 s of warm-up,
+	// many time constants), with the values of steps 0 and 1 ready.
+	warm := int(2 * rate / float64(s.lstep))
+	for range warm {
+		s.lfpCommon.step(&s.lfpP, s.lfpR)
 	}
-	s.lfpStep(s.lfpCur)
-	s.lfpStep(s.lfpNxt)
+	s.lfpC = append(s.lfpC[:0], s.lfpCommon.step(&s.lfpP, s.lfpR), s.lfpCommon.step(&s.lfpP, s.lfpR))
+	for g := range s.lfpOwn {
+		r := rand.New(rand.NewPCG(uint64(cfg.Seed), (0x6c667000|uint64(g)<<32)^s.restart()))
+		s.lfpOwnR[g] = r
+		for range warm {
+			s.lfpOwn[g].step(&s.lfpP, r)
+		}
+		s.lfpO[g] = []float64{s.lfpOwn[g].step(&s.lfpP, r), s.lfpOwn[g].step(&s.lfpP, r)}
+	}
 	s.lfpK = 0
 	s.mainsTmp = make([]float64, s.n)
 	s.artTmp = make([]float64, s.n)
@@ -325,13 +338,6 @@ func bandPeak(sec []sort.Section, t []float32, rate float64) (float64, int) {
 		}
 	}
 	return peak, at
-}
-
-func (s *Sim) lfpStep(dst []float64) {
-	c := s.lfpCommon.step(&s.lfpP, s.lfpR)
-	for g := range dst {
-		dst[g] = s.cfg.LFPUV * (0.8*c + 0.6*s.lfpOwn[g].step(&s.lfpP, s.lfpR))
-	}
 }
 
 // Config returns the simulator's configuration with defaults filled in.
@@ -532,25 +538,22 @@ func (s *Sim) generate() {
 	}
 
 	s.fillSlow(c0)
+	s.parallel(func(w int) {
+		s.fillGroups(c0, w*s.groups/s.workers, (w+1)*s.groups/s.workers)
+	})
 
 	// Channels in parallel: spikes, rendering, mixing.
 	C := s.cfg.Channels
 	per := (C + s.workers - 1) / s.workers
 	per = (per + 31) &^ 31
-	var wg sync.WaitGroup
-	for w := 0; w < s.workers; w++ {
+	s.parallel(func(w int) {
 		lo, hi := w*per, min(C, (w+1)*per)
 		if lo >= hi {
 			s.wspikes[w] = s.wspikes[w][:0]
-			continue
+			return
 		}
-		if w == s.workers-1 {
-			s.work(w, lo, hi, c0, spikeEnd)
-			continue
-		}
-		wg.Go(func() { s.work(w, lo, hi, c0, spikeEnd) })
-	}
-	wg.Wait()
+		s.work(w, lo, hi, c0, spikeEnd)
+	})
 
 	// Ground truth, in order.
 	old := len(s.spikes)
@@ -590,12 +593,11 @@ func (s *Sim) generate() {
 	s.chunkLen, s.pos = n, 0
 }
 
-// fillSlow computes the per-group slow signal (LFP, mains, artifacts) of
-// the chunk starting at relative sample c0, in counts.
+// fillSlow prepares what all groups share for the chunk starting at
+// relative sample c0: mains, artifacts and the common LFP source.
 func (s *Sim) fillSlow(c0 uint64) {
 	cfg := &s.cfg
 	n := s.n
-	fix := 1 / cfg.Gain
 	mains := s.mainsTmp
 	if cfg.NoMains || cfg.MainsUV == 0 {
 		clear(mains)
@@ -639,32 +641,57 @@ func (s *Sim) fillSlow(c0 uint64) {
 	}
 	s.active = s.active[:k]
 
-	clear(s.slowMax)
+	// LFP: the steps whose values this chunk interpolates between, the
+	// common source here, each group's own in fillGroups.
+	if !cfg.NoLFP && cfg.LFPUV > 0 {
+		lstep := uint64(s.lstep)
+		kFirst, kLast := c0/lstep, (c0+uint64(n)-1)/lstep
+		s.lfpTrim = int(kFirst - s.lfpK)
+		s.lfpC = append(s.lfpC[:0], s.lfpC[s.lfpTrim:]...)
+		s.lfpK = kFirst
+		s.lfpNew = int(kLast+2-kFirst) - len(s.lfpC)
+		for range s.lfpNew {
+			s.lfpC = append(s.lfpC, s.lfpCommon.step(&s.lfpP, s.lfpR))
+		}
+	}
+}
+
+// fillGroups computes the slow signal (LFP, mains, artifacts) of groups
+// [glo, ghi) for the chunk starting at relative sample c0, in counts.
+// Groups are independent, so workers fill disjoint ranges in parallel.
+func (s *Sim) fillGroups(c0 uint64, glo, ghi int) {
+	cfg := &s.cfg
+	n := s.n
+	fix := 1 / cfg.Gain
 	lfpOn := !cfg.NoLFP && cfg.LFPUV > 0
 	lstep := uint64(s.lstep)
 	invL := 1 / float64(lstep)
-	// One LFP interpolation segment at a time, each group's row in turn.
-	for i := 0; i < n; {
-		rel := c0 + uint64(i)
-		end := n
+	for g := glo; g < ghi; g++ {
+		mg, ag := s.mainsGain[g], s.artGain[g]
+		own := s.lfpO[g]
 		if lfpOn {
-			for rel >= (s.lfpK+1)*lstep {
-				s.lfpCur, s.lfpNxt = s.lfpNxt, s.lfpCur
-				s.lfpStep(s.lfpNxt)
-				s.lfpK++
+			own = append(own[:0], own[s.lfpTrim:]...)
+			for range s.lfpNew {
+				own = append(own, s.lfpOwn[g].step(&s.lfpP, s.lfpOwnR[g]))
 			}
-			end = min(n, int((s.lfpK+1)*lstep-c0))
+			s.lfpO[g] = own
 		}
-		off := float64(rel - s.lfpK*lstep)
-		ms, as := mains[i:end], art[i:end]
-		for g := 0; g < s.groups; g++ {
-			mg, ag := s.mainsGain[g], s.artGain[g]
-			var base, slope float64
+		var mx int32
+		// One LFP interpolation segment at a time.
+		for i := 0; i < n; {
+			rel := c0 + uint64(i)
+			end := n
+			var base, slope, off float64
 			if lfpOn {
-				base, slope = s.lfpCur[g], (s.lfpNxt[g]-s.lfpCur[g])*invL
+				k := rel / lstep
+				j := int(k - s.lfpK)
+				end = min(n, int((k+1)*lstep-c0))
+				v0 := cfg.LFPUV * (0.8*s.lfpC[j] + 0.6*own[j])
+				v1 := cfg.LFPUV * (0.8*s.lfpC[j+1] + 0.6*own[j+1])
+				base, slope, off = v0, (v1-v0)*invL, float64(rel-k*lstep)
 			}
+			ms, as := s.mainsTmp[i:end], s.artTmp[i:end]
 			row := s.slow[g*n+i : g*n+end]
-			mx := s.slowMax[g]
 			for k := range row {
 				v := (base + slope*(off+float64(k)) + mg*ms[k] + ag*as[k]) * fix
 				if v >= 0 {
@@ -675,10 +702,21 @@ func (s *Sim) fillSlow(c0 uint64) {
 				row[k] = int32(v)
 				mx = max(mx, abs32(row[k]))
 			}
-			s.slowMax[g] = mx
+			i = end
 		}
-		i = end
+		s.slowMax[g] = mx
 	}
+}
+
+// parallel runs f(0) … f(workers-1) concurrently, the last on the
+// calling goroutine, and waits for all.
+func (s *Sim) parallel(f func(w int)) {
+	var wg sync.WaitGroup
+	for w := 0; w < s.workers-1; w++ {
+		wg.Go(func() { f(w) })
+	}
+	f(s.workers - 1)
+	wg.Wait()
 }
 
 // fracMul returns the fractional part of n·f accurately for large n.
