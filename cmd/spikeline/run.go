@@ -52,6 +52,7 @@ type runOptions struct {
 	status   time.Duration // status period
 	queue    int           // blocks buffered between source and sorter
 	duration time.Duration // 0 = until interrupted
+	record   string        // directory to record the raw stream into
 }
 
 func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,6 +69,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	group := fs.String("grouping", "unit", "decoder inputs: unit (sorted units) or channel (threshold crossings)")
 	fs.DurationVar(&o.status, "status-every", time.Second, "period of the status message")
 	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
+	fs.StringVar(&o.record, "record", "", "also record the raw stream into this directory (recording.dat + recording.json, crash-safe; gaps zero-filled and listed)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -241,6 +243,19 @@ func (p *pipeline) run(ctx context.Context) error {
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
 	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
 
+	var rec *device.RawWriter
+	if p.opts.record != "" {
+		if rec, err = device.CreateRecording(p.opts.record); err != nil {
+			return err
+		}
+		defer func() {
+			if err := rec.Close(); err != nil {
+				p.log.Error("closing the recording", "dir", p.opts.record, "err", err)
+			}
+		}()
+		fmt.Fprintf(p.stdout, "spikeline: recording into %s\n", p.opts.record)
+	}
+
 	// Reader: device → bounded queue. Blocks are copied into recycled
 	// buffers, since sources reuse theirs.
 	items := make(chan item, p.opts.queue)
@@ -270,6 +285,15 @@ func (p *pipeline) run(ctx context.Context) error {
 			case <-ctx.Done():
 				readErr <- ctx.Err()
 				return
+			}
+			if rec != nil && b.Len() > 0 {
+				if err := rec.Write(&b); err != nil {
+					readErr <- fmt.Errorf("recording: %w", err)
+					return
+				}
+				if got/uint64(b.Rate) != (got+uint64(b.Len()))/uint64(b.Rate) {
+					rec.Sync() // the sidecar on disk follows every second
+				}
 			}
 			got += uint64(b.Len())
 			p.received.Store(got)

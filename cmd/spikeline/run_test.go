@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
@@ -201,7 +202,8 @@ func TestRunSerial(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	var stdout, stderr bytes.Buffer
-	code := realMain([]string{"run", "--serial", link, "--nats", streamtest.URL(srv), "--duration", "3s"}, &stdout, &stderr)
+	recDir := filepath.Join(t.TempDir(), "rec")
+	code := realMain([]string{"run", "--serial", link, "--nats", streamtest.URL(srv), "--duration", "3s", "--record", recDir}, &stdout, &stderr)
 	cancel()
 	<-served
 	if code != 0 {
@@ -224,5 +226,13 @@ func TestRunSerial(t *testing.T) {
 	// 3000 frames of 8×30 samples (≈ 500 bytes): ≈ 2.5 % corrupted, 0.2 % dropped.
 	if frames < 2500 || crc == 0 || gaps < crc {
 		t.Errorf("link summary: %d frames, %d CRC errors, %d gaps; want ≈ 3000 frames, some CRC errors, a gap for each", frames, crc, gaps)
+	}
+	// The recording holds the stream on the device clock, gaps listed.
+	m, err := device.ReadMeta(filepath.Join(recDir, "recording.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Channels != 8 || m.Samples < 90000 || len(m.Gaps) != gaps {
+		t.Errorf("recording: %d channels, %d samples, %d gaps; want 8, ≥ 90000, %d", m.Channels, m.Samples, len(m.Gaps), gaps)
 	}
 }
