@@ -66,7 +66,12 @@
 //     calibrated so that its rms after the 300–6000 Hz band-pass (the
 //     sorter's 3rd-order Butterworth) is exact; [Sim.NoiseUV] reports each
 //     channel's band rms, which varies ±NoiseSpread around NoiseUV. Noise of
-//     different channels is uncorrelated at equal times.
+//     different channels is uncorrelated at equal times; channels that
+//     share a tile (4 of each length) see it at offsets spread evenly around
+//     the tile, so with many channels their noise correlates by 0.5 at one
+//     lag of a few ms (2 ms for 1,024 channels). That, and the periodicity
+//     of each tile (0.55 s and 0.66 s at 30 kHz), is the price of generating
+//     1,024 channels faster than real time without per-sample random draws.
 //   - spikes_u: the unit's raw template (below) at each spike, at a random
 //     sub-sample phase (one of 4), scaled by drift and burst attenuation.
 //   - lfp_g: 1/f² noise with theta (7 Hz) and beta (20 Hz) rhythms,
