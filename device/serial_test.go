@@ -443,6 +443,9 @@ func TestSerialPTYCommands(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if r.Rate != 20000 {
+			t.Fatalf("set_rate reply says %d Hz", r.Rate)
+		}
 		for {
 			b, err := nextBlock(t, src, 5*time.Second)
 			if err != nil {

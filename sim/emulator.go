@@ -882,6 +882,7 @@ func (e *Emulator) onPump(ctx context.Context, fn func() error) error {
 // handle carries out one command and returns the reply.
 func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 	r := device.Reply{Seq: c.Seq, Op: c.Op, Status: device.StatusOK}
+	var newRate uint32 // the rate just set, which frames carry from now on
 	fail := func(s device.Status, format string, args ...any) {
 		r.Status, r.Message = s, fmt.Sprintf(format, args...)
 		if s == device.StatusError {
@@ -938,7 +939,9 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 		}
 		if err := e.onPump(ctx, func() error { return rs.SetRate(float64(c.Rate)) }); err != nil {
 			fail(device.StatusError, "set rate %d Hz: %v", c.Rate, err)
+			break
 		}
+		newRate = c.Rate
 	case device.OpStimulate:
 		s := c.Stim
 		e.mu.Lock()
@@ -992,6 +995,9 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 	e.mu.Lock()
 	r.Counter = e.counter
 	r.Rate = uint32(math.Round(e.rate))
+	if newRate != 0 {
+		r.Rate = newRate
+	}
 	r.Channels = uint16(e.srcCh)
 	if e.enabled != nil {
 		r.Channels = uint16(len(e.enabled))
