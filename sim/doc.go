@@ -61,8 +61,8 @@
 //     3rd-order 7.5 kHz anti-alias low-pass and a 0.5 Hz high-pass, plus
 //     multi-unit hum (40 small distant units per noise tile, HumFraction of
 //     the band variance). It is the sum of two precomputed, seamlessly
-//     periodic tiles (lengths 2^16 and 3^10, coprime: the sum repeats after
-//     35.8 h at 30 kHz) read at per-channel random offsets. Each tile is
+//     periodic tiles (lengths 2^14 and 3^9, coprime: the sum repeats after
+//     3 h at 30 kHz) read at per-channel offsets. Each tile is
 //     calibrated so that its rms after the 300–6000 Hz band-pass (the
 //     sorter's 3rd-order Butterworth) is exact; [Sim.NoiseUV] reports each
 //     channel's band rms, which varies ±NoiseSpread around NoiseUV. Noise of
