@@ -22,6 +22,9 @@ func longTests() bool { return os.Getenv("SPIKELINE_LONG") != "" }
 // The formula assumes σ² = 1 and no rectification (b > m·|v| always):
 // both are checked on the simulated data.
 func TestAccuracyBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fits five decoders on 10 minutes of a simulated population")
+	}
 	// b/m = 3.75: a rate is clipped at 0 only when v·d < -3.75σ.
 	p := &population{Units: 60, Base: 30, Mod: 8, Rate: 30000, Width: 600, Bins: 30000, Rho: 0.95, Seed: 7, FirstID: 1}
 	lags := 5 // the default 10 in the long run: same conclusion, 4× the fit cost
