@@ -323,7 +323,7 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	if !j.noPlot {
-		if err := j.writeSummary(ctx, filepath.Join(j.out, "summary.png"), spikes, templates, stderr); err != nil {
+		if err := j.writeSummary(ctx, filepath.Join(j.out, "summary.png"), spikes, templates, noise, stderr); err != nil {
 			return err
 		}
 	}

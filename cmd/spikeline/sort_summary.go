@@ -129,7 +129,7 @@ func summaryPanels(spikes []sort.Spike, templates []sort.Template, maxPanels int
 // writeSummary draws summary.png: one panel per channel with sorted units
 // (at most --panels), faint band-passed sample waveforms of each unit and
 // its template on top, in one colour per unit.
-func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.Spike, templates []sort.Template, stderr io.Writer) error {
+func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.Spike, templates []sort.Template, noise []float32, stderr io.Writer) error {
 	panels, shown, withUnits, nUnits := summaryPanels(spikes, templates, j.maxPanels)
 	rate := j.raw.Rate
 	pre := int(math.Round(0.6e-3 * rate))
@@ -151,7 +151,7 @@ func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.S
 	if shown < withUnits {
 		title += fmt.Sprintf(" (showing the %d busiest)", shown)
 	}
-	return drawSummary(path, title, panels, pre, post, rate)
+	return drawSummary(path, title, panels, noise, pre, post, rate)
 }
 
 // extractWaves reads the recording once more, band-passes the shown
@@ -347,7 +347,7 @@ func alignWaves(u *panelUnit, pre, post, margin int) {
 }
 
 // drawSummary lays the panels out in a grid and writes the PNG.
-func drawSummary(path, title string, panels []*panel, pre, post int, rate float64) error {
+func drawSummary(path, title string, panels []*panel, noise []float32, pre, post int, rate float64) error {
 	n := max(1, len(panels))
 	cols := int(math.Ceil(math.Sqrt(float64(n) * 1.3)))
 	cols = min(cols, n, 8)
@@ -373,7 +373,11 @@ func drawSummary(path, title string, panels []*panel, pre, post int, rate float6
 		grid[r] = make([]*plot.Plot, cols)
 	}
 	for i, p := range panels {
-		pl, err := panelPlot(p, pre, post, rate)
+		var sigma float64
+		if p.channel < len(noise) {
+			sigma = float64(noise[p.channel])
+		}
+		pl, err := panelPlot(p, sigma, pre, post, rate)
 		if err != nil {
 			return err
 		}
@@ -406,9 +410,13 @@ func drawSummary(path, title string, panels []*panel, pre, post int, rate float6
 }
 
 // panelPlot draws one channel: faint waveforms, then templates on top.
-func panelPlot(p *panel, pre, post int, rate float64) (*plot.Plot, error) {
+// sigma is the channel's noise in µV (0: unknown).
+func panelPlot(p *panel, sigma float64, pre, post int, rate float64) (*plot.Plot, error) {
 	pl := plot.New()
 	pl.Title.Text = fmt.Sprintf("channel %d", p.channel)
+	if sigma > 0 {
+		pl.Title.Text += fmt.Sprintf("  (noise %.1f µV)", sigma)
+	}
 	pl.Title.TextStyle.Font.Size = vg.Points(10)
 	pl.X.Label.Text = "ms"
 	pl.Y.Label.Text = "µV"
@@ -454,6 +462,9 @@ func panelPlot(p *panel, pre, post int, rate float64) (*plot.Plot, error) {
 	for i, u := range p.units {
 		col := unitColors[i%len(unitColors)]
 		label := fmt.Sprintf("unit %d (%d)", u.unit, u.count)
+		if t := u.template; t != nil && sigma > 0 {
+			label = fmt.Sprintf("unit %d (%d, SNR %.1f)", u.unit, u.count, math.Abs(float64(t.PeakUV))/sigma)
+		}
 		if t := u.template; t != nil {
 			xy := make(plotter.XYs, 0, len(t.Waveform))
 			for k, v := range t.Waveform {
