@@ -15,7 +15,7 @@ import (
 // with garbage bytes between them, and checks that it never panics and
 // answers every well-formed command with a reply echoing its Seq and Op.
 func FuzzEmulatorCommands(f *testing.F) {
-	f.Add([]byte{1, 5, 0, 0, 0, 0, 0, 0, 0, 7})                      // start, ping
+	f.Add([]byte{1, 5, 0, 0, 0, 0, 0, 0, 0, 7})                       // start, ping
 	f.Add([]byte{4, 3, 1, 0, 3, 0, 2, 0, 2})                          // set channels 1,3,2; stop
 	f.Add([]byte{3, 0x10, 0x27, 0, 0, 6, 3, 0, 10, 0, 7})             // set rate 10000, stimulate, info
 	f.Add([]byte{4, 2, 1, 0, 1, 0, 9, 0xA5, 0x5A, 0xC3, 0x3C, 0, 99}) // duplicate channels, garbage, op 99
