@@ -64,6 +64,9 @@ func simFlags(fs *flag.FlagSet) func() (sim.Config, error) {
 			return c, usageErrorf("--units %q: want N or MIN-MAX with 0 <= MIN <= MAX <= 16", *units)
 		}
 		c.MinUnits, c.MaxUnits = int(lo), int(hi)
+		if hi == 0 {
+			c.MaxUnits = -1 // none (0..0 would mean the default)
+		}
 		if lo, hi, err = parseRange(*peak); err != nil || lo <= 0 {
 			return c, usageErrorf("--peak %q: want MIN-MAX µV with 0 < MIN <= MAX", *peak)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,6 +27,21 @@ func TestSimCommand(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "100%") {
 		t.Errorf("no final progress line on stderr: %q", stderr.String())
+	}
+}
+
+func TestSimCommandNoUnits(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"sim", "--out", dir, "--channels", "2", "--duration", "0.2", "--units", "0", "--quiet"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, sim.UnitsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(b), "\n"); lines != 1 {
+		t.Errorf("--units 0 wrote %d lines to units.csv, want the header only", lines)
 	}
 }
 
