@@ -398,3 +398,56 @@ func TestSorterManyChannels(t *testing.T) {
 		t.Fatal("no spikes")
 	}
 }
+
+// TestSorterOverlap: a second unit firing 0.4–0.9 ms after the first
+// (inside its snippet and its dead time) is found in the residual once
+// the first spike is explained.
+func TestSorterOverlap(t *testing.T) {
+	s := newSynth(synthConfig{channels: 4, seconds: 30, unitsPerChan: []int{2},
+		noiseUV: 10, ampMin: 120, ampMax: 200, seed: 10, overlap: 0.3})
+	cfg := Config{Deterministic: true, LearnSeconds: 8}
+	spikes, so := runSorter(t, s, cfg, 600)
+	from := uint64(9 * s.rate)
+	// Recall of the overlapped second-unit spikes: those within 1 ms
+	// after a first-unit spike.
+	var overlapped, found int
+	delta := uint64(12)
+	byCh := make([][]Spike, s.channels)
+	for _, sp := range spikes {
+		byCh[sp.Channel] = append(byCh[sp.Channel], sp)
+	}
+	for i, tr := range s.truth {
+		if tr.sample < from || i == 0 {
+			continue
+		}
+		u := s.units[tr.unit]
+		prev := -1
+		for k := i - 1; k >= 0 && s.truth[k].sample+30 >= tr.sample; k-- {
+			if s.units[s.truth[k].unit].channel == u.channel && s.truth[k].unit != tr.unit {
+				prev = k
+			}
+		}
+		if prev < 0 {
+			continue
+		}
+		overlapped++
+		for _, sp := range byCh[u.channel] {
+			if sp.Sample+delta >= tr.sample && sp.Sample <= tr.sample+delta && sp.Sample > s.truth[prev].sample+delta/2 {
+				found++
+				break
+			}
+		}
+	}
+	t.Logf("overlapped spikes found: %d of %d", found, overlapped)
+	if overlapped < 50 {
+		t.Fatalf("only %d overlaps in the test signal", overlapped)
+	}
+	// Measured: 169 of 255 (66%); with a blind 1 ms dead time after every
+	// spike instead, 6 of 255.
+	if float64(found) < 0.6*float64(overlapped) {
+		t.Errorf("found %d of %d overlapped spikes", found, overlapped)
+	}
+	for _, u := range s.score(spikes, from, so.Noise(nil)) {
+		t.Logf("unit %d snr %.1f recall %.3f accuracy %.3f", u.unit, u.snr, u.recall, u.accuracy)
+	}
+}

@@ -349,6 +349,12 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 			sh.unmatched++
 		}
 	}
+	if id != 0 && matchedDeadTime {
+		// Explained: the template took the spike's lobes away, so only
+		// a short refractory keeps the same trough from firing again and
+		// a second unit's spike overlapping this one can be detected.
+		sh.next[c] = tr + uint64(max(1, s.pre/2))
+	}
 	if id == 0 {
 		sh.shadowUntil[c] = tr + uint64(s.post+s.tail)
 		sh.shadowLevel[c] = lobeShare * best
@@ -368,12 +374,13 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 
 // Amplitude scaling allowed when fitting a template to a snippet.
 const (
-	minScale    = 0.7
-	maxScale    = 1.4
-	jitterShare = 0.1 // residual allowed per unit of template energy
-	lobeShare   = 0.6 // later lobes of unexplained spikes are below this share of the trough
-	scaleLambda = 1   // weight of the prior that a unit's amplitude is its template's
-	maxShift    = 0.7 // largest sub-sample shift fitted, samples
+	minScale        = 0.7
+	maxScale        = 1.4
+	jitterShare     = 0.1  // residual allowed per unit of template energy
+	lobeShare       = 0.6  // later lobes of unexplained spikes are below this share of the trough
+	matchedDeadTime = true // shorter dead time after explained spikes
+	scaleLambda     = 1    // weight of the prior that a unit's amplitude is its template's
+	maxShift        = 0.7  // largest sub-sample shift fitted, samples
 )
 
 // deriv is the central difference of w at i.

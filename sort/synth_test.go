@@ -48,6 +48,9 @@ type synthConfig struct {
 	artifactUV   float64 // common-mode transients on every channel, µV
 	artifactRate float64 // Hz
 	fixedWidth   float64 // ms; if set, every unit's trough width
+	// overlap: with this probability a spike of a channel's first unit is
+	// followed 0.4–0.9 ms later by one of its second unit.
+	overlap float64
 }
 
 func newSynth(cfg synthConfig) *synth {
@@ -74,6 +77,7 @@ func newSynth(cfg synthConfig) *synth {
 		}
 	}
 	// Waveforms and spike trains.
+	waves := make([][]float64, len(s.units))
 	for ui, u := range s.units {
 		wlen := int(3e-3 * rate)
 		w := make([]float64, wlen)
@@ -83,6 +87,8 @@ func newSynth(cfg synthConfig) *synth {
 			w[i] = -u.amp*math.Exp(-0.5*t*t/(u.width*u.width)) +
 				0.35*u.amp*math.Exp(-0.5*(t-0.45-u.width)*(t-0.45-u.width)/0.09)
 		}
+		waves[ui] = w
+		_ = waves
 		// Peak after the default band-pass, for the SNR.
 		secs, _ := Butterworth(3, 300, 6000, rate)
 		f := NewFilter(secs, 1)
@@ -104,6 +110,19 @@ func newSynth(cfg synthConfig) *synth {
 				}
 			}
 			s.truth = append(s.truth, truthSpike{sample: uint64(i0) + uint64(t0), unit: ui})
+			if cfg.overlap > 0 && ui+1 < len(s.units) && s.units[ui+1].channel == u.channel &&
+				(ui == 0 || s.units[ui-1].channel != u.channel) && rng.Float64() < cfg.overlap {
+				// The channel's second unit fires 0.4–0.9 ms later.
+				j0 := i0 + int((0.4+0.5*rng.Float64())*1e-3*rate)
+				g2 := 1 + cfg.drift*t/cfg.seconds
+				w2 := overlapWave(s.units[ui+1], rate)
+				for i, v := range w2 {
+					if j := j0 + i; j < n {
+						x[j*C+u.channel] += g2 * v
+					}
+				}
+				s.truth = append(s.truth, truthSpike{sample: uint64(j0) + uint64(t0), unit: ui + 1})
+			}
 			t += 0.003 + rng.ExpFloat64()/u.rate
 		}
 	}
@@ -257,4 +276,16 @@ func (s *synth) score(spikes []Spike, from uint64, sigma []float32) []unitScore 
 		out[ui] = unitScore{unit: ui, snr: snr, accuracy: best, recall: float64(detected[ui]) / float64(max(1, nTrue[ui]))}
 	}
 	return out
+}
+
+// overlapWave is unit u's raw waveform (the same formula as newSynth).
+func overlapWave(u synthUnit, rate float64) []float64 {
+	w := make([]float64, int(3e-3*rate))
+	t0 := 0.6e-3 * rate
+	for i := range w {
+		t := (float64(i) - t0) / rate * 1000
+		w[i] = -u.amp*math.Exp(-0.5*t*t/(u.width*u.width)) +
+			0.35*u.amp*math.Exp(-0.5*(t-0.45-u.width)*(t-0.45-u.width)/0.09)
+	}
+	return w
 }
