@@ -88,7 +88,7 @@ type Config struct {
 
 	Threshold float64 // detection threshold in noise σ (4.5)
 	Sign      Sign    // polarity of detection (Negative)
-	DeadTime  float64 // ms after a detection on the same channel during which no other is taken (1)
+	DeadTime  float64 // ms after an unexplained detection during which the channel takes no other (1); after a matched spike, Pre/2
 	Pre       float64 // snippet ms before the aligned extremum (0.5)
 	Post      float64 // snippet ms after the aligned extremum (1)
 	Align     float64 // ms after a crossing searched for the extremum (0.4)
