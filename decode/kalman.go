@@ -52,9 +52,12 @@ func leastSquares(x, y *mat.Dense) (*mat.Dense, *mat.SymDense, error) {
 	var r mat.Dense
 	r.Mul(x, &b)
 	r.Sub(y, &r)
-	cov := mat.NewSymDense(c, nil)
-	cov.SymOuterK(1/float64(n-k), r.T())
-	return &b, cov, nil
+	// RᵀR by Dgemm (blocked, parallel), several times faster than gonum's
+	// Dsyrk for many units; the upper triangle makes the SymDense.
+	var rr mat.Dense
+	rr.Mul(r.T(), &r)
+	rr.Scale(1/float64(n-k), &rr)
+	return &b, mat.NewSymDense(c, rr.RawMatrix().Data), nil
 }
 
 func fitKalman(m *Model, ds *Dataset, trainEnd int, cfg FitConfig) error {
