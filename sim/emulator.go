@@ -247,10 +247,11 @@ type Emulator struct {
 	unplugReq time.Duration // on-demand unplug pending (> 0)
 	resetReq  bool
 
-	ended   chan struct{}
-	endOnce sync.Once
-	poke    chan struct{}   // wakes the pump for an on-demand fault
-	srcReq  chan srcRequest // work for the pump
+	ended     chan struct{}
+	endOnce   sync.Once
+	poke      chan struct{}   // wakes the pump for an on-demand fault
+	unplugNow chan struct{}   // closes the connection for an on-demand unplug
+	srcReq    chan srcRequest // work for the pump
 }
 
 // NewEmulator returns an Emulator serving src with cfg.
@@ -280,6 +281,7 @@ func NewEmulator(src device.Source, cfg EmulatorConfig) *Emulator {
 		replyRNG:  rand.New(rand.NewPCG(cfg.Seed, 0x5851f42d4c957f2d)),
 		streaming: !cfg.WaitForStart,
 		poke:      make(chan struct{}, 1),
+		unplugNow: make(chan struct{}, 1),
 		ended:     make(chan struct{}),
 		srcReq:    make(chan srcRequest),
 	}
@@ -314,6 +316,10 @@ func (e *Emulator) Unplug(d time.Duration) {
 	e.mu.Unlock()
 	select {
 	case e.poke <- struct{}{}:
+	default:
+	}
+	select {
+	case e.unplugNow <- struct{}{}:
 	default:
 	}
 }
@@ -373,7 +379,14 @@ func damage(b []byte, r *rand.Rand, p float64, skip *int64, dst []int) []int {
 func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	e.mu.Lock()
 	e.stats.Connections++
+	pending := e.unplugReq > 0
 	e.mu.Unlock()
+	if !pending { // a stale request to close an earlier connection
+		select {
+		case <-e.unplugNow:
+		default:
+		}
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -381,7 +394,10 @@ func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	wg.Add(2)
 	go func() { // closes conn to unblock reads and writes when done
 		defer wg.Done()
-		<-ctx.Done()
+		select {
+		case <-ctx.Done():
+		case <-e.unplugNow: // unplugged on demand, perhaps while a write blocks
+		}
 		conn.Close()
 	}()
 	go func() {
@@ -401,7 +417,7 @@ func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	}
 	// If the context ended first (the host closed the connection, or the
 	// caller cancelled), say so rather than the write error it caused.
-	if cause := context.Cause(ctx); cause != nil {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(err, ErrUnplugged) {
 		err = cause
 	}
 	cancel(err)
@@ -497,6 +513,9 @@ func (e *Emulator) stream(ctx context.Context, w io.Writer, until float64) error
 			}
 		}
 		if err := e.emit(w, n); err != nil {
+			if uerr := e.faultsDue(); uerr != nil {
+				return uerr // the write failed because the device was unplugged
+			}
 			return err
 		}
 	}
