@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -22,8 +24,12 @@ import (
 // publisher, and reads the page and the event stream over HTTP.
 func TestViewCommand(t *testing.T) {
 	srv := streamtest.RunServer(t, nil)
-	pub := tapPublisher(t, streamtest.URL(srv), "bench3", false)
-	var out, errb syncBuffer
+	pub, err := stream.NewPublisher(context.Background(), stream.Config{URLs: []string{streamtest.URL(srv)}, Rig: "bench3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Close(context.Background()) })
+	var out, errb lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -134,6 +140,24 @@ func TestViewCommand(t *testing.T) {
 		}
 	}
 	stop()
+}
+
+// lockedBuffer collects a command's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestViewBadFlags(t *testing.T) {

@@ -1,8 +1,11 @@
 package view
 
 import (
+	"bufio"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +274,48 @@ func TestHeartbeat(t *testing.T) {
 	}
 	if n := len(c.ch); n != 2 {
 		t.Errorf("%d frames queued, want 2 (data, heartbeat)", n)
+	}
+}
+
+// TestLagEvent checks that a browser is told, on its event stream, how
+// many frames it missed.
+func TestLagEvent(t *testing.T) {
+	v, err := New(Config{Rig: "lag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(v)
+	defer hs.Close()
+	resp, err := http.Get(hs.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	until := func(prefix string) string {
+		t.Helper()
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), prefix) {
+				return sc.Text()
+			}
+		}
+		t.Fatalf("stream ended before %q", prefix)
+		return ""
+	}
+	until("event: hello")
+	// Pretend the browser missed 7 frames, then send one.
+	for v.hub.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	v.hub.mu.Lock()
+	for c := range v.hub.clients {
+		c.dropped.Add(7)
+	}
+	v.hub.mu.Unlock()
+	v.step(time.Now(), true, false)
+	until("event: frame")
+	until("event: lag")
+	if d := until("data: "); d != `data: {"dropped":7}` {
+		t.Errorf("lag data %q", d)
 	}
 }
