@@ -502,10 +502,14 @@ func (s *SerialSource) flushDrop() {
 }
 
 // sendEventBlock queues a Block without samples carrying the pending
-// events (a disconnection), if there is room.
+// events (a disconnection), if there is room. It has the channel count,
+// rate and gain of the last data frame, so consumers checking the format
+// accept it.
 func (s *SerialSource) sendEventBlock() {
 	s.flushDrop()
-	if len(s.pending) == 0 || len(s.blocks) == cap(s.blocks) {
+	if len(s.pending) == 0 || len(s.blocks) == cap(s.blocks) || s.channels == 0 {
+		// No room, or no data yet to take the format from: the events
+		// ride on the next data Block.
 		return
 	}
 	b := Block{First: s.expect, Rate: float64(s.rate), Channels: s.channels, Gain: float64(s.gain),
