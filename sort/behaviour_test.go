@@ -451,3 +451,35 @@ func TestSorterOverlap(t *testing.T) {
 		t.Logf("unit %d snr %.1f recall %.3f accuracy %.3f", u.unit, u.snr, u.recall, u.accuracy)
 	}
 }
+
+// TestSorterConcurrentReaders: Templates, Noise and Stats may be called
+// from other goroutines while Process runs and learning proceeds in the
+// background (run with -race).
+func TestSorterConcurrentReaders(t *testing.T) {
+	s := defaultSynth(8, 11)
+	so, err := New(Config{LearnSeconds: 2}, s.channels, s.rate, s.gain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			so.Templates()
+			so.Noise(nil)
+			so.Stats()
+		}
+	}()
+	var out []Spike
+	for _, b := range s.blocks(300) {
+		if out, err = so.Process(b, out[:0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	so.Flush(nil)
+	<-done
+	if st := so.Stats(); st.Learned == 0 || st.Units == 0 {
+		t.Errorf("no learning in the background: %+v", st)
+	}
+}
