@@ -55,8 +55,9 @@ type Config struct {
 	DCOffsetUV float64
 	// ArtifactRate is the mean rate (per second) of movement artifacts
 	// common to all channels; default 0.05. ArtifactUV is their typical
-	// peak (per group it varies 0.5–1.5×); default 1500 µV, which can
-	// saturate the int16 range like a real headstage.
+	// peak (each varies 0.6–1.4×, and each group's coupling 0.5–1.5×);
+	// default 1500 µV. Larger values saturate at the int16 range as a
+	// real amplifier does.
 	ArtifactRate, ArtifactUV float64
 	// Drift is the peak fractional change of each unit's amplitude over
 	// its slow drift cycle (periods of 2–10 minutes); default 0.1.
