@@ -106,9 +106,10 @@ type commandResult struct {
 // Status: the Decoder's (CRC failures, skipped bytes, gaps, resets, format
 // changes), disconnections and reconnections, the gap across a
 // reconnection (exact, from the 64-bit sample counter) and frames dropped
-// because Next fell behind. When the port goes away Next at once returns
-// a Block without samples carrying the EventDisconnect, so a consumer
-// learns of it without waiting for data.
+// because Next fell behind. When the port goes away after data has
+// flowed, Next at once returns a Block without samples (Len 0, with the
+// last data's channel count, rate and gain) carrying the EventDisconnect,
+// so a consumer learns of it without waiting for data.
 //
 // Block Samples are reused after the next call to Next.
 type SerialSource struct {

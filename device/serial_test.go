@@ -517,13 +517,11 @@ func TestSerialPTYReadTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	b, err := nextBlock(t, src, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.Len() != 0 || len(b.Events) == 0 || b.Events[len(b.Events)-1].Kind != device.EventDisconnect ||
-		!strings.Contains(b.Events[len(b.Events)-1].Detail, "read timeout") {
-		t.Fatalf("first block: %d samples, events %v; want the stall as a disconnection", b.Len(), b.Events)
+	// The device waits for a start command: silence, taken for a hang.
+	for start := time.Now(); src.Status().Disconnects == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("no disconnection after 5 s of silence: %+v", src.Status())
+		}
 	}
 	ctx := context.Background()
 	for start := time.Now(); ; {
@@ -536,15 +534,16 @@ func TestSerialPTYReadTimeout(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for {
-		b, err := nextBlock(t, src, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b.Len() > 0 {
-			checkPattern(t, b, nil)
-			break
-		}
+	// No data came before the disconnection, so its event rides on the
+	// first data Block, with the reconnection.
+	b, err := nextBlock(t, src, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPattern(t, b, nil)
+	if len(b.Events) < 2 || b.Events[0].Kind != device.EventDisconnect || !strings.Contains(b.Events[0].Detail, "read timeout") ||
+		b.Events[len(b.Events)-1].Kind != device.EventReconnect {
+		t.Fatalf("first block: events %v; want the stall as a disconnection, then the reconnection", b.Events)
 	}
 	if _, err := src.Command(ctx, device.Command{Op: device.OpStop}); err != nil {
 		t.Fatal(err)
