@@ -74,9 +74,10 @@ func (m *SpikeBatch) UnmarshalJSON(b []byte) error {
 
 type jsonEstimate struct {
 	jsonHead
-	Model  string    `json:"model"`
-	Names  []string  `json:"names"`
-	Values []float64 `json:"values"`
+	Model    string    `json:"model"`
+	Names    []string  `json:"names"`
+	Values   []float64 `json:"values"`
+	Degraded bool      `json:"degraded,omitempty"`
 }
 
 // MarshalJSON encodes m as its JSON document.
@@ -89,7 +90,7 @@ func (m *EstimateMsg) MarshalJSON() ([]byte, error) {
 	if vals == nil {
 		vals = []float64{}
 	}
-	return json.Marshal(jsonEstimate{head(m.Header, TypeEstimate), m.Model, names, vals})
+	return json.Marshal(jsonEstimate{head(m.Header, TypeEstimate), m.Model, names, vals, m.Degraded()})
 }
 
 // UnmarshalJSON decodes m's JSON document.
@@ -105,6 +106,11 @@ func (m *EstimateMsg) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("stream: JSON estimate: %d names for %d values", len(j.Names), len(j.Values))
 	}
 	m.Header, m.Model, m.Names, m.Values = j.Header, j.Model, j.Names, j.Values
+	if j.Degraded {
+		m.Flags |= FlagDegraded
+	} else {
+		m.Flags &^= FlagDegraded
+	}
 	return nil
 }
 

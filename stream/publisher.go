@@ -239,6 +239,9 @@ func (p *Publisher) PublishEstimate(model string, e decode.Estimate) (bool, erro
 		return false, err
 	}
 	msg := EstimateMsg{Header: Header{Sample: e.End, Rate: e.Rate}, Model: model, Names: e.Names, Values: e.Values}
+	if e.Degraded {
+		msg.Flags |= FlagDegraded
+	}
 	return p.publishMsg(subj, &msg)
 }
 

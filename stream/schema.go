@@ -79,6 +79,7 @@ func (t *Type) UnmarshalText(b []byte) error {
 const (
 	FlagFullSnapshot uint16 = 1 << 0 // templates: the message lists every current template
 	FlagFiltered     uint16 = 1 << 0 // raw: samples are band-passed, not raw
+	FlagDegraded     uint16 = 1 << 0 // estimate: the bin (or one in the decoder's lag window) overlapped a gap in the data
 )
 
 // Sentinel errors wrapped by DecodeError.
@@ -827,6 +828,11 @@ type RawBlock struct {
 
 // Filtered reports whether the samples are band-passed.
 func (m *RawBlock) Filtered() bool { return m.Flags&FlagFiltered != 0 }
+
+// Degraded reports whether the estimate's bin, or one in the decoder's lag
+// window, overlapped a gap in the data: its values are finite but less
+// trustworthy.
+func (m *EstimateMsg) Degraded() bool { return m.Flags&FlagDegraded != 0 }
 
 // Len returns the number of samples per channel.
 func (m *RawBlock) Len() int {

@@ -357,12 +357,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 	win.reset(channels)
 	behEvery := max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
 	lag := uint64(p.sorter.Lag())
-	if p.model != nil {
-		var err error
-		if online, err = decode.NewOnline(p.model, 0); err != nil {
-			return err
-		}
-	}
+
 	startFit := func() {
 		if fitting || cal == nil {
 			return
@@ -401,6 +396,12 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		b := &it.block
 		if rate == 0 {
 			done = b.First // the device need not start at sample 0
+			if p.model != nil {
+				var err error
+				if online, err = decode.NewOnline(p.model, b.First); err != nil {
+					return err
+				}
+			}
 		}
 		rate = b.Rate
 		lastEnd = b.End()
