@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"math"
+	"os"
 	"slices"
 	"testing"
 
@@ -326,6 +327,40 @@ func TestConfigErrors(t *testing.T) {
 		_, err := New(c.cfg)
 		if err == nil || !containsFold(err.Error(), c.want) {
 			t.Errorf("New(%+v) = %v, want an error naming %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// The documented tuning formula predicts each unit's spike count from the
+// behaviour trace: Σ λ/(1+λR)·Δt over behaviour steps, with
+// λ = max(0, b + m·(vx cos θ + vy sin θ)/V).
+func TestTuningFormulaPredictsCounts(t *testing.T) {
+	secs := 40.0
+	if os.Getenv("SPIKELINE_LONG") != "" {
+		secs = 600
+	}
+	cfg := quiet(32)
+	cfg.NoBursts = true
+	cfg.Duration = uint64(secs * 30000)
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, spikes, beh := collect(t, s)
+	got := map[int32]float64{}
+	for _, sp := range spikes {
+		got[sp.Unit]++
+	}
+	V := s.Config().Behaviour.Speed
+	dt := 30.0 / 30000
+	for _, u := range s.Units() {
+		var want float64
+		for _, b := range beh {
+			lam := math.Max(0, u.BaselineHz+u.ModulationHz*(b.VX*math.Cos(u.PreferredDir)+b.VY*math.Sin(u.PreferredDir))/V)
+			want += lam / (1 + lam*u.RefractoryMs/1000) * dt
+		}
+		if d := got[u.ID] - want; math.Abs(d) > 4*math.Sqrt(want)+3 {
+			t.Errorf("unit %d (tuned %v, b %.1f, m %.1f): %v spikes, formula predicts %.1f", u.ID, u.Tuned, u.BaselineHz, u.ModulationHz, got[u.ID], want)
 		}
 	}
 }
