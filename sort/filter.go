@@ -224,12 +224,13 @@ func zpk2sos(z, p []complex128, k float64) []Section {
 		if i == 0 {
 			g = k
 		}
+		// (+ 0 turns a negative zero into zero, as numpy prints it.)
 		out[i] = Section{
 			B0: g,
-			B1: -g * real(s.z1+s.z2),
-			B2: g * real(s.z1*s.z2),
-			A1: -real(s.p1 + s.p2),
-			A2: real(s.p1 * s.p2),
+			B1: -g*real(s.z1+s.z2) + 0,
+			B2: g*real(s.z1*s.z2) + 0,
+			A1: -real(s.p1+s.p2) + 0,
+			A2: real(s.p1*s.p2) + 0,
 		}
 	}
 	return out
