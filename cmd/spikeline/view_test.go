@@ -29,6 +29,13 @@ func TestViewCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pub.Close(context.Background()) })
+	// The rig's control service answers the view's info request.
+	svc, err := stream.StartService(pub.Conn(), "bench3", infoController{}, stream.ServiceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+
 	var out, errb lockedBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -87,6 +94,7 @@ func TestViewCommand(t *testing.T) {
 		t.Fatalf("events Content-Type %q", ct)
 	}
 	frames := make(chan view.Frame, 256)
+	infos := make(chan stream.Info, 16)
 	go func() {
 		defer close(frames)
 		sc := bufio.NewScanner(resp.Body)
@@ -96,10 +104,23 @@ func TestViewCommand(t *testing.T) {
 			line := sc.Text()
 			if n, ok := strings.CutPrefix(line, "event: "); ok {
 				name = n
-			} else if d, ok := strings.CutPrefix(line, "data: "); ok && name == "frame" {
-				var f view.Frame
-				if json.Unmarshal([]byte(d), &f) == nil {
-					frames <- f
+			} else if d, ok := strings.CutPrefix(line, "data: "); ok {
+				switch name {
+				case "frame":
+					var f view.Frame
+					if json.Unmarshal([]byte(d), &f) == nil {
+						frames <- f
+					}
+				case "info":
+					var i stream.Info
+					if json.Unmarshal([]byte(d), &i) == nil {
+						infos <- i
+					}
+				case "hello":
+					var h view.Hello
+					if json.Unmarshal([]byte(d), &h) == nil && h.Info != nil {
+						infos <- *h.Info
+					}
 				}
 			}
 		}
@@ -112,7 +133,8 @@ func TestViewCommand(t *testing.T) {
 	var spikes int
 	var vx float64
 	var sample uint64
-	for spikes < 30 || vx != 2.5 {
+	var info stream.Info
+	for spikes < 30 || vx != 2.5 || info.Channels == 0 {
 		select {
 		case <-tick.C:
 			pub.PublishSpikes(sample, sample+600, 30000, []sort.Spike{{Sample: sample + 10, Channel: 3, Unit: 2, Amplitude: -60}})
@@ -135,11 +157,28 @@ func TestViewCommand(t *testing.T) {
 					vx = float64(e.Values[0][0])
 				}
 			}
+		case info = <-infos:
+			if info.Device != "test-headstage" || info.Channels != 16 {
+				t.Fatalf("info %+v", info)
+			}
 		case <-deadline:
-			t.Fatalf("view showed %d spikes, vx %g; stderr %s", spikes, vx, errb.String())
+			t.Fatalf("view showed %d spikes, vx %g, info %+v; stderr %s", spikes, vx, info, errb.String())
 		}
 	}
 	stop()
+}
+
+// infoController is a control service that only describes itself.
+type infoController struct{}
+
+func (infoController) Info() stream.Info {
+	return stream.Info{Rig: "bench3", Device: "test-headstage", Channels: 16, Rate: 30000, Models: []string{"wiener"}}
+}
+func (infoController) Stats() stream.Status                { return stream.Status{} }
+func (infoController) Refit(context.Context, string) error { return errors.ErrUnsupported }
+func (infoController) SetThreshold(float64) error          { return errors.ErrUnsupported }
+func (infoController) DeviceCommand(context.Context, string, json.RawMessage) (any, error) {
+	return nil, errors.ErrUnsupported
 }
 
 // lockedBuffer collects a command's output while the test reads it.
