@@ -46,6 +46,12 @@ func TestSimAccuracy(t *testing.T) {
 	minSpikes := env("SPIKELINE_SIMEVAL_MINSPIKES", 0)
 	run := func(cfg sort.Config, limit uint64) ([]sort.Spike, []sort.Spike, *sort.Sorter, *sim.Sim) {
 		cfg.MinSpikes = minSpikes
+		if v, err := strconv.ParseFloat(os.Getenv("SPIKELINE_SIMEVAL_TOL"), 64); err == nil {
+			cfg.MatchTolerance = v
+		}
+		if v, err := strconv.ParseFloat(os.Getenv("SPIKELINE_SIMEVAL_THRESHOLD"), 64); err == nil {
+			cfg.Threshold = v
+		}
 		s := mk()
 		so, err := sort.New(cfg, channels, s.Rate(), s.Config().Gain)
 		if err != nil {
