@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -701,18 +700,6 @@ func splitUSB(s string) (vidpid, serial string, err error) {
 	return vidpid, serial, nil
 }
 
-// dialWire connects to a headstage (or 'spikeline sim serve --tcp') over
-// TCP; the connection is closed when ctx ends, which ends a blocked Read.
-func dialWire(ctx context.Context, addr string) (*device.WireSource, func() error, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	return device.NewWireSource(conn), func() error { stop(); return conn.Close() }, nil
-}
-
 // openSource is an opened device with what the pipeline needs beyond
 // device.Source: a name, link statistics, behaviour (simulator) and
 // headstage commands (serial).
@@ -759,9 +746,14 @@ func (s *openSource) takeBehaviour() []sim.BehaviourSample {
 func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
 	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
 	switch {
-	case o.serial != "" || o.usb != "":
+	case o.serial != "" || o.usb != "" || o.tcp != "":
+		// A network headstage goes through the serial source too: the
+		// same reconnection, gap accounting and commands.
 		cfg := device.SerialConfig{Path: o.serial, Baud: o.baud, Reconnect: true, Logf: logf}
 		name := "serial:" + o.serial
+		if o.tcp != "" {
+			cfg.Path, name = "tcp://"+o.tcp, "tcp:"+o.tcp
+		}
 		if o.usb != "" {
 			vidpid, serial, _ := splitUSB(o.usb)
 			cfg.VID, cfg.PID, _ = device.ParseUSBID(vidpid)
@@ -773,12 +765,6 @@ func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, 
 			return nil, err
 		}
 		return &openSource{Source: ss, name: name, serial: ss, statsFn: ss.Stats, closeFn: ss.Close}, nil
-	case o.tcp != "":
-		ws, closeFn, err := dialWire(ctx, o.tcp)
-		if err != nil {
-			return nil, err
-		}
-		return &openSource{Source: ws, name: "tcp:" + o.tcp, statsFn: ws.Stats, closeFn: closeFn}, nil
 	case o.wire != "":
 		wf, err := device.OpenWireFile(o.wire)
 		if err != nil {
@@ -813,7 +799,7 @@ func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, 
 // command sends a headstage command named op with JSON arguments.
 func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
 	if s.serial == nil {
-		return nil, fmt.Errorf("device %s takes no commands (only serial/USB headstages do)", s.name)
+		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
 	}
 	var c device.Command
 	switch op {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -201,9 +202,43 @@ func TestRunSerial(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	recDir := filepath.Join(t.TempDir(), "rec")
-	code := realMain([]string{"run", "--serial", link, "--nats", streamtest.URL(srv), "--duration", "3s", "--record", recDir}, &stdout, &stderr)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- realMain([]string{"run", "--serial", link, "--nats", streamtest.URL(srv), "--rig", "bench",
+			"--duration", "4s", "--record", recDir}, &stdout, &stderr)
+	}()
+	// The control service answers while the pipeline runs, and passes
+	// commands to the headstage.
+	nc := streamtest.Connect(t, srv)
+	var info stream.Info
+	for i := 0; ; i++ {
+		cctx, ccancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := stream.Call(cctx, nc, "bench", "info", nil, &info)
+		ccancel()
+		if err == nil {
+			break
+		}
+		if i > 100 {
+			t.Fatalf("control service: %v", err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if info.Channels != 8 || info.Rate != 30000 || !strings.HasPrefix(info.Device, "serial:") {
+		t.Errorf("info %+v: want 8 channels at 30 kHz from serial", info)
+	}
+	var ping struct {
+		RTT int64 `json:"rtt_us"`
+	}
+	if err := stream.Call(ctx, nc, "bench", "command", stream.CommandRequest{Op: "ping"}, &ping); err != nil {
+		t.Errorf("ping through the control service: %v", err)
+	}
+	var se *stream.ServiceError
+	if err := stream.Call(ctx, nc, "bench", "command", stream.CommandRequest{Op: "explode"}, nil); !errors.As(err, &se) {
+		t.Errorf("unknown command: %v, want a service error", err)
+	}
+	code := <-exit
 	cancel()
 	<-served
 	if code != 0 {
@@ -211,8 +246,8 @@ func TestRunSerial(t *testing.T) {
 	}
 	out := stdout.String()
 	t.Log(out)
-	if !strings.Contains(out, "3.0 s of device time on 8 channels") {
-		t.Errorf("summary does not report 3 s on 8 channels:\n%s", out)
+	if !strings.Contains(out, "4.0 s of device time on 8 channels") {
+		t.Errorf("summary does not report 4 s on 8 channels:\n%s", out)
 	}
 	var frames, crc, gaps int
 	for _, line := range strings.Split(out, "\n") {
@@ -223,8 +258,8 @@ func TestRunSerial(t *testing.T) {
 			}
 		}
 	}
-	// 3000 frames of 8×30 samples (≈ 500 bytes): ≈ 2.5 % corrupted, 0.2 % dropped.
-	if frames < 2500 || crc == 0 || gaps < crc {
+	// 4000 frames of 8×30 samples (≈ 500 bytes): ≈ 2.5 % corrupted, 0.2 % dropped.
+	if frames < 3500 || crc == 0 || gaps < crc {
 		t.Errorf("link summary: %d frames, %d CRC errors, %d gaps; want ≈ 3000 frames, some CRC errors, a gap for each", frames, crc, gaps)
 	}
 	// The recording holds the stream on the device clock, gaps listed.
@@ -232,7 +267,9 @@ func TestRunSerial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Channels != 8 || m.Samples < 90000 || len(m.Gaps) != gaps {
-		t.Errorf("recording: %d channels, %d samples, %d gaps; want 8, ≥ 90000, %d", m.Channels, m.Samples, len(m.Gaps), gaps)
+	// The link goes on reading after the last block the pipeline took, so
+	// the summary may count a gap or two the recording never reached.
+	if m.Channels != 8 || m.Samples < 120000 || len(m.Gaps) > gaps || len(m.Gaps) < gaps-3 {
+		t.Errorf("recording: %d channels, %d samples, %d gaps; want 8, ≥ 120000, ≈ %d", m.Channels, m.Samples, len(m.Gaps), gaps)
 	}
 }
