@@ -32,6 +32,10 @@ func init() {
 	})
 }
 
+// templateEvery is the period, in seconds of device time, of the full
+// template snapshots that late subscribers start from.
+const templateEvery = 10.0
+
 // behaviourModel is the model name under which the measured (or, for the
 // simulator, the true) behaviour is published: spikeline.<rig>.decode.behaviour.
 const behaviourModel = "behaviour"
@@ -343,6 +347,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		fitting  bool
 		waiters  []chan error
 		learned  uint64
+		nextTmpl uint64 // device sample of the next periodic template snapshot
 		lastEnd  uint64
 		done     uint64 // spikes before this sample have all been published
 		rate     float64
@@ -429,10 +434,16 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		default:
 		}
 
-		// Templates: a full snapshot whenever learning produced new ones.
+		// Templates: a full snapshot whenever learning produced new ones,
+		// and every templateEvery of device time for late subscribers.
+		if b.End() >= nextTmpl && learned > 0 {
+			p.pub.PublishTemplates(b.End(), b.Rate, p.sorter.Templates(), true)
+			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
+		}
 		if st := p.sorter.Stats(); st.Learned != learned {
 			learned = st.Learned
 			p.pub.PublishTemplates(b.End(), b.Rate, p.sorter.Templates(), true)
+			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 			if cal == nil && online == nil && p.src.hasBehaviour {
 				cal, err = decode.NewCalibrator(decode.CalibratorConfig{
 					Rate: b.Rate, Outputs: outputs, Grouping: p.opts.grouping,
