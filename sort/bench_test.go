@@ -88,10 +88,15 @@ func (d *benchData) blocks(n int) []device.Block {
 }
 
 // warmSorter returns a sorter seeded with learned templates that has
-// already run over the recording once (noise known, buffers grown).
+// already run over the recording once (noise known, buffers grown), with
+// re-learning off.
 func warmSorter(b *testing.B, d *benchData, cfg Config, block int) (*Sorter, []device.Block) {
 	cfg.Templates = d.warm
 	cfg.Deterministic = true
+	// The hot path only: re-learning passes (every 2·LearnSeconds … 120 s
+	// of stream) allocate their working memory and would show up here
+	// as allocations amortised over blocks.
+	cfg.RelearnEvery = -1
 	so, err := New(cfg, d.channels, d.rate, d.gain)
 	if err != nil {
 		b.Fatal(err)
