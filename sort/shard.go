@@ -545,8 +545,14 @@ func (sh *shard) setSigma(c int, sigma, alpha float32) {
 }
 
 func (sh *shard) applySigma() {
-	for c, sg := range sh.sigmaNext {
-		sh.sigma[c] = sg
+	copy(sh.sigma, sh.sigmaNext)
+	sh.applyThreshold()
+}
+
+// applyThreshold sets the detection thresholds from the noise estimates in
+// use and the configured threshold.
+func (sh *shard) applyThreshold() {
+	for c, sg := range sh.sigma {
 		th := float32(sh.s.cfg.Threshold) * sg
 		if !(th > 0) {
 			// A flat channel (or no estimate yet): never detect.

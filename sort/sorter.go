@@ -215,7 +215,32 @@ func (s *Sorter) Channels() int { return s.channels }
 func (s *Sorter) Rate() float64 { return s.rate }
 
 // Config returns the configuration in use, defaults filled in.
-func (s *Sorter) Config() Config { c := s.cfg; c.Templates = nil; return c }
+func (s *Sorter) Config() Config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cfg
+	c.Templates = nil
+	return c
+}
+
+// SetThreshold changes the detection threshold, in noise σ, from the next
+// Block on: the control knob of a live session. Units already learned
+// keep their templates; later learning passes use the new threshold.
+func (s *Sorter) SetThreshold(sigma float64) error {
+	if !(sigma > 0) || math.IsInf(sigma, 0) {
+		return fmt.Errorf("%w: threshold %v σ (want > 0)", ErrConfig, sigma)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.cfg.Threshold = sigma
+	for _, sh := range s.shards {
+		sh.applyThreshold()
+	}
+	return nil
+}
 
 // Process sorts one Block and appends the spikes it completed to dst, in
 // time order. A Block whose First is not the previous Block's End starts a

@@ -154,6 +154,7 @@ type pipeline struct {
 	thresh  atomic.Uint64                 // float64 bits of the current threshold
 
 	received    atomic.Uint64        // samples per channel received from the device
+	done        atomic.Uint64        // device sample before which every spike is published
 	behaviour   chan behaviourSample // from --behaviour-subject
 	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
 	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
@@ -421,6 +422,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if complete > done {
 			p.pub.PublishSpikes(done, complete, b.Rate, spikes)
 			done = complete
+			p.done.Store(done)
 		}
 		win.latency = append(win.latency, time.Since(b.Received))
 		win.samples += uint64(b.Len())
@@ -628,14 +630,13 @@ func (p *pipeline) Refit(ctx context.Context, model string) error {
 }
 
 func (p *pipeline) SetThreshold(sigma float64) error {
-	ts, ok := any(p.sorter).(interface{ SetThreshold(float64) error })
-	if !ok {
-		return errors.New("this sorter cannot change its threshold while running")
-	}
-	if err := ts.SetThreshold(sigma); err != nil {
+	if err := p.sorter.SetThreshold(sigma); err != nil {
 		return err
 	}
 	p.thresh.Store(math.Float64bits(sigma))
+	at := p.done.Load()
+	p.pub.PublishEvents(at, p.sorter.Rate(), []stream.Event{{Kind: stream.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
+	p.log.Info("detection threshold changed", "sigma", sigma)
 	return nil
 }
 

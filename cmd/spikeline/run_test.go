@@ -238,6 +238,12 @@ func TestRunSerial(t *testing.T) {
 	if err := stream.Call(ctx, nc, "bench", "command", stream.CommandRequest{Op: "explode"}, nil); !errors.As(err, &se) {
 		t.Errorf("unknown command: %v, want a service error", err)
 	}
+	var ok stream.OK
+	if err := stream.Call(ctx, nc, "bench", "threshold", stream.ThresholdRequest{Sigma: 5.5}, &ok); err != nil {
+		t.Errorf("threshold through the control service: %v", err)
+	} else if err := stream.Call(ctx, nc, "bench", "info", nil, &info); err != nil || info.Threshold != 5.5 {
+		t.Errorf("info after setting the threshold: %v, threshold %v, want 5.5", err, info.Threshold)
+	}
 	code := <-exit
 	cancel()
 	<-served
