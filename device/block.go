@@ -97,20 +97,21 @@ func (e Event) String() string {
 	return s
 }
 
-// Stats counts everything a link has seen. All counters only grow.
+// Stats counts everything a link has seen. All counters only grow. The
+// JSON names are those of the status messages (docs/schemas.md).
 type Stats struct {
-	Frames        uint64 // good data frames delivered
-	Bytes         uint64 // bytes read from the input
-	Samples       uint64 // samples per channel delivered
-	CRCErrors     uint64 // frames that failed the CRC
-	BadFrames     uint64 // frames with a good CRC but an impossible header
-	SkippedBytes  uint64 // bytes skipped while resynchronising
-	Gaps          uint64 // gap events
-	LostSamples   uint64 // samples per channel lost in gaps
-	Resets        uint64 // counter went backwards
-	FormatChanges uint64 // channel count or rate changed
-	Disconnects   uint64
-	Reconnects    uint64
+	Frames        uint64 `json:"frames"`         // good data frames delivered
+	Bytes         uint64 `json:"bytes"`          // bytes read from the input
+	Samples       uint64 `json:"samples"`        // samples per channel delivered
+	CRCErrors     uint64 `json:"crc_errors"`     // frames that failed the CRC
+	BadFrames     uint64 `json:"bad_frames"`     // frames with a good CRC but an impossible header
+	SkippedBytes  uint64 `json:"skipped_bytes"`  // bytes skipped while resynchronising
+	Gaps          uint64 `json:"gaps"`           // gap events
+	LostSamples   uint64 `json:"lost_samples"`   // samples per channel lost in gaps
+	Resets        uint64 `json:"resets"`         // counter went backwards
+	FormatChanges uint64 `json:"format_changes"` // channel count or rate changed
+	Disconnects   uint64 `json:"disconnects"`
+	Reconnects    uint64 `json:"reconnects"`
 }
 
 // Add accumulates the effect of e into s.

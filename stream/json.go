@@ -114,44 +114,29 @@ func (m *EstimateMsg) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type jsonLink struct {
-	Frames        uint64 `json:"frames"`
-	Bytes         uint64 `json:"bytes"`
-	Samples       uint64 `json:"samples"`
-	CRCErrors     uint64 `json:"crc_errors"`
-	BadFrames     uint64 `json:"bad_frames"`
-	SkippedBytes  uint64 `json:"skipped_bytes"`
-	Gaps          uint64 `json:"gaps"`
-	LostSamples   uint64 `json:"lost_samples"`
-	Resets        uint64 `json:"resets"`
-	FormatChanges uint64 `json:"format_changes"`
-	Disconnects   uint64 `json:"disconnects"`
-	Reconnects    uint64 `json:"reconnects"`
-}
-
 type jsonStatus struct {
 	jsonHead
-	Link           jsonLink  `json:"link"`
-	UptimeNS       int64     `json:"uptime_ns"`
-	SampleRate     float64   `json:"sample_rate"`
-	SpikeRate      float64   `json:"spike_rate"`
-	LatencyP50NS   int64     `json:"latency_p50_ns"`
-	LatencyP99NS   int64     `json:"latency_p99_ns"`
-	LatencyMaxNS   int64     `json:"latency_max_ns"`
-	PipelineDrops  uint64    `json:"pipeline_drops"`
-	Sent           uint64    `json:"sent"`
-	PublishDropped uint64    `json:"publish_dropped"`
-	PublishErrors  uint64    `json:"publish_errors"`
-	Reconnects     uint64    `json:"nats_reconnects"`
-	Threshold      float64   `json:"threshold"`
-	NoiseUV        []float32 `json:"noise_uv"`
-	RateHz         []float32 `json:"rate_hz"`
+	Link           device.Stats `json:"link"`
+	UptimeNS       int64        `json:"uptime_ns"`
+	SampleRate     float64      `json:"sample_rate"`
+	SpikeRate      float64      `json:"spike_rate"`
+	LatencyP50NS   int64        `json:"latency_p50_ns"`
+	LatencyP99NS   int64        `json:"latency_p99_ns"`
+	LatencyMaxNS   int64        `json:"latency_max_ns"`
+	PipelineDrops  uint64       `json:"pipeline_drops"`
+	Sent           uint64       `json:"sent"`
+	PublishDropped uint64       `json:"publish_dropped"`
+	PublishErrors  uint64       `json:"publish_errors"`
+	Reconnects     uint64       `json:"nats_reconnects"`
+	Threshold      float64      `json:"threshold"`
+	NoiseUV        []float32    `json:"noise_uv"`
+	RateHz         []float32    `json:"rate_hz"`
 }
 
 // MarshalJSON encodes m as its JSON document.
 func (m *Status) MarshalJSON() ([]byte, error) {
 	j := jsonStatus{
-		jsonHead: head(m.Header, TypeStatus), Link: jsonLink(m.Link),
+		jsonHead: head(m.Header, TypeStatus), Link: m.Link,
 		UptimeNS: int64(m.Uptime), SampleRate: m.SampleRate, SpikeRate: m.SpikeRate,
 		LatencyP50NS: int64(m.LatencyP50), LatencyP99NS: int64(m.LatencyP99), LatencyMaxNS: int64(m.LatencyMax),
 		PipelineDrops: m.PipelineDrops, Sent: m.Sent, PublishDropped: m.PublishDropped,
@@ -177,7 +162,7 @@ func (m *Status) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*m = Status{
-		Header: j.Header, Link: device.Stats(j.Link),
+		Header: j.Header, Link: j.Link,
 		Uptime: time.Duration(j.UptimeNS), SampleRate: j.SampleRate, SpikeRate: j.SpikeRate,
 		LatencyP50: time.Duration(j.LatencyP50NS), LatencyP99: time.Duration(j.LatencyP99NS), LatencyMax: time.Duration(j.LatencyMaxNS),
 		PipelineDrops: j.PipelineDrops, Sent: j.Sent, PublishDropped: j.PublishDropped,
@@ -315,24 +300,8 @@ func DecodeJSON(data []byte) (Message, error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		return nil, fmt.Errorf("stream: JSON message: %w", err)
 	}
-	var m interface {
-		Message
-		json.Unmarshaler
-	}
-	switch h.Type {
-	case TypeSpikes:
-		m = new(SpikeBatch)
-	case TypeEstimate:
-		m = new(EstimateMsg)
-	case TypeStatus:
-		m = new(Status)
-	case TypeEvents:
-		m = new(EventBatch)
-	case TypeTemplates:
-		m = new(TemplateBatch)
-	case TypeRaw:
-		m = new(RawBlock)
-	default:
+	m := newMessage(h.Type)
+	if m == nil {
 		return nil, fmt.Errorf("stream: JSON message: missing type")
 	}
 	if err := m.UnmarshalJSON(data); err != nil {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -910,30 +911,41 @@ func Decode(data []byte) (Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m interface {
-		Message
-		UnmarshalBinary([]byte) error
-	}
-	switch t {
-	case TypeSpikes:
-		m = new(SpikeBatch)
-	case TypeEstimate:
-		m = new(EstimateMsg)
-	case TypeStatus:
-		m = new(Status)
-	case TypeEvents:
-		m = new(EventBatch)
-	case TypeTemplates:
-		m = new(TemplateBatch)
-	case TypeRaw:
-		m = new(RawBlock)
-	default:
+	m := newMessage(t)
+	if m == nil {
 		return nil, &DecodeError{Type: t, Offset: 5, Field: "type", Err: ErrType, Detail: fmt.Sprintf("unknown type %d", uint8(t))}
 	}
 	if err := m.UnmarshalBinary(data); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// decodable is a message that decodes itself from binary and JSON.
+type decodable interface {
+	Message
+	UnmarshalBinary([]byte) error
+	json.Unmarshaler
+}
+
+// newMessage returns a new, empty message of type t, or nil for an
+// unknown type.
+func newMessage(t Type) decodable {
+	switch t {
+	case TypeSpikes:
+		return new(SpikeBatch)
+	case TypeEstimate:
+		return new(EstimateMsg)
+	case TypeStatus:
+		return new(Status)
+	case TypeEvents:
+		return new(EventBatch)
+	case TypeTemplates:
+		return new(TemplateBatch)
+	case TypeRaw:
+		return new(RawBlock)
+	}
+	return nil
 }
 
 // Encode appends the binary encoding of any message to dst.

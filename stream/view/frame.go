@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/stream"
 )
 
@@ -77,21 +78,8 @@ type EstimatesJSON struct {
 	Dropped uint64   `json:"dropped,omitempty"`
 }
 
-// LinkJSON is device.Stats for the browser.
-type LinkJSON struct {
-	Frames        uint64 `json:"frames"`
-	Bytes         uint64 `json:"bytes"`
-	Samples       uint64 `json:"samples"`
-	CRCErrors     uint64 `json:"crc_errors"`
-	BadFrames     uint64 `json:"bad_frames"`
-	SkippedBytes  uint64 `json:"skipped_bytes"`
-	Gaps          uint64 `json:"gaps"`
-	LostSamples   uint64 `json:"lost_samples"`
-	Resets        uint64 `json:"resets"`
-	FormatChanges uint64 `json:"format_changes"`
-	Disconnects   uint64 `json:"disconnects"`
-	Reconnects    uint64 `json:"reconnects"`
-}
+// LinkJSON is device.Stats for the browser (same JSON names).
+type LinkJSON = device.Stats
 
 // StatusJSON is a stream.Status for the browser; durations in ms.
 type StatusJSON struct {
@@ -192,12 +180,9 @@ func nums(dst []Num, src []float32) []Num {
 }
 
 func statusJSON(m *stream.Status, received time.Time) *StatusJSON {
-	l := m.Link
 	s := &StatusJSON{
 		Sample: m.Sample, Rate: m.Rate, Received: received.UnixMilli(),
-		Link: LinkJSON{Frames: l.Frames, Bytes: l.Bytes, Samples: l.Samples, CRCErrors: l.CRCErrors,
-			BadFrames: l.BadFrames, SkippedBytes: l.SkippedBytes, Gaps: l.Gaps, LostSamples: l.LostSamples,
-			Resets: l.Resets, FormatChanges: l.FormatChanges, Disconnects: l.Disconnects, Reconnects: l.Reconnects},
+		Link:    m.Link,
 		UptimeS: Num(m.Uptime.Seconds()), Throughput: Num(m.SampleRate), SpikeRate: Num(m.SpikeRate),
 		LatencyP50Ms: ms(m.LatencyP50), LatencyP99Ms: ms(m.LatencyP99), LatencyMaxMs: ms(m.LatencyMax),
 		PipelineDrops: m.PipelineDrops, Sent: m.Sent, PublishDropped: m.PublishDropped,
