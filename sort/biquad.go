@@ -77,8 +77,14 @@ func (f *Filter) rowInt16(in []int16, gain float32, out []float32) {
 	done := 0
 	if useSIMD {
 		done = f.rowInt16Vec(in, gain, out)
+	} else if useAVX2 {
+		done = f.rowInt16Asm(in, gain, out)
 	}
 	if done == len(out) {
+		return
+	}
+	if len(f.sec) == 3 {
+		f.rowInt16Three(in, gain, out, done)
 		return
 	}
 	n := len(out)
@@ -87,6 +93,38 @@ func (f *Filter) rowInt16(in []int16, gain float32, out []float32) {
 		out[c] = float32(in[c]) * gain
 	}
 	f.sections(out, done)
+}
+
+// rowInt16Three is rowInt16's scalar loop for the default cascade of three
+// sections: conversion and all three sections fused per channel, so the
+// sample stays in a register and the coefficients in locals. It computes
+// exactly what the conversion loop followed by sections does (the same
+// operations in the same order, no fused multiply-add), channel by
+// channel from c0.
+func (f *Filter) rowInt16Three(in []int16, gain float32, out []float32, c0 int) {
+	n := f.channels
+	out = out[:n]
+	in = in[:n]
+	z := f.z[:6*n]
+	z10, z20 := z[0*n:1*n], z[1*n:2*n]
+	z11, z21 := z[2*n:3*n], z[3*n:4*n]
+	z12, z22 := z[4*n:5*n], z[5*n:6*n]
+	s0, s1, s2 := f.sec[0], f.sec[1], f.sec[2]
+	for c := c0; c < n; c++ {
+		v := float32(in[c]) * gain
+		y := s0.b0*v + z10[c]
+		z10[c] = s0.b1*v - s0.a1*y + z20[c]
+		z20[c] = s0.b2*v - s0.a2*y
+		v = y
+		y = s1.b0*v + z11[c]
+		z11[c] = s1.b1*v - s1.a1*y + z21[c]
+		z21[c] = s1.b2*v - s1.a2*y
+		v = y
+		y = s2.b0*v + z12[c]
+		z12[c] = s2.b1*v - s2.a1*y + z22[c]
+		z22[c] = s2.b2*v - s2.a2*y
+		out[c] = y
+	}
 }
 
 // row filters one time step of all channels in place.
