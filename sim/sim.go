@@ -880,7 +880,20 @@ func mix4(out []int16, C, c0 int, in *[4]mixInput, sat bool) {
 	if !sat && &s0[0] == &s1[0] && &s0[0] == &s2[0] && &s0[0] == &s3[0] {
 		// The usual case: four channels of one group share the slow
 		// signal, loaded once.
-		for i := 0; i < n; i++ {
+		i0 := 0
+		if haveMix4x8 && n >= 8 {
+			// Eight samples at a time in SSE2 (mix_amd64.s), the rest
+			// below.
+			i0 = n &^ 7
+			pa := [4]*int16{&a0[0], &a1[0], &a2[0], &a3[0]}
+			pb := [4]*int16{&b0[0], &b1[0], &b2[0], &b3[0]}
+			var dc [32]int16
+			for k := range 8 {
+				dc[k], dc[8+k], dc[16+k], dc[24+k] = int16(d0), int16(d1), int16(d2), int16(d3)
+			}
+			mix4x8(&out[c0], 2*C, &pa, &pb, &s0[0], &dc, 2*i0)
+		}
+		for i := i0; i < n; i++ {
 			sl := s0[i]
 			v0 := (int32(a0[i]) + int32(b0[i]) + sl + d0)
 			v1 := (int32(a1[i]) + int32(b1[i]) + sl + d1)

@@ -1,0 +1,22 @@
+//go:build !purego
+
+package sim
+
+// haveMix4x8 says whether mix4 may use the SSE2 kernel mix4x8.
+const haveMix4x8 = true
+
+// mix4x8 is the SSE2 form of mix4's unsaturated loop over four channels
+// sharing one slow signal, for nbytes/2 samples (a multiple of 8):
+//
+//	for i := range nbytes / 2 {
+//		for k := range 4 {
+//			out[i*stride/2+k] = int16(a[k][i] + b[k][i] + slow[i] + dc[8*k])
+//		}
+//	}
+//
+// with 16-bit wrapping arithmetic (exact when the caller guarantees the sum
+// fits in int16). stride is the distance in bytes between samples of out;
+// dc holds each channel's DC offset repeated in 8 lanes.
+//
+//go:noescape
+func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, nbytes int)

@@ -1,0 +1,100 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, nbytes int)
+//
+// SSE2 (baseline amd64). For each group of 8 samples: the four channels'
+// a+b+slow+dc in 16-bit lanes (wrapping: the caller guarantees no
+// saturation, so the low 16 bits are the exact result), then a 4×8
+// transpose so that each sample's four channels leave as one 64-bit store.
+TEXT ·mix4x8(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ stride+8(FP), DX
+	MOVQ a+16(FP), AX
+	MOVQ 0(AX), R8
+	MOVQ 8(AX), R9
+	MOVQ 16(AX), R10
+	MOVQ 24(AX), R11
+	MOVQ b+24(FP), AX
+	MOVQ 0(AX), R12
+	MOVQ 8(AX), R13
+	MOVQ 16(AX), R14
+	MOVQ 24(AX), CX
+	MOVQ dc+40(FP), AX
+	MOVOU 0(AX), X8
+	MOVOU 16(AX), X9
+	MOVOU 32(AX), X10
+	MOVOU 48(AX), X11
+	MOVQ slow+32(FP), AX
+	XORQ SI, SI
+	CMPQ SI, nbytes+48(FP)
+	JGE  done
+
+loop:
+	// Channel k's samples i..i+7 in Xk: a + b.
+	MOVOU (R8)(SI*1), X0
+	MOVOU (R12)(SI*1), X4
+	PADDW X4, X0
+	MOVOU (R9)(SI*1), X1
+	MOVOU (R13)(SI*1), X5
+	PADDW X5, X1
+	MOVOU (R10)(SI*1), X2
+	MOVOU (R14)(SI*1), X4
+	PADDW X4, X2
+	MOVOU (R11)(SI*1), X3
+	MOVOU (CX)(SI*1), X5
+	PADDW X5, X3
+
+	// The group's slow signal: eight int32 truncated to their low 16 bits
+	// (sign-extended first so that the saturating pack is exact).
+	MOVOU (AX)(SI*2), X6
+	MOVOU 16(AX)(SI*2), X7
+	PSLLL $16, X6
+	PSRAL $16, X6
+	PSLLL $16, X7
+	PSRAL $16, X7
+	PACKSSLW X7, X6
+	PADDW X6, X0
+	PADDW X6, X1
+	PADDW X6, X2
+	PADDW X6, X3
+	PADDW X8, X0
+	PADDW X9, X1
+	PADDW X10, X2
+	PADDW X11, X3
+
+	// Transpose: T0 = c0c1 of samples 0-3, X0 = c0c1 of 4-7, T2, X2 the same
+	// for c2c3; then U = four channels of two samples each.
+	MOVO X0, X4
+	PUNPCKLWL X1, X4
+	PUNPCKHWL X1, X0
+	MOVO X2, X5
+	PUNPCKLWL X3, X5
+	PUNPCKHWL X3, X2
+	MOVO X4, X6
+	PUNPCKLLQ X5, X6 // samples 0, 1
+	PUNPCKHLQ X5, X4 // samples 2, 3
+	MOVO X0, X7
+	PUNPCKLLQ X2, X7 // samples 4, 5
+	PUNPCKHLQ X2, X0 // samples 6, 7
+
+	MOVQ   X6, (DI)
+	MOVHPS X6, (DI)(DX*1)
+	LEAQ   (DI)(DX*2), BX
+	MOVQ   X4, (BX)
+	MOVHPS X4, (BX)(DX*1)
+	LEAQ   (BX)(DX*2), BX
+	MOVQ   X7, (BX)
+	MOVHPS X7, (BX)(DX*1)
+	LEAQ   (BX)(DX*2), BX
+	MOVQ   X0, (BX)
+	MOVHPS X0, (BX)(DX*1)
+	LEAQ   (BX)(DX*2), DI
+
+	ADDQ $16, SI
+	CMPQ SI, nbytes+48(FP)
+	JLT  loop
+
+done:
+	RET
