@@ -6,11 +6,12 @@ package sim
 const haveMix4x8 = true
 
 // mix4x8 is the SSE2 form of mix4's unsaturated loop over four channels
-// sharing one slow signal, for nbytes/2 samples (a multiple of 8):
+// sharing one slow signal, for samples i in [from/2, to/2) (to−from a
+// multiple of 16), out pointing at sample from/2's row:
 //
-//	for i := range nbytes / 2 {
+//	for i := from / 2; i < to/2; i++ {
 //		for k := range 4 {
-//			out[i*stride/2+k] = int16(a[k][i] + b[k][i] + slow[i] + dc[8*k])
+//			out[(i-from/2)*stride/2+k] = int16(a[k][i] + b[k][i] + slow[i] + dc[8*k])
 //		}
 //	}
 //
@@ -19,4 +20,4 @@ const haveMix4x8 = true
 // dc holds each channel's DC offset repeated in 8 lanes.
 //
 //go:noescape
-func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, nbytes int)
+func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, from, to int)

@@ -2,13 +2,13 @@
 
 #include "textflag.h"
 
-// func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, nbytes int)
+// func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, from, to int)
 //
 // SSE2 (baseline amd64). For each group of 8 samples: the four channels'
 // a+b+slow+dc in 16-bit lanes (wrapping: the caller guarantees no
 // saturation, so the low 16 bits are the exact result), then a 4×8
 // transpose so that each sample's four channels leave as one 64-bit store.
-TEXT ·mix4x8(SB), NOSPLIT, $0-56
+TEXT ·mix4x8(SB), NOSPLIT, $0-64
 	MOVQ out+0(FP), DI
 	MOVQ stride+8(FP), DX
 	MOVQ a+16(FP), AX
@@ -27,8 +27,8 @@ TEXT ·mix4x8(SB), NOSPLIT, $0-56
 	MOVOU 32(AX), X10
 	MOVOU 48(AX), X11
 	MOVQ slow+32(FP), AX
-	XORQ SI, SI
-	CMPQ SI, nbytes+48(FP)
+	MOVQ from+48(FP), SI
+	CMPQ SI, to+56(FP)
 	JGE  done
 
 loop:
@@ -93,7 +93,7 @@ loop:
 	LEAQ   (BX)(DX*2), DI
 
 	ADDQ $16, SI
-	CMPQ SI, nbytes+48(FP)
+	CMPQ SI, to+56(FP)
 	JLT  loop
 
 done:

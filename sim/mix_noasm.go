@@ -6,6 +6,6 @@ package sim
 // platform: mix4's Go loop runs).
 const haveMix4x8 = false
 
-func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, nbytes int) {
+func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, from, to int) {
 	panic("sim: mix4x8 without assembly")
 }

@@ -85,6 +85,7 @@ type Sim struct {
 	workers    int
 	wspikes    [][]sort.Spike
 	scratch    [][]int16
+	quads      [][]kernelQuad // per worker, reused
 }
 
 type chanState struct {
@@ -297,9 +298,16 @@ func (s *Sim) build(origin uint64) {
 	s.beh = newBehaviour(cfg.Behaviour, cfg.Seed^int64(s.restart()), float64(s.step)/rate)
 	s.velX, s.velY, s.velBase = s.velX[:0], s.velY[:0], 0
 
-	s.workers = max(1, min(runtime.GOMAXPROCS(0), cfg.Channels/64))
-	s.wspikes = make([][]sort.Spike, s.workers)
-	s.scratch = make([][]int16, s.workers)
+	s.setWorkers(max(1, min(runtime.GOMAXPROCS(0), cfg.Channels/64)))
+}
+
+// setWorkers sets the number of goroutines that generate a chunk and
+// allocates their scratch state.
+func (s *Sim) setWorkers(workers int) {
+	s.workers = workers
+	s.wspikes = make([][]sort.Spike, workers)
+	s.scratch = make([][]int16, workers)
+	s.quads = make([][]kernelQuad, workers)
 	for i := range s.scratch {
 		s.scratch[i] = make([]int16, s.n)
 	}
@@ -753,6 +761,7 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 	C := s.cfg.Channels
 	n := s.n
 	var quad [4]mixInput
+	fast := s.quads[w][:0]
 	for cb := lo; cb < hi; cb += 4 {
 		ce := min(hi, cb+4)
 		sat := false
@@ -774,7 +783,11 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 				sat = true
 			}
 		}
-		if ce-cb == 4 && littleEndian {
+		if haveMix4x8 && ce-cb == 4 && !sat && n >= 8 &&
+			&quad[0].slow[0] == &quad[1].slow[0] && &quad[0].slow[0] == &quad[2].slow[0] && &quad[0].slow[0] == &quad[3].slow[0] {
+			// Left to the kernel, below.
+			fast = append(fast, newKernelQuad(cb, &quad))
+		} else if ce-cb == 4 && littleEndian {
 			mix4(s.out, C, cb, &quad, sat)
 		} else {
 			for ch := cb; ch < ce; ch++ {
@@ -786,8 +799,65 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 				}
 			}
 		}
-		for ch := cb; ch < ce; ch++ {
-			s.pend[ch] = drawSpikes(s.out, C, ch, n, s.pend[ch])
+	}
+	s.quads[w] = fast
+	mixBlocks(s.out, C, n, fast)
+	for ch := lo; ch < hi; ch++ {
+		s.pend[ch] = drawSpikes(s.out, C, ch, n, s.pend[ch])
+	}
+}
+
+// kernelQuad is four adjacent channels of one group, without saturation,
+// prepared for mix4x8.
+type kernelQuad struct {
+	c0   int // first channel
+	a, b [4]*int16
+	slow *int32
+	dc   [32]int16 // each channel's DC in 8 lanes
+	in   [4]mixInput
+}
+
+func newKernelQuad(c0 int, in *[4]mixInput) kernelQuad {
+	q := kernelQuad{c0: c0, slow: &in[0].slow[0], in: *in}
+	for k := range in {
+		q.a[k], q.b[k] = &in[k].a[0], &in[k].b[0]
+		for j := range 8 {
+			q.dc[8*k+j] = int16(in[k].dc)
+		}
+	}
+	return q
+}
+
+// mixBlock is how many samples mixBlocks mixes of every quad before going
+// on to the next samples.
+const mixBlock = 32
+
+// mixBlocks computes what mix4 computes for each quad (n samples, all in
+// range), mixBlock samples of all the quads at a time: the rows of the
+// time-major out are 2·C bytes apart, so a single quad's column over a
+// whole chunk falls into a handful of cache sets when C is a power of two,
+// while a block across the quads writes whole cache lines in order.
+func mixBlocks(out []int16, C, n int, quads []kernelQuad) {
+	if len(quads) == 0 {
+		return
+	}
+	_ = out[(n-1)*C+quads[len(quads)-1].c0+3]
+	n8 := n &^ 7
+	for t0 := 0; t0 < n8; t0 += mixBlock {
+		t1 := min(n8, t0+mixBlock)
+		for i := range quads {
+			q := &quads[i]
+			mix4x8(&out[t0*C+q.c0], 2*C, &q.a, &q.b, q.slow, &q.dc, 2*t0, 2*t1)
+		}
+	}
+	for i := range quads {
+		q := &quads[i]
+		for t := n8; t < n; t++ {
+			sl := q.in[0].slow[t]
+			for k := range q.in {
+				m := &q.in[k]
+				out[t*C+q.c0+k] = int16(int32(m.a[t]) + int32(m.b[t]) + sl + m.dc)
+			}
 		}
 	}
 }
@@ -891,7 +961,7 @@ func mix4(out []int16, C, c0 int, in *[4]mixInput, sat bool) {
 			for k := range 8 {
 				dc[k], dc[8+k], dc[16+k], dc[24+k] = int16(d0), int16(d1), int16(d2), int16(d3)
 			}
-			mix4x8(&out[c0], 2*C, &pa, &pb, &s0[0], &dc, 2*i0)
+			mix4x8(&out[c0], 2*C, &pa, &pb, &s0[0], &dc, 0, 2*i0)
 		}
 		for i := i0; i < n; i++ {
 			sl := s0[i]

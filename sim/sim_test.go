@@ -239,12 +239,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.workers = workers
-		s.wspikes = make([][]sort.Spike, workers)
-		s.scratch = make([][]int16, workers)
-		for i := range s.scratch {
-			s.scratch[i] = make([]int16, s.n)
-		}
+		s.setWorkers(workers)
 		d, sp, _ := collect(t, s)
 		return d, sp
 	}
