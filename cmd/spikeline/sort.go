@@ -33,6 +33,7 @@ type sortJob struct {
 	cfg       sort.Config
 	out       string
 	passes    int
+	learnPass float64 // seconds pass 1 reads (0: the whole file)
 	maxPanels int
 	positions [][2]float64
 	noPhy     bool
@@ -50,7 +51,8 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Float64Var(&j.raw.Gain, "gain", 0, "µV per count (unless --meta)")
 	fs.StringVar(&j.out, "out", "", "output directory (created)")
 	sortFlags := registerSortFlags(fs)
-	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass, then sort the whole file with them")
+	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass (see --learn-pass), then sort the whole file with them")
+	fs.Float64Var(&j.learnPass, "learn-pass", 0, "seconds of the file pass 1 learns templates from (0: the whole file); units too rare to appear in a short stretch are only seeded by a long one")
 	fs.IntVar(&j.maxPanels, "panels", 32, "most channels drawn in summary.png")
 	positionsPath := fs.String("positions", "", "probe layout for Phy: CSV with columns x,y in µm (and optionally channel); default a vertical line 20 µm apart")
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
@@ -84,6 +86,8 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErrorf("--gain %g: want > 0 µV per count", j.raw.Gain)
 	case j.passes != 1 && j.passes != 2:
 		return usageErrorf("--passes %d: want 1 or 2", j.passes)
+	case j.learnPass < 0 || math.IsNaN(j.learnPass) || math.IsInf(j.learnPass, 0):
+		return usageErrorf("--learn-pass %g: want >= 0 seconds (0: the whole file)", j.learnPass)
 	case j.maxPanels < 1:
 		return usageErrorf("--panels %d: want >= 1", j.maxPanels)
 	}
@@ -279,14 +283,21 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	start := time.Now()
 	cfg := j.cfg
+	// Offline, results must not depend on goroutine timing: learning runs
+	// inside Process, in both passes.
+	cfg.Deterministic = true
 	if j.passes == 2 {
-		// Pass 1 learns templates from the first LearnSeconds (plus the
-		// noise settling time); pass 2 sorts everything with them.
-		learn := cfg.LearnSeconds
-		if learn == 0 {
-			learn = 10
+		// Pass 1 learns templates over the whole file (or --learn-pass
+		// seconds): the sorter re-learns at growing intervals (LearnSeconds,
+		// then twice that... up to RelearnEvery), so units too rare to
+		// reach MinSpikes in the first window are learned later in the
+		// file. Only the templates are kept (memory stays bounded by
+		// MaxSnippets per channel). Pass 2 sorts everything seeded with
+		// them, so every channel matches from its first spike.
+		var limit uint64
+		if j.learnPass > 0 {
+			limit = uint64(math.Ceil(j.learnPass * j.raw.Rate))
 		}
-		limit := uint64((learn + 2) * j.raw.Rate)
 		_, templates, _, _, err := j.sortPass(ctx, cfg, "learn", limit, false, stderr)
 		if err != nil {
 			return err

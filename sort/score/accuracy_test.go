@@ -60,12 +60,13 @@ func simulate(t testing.TB, cfg sim.Config) *recording {
 }
 
 // sortRecording sorts rec the way `spikeline sort` does by default: with
-// two passes, pass 1 learning templates from the first LearnSeconds and
-// pass 2 sorting everything with them; passes = 1 is the online,
-// single causal pass.
+// two deterministic passes, pass 1 learning templates over the whole
+// recording (re-learning at growing intervals, so rare units are found
+// too) and pass 2 sorting everything seeded with them; passes = 1 is the
+// online, single causal pass (learning beside the stream, as live).
 func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []sort.Spike {
 	t.Helper()
-	run := func(cfg sort.Config, limit uint64) ([]sort.Spike, []sort.Template) {
+	run := func(cfg sort.Config) ([]sort.Spike, []sort.Template) {
 		s, err := sort.New(cfg, rec.chans, rec.rate, rec.gain)
 		if err != nil {
 			t.Fatal(err)
@@ -73,9 +74,6 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 		defer s.Close()
 		var out []sort.Spike
 		for _, b := range rec.blocks {
-			if limit > 0 && b.First >= limit {
-				break
-			}
 			if out, err = s.Process(b, out); err != nil {
 				t.Fatal(err)
 			}
@@ -84,14 +82,11 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 		return out, s.Templates()
 	}
 	if passes == 2 {
-		learn := cfg.LearnSeconds
-		if learn == 0 {
-			learn = 10
-		}
-		_, tm := run(cfg, uint64((learn+2)*rec.rate))
+		cfg.Deterministic = true
+		_, tm := run(cfg)
 		cfg.Templates = tm
 	}
-	out, _ := run(cfg, 0)
+	out, _ := run(cfg)
 	return out
 }
 
