@@ -160,6 +160,8 @@ func TestSortCommandErrors(t *testing.T) {
 		{"bad band", []string{"--meta", meta, "--band", "6000-300", "--out", out}, 2, "--band"},
 		{"bad reference", []string{"--meta", meta, "--reference", "mean", "--out", out}, 2, "--reference"},
 		{"bad passes", []string{"--meta", meta, "--passes", "3", "--out", out}, 2, "--passes"},
+		{"negative learn pass", []string{"--meta", meta, "--learn-pass", "-1", "--out", out}, 2, "--learn-pass -1"},
+		{"NaN learn pass", []string{"--meta", meta, "--learn-pass", "NaN", "--out", out}, 2, "--learn-pass NaN"},
 		{"positions count", []string{"--meta", meta, "--positions", writeFile(t, dir, "probe.csv", "x,y\n0,0\n0,20\n"), "--out", out}, 2, "2 channel positions, the recording has 3"},
 		{"band above nyquist", []string{"--meta", meta, "--band", "14000-20000", "--out", out}, 2, "Nyquist"},
 		{"partial sample", []string{"--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "odd.dat"},
@@ -182,6 +184,45 @@ func TestSortCommandErrors(t *testing.T) {
 	realMain([]string{"sort", "--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, &stdout, &stderr)
 	if !strings.Contains(stderr.String(), "12") {
 		t.Errorf("partial sample error lacks the offset: %s", stderr.String())
+	}
+}
+
+// TestSortCommandDeterministic: the offline sort gives the same spikes on
+// every run (learning runs inside the passes, not beside them), whether
+// pass 1 reads the whole file or only --learn-pass seconds.
+func TestSortCommandDeterministic(t *testing.T) {
+	rec := simRecording(t, 4, 20)
+	sortOnce := func(extra ...string) []byte {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "out")
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"sort", "--meta", rec, "--out", out, "--no-phy", "--no-plot", "--quiet"}, extra...)
+		if code := realMain(args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		b, err := os.ReadFile(filepath.Join(out, "spikes.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := sortOnce(), sortOnce("--workers", "1")
+	if !bytes.Equal(a, b) {
+		t.Errorf("two runs of the same sort differ (%d and %d bytes of spikes.csv)", len(a), len(b))
+	}
+	short := sortOnce("--learn-pass", "13")
+	spikes, err := sort.ReadSpikesCSV(bytes.NewReader(short), "spikes.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted := 0
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			sorted++
+		}
+	}
+	if sorted == 0 {
+		t.Errorf("--learn-pass 13: none of %d spikes sorted", len(spikes))
 	}
 }
 
