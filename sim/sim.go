@@ -801,7 +801,12 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 		}
 	}
 	s.quads[w] = fast
-	mixBlocks(s.out, C, n, fast)
+	// The kernel's quads a block of samples at a time, then the spikes.
+	// (Drawing the spikes block by block too, while the rows are in
+	// cache, was slower: each template is then fetched once per block.)
+	for t0 := 0; t0 < n; t0 += mixBlock {
+		mixBlocks(s.out, C, n, t0, min(n, t0+mixBlock), fast)
+	}
 	for ch := lo; ch < hi; ch++ {
 		s.pend[ch] = drawSpikes(s.out, C, ch, n, s.pend[ch])
 	}
@@ -828,31 +833,28 @@ func newKernelQuad(c0 int, in *[4]mixInput) kernelQuad {
 	return q
 }
 
-// mixBlock is how many samples mixBlocks mixes of every quad before going
-// on to the next samples.
+// mixBlock is how many samples of every quad work mixes before going on
+// to the next samples.
 const mixBlock = 32
 
-// mixBlocks computes what mix4 computes for each quad (n samples, all in
-// range), mixBlock samples of all the quads at a time: the rows of the
-// time-major out are 2·C bytes apart, so a single quad's column over a
-// whole chunk falls into a handful of cache sets when C is a power of two,
-// while a block across the quads writes whole cache lines in order.
-func mixBlocks(out []int16, C, n int, quads []kernelQuad) {
-	if len(quads) == 0 {
+// mixBlocks computes what mix4 computes for each quad (of a chunk of n
+// samples, all in range) for samples [t0, t1) of all the quads. Across
+// the quads the rows of the time-major out fill in order; a single quad's
+// column over a whole chunk (rows 2·C bytes apart) would fall into a
+// handful of cache sets when C is a power of two.
+func mixBlocks(out []int16, C, n, t0, t1 int, quads []kernelQuad) {
+	if len(quads) == 0 || t0 >= t1 {
 		return
 	}
-	_ = out[(n-1)*C+quads[len(quads)-1].c0+3]
+	_ = out[(t1-1)*C+quads[len(quads)-1].c0+3]
 	n8 := n &^ 7
-	for t0 := 0; t0 < n8; t0 += mixBlock {
-		t1 := min(n8, t0+mixBlock)
-		for i := range quads {
-			q := &quads[i]
-			mix4x8(&out[t0*C+q.c0], 2*C, &q.a, &q.b, q.slow, &q.dc, 2*t0, 2*t1)
-		}
-	}
+	k1 := min(t1, n8) // the kernel's part, whole groups of 8
 	for i := range quads {
 		q := &quads[i]
-		for t := n8; t < n; t++ {
+		if t0 < k1 {
+			mix4x8(&out[t0*C+q.c0], 2*C, &q.a, &q.b, q.slow, &q.dc, 2*t0, 2*k1)
+		}
+		for t := max(t0, k1); t < t1; t++ {
 			sl := q.in[0].slow[t]
 			for k := range q.in {
 				m := &q.in[k]
@@ -874,20 +876,41 @@ type render struct {
 // chunk out (C channels, n samples), saturating, and returns the jobs that
 // continue into the next chunk.
 func drawSpikes(out []int16, C, ch, n int, jobs []render) []render {
-	k := 0
+	drawSpikeRows(out, C, ch, 0, n, jobs)
+	return carrySpikes(jobs, n)
+}
+
+// drawSpikeRows adds the parts of the spikes in jobs that fall in samples
+// [t0, t1) to channel ch of the time-major chunk out (C channels),
+// saturating each addition, in the order of jobs.
+func drawSpikeRows(out []int16, C, ch, t0, t1 int, jobs []render) {
 	for _, r := range jobs {
-		j0, j1 := max(0, -r.start), min(len(r.tmpl), n-r.start)
-		for j := j0; j < j1; j++ {
-			x := r.tmpl[j] * r.scale
+		if r.start >= t1 || r.start+len(r.tmpl) <= t0 {
+			continue
+		}
+		j0, j1 := max(0, t0-r.start), min(len(r.tmpl), t1-r.start)
+		tm := r.tmpl[j0:j1]
+		o := (r.start+j0)*C + ch
+		_ = out[o+(len(tm)-1)*C]
+		for _, y := range tm {
+			x := y * r.scale
 			if x >= 0 {
 				x += 0.5
 			} else {
 				x -= 0.5
 			}
-			o := (r.start+j)*C + ch
 			v := int32(out[o]) + int32(x)
 			out[o] = int16(min(max(v, -32768), 32767))
+			o += C
 		}
+	}
+}
+
+// carrySpikes removes the jobs that end within the chunk of n samples and
+// makes the others' start relative to the next chunk.
+func carrySpikes(jobs []render, n int) []render {
+	k := 0
+	for _, r := range jobs {
 		if r.start+len(r.tmpl) > n {
 			r.start -= n
 			jobs[k] = r
