@@ -25,3 +25,14 @@ func (f *Filter) rowInt16Asm(in []int16, gain float32, out []float32) int {
 	rowInt16AVX2(&in[0], &out[0], &f.z[0], &f.sec[0], len(f.sec), n8, 4*n, gain)
 	return n8
 }
+
+// belowMask64 returns bit i set when row[i] < lim[i], for the 64 channels
+// from row and lim (biquad_amd64.s).
+//
+//go:noescape
+func belowMask64(row, lim *float32) uint64
+
+// aboveMask64 returns bit i set when row[i] > lim[i], for 64 channels.
+//
+//go:noescape
+func aboveMask64(row, lim *float32) uint64

@@ -67,3 +67,100 @@ section:
 done:
 	VZEROUPPER
 	RET
+
+// func belowMask64(row, lim *float32) uint64
+//
+// Bit i is set when row[i] < lim[i], for channels 0..63 (ordered compare:
+// false for NaN, like Go's <).
+TEXT ·belowMask64(SB), NOSPLIT, $0-24
+	MOVQ      row+0(FP), SI
+	MOVQ      lim+8(FP), DI
+	VMOVUPS   0(SI), Y0
+	VCMPPS    $1, 0(DI), Y0, Y0
+	VMOVMSKPS Y0, AX
+	VMOVUPS   32(SI), Y1
+	VCMPPS    $1, 32(DI), Y1, Y1
+	VMOVMSKPS Y1, BX
+	SHLQ      $8, BX
+	ORQ       BX, AX
+	VMOVUPS   64(SI), Y2
+	VCMPPS    $1, 64(DI), Y2, Y2
+	VMOVMSKPS Y2, BX
+	SHLQ      $16, BX
+	ORQ       BX, AX
+	VMOVUPS   96(SI), Y3
+	VCMPPS    $1, 96(DI), Y3, Y3
+	VMOVMSKPS Y3, BX
+	SHLQ      $24, BX
+	ORQ       BX, AX
+	VMOVUPS   128(SI), Y0
+	VCMPPS    $1, 128(DI), Y0, Y0
+	VMOVMSKPS Y0, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	VMOVUPS   160(SI), Y1
+	VCMPPS    $1, 160(DI), Y1, Y1
+	VMOVMSKPS Y1, BX
+	SHLQ      $40, BX
+	ORQ       BX, AX
+	VMOVUPS   192(SI), Y2
+	VCMPPS    $1, 192(DI), Y2, Y2
+	VMOVMSKPS Y2, BX
+	SHLQ      $48, BX
+	ORQ       BX, AX
+	VMOVUPS   224(SI), Y3
+	VCMPPS    $1, 224(DI), Y3, Y3
+	VMOVMSKPS Y3, BX
+	SHLQ      $56, BX
+	ORQ       BX, AX
+	VZEROUPPER
+	MOVQ      AX, ret+16(FP)
+	RET
+
+// func aboveMask64(row, lim *float32) uint64
+//
+// Bit i is set when row[i] > lim[i] (lim[i] < row[i]), channels 0..63.
+TEXT ·aboveMask64(SB), NOSPLIT, $0-24
+	MOVQ      row+0(FP), SI
+	MOVQ      lim+8(FP), DI
+	VMOVUPS   0(DI), Y0
+	VCMPPS    $1, 0(SI), Y0, Y0
+	VMOVMSKPS Y0, AX
+	VMOVUPS   32(DI), Y1
+	VCMPPS    $1, 32(SI), Y1, Y1
+	VMOVMSKPS Y1, BX
+	SHLQ      $8, BX
+	ORQ       BX, AX
+	VMOVUPS   64(DI), Y2
+	VCMPPS    $1, 64(SI), Y2, Y2
+	VMOVMSKPS Y2, BX
+	SHLQ      $16, BX
+	ORQ       BX, AX
+	VMOVUPS   96(DI), Y3
+	VCMPPS    $1, 96(SI), Y3, Y3
+	VMOVMSKPS Y3, BX
+	SHLQ      $24, BX
+	ORQ       BX, AX
+	VMOVUPS   128(DI), Y0
+	VCMPPS    $1, 128(SI), Y0, Y0
+	VMOVMSKPS Y0, BX
+	SHLQ      $32, BX
+	ORQ       BX, AX
+	VMOVUPS   160(DI), Y1
+	VCMPPS    $1, 160(SI), Y1, Y1
+	VMOVMSKPS Y1, BX
+	SHLQ      $40, BX
+	ORQ       BX, AX
+	VMOVUPS   192(DI), Y2
+	VCMPPS    $1, 192(SI), Y2, Y2
+	VMOVMSKPS Y2, BX
+	SHLQ      $48, BX
+	ORQ       BX, AX
+	VMOVUPS   224(DI), Y3
+	VCMPPS    $1, 224(SI), Y3, Y3
+	VMOVMSKPS Y3, BX
+	SHLQ      $56, BX
+	ORQ       BX, AX
+	VZEROUPPER
+	MOVQ      AX, ret+16(FP)
+	RET

@@ -253,13 +253,24 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 		neg := sh.negThr[:n]
 		for t := scanFrom; t < scanTo; t++ {
 			row := sh.ring[int(t&sh.mask)*n:][:n]
-			for c := 0; c < n8; c += 8 {
+			c := 0
+			if useAVX2 {
+				// 64 channels per call; crossings are rare. A crossing
+				// changes only its own channel's column of the ring, so
+				// the mask stays valid for the others.
+				for ; c+64 <= n; c += 64 {
+					for m := belowMask64(&row[c], &neg[c]); m != 0; m &= m - 1 {
+						sh.crossing(c+bits.TrailingZeros64(m), t, -1)
+					}
+				}
+			}
+			for ; c < n8; c += 8 {
 				// Eight channels per compare; crossings are rare.
 				for m := belowMask(row, neg, c); m != 0; m &= m - 1 {
 					sh.crossing(c+bits.TrailingZeros8(m), t, -1)
 				}
 			}
-			for c := n8; c < n; c++ {
+			for ; c < n; c++ {
 				if row[c] < neg[c] {
 					sh.crossing(c, t, -1)
 				}
@@ -269,12 +280,20 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 		thr := sh.thr[:n]
 		for t := scanFrom; t < scanTo; t++ {
 			row := sh.ring[int(t&sh.mask)*n:][:n]
-			for c := 0; c < n8; c += 8 {
+			c := 0
+			if useAVX2 {
+				for ; c+64 <= n; c += 64 {
+					for m := aboveMask64(&row[c], &thr[c]); m != 0; m &= m - 1 {
+						sh.crossing(c+bits.TrailingZeros64(m), t, 1)
+					}
+				}
+			}
+			for ; c < n8; c += 8 {
 				for m := aboveMask(row, thr, c); m != 0; m &= m - 1 {
 					sh.crossing(c+bits.TrailingZeros8(m), t, 1)
 				}
 			}
-			for c := n8; c < n; c++ {
+			for ; c < n; c++ {
 				if row[c] > thr[c] {
 					sh.crossing(c, t, 1)
 				}
