@@ -86,6 +86,7 @@ type Sim struct {
 	wspikes    [][]sort.Spike
 	scratch    [][]int16
 	quads      [][]kernelQuad // per worker, reused
+	touch      []uint32       // per worker, keeps work's template prefetch
 }
 
 type chanState struct {
@@ -308,6 +309,7 @@ func (s *Sim) setWorkers(workers int) {
 	s.wspikes = make([][]sort.Spike, workers)
 	s.scratch = make([][]int16, workers)
 	s.quads = make([][]kernelQuad, workers)
+	s.touch = make([]uint32, workers)
 	for i := range s.scratch {
 		s.scratch[i] = make([]int16, s.n)
 	}
@@ -807,6 +809,20 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 	for t0 := 0; t0 < n; t0 += mixBlock {
 		mixBlocks(s.out, C, n, t0, min(n, t0+mixBlock), fast)
 	}
+	// The spikes' templates (float32, 4 phases per unit: megabytes for
+	// 1,024 channels) are mostly out of cache by now. Touching a value in
+	// each of their cache lines first lets the loads overlap; drawSpikes
+	// then stalls on each in turn.
+	var touch uint32
+	for ch := lo; ch < hi; ch++ {
+		for _, r := range s.pend[ch] {
+			j0, j1 := max(0, -r.start), min(len(r.tmpl), n-r.start)
+			for j := j0; j < j1; j += 16 {
+				touch |= math.Float32bits(r.tmpl[j])
+			}
+		}
+	}
+	s.touch[w] = touch
 	for ch := lo; ch < hi; ch++ {
 		s.pend[ch] = drawSpikes(s.out, C, ch, n, s.pend[ch])
 	}
