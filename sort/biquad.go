@@ -75,10 +75,10 @@ func (f *Filter) ProcessInt16(in []int16, gain float32, out []float32) {
 // rowInt16 converts one time step of counts to µV and filters it into out.
 func (f *Filter) rowInt16(in []int16, gain float32, out []float32) {
 	done := 0
-	if useSIMD {
-		done = f.rowInt16Vec(in, gain, out)
-	} else if useAVX2 {
+	if useAVX2 {
 		done = f.rowInt16Asm(in, gain, out)
+	} else if useSIMD {
+		done = f.rowInt16Vec(in, gain, out)
 	}
 	if done == len(out) {
 		return

@@ -1,12 +1,14 @@
-//go:build amd64 && !goexperiment.simd
+//go:build amd64
 
 package sort
 
 import "golang.org/x/sys/cpu"
 
-// useAVX2 reports whether the assembly filter kernel (biquad_amd64.s)
-// runs: a default (non-GOEXPERIMENT=simd) build on an amd64 CPU with
-// AVX2. It is a variable so tests can compare it with the scalar loop.
+// useAVX2 reports whether the assembly kernels (biquad_amd64.s) run: on
+// an amd64 CPU with AVX2, in the default build and with GOEXPERIMENT=simd
+// alike (the assembly filter is faster than the simd/archsimd one, and
+// both are bit-identical to the scalar loop). It is a variable so tests
+// can compare it with the scalar loops.
 var useAVX2 = cpu.X86.HasAVX2
 
 // rowInt16AVX2 is implemented in biquad_amd64.s.

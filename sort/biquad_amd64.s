@@ -1,5 +1,3 @@
-//go:build !goexperiment.simd
-
 #include "textflag.h"
 
 // func rowInt16AVX2(in *int16, out *float32, z *float32, sec *sec32, nsec, n8, stride int, gain float32)

@@ -1,10 +1,9 @@
-//go:build !amd64 || goexperiment.simd
+//go:build !amd64
 
 package sort
 
-// Without the assembly kernel (other architectures, or a
-// GOEXPERIMENT=simd build, which has its own vector kernels) the scalar
-// loop and the simd/archsimd kernels do the work.
+// Other architectures have no assembly kernels: the scalar loops do the
+// work.
 
 var useAVX2 = false
 
