@@ -21,3 +21,14 @@ const haveMix4x8 = true
 //
 //go:noescape
 func mix4x8(out *int16, stride int, a, b *[4]*int16, slow *int32, dc *[32]int16, from, to int)
+
+// mixRows8 is mix4x8 with the loops swapped: samples i0 … i0+7 (i0 =
+// from/2) of each of the nq quads in order, out pointing at sample i0's
+// row (quads[k].c0 gives each quad's column):
+//
+//	for _, q := range quads[:nq] {
+//		mix4x8(out+2*q.c0, stride, &q.a, &q.b, q.slow, &q.dc, from, from+16)
+//	}
+//
+//go:noescape
+func mixRows8(out *int16, stride int, quads *kernelQuad, nq int, from int)

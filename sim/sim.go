@@ -803,12 +803,10 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 		}
 	}
 	s.quads[w] = fast
-	// The kernel's quads a block of samples at a time, then the spikes.
-	// (Drawing the spikes block by block too, while the rows are in
-	// cache, was slower: each template is then fetched once per block.)
-	for t0 := 0; t0 < n; t0 += mixBlock {
-		mixBlocks(s.out, C, n, t0, min(n, t0+mixBlock), fast)
-	}
+	// The kernel's quads eight samples at a time, then the spikes.
+	// (Drawing the spikes a block of samples at a time too, while the rows
+	// are in cache, gained nothing: the cost is in fetching templates.)
+	mixBlocks(s.out, C, n, fast)
 	// The spikes' templates (float32, 4 phases per unit: megabytes for
 	// 1,024 channels) are mostly out of cache by now. Touching a value in
 	// each of their cache lines first lets the loads overlap; drawSpikes
@@ -849,28 +847,23 @@ func newKernelQuad(c0 int, in *[4]mixInput) kernelQuad {
 	return q
 }
 
-// mixBlock is how many samples of every quad work mixes before going on
-// to the next samples.
-const mixBlock = 32
-
-// mixBlocks computes what mix4 computes for each quad (of a chunk of n
-// samples, all in range) for samples [t0, t1) of all the quads. Across
-// the quads the rows of the time-major out fill in order; a single quad's
-// column over a whole chunk (rows 2·C bytes apart) would fall into a
-// handful of cache sets when C is a power of two.
-func mixBlocks(out []int16, C, n, t0, t1 int, quads []kernelQuad) {
-	if len(quads) == 0 || t0 >= t1 {
+// mixBlocks computes what mix4 computes for each quad over a chunk of n
+// samples (all in range), eight samples of all the quads at a time
+// (mixRows8): across the quads the rows of the time-major out then fill
+// in order, while a single quad's column (rows 2·C bytes apart) falls into
+// a handful of cache sets when C is a power of two.
+func mixBlocks(out []int16, C, n int, quads []kernelQuad) {
+	if len(quads) == 0 || n == 0 {
 		return
 	}
-	_ = out[(t1-1)*C+quads[len(quads)-1].c0+3]
+	_ = out[(n-1)*C+quads[len(quads)-1].c0+3]
 	n8 := n &^ 7
-	k1 := min(t1, n8) // the kernel's part, whole groups of 8
+	for t := 0; t < n8; t += 8 {
+		mixRows8(&out[t*C], 2*C, &quads[0], len(quads), 2*t)
+	}
 	for i := range quads {
 		q := &quads[i]
-		if t0 < k1 {
-			mix4x8(&out[t0*C+q.c0], 2*C, &q.a, &q.b, q.slow, &q.dc, 2*t0, 2*k1)
-		}
-		for t := max(t0, k1); t < t1; t++ {
+		for t := n8; t < n; t++ {
 			sl := q.in[0].slow[t]
 			for k := range q.in {
 				m := &q.in[k]
