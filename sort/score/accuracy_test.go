@@ -62,7 +62,7 @@ func simulate(t testing.TB, cfg sim.Config) *recording {
 // sortRecording sorts rec the way `spikeline sort` does by default: with
 // two deterministic passes, pass 1 learning templates over the whole
 // recording (re-learning at growing intervals, so rare units are found
-// too) and pass 2 sorting everything seeded with them; passes = 1 is the
+// too, from more snippets than live) and pass 2 sorting everything seeded with them; passes = 1 is the
 // online, single causal pass (learning beside the stream, as live).
 func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []sort.Spike {
 	t.Helper()
@@ -83,7 +83,12 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 	}
 	if passes == 2 {
 		cfg.Deterministic = true
-		_, tm := run(cfg)
+		// Pass 1 as cmd/spikeline's learnConfig sets it up for recordings
+		// this small: 3000 snippets per channel, re-learning at most 60 s
+		// apart.
+		learn := cfg
+		learn.MaxSnippets, learn.RelearnEvery = 3000, 60
+		_, tm := run(learn)
 		cfg.Templates = tm
 	}
 	out, _ := run(cfg)
