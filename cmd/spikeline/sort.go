@@ -341,6 +341,14 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 		cfg.Templates = templates
+		if limit == 0 && cfg.RelearnEvery == 0 {
+			// Pass 1 saw everything: its templates stand, tracked by
+			// pass 2's matched spikes. Re-learning from one stretch of
+			// pass 2 would only replace them with worse ones (measured:
+			// docs/scoring.md). Channels pass 1 found no unit on still
+			// learn.
+			cfg.RelearnEvery = -1
+		}
 	}
 	spikes, templates, noise, st, err := j.sortPass(ctx, cfg, "sort", 0, true, stderr)
 	if err != nil {

@@ -90,6 +90,8 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 		learn.MaxSnippets, learn.RelearnEvery = 3000, 60
 		_, tm := run(learn)
 		cfg.Templates = tm
+		// Pass 2 keeps pass 1's templates (tracked, not re-learned).
+		cfg.RelearnEvery = -1
 	}
 	out, _ := run(cfg)
 	return out
