@@ -2,7 +2,9 @@ package sort
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -134,5 +136,51 @@ func TestSorterKernelsMatchScalar(t *testing.T) {
 			}
 			t.Logf("sign %v: %d identical spikes", sign, len(fast))
 		}()
+	}
+}
+
+// TestMedianAbs: the radix selection of the noise estimate returns what
+// quickselect (median) returns, for sizes around the noise buffer's,
+// duplicates, zeros, tiny and huge values, and leaves its input alone.
+func TestMedianAbs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	scratch := make([]float32, 1100)
+	for trial := range 3000 {
+		n := 1 + rng.IntN(1100)
+		if trial%3 == 0 {
+			n = 1024
+		}
+		x := make([]float32, n)
+		for i := range x {
+			switch rng.IntN(8) {
+			case 0:
+				x[i] = 0
+			case 1:
+				x[i] = float32(rng.IntN(4)) // many duplicates
+			case 2:
+				x[i] = float32(rng.ExpFloat64() * 1e-30)
+			case 3:
+				x[i] = float32(rng.ExpFloat64() * 1e30)
+			default:
+				x[i] = float32(math.Abs(rng.NormFloat64() * 20))
+			}
+		}
+		if trial%7 == 0 {
+			for i := range x {
+				x[i] = 12.5 // all equal
+			}
+		}
+		orig := slices.Clone(x)
+		got := medianAbs(x, scratch)
+		want := median(slices.Clone(x))
+		if math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("trial %d, %d values: medianAbs %v, median %v", trial, n, got, want)
+		}
+		if !slices.Equal(x, orig) {
+			t.Fatalf("trial %d: medianAbs changed its input", trial)
+		}
+	}
+	if got := medianAbs(nil, scratch); got != 0 {
+		t.Fatalf("medianAbs(nil) = %v, want 0", got)
 	}
 }
