@@ -149,12 +149,15 @@ func clean(channels int, seconds float64, seed int64) sim.Config {
 }
 
 // The bars below sit a margin under what the sorter meets today (see
-// docs/scoring.md: clean 0.80–0.82 with 73% well detected, LFP 0.73–0.77
-// with 70%, online 0.72–0.86 with 62–75%); the project target is 0.90 /
+// docs/scoring.md): the two-pass runs are deterministic (clean 0.898 with
+// 13/15 well detected, LFP 0.820 with 16/20), the margin absorbs
+// behaviour-preserving sorter changes that round differently; the online
+// run learns beside the stream, so it varies from run to run (0.72–0.86
+// with 62–75%) and keeps a wider margin. The project target is 0.90 /
 // 0.90 and TestAccuracyLong checks it.
 var (
-	barClean  = bar{0.72, 0.60}
-	barLFP    = bar{0.65, 0.55}
+	barClean  = bar{0.85, 0.79}
+	barLFP    = bar{0.78, 0.74}
 	barOnline = bar{0.65, 0.55}
 )
 
