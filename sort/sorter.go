@@ -84,6 +84,10 @@ type Sorter struct {
 	done     sync.WaitGroup
 }
 
+// filterRows is the number of rows filtered before they are scanned
+// (phaseFilterDetect): small enough that they stay in the core's cache.
+const filterRows = 64
+
 // epoch is the number of rows between updates of the detection
 // thresholds from the tracked noise.
 const epoch = 2048
@@ -335,8 +339,27 @@ func (s *Sorter) step(in []int16, gain float32) {
 func (s *Sorter) doPhase(sh *shard) {
 	switch s.phase {
 	case phaseFilterDetect:
-		sh.filter(s.in, s.inGain, s.from)
-		sh.detect(s.from, s.to, s.scanFrom, s.scanTo, nil)
+		// Filter and scan in pieces of filterRows rows, so the rows a
+		// scan reads are still in cache from being filtered. Identical to
+		// filtering all rows and then scanning: every scanned row's
+		// snippet (up to Lag() rows ahead) is filtered before the scan
+		// reaches it, and each new row is sampled for the noise before
+		// any template is subtracted from it.
+		C := s.channels
+		scan := s.scanFrom
+		for a := s.from; a < s.to; {
+			b := min(a+filterRows, s.to)
+			sh.filter(s.in[int(a-s.from)*C:int(b-s.from)*C], s.inGain, a)
+			end := s.scanTo
+			if b < s.to {
+				end = scan
+				if b > uint64(s.lag) {
+					end = min(s.scanTo, max(scan, b-uint64(s.lag)))
+				}
+			}
+			sh.detect(a, b, scan, end, nil)
+			scan, a = end, b
+		}
 	case phaseFilter:
 		sh.filter(s.in, s.inGain, s.from)
 	case phaseReference:
