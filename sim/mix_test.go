@@ -95,3 +95,62 @@ func TestGoldenBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestMixBlocksMatchesMix checks the kernel path of work (mixBlocks over
+// a chunk, with and without the padded tail) against the scalar mix.
+func TestMixBlocksMatchesMix(t *testing.T) {
+	if !haveMix4x8 {
+		t.Skip("no assembly kernel on this platform")
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	rnd := func() int32 { return r.Int32N(16001) - 8000 }
+	for _, n := range []int{8, 13, 64, 270} {
+		for _, padded := range []bool{false, true} {
+			const C = 40 // quads at 0, 4, …, 36; the kernel takes some
+			slow := make([]int32, n+mixPad)
+			for i := range slow {
+				slow[i] = rnd()
+			}
+			var quads []kernelQuad
+			var ins [][4]mixInput
+			for c0 := 4; c0 < C; c0 += 8 {
+				var in [4]mixInput
+				for k := range in {
+					a, b := make([]int16, n+mixPad), make([]int16, n+mixPad)
+					for i := range a {
+						a[i], b[i] = int16(rnd()), int16(rnd())
+					}
+					in[k] = mixInput{a: a[:n], b: b[:n], slow: slow[:n], dc: rnd()}
+				}
+				quads = append(quads, newKernelQuad(c0, &in))
+				ins = append(ins, in)
+			}
+			out := make([]int16, n*C)
+			for i := range out {
+				out[i] = 12345
+			}
+			var tail []int16
+			if padded {
+				tail = make([]int16, 8*C)
+			}
+			mixBlocks(out, C, n, quads, tail)
+			for qi, q := range quads {
+				for k := range 4 {
+					want := make([]int16, n)
+					in := ins[qi][k]
+					mix(want, in.a, in.b, in.slow, in.dc)
+					for i := range n {
+						if got := out[i*C+q.c0+k]; got != want[i] {
+							t.Fatalf("n %d padded %v: channel %d sample %d = %d, want %d", n, padded, q.c0+k, i, got, want[i])
+						}
+					}
+				}
+			}
+			for i, v := range out {
+				if (i%C)%8 < 4 && v != 12345 {
+					t.Fatalf("n %d padded %v: wrote channel %d, not the kernel's", n, padded, i%C)
+				}
+			}
+		}
+	}
+}

@@ -86,6 +86,7 @@ type Sim struct {
 	wspikes    [][]sort.Spike
 	scratch    [][]int16
 	quads      [][]kernelQuad // per worker, reused
+	tail       [][]int16      // per worker, the kernel's last 8 rows (nil: none)
 	touch      []uint32       // per worker, keeps work's template prefetch
 }
 
@@ -152,10 +153,10 @@ func (s *Sim) build(origin uint64) {
 	}
 	// Extend every tile by a chunk so that a chunk never wraps.
 	for i, t := range s.tiles.a {
-		s.tiles.a[i] = append(t[:tileLenA:tileLenA], t[:min(s.n, tileLenA)]...)
+		s.tiles.a[i] = append(t[:tileLenA:tileLenA], t[:min(s.n+mixPad, tileLenA)]...)
 	}
 	for i, t := range s.tiles.b {
-		s.tiles.b[i] = append(t[:tileLenB:tileLenB], t[:min(s.n, tileLenB)]...)
+		s.tiles.b[i] = append(t[:tileLenB:tileLenB], t[:min(s.n+mixPad, tileLenB)]...)
 	}
 
 	// Channels: noise tiles, group, DC.
@@ -249,7 +250,7 @@ func (s *Sim) build(origin uint64) {
 
 	// Slow signals.
 	s.groups = (cfg.Channels + cfg.GroupChannels - 1) / cfg.GroupChannels
-	s.slow = make([]int32, s.groups*s.n)
+	s.slow = make([]int32, s.groups*s.n+mixPad)
 	s.slowMax = make([]int32, s.groups)
 	s.tileMax = 0
 	for _, t := range append(slices.Clone(s.tiles.a), s.tiles.b...) {
@@ -309,6 +310,12 @@ func (s *Sim) setWorkers(workers int) {
 	s.wspikes = make([][]sort.Spike, workers)
 	s.scratch = make([][]int16, workers)
 	s.quads = make([][]kernelQuad, workers)
+	s.tail = make([][]int16, workers)
+	if haveMix4x8 && s.n+mixPad <= min(tileLenA, tileLenB) {
+		for i := range s.tail {
+			s.tail[i] = make([]int16, 8*s.cfg.Channels)
+		}
+	}
 	s.touch = make([]uint32, workers)
 	for i := range s.scratch {
 		s.scratch[i] = make([]int16, s.n)
@@ -806,7 +813,7 @@ func (s *Sim) work(w, lo, hi int, c0, spikeEnd uint64) {
 	// The kernel's quads eight samples at a time, then the spikes.
 	// (Drawing the spikes a block of samples at a time too, while the rows
 	// are in cache, gained nothing: the cost is in fetching templates.)
-	mixBlocks(s.out, C, n, fast)
+	mixBlocks(s.out, C, n, fast, s.tail[w])
 	// The spikes' templates (float32, 4 phases per unit: megabytes for
 	// 1,024 channels) are mostly out of cache by now. Touching a value in
 	// each of their cache lines first lets the loads overlap; drawSpikes
@@ -847,12 +854,19 @@ func newKernelQuad(c0 int, in *[4]mixInput) kernelQuad {
 	return q
 }
 
+// mixPad is how far past a chunk the noise tiles and the slow signals
+// are readable, so that mixBlocks can run the kernel over the chunk's last
+// eight rows whatever n.
+const mixPad = 8
+
 // mixBlocks computes what mix4 computes for each quad over a chunk of n
 // samples (all in range), eight samples of all the quads at a time
 // (mixRows8): across the quads the rows of the time-major out then fill
 // in order, while a single quad's column (rows 2·C bytes apart) falls into
-// a handful of cache sets when C is a power of two.
-func mixBlocks(out []int16, C, n int, quads []kernelQuad) {
+// a handful of cache sets when C is a power of two. The last n%8 rows go
+// through tail (8·C samples, the inputs being readable mixPad samples past
+// the chunk) if it is not nil.
+func mixBlocks(out []int16, C, n int, quads []kernelQuad, tail []int16) {
 	if len(quads) == 0 || n == 0 {
 		return
 	}
@@ -860,6 +874,20 @@ func mixBlocks(out []int16, C, n int, quads []kernelQuad) {
 	n8 := n &^ 7
 	for t := 0; t < n8; t += 8 {
 		mixRows8(&out[t*C], 2*C, &quads[0], len(quads), 2*t)
+	}
+	if n8 == n {
+		return
+	}
+	if len(tail) >= 8*C {
+		mixRows8(&tail[0], 2*C, &quads[0], len(quads), 2*n8)
+		for i := range quads {
+			c0 := quads[i].c0
+			for t := n8; t < n; t++ {
+				o, r := t*C+c0, (t-n8)*C+c0
+				copy(out[o:o+4], tail[r:r+4])
+			}
+		}
+		return
 	}
 	for i := range quads {
 		q := &quads[i]

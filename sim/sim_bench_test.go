@@ -93,7 +93,7 @@ func BenchmarkMix4(b *testing.B) {
 				mix4(s.out, C, cb, &quad, false)
 			}
 		}
-		mixBlocks(s.out, C, n, quads)
+		mixBlocks(s.out, C, n, quads, s.tail[0])
 	}
 	b.ReportMetric(float64(b.N)*float64(n*C)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*float64(n*C)), "ns/sample")
