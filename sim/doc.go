@@ -170,11 +170,12 @@
 // the output for fixed seeds, with and without the assembly.
 //
 // Measured on the shared 2-core development machine (AMD EPYC, 1 MiB L2
-// per core, load average 4–6 from other work), five runs alternating the
-// pure-Go generator and this one: CPU per channel-sample 4.5–5.0 ns before,
-// 2.5–3.2 ns now, i.e. x_realtime_2cpu 13–15 before, 20–26 now; the mix
-// alone 0.74–3.1 ns per sample on one core (0.74 when the machine is
-// quiet). Wall-clock x_realtime on that loaded machine was 6–11 (before:
-// 3–7): the 20× target is met in CPU terms, and in wall time only on two
-// otherwise idle cores. sim/testdata/generate_benchmark.txt has the raw output.
+// per core, load average 4–6 from other work), ten runs alternating the
+// pure-Go generator and this one: CPU per channel-sample 3.2–5.0 ns
+// before, 2.5–3.2 ns now, i.e. x_realtime_2cpu 13–20 before, 20–27 now;
+// the mix alone 0.56–0.79 ns per sample on one core when the machine was
+// quietest (1.6–2.6 ns before). Wall-clock x_realtime on that loaded
+// machine was 6–13 (before: 3–10): the 20× target is met in CPU terms,
+// and in wall time only on two otherwise idle cores.
+// sim/testdata/generate_benchmark.txt has the raw output.
 package sim
