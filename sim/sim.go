@@ -555,19 +555,27 @@ func (s *Sim) generate() {
 	}
 
 	s.fillSlow(c0)
-	s.parallel(func(w int) {
-		s.fillGroups(c0, w*s.groups/s.workers, (w+1)*s.groups/s.workers)
-	})
-
-	// Channels in parallel: spikes, rendering, mixing.
-	C := s.cfg.Channels
+	// Channels in parallel: slow signals, spikes, rendering, mixing. When
+	// each worker's channels are whole groups (the usual case), a worker
+	// fills its own groups' slow signals and goes on without waiting for
+	// the others; otherwise all groups are filled first.
+	C, GC := s.cfg.Channels, s.cfg.GroupChannels
 	per := (C + s.workers - 1) / s.workers
 	per = (per + 31) &^ 31
+	own := per%GC == 0
+	if !own {
+		s.parallel(func(w int) {
+			s.fillGroups(c0, w*s.groups/s.workers, (w+1)*s.groups/s.workers)
+		})
+	}
 	s.parallel(func(w int) {
 		lo, hi := w*per, min(C, (w+1)*per)
 		if lo >= hi {
 			s.wspikes[w] = s.wspikes[w][:0]
 			return
+		}
+		if own {
+			s.fillGroups(c0, lo/GC, (hi+GC-1)/GC)
 		}
 		s.work(w, lo, hi, c0, spikeEnd)
 	})
