@@ -154,7 +154,8 @@
 //	go test ./sim -run XXX -bench 'Generate/1024|Mix4' -benchtime 600x -count 5
 //
 // Each internal chunk (270 samples at 30 kHz) is split across the workers
-// by channel range. Per channel-sample, the work is: the mix of two noise
+// by channel range, one fan-out per chunk when the ranges are whole groups
+// of channels. Per channel-sample, the work is: the mix of two noise
 // tiles, the group's slow signal (LFP, mains, artifacts: fillGroups, once
 // per group of channels) and the DC, with conversion to int16; then the
 // spikes drawn on top (drawSpikes, whose cost is mostly fetching templates:
