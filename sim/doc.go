@@ -174,9 +174,10 @@
 // per core, load average 4–6 from other work), ten runs alternating the
 // pure-Go generator and this one: CPU per channel-sample 3.2–5.0 ns
 // before, 2.5–3.2 ns now, i.e. x_realtime_2cpu 13–20 before, 20–27 now;
-// the mix alone 0.56–0.79 ns per sample on one core when the machine was
-// quietest (1.6–2.6 ns before). Wall-clock x_realtime on that loaded
-// machine was 6–13 (before: 3–10): the 20× target is met in CPU terms,
-// and in wall time only on two otherwise idle cores.
+// the mix alone 0.56–3.1 ns per sample on one core (0.56–0.79 in the
+// quieter second set; 1.6–2.6 ns before). Wall-clock x_realtime on that
+// loaded machine was 6–13 (before: 3–10): the 20× target is met in CPU
+// terms; in wall time it needs two otherwise idle cores, which this
+// machine never had (not measured).
 // sim/testdata/generate_benchmark.txt has the raw output.
 package sim
