@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -102,7 +103,9 @@ type bar struct {
 	wellFrac5 float64 // fraction of them well detected
 }
 
-func checkAccuracy(t *testing.T, name string, rec *recording, passes int, want bar) {
+// checkAccuracy sorts and scores rec, checks it against want and returns
+// what it measured.
+func checkAccuracy(t *testing.T, name string, rec *recording, passes int, want bar) bar {
 	t.Helper()
 	spikes := sortRecording(t, rec, sort.Config{}, passes)
 	gt := rec.gt
@@ -137,6 +140,7 @@ func checkAccuracy(t *testing.T, name string, rec *recording, passes int, want b
 		t.Errorf("%s: mean accuracy (SNR>=5) %.3f, well detected %d/%d = %.2f; want >= %.2f and >= %.2f",
 			name, s.MeanAccuracy, s.WellDetected, s.Units, frac, want.meanAcc5, want.wellFrac5)
 	}
+	return bar{s.MeanAccuracy, frac}
 }
 
 // clean is the default test recording: spike-band noise only.
@@ -188,4 +192,25 @@ func TestAccuracyLong(t *testing.T) {
 	cfg := sim.Config{Channels: 32, Seed: 7, Duration: 300 * 30000, MinUnits: 1, MaxUnits: 3}
 	rec := simulate(t, cfg)
 	checkAccuracy(t, "long", rec, 2, bar{0.90, 0.90})
+}
+
+// TestAccuracyLongSeeds sorts four more full-size recordings (seeds 8–11,
+// same settings as TestAccuracyLong) against a bar a margin under the
+// worst of them today (docs/scoring.md: 0.81–0.94 mean accuracy, 71–95%
+// well detected), so a change that helps seed 7 and hurts the others is
+// caught. It logs which recordings meet the project target. Run with
+// SPIKELINE_LONG=1 (about a minute).
+func TestAccuracyLongSeeds(t *testing.T) {
+	if os.Getenv("SPIKELINE_LONG") == "" {
+		t.Skip("set SPIKELINE_LONG=1 for the full-size accuracy runs")
+	}
+	for _, seed := range []int64{8, 9, 10, 11} {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			cfg := sim.Config{Channels: 32, Seed: seed, Duration: 300 * 30000, MinUnits: 1, MaxUnits: 3}
+			rec := simulate(t, cfg)
+			got := checkAccuracy(t, fmt.Sprintf("long seed %d", seed), rec, 2, bar{0.78, 0.68})
+			t.Logf("seed %d: mean accuracy %.3f, well detected %.0f%%; project target (0.90, 90%%) met: %v",
+				seed, got.meanAcc5, 100*got.wellFrac5, got.meanAcc5 >= 0.90 && got.wellFrac5 >= 0.90)
+		})
+	}
 }
