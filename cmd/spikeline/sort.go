@@ -335,6 +335,14 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 		var limit uint64
 		if j.learnPass > 0 {
 			limit = uint64(math.Ceil(j.learnPass * j.raw.Rate))
+			src, err := j.open()
+			if err != nil {
+				return err
+			}
+			if limit >= src.Samples() {
+				limit = 0 // the whole file anyway
+			}
+			src.Close()
 		}
 		_, templates, _, _, err := j.sortPass(ctx, learnConfig(cfg, j.raw.Channels, j.raw.Rate), "learn", limit, false, stderr)
 		if err != nil {

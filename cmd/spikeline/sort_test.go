@@ -210,6 +210,10 @@ func TestSortCommandDeterministic(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("two runs of the same sort differ (%d and %d bytes of spikes.csv)", len(a), len(b))
 	}
+	// A learning pass longer than the file is the whole file.
+	if long := sortOnce("--learn-pass", "1000"); !bytes.Equal(a, long) {
+		t.Errorf("--learn-pass 1000 on a 20 s file differs from the default (whole file)")
+	}
 	short := sortOnce("--learn-pass", "13")
 	spikes, err := sort.ReadSpikesCSV(bytes.NewReader(short), "spikes.csv")
 	if err != nil {
