@@ -11,8 +11,13 @@
 //
 //   - config.go: Config and its defaults.
 //   - filter.go: Butterworth design (scipy-compatible second-order sections).
-//   - biquad.go: the filter's hot loop (scalar reference); biquad_simd.go
-//     the AVX2 version built with GOEXPERIMENT=simd.
+//   - biquad.go: the filter's hot loop (scalar reference, and the fused
+//     loop for three sections); biquad_amd64.s the AVX2 assembly filter
+//     and 64-channel threshold scan used on amd64 CPUs with AVX2 in every
+//     build; biquad_simd.go the simd/archsimd version built with
+//     GOEXPERIMENT=simd (now the fallback for the last channels and for
+//     float32 input). All are bit-identical to the scalar loops
+//     (biquad_test.go checks them against a plain reference loop).
 //   - sorter.go: Sorter, the steps over blocks, gaps, output ordering.
 //   - shard.go: per-shard detection, alignment, matching, explaining
 //     (template subtraction), tracking and noise.
