@@ -25,6 +25,64 @@ TEXT ·rowInt16AVX2(SB), NOSPLIT, $0-60
 	VBROADCASTSS gain+56(FP), Y15
 	XORQ         AX, AX
 
+	// Sixteen channels per iteration: two independent groups of eight
+	// share each section's coefficients.
+	MOVQ CX, BX
+	ANDQ $~15, BX
+
+pair:
+	CMPQ      AX, BX
+	JGE       channel
+	VPMOVSXWD (SI)(AX*2), Y0
+	VPMOVSXWD 16(SI)(AX*2), Y4
+	VCVTDQ2PS Y0, Y0
+	VCVTDQ2PS Y4, Y4
+	VMULPS    Y15, Y0, Y0
+	VMULPS    Y15, Y4, Y4
+	LEAQ      (DX)(AX*4), R11
+	MOVQ      R8, R12
+	MOVQ      R9, R13
+
+pairsection:
+	VBROADCASTSS 0(R12), Y8            // b0
+	VBROADCASTSS 4(R12), Y9            // b1
+	VBROADCASTSS 8(R12), Y10           // b2
+	VBROADCASTSS 12(R12), Y11          // a1
+	VBROADCASTSS 16(R12), Y12          // a2
+	VMULPS       Y0, Y8, Y1            // b0·v
+	VMULPS       Y4, Y8, Y5
+	VADDPS       (R11), Y1, Y1         // y = b0·v + z1
+	VADDPS       32(R11), Y5, Y5
+	VMULPS       Y0, Y9, Y2            // b1·v
+	VMULPS       Y4, Y9, Y6
+	VMULPS       Y1, Y11, Y3           // a1·y
+	VMULPS       Y5, Y11, Y7
+	VSUBPS       Y3, Y2, Y2            // b1·v - a1·y
+	VSUBPS       Y7, Y6, Y6
+	VADDPS       (R11)(R10*1), Y2, Y2  // + z2
+	VADDPS       32(R11)(R10*1), Y6, Y6
+	VMOVUPS      Y2, (R11)             // z1
+	VMOVUPS      Y6, 32(R11)
+	VMULPS       Y0, Y10, Y2           // b2·v
+	VMULPS       Y4, Y10, Y6
+	VMULPS       Y1, Y12, Y3           // a2·y
+	VMULPS       Y5, Y12, Y7
+	VSUBPS       Y3, Y2, Y2            // b2·v - a2·y
+	VSUBPS       Y7, Y6, Y6
+	VMOVUPS      Y2, (R11)(R10*1)      // z2
+	VMOVUPS      Y6, 32(R11)(R10*1)
+	VMOVAPS      Y1, Y0                // v = y
+	VMOVAPS      Y5, Y4
+	LEAQ         (R11)(R10*2), R11
+	ADDQ         $20, R12
+	DECQ         R13
+	JNZ          pairsection
+
+	VMOVUPS Y0, (DI)(AX*4)
+	VMOVUPS Y4, 32(DI)(AX*4)
+	ADDQ    $16, AX
+	JMP     pair
+
 channel:
 	CMPQ      AX, CX
 	JGE       done
