@@ -166,7 +166,7 @@ func (j *sortJob) open() (*device.RawSource, error) {
 const (
 	learnSnippets     = 3000      // snippets kept per channel for learning in pass 1
 	learnSnippetBytes = 256 << 20 // most bytes of snippets pass 1 keeps over all channels
-	learnRelearnEvery = 60        // seconds: longest gap between pass 1's learning passes
+	learnRelearnEvery = 40        // seconds: longest gap between pass 1's learning passes
 )
 
 // learnConfig returns the configuration of pass 1 of an offline sort: cfg

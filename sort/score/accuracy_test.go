@@ -85,10 +85,10 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 	if passes == 2 {
 		cfg.Deterministic = true
 		// Pass 1 as cmd/spikeline's learnConfig sets it up for recordings
-		// this small: 3000 snippets per channel, re-learning at most 60 s
+		// this small: 3000 snippets per channel, re-learning at most 40 s
 		// apart.
 		learn := cfg
-		learn.MaxSnippets, learn.RelearnEvery = 3000, 60
+		learn.MaxSnippets, learn.RelearnEvery = 3000, 40
 		_, tm := run(learn)
 		cfg.Templates = tm
 		// Pass 2 keeps pass 1's templates (tracked, not re-learned).
@@ -196,7 +196,7 @@ func TestAccuracyLong(t *testing.T) {
 
 // TestAccuracyLongSeeds sorts four more full-size recordings (seeds 8–11,
 // same settings as TestAccuracyLong) against a bar a margin under the
-// worst of them today (docs/scoring.md: 0.81–0.94 mean accuracy, 71–95%
+// worst of them today (docs/scoring.md: 0.835–0.937 mean accuracy, 71–93%
 // well detected), so a change that helps seed 7 and hurts the others is
 // caught. It logs which recordings meet the project target. Run with
 // SPIKELINE_LONG=1 (about a minute).
@@ -208,7 +208,7 @@ func TestAccuracyLongSeeds(t *testing.T) {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			cfg := sim.Config{Channels: 32, Seed: seed, Duration: 300 * 30000, MinUnits: 1, MaxUnits: 3}
 			rec := simulate(t, cfg)
-			got := checkAccuracy(t, fmt.Sprintf("long seed %d", seed), rec, 2, bar{0.78, 0.68})
+			got := checkAccuracy(t, fmt.Sprintf("long seed %d", seed), rec, 2, bar{0.80, 0.68})
 			t.Logf("seed %d: mean accuracy %.3f, well detected %.0f%%; project target (0.90, 90%%) met: %v",
 				seed, got.meanAcc5, 100*got.wellFrac5, got.meanAcc5 >= 0.90 && got.wellFrac5 >= 0.90)
 		})
