@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func TestViewCommand(t *testing.T) {
 	}
 	defer svc.Stop()
 
-	var out, errb lockedBuffer
+	var out, errb syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -179,24 +178,6 @@ func (infoController) Refit(context.Context, string) error { return errors.ErrUn
 func (infoController) SetThreshold(float64) error          { return errors.ErrUnsupported }
 func (infoController) DeviceCommand(context.Context, string, json.RawMessage) (any, error) {
 	return nil, errors.ErrUnsupported
-}
-
-// lockedBuffer collects a command's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestViewBadFlags(t *testing.T) {
