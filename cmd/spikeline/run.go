@@ -11,7 +11,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -354,7 +353,6 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		rate     float64
 		outputs  = p.opts.outputs
 		behVals  = make([]float64, 2)
-		behEst   decode.Estimate
 		nextStat = time.Now().Add(p.opts.status)
 		win      statusWindow
 	)
@@ -477,8 +475,8 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if n := len(it.behaviour); n > 0 && b.End()/behEvery != b.First/behEvery {
 			// At 50 Hz on the device clock: enough for displays.
 			last := it.behaviour[n-1]
-			behEst = decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: []float64{last.VX, last.VY}}
-			p.pub.PublishEstimate(behaviourModel, behEst)
+			behVals[0], behVals[1] = last.VX, last.VY
+			p.pub.PublishEstimate(behaviourModel, decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: behVals})
 		}
 
 		for _, e := range b.Events {
@@ -725,9 +723,7 @@ type openSource struct {
 	closeFn      func() error
 	hasBehaviour bool
 
-	mu      sync.Mutex
-	beh     []sim.BehaviourSample
-	scratch []sort.Spike
+	scratch []sort.Spike // ground-truth spikes drained from the simulator
 }
 
 func (s *openSource) Close() error {
