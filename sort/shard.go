@@ -42,6 +42,7 @@ type shard struct {
 	snip      []float32 // scratch snippet (dfull)
 	resid     []float32 // scratch residual (dfull)
 	delta     float32   // sub-sample shift of the last match
+	watch     []*watched // channels whose band-passed signal is kept (Watch)
 }
 
 // unit is one template on one channel.
@@ -118,6 +119,9 @@ func (sh *shard) filter(in []int16, gain float32, from uint64) {
 		t := from + uint64(i)
 		dst := sh.ring[int(t&sh.mask)*n:][:n]
 		sh.filt.rowInt16(in[i*C+sh.c0:][:n], gain, dst)
+	}
+	if len(sh.watch) > 0 {
+		sh.tap(from, rows)
 	}
 }
 
