@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -55,6 +56,8 @@ type runOptions struct {
 	queue    int           // blocks buffered between source and sorter
 	duration time.Duration // 0 = until interrupted
 	record   string        // directory to record the raw stream into
+	http     string        // listen address of the live page and /metrics; "" = none
+	view     runViewOptions
 }
 
 func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +76,8 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
 	fs.StringVar(&o.record, "record", "", "also record the raw stream into this directory (recording.dat + recording.json, crash-safe; gaps zero-filled and listed)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
+	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "listen address of the live page and the Prometheus /metrics endpoint (port 0: any free port; if the port is taken, a free one is used; \"off\": none)")
+	viewFlags := registerRunViewFlags(fs)
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
@@ -85,6 +90,17 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if o.nats, err = natsCfg(); err != nil {
 		return err
+	}
+	if o.view, err = viewFlags(); err != nil {
+		return err
+	}
+	if o.http == "off" {
+		o.http = ""
+	}
+	if o.http != "" {
+		if _, _, err := net.SplitHostPort(o.http); err != nil {
+			return usageErrorf("--http %q: want HOST:PORT or off: %v", o.http, err)
+		}
 	}
 	switch decode.Kind(*kind) {
 	case decode.Wiener, decode.Kalman:
@@ -157,6 +173,22 @@ type pipeline struct {
 	behaviour   chan behaviourSample // from --behaviour-subject
 	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
 	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
+
+	items    chan item                 // device → sorter queue
+	httpAddr string                    // where the live page and /metrics are served
+	r2       atomic.Pointer[[]float64] // decoder R² per output, over the last r2Window (nil: no decoder yet)
+}
+
+// queued returns the blocks waiting between the device and the sorter.
+func (p *pipeline) queued() int { return len(p.items) }
+
+// decoderR2 returns the live decoder's R² per output against the behaviour
+// (NaN where unknown) and whether a decoder is running.
+func (p *pipeline) decoderR2() ([]float64, bool) {
+	if r := p.r2.Load(); r != nil {
+		return *r, true
+	}
+	return nil, false
 }
 
 // behaviourSample is one behaviour value vector at a device sample.
@@ -245,6 +277,13 @@ func (p *pipeline) run(ctx context.Context) error {
 	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
 	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
+	if p.opts.http != "" {
+		stopHTTP, err := p.startHTTP(ctx)
+		if err != nil {
+			return err
+		}
+		defer stopHTTP()
+	}
 
 	var rec *device.RawWriter
 	if p.opts.record != "" {
@@ -262,6 +301,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	// Reader: device → bounded queue. Blocks are copied into recycled
 	// buffers, since sources reuse theirs.
 	items := make(chan item, p.opts.queue)
+	p.items = items
 	free := make(chan []int16, p.opts.queue+2)
 	readErr := make(chan error, 1)
 	go func() {
@@ -355,6 +395,8 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		behVals  = make([]float64, 2)
 		nextStat = time.Now().Add(p.opts.status)
 		win      statusWindow
+		score    = newR2Tracker(len(p.opts.outputs), int(r2Window*50)+1)
+		r2       []float64
 	)
 	channels := p.sorter.Channels()
 	win.reset(channels)
@@ -423,6 +465,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			p.done.Store(done)
 		}
 		win.latency = append(win.latency, time.Since(b.Received))
+		p.feedView(b, spikes)
 		win.samples += uint64(b.Len())
 		for _, s := range spikes {
 			if int(s.Channel) < len(win.counts) {
@@ -462,12 +505,14 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			if cal != nil {
 				cal.AddBehaviour(bs.Sample, behVals)
 			}
+			score.addBehaviour(bs.Sample, behVals)
 		}
 	drain:
 		for cal != nil {
 			select {
 			case bs := <-p.behaviour:
 				cal.AddBehaviour(bs.sample, bs.values)
+				score.addBehaviour(bs.sample, bs.values)
 			default:
 				break drain
 			}
@@ -518,13 +563,20 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if online != nil {
 			online.Add(spikes)
 			ests = online.Advance(done, ests[:0])
+			m := online.Model()
 			for _, e := range ests {
-				p.pub.PublishEstimate(string(online.Model().Kind), e)
+				p.pub.PublishEstimate(string(m.Kind), e)
+				score.addEstimate(e.End, m.BinSamples, e.Values, e.Degraded)
 			}
 		}
 
 		if now := time.Now(); now.After(nextStat) {
 			nextStat = now.Add(p.opts.status)
+			if online != nil {
+				r2 = score.r2(r2)
+				r := slices.Clone(r2)
+				p.r2.Store(&r)
+			}
 			p.publishStatus(&win, b.End(), b.Rate)
 		}
 	}
