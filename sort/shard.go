@@ -39,9 +39,9 @@ type shard struct {
 	out       []Spike
 	outTau    []uint64
 	unmatched uint64
-	snip      []float32 // scratch snippet (dfull)
-	resid     []float32 // scratch residual (dfull)
-	delta     float32   // sub-sample shift of the last match
+	snip      []float32  // scratch snippet (dfull)
+	resid     []float32  // scratch residual (dfull)
+	delta     float32    // sub-sample shift of the last match
 	watch     []*watched // channels whose band-passed signal is kept (Watch)
 }
 

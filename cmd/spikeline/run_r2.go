@@ -13,12 +13,12 @@ const r2Window = 30.0 // seconds
 // to the pipeline loop; R2 is read through pipeline.decoderR2.
 type r2Tracker struct {
 	outputs int
-	bs      []uint64  // device samples of the behaviour not yet paired, in order
-	bv      []float64 // their values, outputs per sample
-	est     [][]float64       // ring of estimates, per pair
-	truth   [][]float64       // ring of mean behaviour, per pair
-	n, head int               // pairs held, next slot
-	sum     []float64         // scratch: bin sums of the behaviour
+	bs      []uint64    // device samples of the behaviour not yet paired, in order
+	bv      []float64   // their values, outputs per sample
+	est     [][]float64 // ring of estimates, per pair
+	truth   [][]float64 // ring of mean behaviour, per pair
+	n, head int         // pairs held, next slot
+	sum     []float64   // scratch: bin sums of the behaviour
 }
 
 func newR2Tracker(outputs int, pairs int) *r2Tracker {
