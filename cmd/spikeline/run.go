@@ -36,6 +36,11 @@ func init() {
 // template snapshots that late subscribers start from.
 const templateEvery = 10.0
 
+// batchPublished, when set (by benchmarks), is called by the sorter loop
+// after each spike batch is handed to the publisher, with the batch's end
+// sample and the time the device block that completed it was received.
+var batchPublished func(end uint64, received time.Time)
+
 // behaviourModel is the model name under which the measured (or, for the
 // simulator, the true) behaviour is published: spikeline.<rig>.decode.behaviour.
 const behaviourModel = "behaviour"
@@ -463,6 +468,9 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			p.pub.PublishSpikes(done, complete, b.Rate, spikes)
 			done = complete
 			p.done.Store(done)
+			if batchPublished != nil {
+				batchPublished(complete, b.Received)
+			}
 		}
 		win.latency = append(win.latency, time.Since(b.Received))
 		p.feedView(b, spikes)
