@@ -353,21 +353,51 @@ func drawSummary(path, title string, panels []*panel, noise []float32, pre, post
 	cols = min(cols, n, 8)
 	rows := (n + cols - 1) / cols
 	const pw, ph = 3.2, 2.5 // panel size, inches
-	titleH := 0.45 * vg.Inch
 	W := vg.Length(pw*float64(cols)) * vg.Inch
-	H := vg.Length(ph*float64(rows))*vg.Inch + titleH
-	img := vgimg.NewWith(vgimg.UseWH(W, H), vgimg.UseDPI(110))
+	H := vg.Length(ph*float64(rows))*vg.Inch + figureTitleH
+	img, dc := newFigure(W, H, 110, title)
+	if err := drawPanelGrid(figureBody(dc), panels, cols, noise, pre, post, rate); err != nil {
+		return err
+	}
+	if len(panels) == 0 {
+		dc.FillText(figureText(13, draw.XCenter, draw.YCenter), vg.Point{X: W / 2, Y: H / 2}, "no sorted units")
+	}
+	return savePNG(path, img)
+}
+
+// figureTitleH is the height of the title line of newFigure.
+const figureTitleH = 0.45 * vg.Inch
+
+// newFigure returns a white W×H image at dpi dots per inch with title
+// centred on its top line, and a canvas over the whole of it.
+func newFigure(W, H vg.Length, dpi int, title string) (*vgimg.Canvas, draw.Canvas) {
+	img := vgimg.NewWith(vgimg.UseWH(W, H), vgimg.UseDPI(dpi))
 	dc := draw.New(img)
 	dc.SetColor(color.White)
 	dc.Fill(dc.Rectangle.Path())
+	dc.FillText(figureText(13, draw.XCenter, draw.YTop), vg.Point{X: W / 2, Y: H - vg.Points(6)}, title)
+	return img, dc
+}
 
-	// Title.
-	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler}
-	ts.Font.Size = vg.Points(13)
-	ts.XAlign = draw.XCenter
-	ts.YAlign = draw.YTop
-	dc.FillText(ts, vg.Point{X: W / 2, Y: H - vg.Points(6)}, title)
+// figureBody is the part of a newFigure canvas below its title.
+func figureBody(dc draw.Canvas) draw.Canvas { return draw.Crop(dc, 0, 0, 0, -figureTitleH) }
 
+// figureText is the text style of figure titles and annotations: black,
+// plot.DefaultFont at size points.
+func figureText(size float64, x draw.XAlignment, y draw.YAlignment) draw.TextStyle {
+	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler, XAlign: x, YAlign: y}
+	ts.Font.Size = vg.Points(size)
+	return ts
+}
+
+// drawPanelGrid lays the channel panels out on c, cols to a row, and
+// draws them (panelPlot). noise is the per-channel noise in µV (nil or
+// short: unknown); pre and post the samples drawn around the spike.
+func drawPanelGrid(c draw.Canvas, panels []*panel, cols int, noise []float32, pre, post int, rate float64) error {
+	if len(panels) == 0 {
+		return nil
+	}
+	rows := (len(panels) + cols - 1) / cols
 	grid := make([][]*plot.Plot, rows)
 	for r := range grid {
 		grid[r] = make([]*plot.Plot, cols)
@@ -383,10 +413,9 @@ func drawSummary(path, title string, panels []*panel, noise []float32, pre, post
 		}
 		grid[i/cols][i%cols] = pl
 	}
-	body := draw.Crop(dc, 0, 0, 0, -titleH)
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(6), PadY: vg.Points(6),
 		PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(6)}
-	canvases := plot.Align(grid, tiles, body)
+	canvases := plot.Align(grid, tiles, c)
 	for r := range grid {
 		for c := range grid[r] {
 			if grid[r][c] != nil {
@@ -394,10 +423,11 @@ func drawSummary(path, title string, panels []*panel, noise []float32, pre, post
 			}
 		}
 	}
-	if len(panels) == 0 {
-		ts.YAlign = draw.YCenter
-		dc.FillText(ts, vg.Point{X: W / 2, Y: H / 2}, "no sorted units")
-	}
+	return nil
+}
+
+// savePNG writes img to path as a PNG.
+func savePNG(path string, img *vgimg.Canvas) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -408,6 +438,10 @@ func drawSummary(path, title string, panels []*panel, noise []float32, pre, post
 	}
 	return f.Close()
 }
+
+// unitColor is the colour of the i-th unit (in unit order) of a channel,
+// in every figure: summary.png and the snapshot's templates and raster.
+func unitColor(i int) color.NRGBA { return unitColors[i%len(unitColors)] }
 
 // panelPlot draws one channel: faint waveforms, then templates on top.
 // sigma is the channel's noise in µV (0: unknown).
@@ -442,7 +476,7 @@ func panelPlot(p *panel, sigma float64, pre, post int, rate float64) (*plot.Plot
 	ms := func(k int) float64 { return float64(k-pre) / rate * 1000 }
 	n := pre + post + 1
 	for i, u := range p.units {
-		col := unitColors[i%len(unitColors)]
+		col := unitColor(i)
 		faint := col
 		faint.A = 45
 		for _, w := range u.waves {
@@ -460,7 +494,7 @@ func panelPlot(p *panel, sigma float64, pre, post int, rate float64) (*plot.Plot
 		}
 	}
 	for i, u := range p.units {
-		col := unitColors[i%len(unitColors)]
+		col := unitColor(i)
 		label := fmt.Sprintf("unit %d (%d)", u.unit, u.count)
 		if t := u.template; t != nil && sigma > 0 {
 			label = fmt.Sprintf("unit %d (%d, SNR %.1f)", u.unit, u.count, math.Abs(float64(t.PeakUV))/sigma)
