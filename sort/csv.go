@@ -113,18 +113,23 @@ func WriteSpikesCSV(w io.Writer, spikes []Spike) error {
 	bw.WriteString(SpikesHeader + "\n")
 	var buf []byte
 	for _, s := range spikes {
-		buf = buf[:0]
-		buf = strconv.AppendInt(buf, int64(s.Unit), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendUint(buf, s.Sample, 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendInt(buf, int64(s.Channel), 10)
-		buf = append(buf, ',')
-		buf = strconv.AppendFloat(buf, float64(s.Amplitude), 'f', 2, 32)
-		buf = append(buf, '\n')
+		buf = AppendSpikeCSV(buf[:0], s)
 		if _, err := bw.Write(buf); err != nil {
 			return err
 		}
 	}
 	return bw.Flush()
+}
+
+// AppendSpikeCSV appends s as one line of the spikes CSV (SpikesHeader
+// columns, newline included).
+func AppendSpikeCSV(b []byte, s Spike) []byte {
+	b = strconv.AppendInt(b, int64(s.Unit), 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, s.Sample, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, int64(s.Channel), 10)
+	b = append(b, ',')
+	b = strconv.AppendFloat(b, float64(s.Amplitude), 'f', 2, 32)
+	return append(b, '\n')
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -70,33 +71,68 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {
 		usage(stdout)
-		return 0
+		return exitOK
 	}
 	c, ok := commands[name]
 	if !ok {
 		fmt.Fprintf(stderr, "spikeline: unknown command %q\n\n", name)
 		usage(stderr)
-		return 2
+		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// SIGINT or SIGTERM stops the command cleanly (the pipeline stops the
+	// source, flushes the sorter, drains NATS and closes its files); a
+	// second one exits at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer func() { signal.Stop(sigs); close(sigs) }()
+	var got atomic.Value
+	go func() {
+		s, ok := <-sigs
+		if !ok {
+			return
+		}
+		got.Store(s)
+		cancel()
+		if _, ok := <-sigs; ok {
+			fmt.Fprintf(stderr, "spikeline %s: second %v: exiting without a clean shutdown\n", name, s)
+			os.Exit(exitCodeSignal(s))
+		}
+	}()
 	err := c.run(ctx, args[1:], stdout, stderr)
+	if s, ok := got.Load().(os.Signal); ok && (err == nil || errors.Is(err, context.Canceled)) {
+		return exitCodeSignal(s) // stopped by a signal, cleanly
+	}
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
+		return exitOK
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "spikeline %s: %v\n", name, err)
-		return 2
+		return exitUsage
 	case errors.Is(err, context.Canceled):
-		return 0
+		return exitOK
 	default:
 		fmt.Fprintf(stderr, "spikeline %s: %v\n", name, err)
-		return 1
+		return exitFailed
 	}
 }
 
-// newFlagSet returns a FlagSet for a subcommand that reports errors
-// instead of exiting, writing its usage to stderr.
+// Exit codes. A command stopped by SIGINT or SIGTERM after a clean
+// shutdown exits with 128 + the signal number, as a shell reports it.
+const (
+	exitOK     = 0 // finished: --duration reached, the recording ended, or nothing to do
+	exitFailed = 1 // failed: the device, a file, NATS or the pipeline reported an error
+	exitUsage  = 2 // a bad flag or configuration; nothing was started
+)
+
+func exitCodeSignal(s os.Signal) int {
+	if n, ok := s.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return exitFailed
+}
+
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("spikeline "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)

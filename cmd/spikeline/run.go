@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -83,10 +82,18 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "listen address of the live page and the Prometheus /metrics endpoint (port 0: any free port; if the port is taken, a free one is used; \"off\": none)")
 	viewFlags := registerRunViewFlags(fs)
+	logCfg := logFlags(fs)
+	applyConfig := configFlag(fs)
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
-	var err error
+	if err := applyConfig(); err != nil {
+		return err
+	}
+	log, err := logCfg(stderr)
+	if err != nil {
+		return err
+	}
 	if err = srcFlags(); err != nil {
 		return err
 	}
@@ -144,7 +151,6 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	o.nats.Logger = log
 
 	src, err := o.src.open(ctx, log)
@@ -153,7 +159,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer src.Close()
 
-	p := &pipeline{opts: o, log: log, src: src, model: model, stdout: stdout}
+	p := &pipeline{opts: o, log: log, src: src, model: model, stdout: stdout, line: newStatusLine(stdout)}
 	return p.run(ctx)
 }
 
@@ -179,9 +185,13 @@ type pipeline struct {
 	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
 	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
 
-	items    chan item                 // device → sorter queue
-	httpAddr string                    // where the live page and /metrics are served
-	r2       atomic.Pointer[[]float64] // decoder R² per output, over the last r2Window (nil: no decoder yet)
+	spikeRec    *spikeRecorder            // --record: sorted spikes and templates
+	line        *statusLine               // the live status on stdout
+	units       atomic.Int64              // units the sorter has (for the status line)
+	calibrating atomic.Bool               // the live decoder is collecting its calibration data
+	items       chan item                 // device → sorter queue
+	httpAddr    string                    // where the live page and /metrics are served
+	r2          atomic.Pointer[[]float64] // decoder R² per output, over the last r2Window (nil: no decoder yet)
 }
 
 // queued returns the blocks waiting between the device and the sorter.
@@ -300,7 +310,15 @@ func (p *pipeline) run(ctx context.Context) error {
 				p.log.Error("closing the recording", "dir", p.opts.record, "err", err)
 			}
 		}()
-		fmt.Fprintf(p.stdout, "spikeline: recording into %s\n", p.opts.record)
+		if p.spikeRec, err = newSpikeRecorder(p.opts.record); err != nil {
+			return err
+		}
+		defer func() {
+			if err := p.spikeRec.close(); err != nil {
+				p.log.Error("closing the recorded spikes", "dir", p.opts.record, "err", err)
+			}
+		}()
+		fmt.Fprintf(p.stdout, "spikeline: recording raw data and sorted spikes into %s\n", p.opts.record)
 	}
 
 	// Reader: device → bounded queue. Blocks are copied into recycled
@@ -369,6 +387,7 @@ func (p *pipeline) run(ctx context.Context) error {
 
 // summary prints what the run did, for the person at the bench.
 func (p *pipeline) summary() {
+	p.line.end()
 	st, l, ps := p.sorter.Stats(), p.src.stats(), p.pub.Stats()
 	fmt.Fprintf(p.stdout, "spikeline: %.1f s of device time on %d channels; %d spikes, %d sorted into %d units\n",
 		float64(p.received.Load())/p.sorter.Rate(), p.sorter.Channels(), st.Spikes, st.Sorted, st.Units)
@@ -440,6 +459,16 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			if lastEnd > done {
 				p.pub.PublishSpikes(done, lastEnd, rate, spikes)
 			}
+			if p.spikeRec != nil {
+				if err := p.spikeRec.add(spikes); err != nil {
+					return err
+				}
+				if st := p.sorter.Stats(); st.Learned > 0 {
+					if err := p.spikeRec.templates(lastEnd, rate, p.sorter.Templates()); err != nil {
+						return err
+					}
+				}
+			}
 			p.publishStatus(&win, lastEnd, rate)
 			return nil
 		}
@@ -474,6 +503,16 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		}
 		win.latency = append(win.latency, time.Since(b.Received))
 		p.feedView(b, spikes)
+		if p.spikeRec != nil {
+			if err := p.spikeRec.add(spikes); err != nil {
+				return err
+			}
+			if r := uint64(b.Rate); r > 0 && b.First/r != b.End()/r {
+				if err := p.spikeRec.sync(); err != nil {
+					return err
+				}
+			}
+		}
 		win.samples += uint64(b.Len())
 		for _, s := range spikes {
 			if int(s.Channel) < len(win.counts) {
@@ -493,7 +532,14 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		}
 		if st := p.sorter.Stats(); st.Learned != learned {
 			learned = st.Learned
-			p.pub.PublishTemplates(b.End(), b.Rate, p.sorter.Templates(), true)
+			p.units.Store(int64(st.Units))
+			ts := p.sorter.Templates()
+			p.pub.PublishTemplates(b.End(), b.Rate, ts, true)
+			if p.spikeRec != nil {
+				if err := p.spikeRec.templates(b.End(), b.Rate, ts); err != nil {
+					return err
+				}
+			}
 			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 			if cal == nil && online == nil && p.src.hasBehaviour {
 				cal, err = decode.NewCalibrator(decode.CalibratorConfig{
@@ -504,6 +550,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 					return err
 				}
 				p.log.Info("templates learned; calibrating the decoder", "units", st.Units, "seconds", p.opts.calib)
+				p.calibrating.Store(true)
 			}
 		}
 
@@ -558,6 +605,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			} else {
 				cal.CatchUp(r.online)
 				online = r.online
+				p.calibrating.Store(false)
 				m := online.Model()
 				p.log.Info("decoder fitted", "kind", m.Kind, "inputs", len(m.Keys), "lags", m.Lags)
 				p.pub.PublishEvents(b.End(), b.Rate, []stream.Event{{Kind: stream.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
@@ -644,6 +692,8 @@ func (p *pipeline) publishStatus(w *statusWindow, sample uint64, rate float64) {
 	p.pub.PublishStatus(st)
 	p.status.Store(st)
 	w.reset(len(w.counts))
+	r2, _ := p.decoderR2()
+	p.line.show(st, p.sorter.Channels(), int(p.units.Load()), p.opts.outputs, r2, p.calibrating.Load())
 }
 
 // Info, Stats, Refit, SetThreshold and DeviceCommand implement
@@ -700,218 +750,4 @@ func (p *pipeline) SetThreshold(sigma float64) error {
 
 func (p *pipeline) DeviceCommand(ctx context.Context, op string, args json.RawMessage) (any, error) {
 	return p.src.command(ctx, op, args)
-}
-
-// sourceFlags selects and configures the device. Without --serial, --usb,
-// --tcp, --wire or --raw the device is the simulator, configured by the
-// same flags as 'spikeline sim'.
-type sourceFlags struct {
-	serial, usb, tcp, wire, raw, meta string
-	baud                              int
-	pace                              float64
-	sim                               sim.Config
-}
-
-func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
-	fs.StringVar(&s.serial, "serial", "", "read a headstage on this serial port (e.g. /dev/ttyACM0, or the link of 'spikeline sim serve --pty')")
-	fs.StringVar(&s.usb, "usb", "", "read a headstage found by USB id VID:PID[:SERIAL] (hex), e.g. 2e8a:000a")
-	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
-	fs.StringVar(&s.tcp, "tcp", "", "read the wire protocol from a TCP address (e.g. of 'spikeline sim serve --tcp')")
-	fs.StringVar(&s.wire, "wire", "", "replay a wire-protocol file")
-	fs.StringVar(&s.raw, "raw", "", "replay a raw int16 time-major file (.dat/.bin) described by --meta, or by --channels, --rate and --gain")
-	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of --raw")
-	fs.Float64Var(&s.pace, "pace", 1, "speed of the simulator and of file replay, × real time (0: as fast as possible)")
-	simCfg := simFlags(fs)
-	return func() error {
-		n := 0
-		for _, v := range []string{s.serial, s.usb, s.tcp, s.wire, s.raw} {
-			if v != "" {
-				n++
-			}
-		}
-		if n > 1 {
-			return usageErrorf("give at most one of --serial, --usb, --tcp, --wire, --raw")
-		}
-		if !(s.pace >= 0) {
-			return usageErrorf("--pace %g: want >= 0", s.pace)
-		}
-		if s.meta != "" && s.raw == "" {
-			return usageErrorf("--meta needs --raw")
-		}
-		if s.usb != "" {
-			if _, _, err := splitUSB(s.usb); err != nil {
-				return usageErrorf("--usb: %v", err)
-			}
-		}
-		var err error
-		s.sim, err = simCfg()
-		return err
-	}
-}
-
-// isSim reports whether the device is the in-process simulator.
-func (s *sourceFlags) isSim() bool {
-	return s.serial == "" && s.usb == "" && s.tcp == "" && s.wire == "" && s.raw == ""
-}
-
-// splitUSB splits VID:PID[:SERIAL].
-func splitUSB(s string) (vidpid, serial string, err error) {
-	parts := strings.SplitN(s, ":", 3)
-	if len(parts) < 2 {
-		return "", "", fmt.Errorf("%q: want VID:PID[:SERIAL]", s)
-	}
-	vidpid = parts[0] + ":" + parts[1]
-	if _, _, err := device.ParseUSBID(vidpid); err != nil {
-		return "", "", err
-	}
-	if len(parts) == 3 {
-		serial = parts[2]
-	}
-	return vidpid, serial, nil
-}
-
-// openSource is an opened device with what the pipeline needs beyond
-// device.Source: a name, link statistics, behaviour (simulator) and
-// headstage commands (serial).
-type openSource struct {
-	device.Source
-	name         string
-	gain         float64
-	sim          *sim.Sim
-	serial       *device.SerialSource
-	statsFn      func() device.Stats
-	closeFn      func() error
-	hasBehaviour bool
-
-	scratch []sort.Spike // ground-truth spikes drained from the simulator
-}
-
-func (s *openSource) Close() error {
-	if s.closeFn != nil {
-		return s.closeFn()
-	}
-	return nil
-}
-
-func (s *openSource) stats() device.Stats {
-	if s.statsFn != nil {
-		return s.statsFn()
-	}
-	return device.Stats{}
-}
-
-// takeBehaviour returns the simulator's behaviour samples since the last
-// call (nil for real devices); it also drains the ground-truth spikes,
-// which the live pipeline does not use.
-func (s *openSource) takeBehaviour() []sim.BehaviourSample {
-	if s.sim == nil {
-		return nil
-	}
-	s.scratch = s.sim.TakeSpikes(s.scratch[:0])
-	return s.sim.TakeBehaviour(nil)
-}
-
-func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
-	logf := func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
-	switch {
-	case o.serial != "" || o.usb != "" || o.tcp != "":
-		// A network headstage goes through the serial source too: the
-		// same reconnection, gap accounting and commands.
-		cfg := device.SerialConfig{Path: o.serial, Baud: o.baud, Reconnect: true, Logf: logf}
-		name := "serial:" + o.serial
-		if o.tcp != "" {
-			cfg.Path, name = "tcp://"+o.tcp, "tcp:"+o.tcp
-		}
-		if o.usb != "" {
-			vidpid, serial, _ := splitUSB(o.usb)
-			cfg.VID, cfg.PID, _ = device.ParseUSBID(vidpid)
-			cfg.SerialNumber = serial
-			name = "usb:" + o.usb
-		}
-		ss, err := device.OpenSerial(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		return &openSource{Source: ss, name: name, serial: ss, statsFn: ss.Stats, closeFn: ss.Close}, nil
-	case o.wire != "":
-		wf, err := device.OpenWireFile(o.wire)
-		if err != nil {
-			return nil, err
-		}
-		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + o.wire, statsFn: wf.Stats, closeFn: wf.Close}, nil
-	case o.raw != "":
-		var rs *device.RawSource
-		var err error
-		gain := o.sim.Gain
-		if o.meta != "" {
-			var m device.Meta
-			rs, m, err = device.OpenRecording(o.meta, device.RawConfig{})
-			gain = m.Gain
-		} else {
-			rs, err = device.OpenRaw(o.raw, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain})
-		}
-		if err != nil {
-			return nil, err
-		}
-		return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + o.raw, gain: gain, closeFn: rs.Close}, nil
-	default:
-		sm, err := sim.New(o.sim)
-		if err != nil {
-			return nil, usageErrorf("simulator: %v", err)
-		}
-		name := fmt.Sprintf("sim(seed %d)", o.sim.Seed)
-		return &openSource{Source: device.Paced(sm, o.pace), name: name, gain: sm.Config().Gain, sim: sm, hasBehaviour: true}, nil
-	}
-}
-
-// command sends a headstage command named op with JSON arguments.
-func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
-	if s.serial == nil {
-		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
-	}
-	var c device.Command
-	switch op {
-	case "start":
-		c.Op = device.OpStart
-	case "stop":
-		c.Op = device.OpStop
-	case "info":
-		c.Op = device.OpInfo
-	case "ping":
-		rtt, err := s.serial.Ping(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"rtt_us": rtt.Microseconds()}, nil
-	case "set_rate":
-		c.Op = device.OpSetRate
-		var a struct {
-			Rate uint32 `json:"rate"`
-		}
-		if err := json.Unmarshal(args, &a); err != nil || a.Rate == 0 {
-			return nil, fmt.Errorf("set_rate needs {\"rate\": HZ}")
-		}
-		c.Rate = a.Rate
-	case "set_channels":
-		c.Op = device.OpSetChannels
-		var a struct {
-			Channels []uint16 `json:"channels"`
-		}
-		if err := json.Unmarshal(args, &a); err != nil || len(a.Channels) == 0 {
-			return nil, fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}")
-		}
-		c.Channels = a.Channels
-	case "stimulate":
-		c.Op = device.OpStimulate
-		if err := json.Unmarshal(args, &c.Stim); err != nil {
-			return nil, fmt.Errorf("stimulate: %v", err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op)
-	}
-	r, err := s.serial.Command(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
 }

@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
@@ -150,12 +153,20 @@ func TestRunPipeline(t *testing.T) {
 
 func TestRunRefusesBadFlags(t *testing.T) {
 	for _, args := range [][]string{
-		{"--serial", "/dev/null", "--tcp", "127.0.0.1:1"},
+		{"--device", "serial"},
+		{"--device", "tcp:nohostport"},
+		{"--device", "floppy:/dev/fd0"},
+		{"--device", "sim:usb"},
+		{"--device", "file:/nonexistent.dat"},
+		{"--device", "sim", "--realtime"},
+		{"--device", "tcp:127.0.0.1:1", "--pace", "2"},
+		{"--baud", "9600"},
+		{"--http", "nonsense"},
 		{"--decoder", "lstm"},
 		{"--grouping", "electrode"},
 		{"--calibrate", "0"},
-		{"--pace", "-1"},
-		{"--usb", "zz"},
+		{"--pace", "-2"},
+		{"--device", "usb:zz"},
 		{"--meta", "x.json"},
 		{"--threshold", "-2"},
 		{"--channels", "0"},
@@ -206,7 +217,7 @@ func TestRunSerial(t *testing.T) {
 	recDir := filepath.Join(t.TempDir(), "rec")
 	exit := make(chan int, 1)
 	go func() {
-		exit <- realMain([]string{"run", "--serial", link, "--nats", streamtest.URL(srv), "--rig", "bench",
+		exit <- realMain([]string{"run", "--device", "serial:" + link, "--nats", streamtest.URL(srv), "--rig", "bench",
 			"--duration", "4s", "--record", recDir}, &stdout, &stderr)
 	}()
 	// The control service answers while the pipeline runs, and passes
@@ -278,5 +289,102 @@ func TestRunSerial(t *testing.T) {
 	// reached; the recording holds at most those, and some.
 	if m.Channels != 8 || m.Samples < 120000 || len(m.Gaps) > gaps || len(m.Gaps) == 0 {
 		t.Errorf("recording: %d channels, %d samples, %d gaps; want 8, ≥ 120000, 1..%d", m.Channels, m.Samples, len(m.Gaps), gaps)
+	}
+	// The sorted spikes were recorded beside the raw data, in the CSV of
+	// 'spikeline sort', all of them.
+	f, err := os.Open(filepath.Join(recDir, recordSpikes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	spikes, err := sort.ReadSpikesCSV(f, recordSpikes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var detected int
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, "channels; "); i >= 0 {
+			fmt.Sscanf(line[i+len("channels; "):], "%d spikes", &detected)
+		}
+	}
+	if len(spikes) == 0 || len(spikes) != detected {
+		t.Errorf("%s holds %d spikes, the summary says %d", recordSpikes, len(spikes), detected)
+	}
+	for i := 1; i < len(spikes); i++ {
+		if spikes[i].Sample < spikes[i-1].Sample || spikes[i].Channel < 0 || spikes[i].Channel >= 8 {
+			t.Fatalf("%s line %d: spike %+v after %+v", recordSpikes, i+2, spikes[i], spikes[i-1])
+		}
+	}
+}
+
+// TestRunConfigFile checks that a TOML file sets flags, that the command
+// line wins over it, and that bad files are refused before anything
+// starts, naming the file and the key.
+func TestRunConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "rig.toml")
+	os.WriteFile(good, []byte("# bench rig\nchannels = 6\nduration = \"1s\"\npace = 0\nhttp = \"off\"\nrig = \"cfg\"\n[nats]\nport = -1\n"), 0o644)
+	var stdout, stderr syncBuffer
+	code := realMain([]string{"run", "--config", good, "--duration", "2s", "--calibrate", "1"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "2.0 s of device time on 6 channels") || !strings.Contains(out, "spikeline.cfg.>") {
+		t.Errorf("want 2 s (command line) on 6 channels of rig cfg (file):\n%s", out)
+	}
+	for _, c := range []struct{ text, want string }{
+		{"chanels = 6\n", `unknown setting "chanels"`},
+		{"channels = \"many\"\n", `channels = "many"`},
+		{"channels = 0\n", "--channels 0"},
+		{"channels = [\n", "line 1"},
+		{"[nats]\nportt = 1\n", `"nats-portt"`},
+	} {
+		bad := filepath.Join(dir, "bad.toml")
+		os.WriteFile(bad, []byte(c.text), 0o644)
+		var stdout, stderr bytes.Buffer
+		code := realMain([]string{"run", "--config", bad}, &stdout, &stderr)
+		if code != 2 || stdout.Len() != 0 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("config %q: exit %d, stderr %q, stdout %q; want exit 2 naming %q", c.text, code, stderr.String(), stdout.String(), c.want)
+		}
+	}
+}
+
+// TestRunSignal runs 'spikeline run' in a child process and stops it with
+// SIGTERM and SIGINT: it shuts down cleanly (summary printed, recording
+// closed) and exits with 128 + the signal number.
+func TestRunSignal(t *testing.T) {
+	if os.Getenv("SPIKELINE_CHILD") != "" {
+		os.Exit(realMain(strings.Split(os.Getenv("SPIKELINE_CHILD"), " "), os.Stdout, os.Stderr))
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		rec := filepath.Join(t.TempDir(), "rec")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRunSignal$")
+		cmd.Env = append(os.Environ(), "SPIKELINE_CHILD=run --channels 8 --http off --nats-port -1 --record "+rec)
+		var stdout syncBuffer
+		cmd.Stdout = &stdout
+		cmd.Stderr = &stdout
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; !strings.Contains(stdout.String(), "recording raw data"); i++ {
+			if i > 1500 {
+				cmd.Process.Kill()
+				t.Fatalf("child did not start:\n%s", stdout.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 128+int(sig) {
+			t.Errorf("%v: %v, want exit status %d\n%s", sig, err, 128+int(sig), stdout.String())
+		}
+		if !strings.Contains(stdout.String(), "s of device time on 8 channels") {
+			t.Errorf("%v: no summary:\n%s", sig, stdout.String())
+		}
+		if m, err := device.ReadMeta(filepath.Join(rec, "recording.json")); err != nil || m.Samples == 0 {
+			t.Errorf("%v: recording not closed cleanly: %v, %+v", sig, err, m)
+		}
 	}
 }

@@ -27,8 +27,8 @@ var simServe func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // simFlags registers the realism flags shared by "sim" and "sim serve" on
 // fs and returns a function that builds the sim.Config after parsing.
-func simFlags(fs *flag.FlagSet) func() (sim.Config, error) {
-	channels := fs.Int("channels", 32, "number of channels")
+func simFlags(fs *flag.FlagSet, channels0 int) func() (sim.Config, error) {
+	channels := fs.Int("channels", channels0, "number of channels")
 	seed := fs.Int64("seed", 1, "random seed: same seed and flags give identical bytes")
 	rate := fs.Float64("rate", 30000, "sample rate in Hz")
 	gain := fs.Float64("gain", 0.195, "µV per count of the int16 samples")
@@ -152,7 +152,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dur := fs.String("duration", "60s", "length of the recording: a Go duration or seconds")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	plot := fs.String("plot", "", "also write a PNG of the first seconds of data and the unit templates to this file")
-	build := simFlags(fs)
+	build := simFlags(fs, 32)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sim --out DIR [--channels N] [--duration D] [--seed S] [flags]")
 		fmt.Fprintln(stderr, "       spikeline sim serve [flags]   (emulate a headstage on a pty, TCP or file)")

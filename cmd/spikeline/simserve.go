@@ -39,7 +39,7 @@ func runSimServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	resetAt := fs.Duration("reset-at", 0, "reset the device's sample counter to 0 at this device time (0 = never)")
 	maxLag := fs.Duration("max-lag", time.Second, "device buffer: when the host falls this far behind, frames are dropped as an overflow")
 	verbose := fs.Bool("v", false, "log connections, commands refused, unplugs and resets to stderr")
-	build := simFlags(fs)
+	build := simFlags(fs, 32)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sim serve (--pty [--link PATH] | --tcp ADDR | --file PATH) [flags]")
 		fmt.Fprintln(stderr, "\nEmulates a headstage: streams simulated data as wire-protocol frames, obeys host")

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
+)
+
+// Files 'spikeline run --record DIR' writes beside the raw recording.
+const (
+	recordSpikes    = "spikes.csv"     // sorted spikes, the format of 'spikeline sort' (sort.SpikesHeader)
+	recordTemplates = "templates.json" // the latest templates, the JSON template schema of docs/schemas.md
+)
+
+// spikeRecorder appends the sorted spikes of a live run to DIR/spikes.csv
+// and keeps DIR/templates.json current. Crash safety matches the raw
+// recording's: sync flushes and fsyncs the spikes (the loop calls it every
+// second of device time), so a crash loses at most the last second and
+// at worst leaves a torn last line; templates.json is replaced atomically.
+type spikeRecorder struct {
+	dir string
+	f   *os.File
+	w   *bufio.Writer
+	buf []byte
+	n   uint64 // spikes written
+}
+
+func newSpikeRecorder(dir string) (*spikeRecorder, error) {
+	f, err := os.OpenFile(filepath.Join(dir, recordSpikes), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("recording spikes: %w", err)
+	}
+	r := &spikeRecorder{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<16)}
+	r.w.WriteString(sort.SpikesHeader + "\n")
+	return r, nil
+}
+
+// add appends spikes (one CSV line each, no allocation).
+func (r *spikeRecorder) add(spikes []sort.Spike) error {
+	for _, s := range spikes {
+		r.buf = sort.AppendSpikeCSV(r.buf[:0], s)
+		if _, err := r.w.Write(r.buf); err != nil {
+			return fmt.Errorf("recording spikes: %w", err)
+		}
+	}
+	r.n += uint64(len(spikes))
+	return nil
+}
+
+// sync makes everything added so far durable.
+func (r *spikeRecorder) sync() error {
+	if err := r.w.Flush(); err != nil {
+		return fmt.Errorf("recording spikes: %w", err)
+	}
+	if err := r.f.Sync(); err != nil {
+		return fmt.Errorf("recording spikes: %w", err)
+	}
+	return nil
+}
+
+// templates replaces templates.json with a full snapshot.
+func (r *spikeRecorder) templates(sample uint64, rate float64, ts []sort.Template) error {
+	b, err := (&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate}, Templates: ts}).MarshalJSON()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(r.dir, recordTemplates+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("recording templates: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(r.dir, recordTemplates))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("recording templates: %w", err)
+	}
+	return nil
+}
+
+func (r *spikeRecorder) close() error {
+	err := r.sync()
+	if cerr := r.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,431 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+)
+
+// runChannels is the simulated headstage's channel count for
+// 'spikeline run' (the other sim commands default to 32).
+const runChannels = 256
+
+// sourceFlags selects and configures the device of 'spikeline run' from
+// --device SPEC:
+//
+//	sim               the simulator in-process (default)
+//	sim:pty           the simulator behind a pseudo-terminal, read through the serial path
+//	sim:tcp           the simulator behind a loopback TCP port, read through the network path
+//	serial:PATH       a headstage on a serial port (e.g. /dev/ttyACM0), --baud for UART bridges
+//	usb:VID:PID[:SN]  a USB headstage found by its ids
+//	tcp:HOST:PORT     a network headstage speaking the wire protocol
+//	file:PATH         a recording: a raw int16 .dat with --meta (or a
+//	                  recording directory, or PATH.json / recording.json
+//	                  beside it), or a wire-protocol capture
+//
+// The simulator is configured by the same flags as 'spikeline sim'.
+type sourceFlags struct {
+	spec     string // as given
+	kind     string // sim, serial, usb, tcp, file
+	arg      string // what follows kind:
+	via      string // sim: "", "pty" or "tcp"
+	baud     int
+	meta     string
+	pace     float64 // × real time; 0 as fast as possible
+	realtime bool
+	// channels and rate as given explicitly (0: not given): checked
+	// against a hardware headstage and sent to it as commands.
+	channels int
+	rate     float64
+	sim      sim.Config
+}
+
+func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
+	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT or file:PATH (docs/cli.md#device)")
+	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
+	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of a raw file:PATH (default: PATH.json or recording.json beside it)")
+	fs.BoolVar(&s.realtime, "realtime", false, "replay file:PATH at the recorded rate (default: as fast as possible)")
+	pace := fs.Float64("pace", -1, "speed of the simulator and of file replay, × real time; 0: as fast as possible (default 1 for sim, 0 for files, 1 with --realtime)")
+	simCfg := simFlags(fs, runChannels)
+	return func() error {
+		kind, arg, _ := strings.Cut(s.spec, ":")
+		s.kind, s.arg = kind, arg
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		var err error
+		if s.sim, err = simCfg(); err != nil {
+			return err
+		}
+		if given["channels"] {
+			s.channels = s.sim.Channels
+		}
+		if given["rate"] {
+			s.rate = s.sim.Rate
+		}
+		bad := func(format string, a ...any) error {
+			return usageErrorf("--device %q: %s", s.spec, fmt.Sprintf(format, a...))
+		}
+		switch kind {
+		case "sim":
+			switch arg {
+			case "", "pty", "tcp":
+				s.via = arg
+			default:
+				return bad("want sim, sim:pty or sim:tcp")
+			}
+		case "serial":
+			if arg == "" {
+				return bad("want serial:PATH, e.g. serial:/dev/ttyACM0")
+			}
+		case "usb":
+			if _, _, err := splitUSB(arg); err != nil {
+				return bad("%v", err)
+			}
+		case "tcp":
+			arg = strings.TrimPrefix(arg, "//")
+			if _, _, err := net.SplitHostPort(arg); err != nil {
+				return bad("want tcp:HOST:PORT: %v", err)
+			}
+			s.arg = arg
+		case "file":
+			if arg == "" {
+				return bad("want file:PATH")
+			}
+			if _, err := os.Stat(arg); err != nil {
+				return bad("%v", err)
+			}
+		default:
+			return bad("unknown device kind %q: want sim, serial, usb, tcp or file", kind)
+		}
+		hardware := kind == "serial" || kind == "usb" || kind == "tcp"
+		if s.baud != 0 && kind != "serial" && kind != "usb" {
+			return usageErrorf("--baud is for serial: and usb: devices")
+		}
+		if s.baud < 0 {
+			return usageErrorf("--baud %d: want > 0", s.baud)
+		}
+		if s.meta != "" && kind != "file" {
+			return usageErrorf("--meta is for file: devices")
+		}
+		if s.realtime && kind != "file" {
+			return usageErrorf("--realtime is for file: devices (the simulator runs in real time unless --pace says otherwise)")
+		}
+		switch {
+		case *pace == -1:
+			s.pace = 1
+			if kind == "file" && !s.realtime {
+				s.pace = 0
+			}
+		case !(*pace >= 0) || *pace > 1000:
+			return usageErrorf("--pace %g: want 0 (as fast as possible) to 1000 × real time", *pace)
+		case hardware:
+			return usageErrorf("--pace: a hardware headstage sets its own pace")
+		case s.realtime && *pace != 1:
+			return usageErrorf("--pace %g contradicts --realtime", *pace)
+		default:
+			s.pace = *pace
+		}
+		return nil
+	}
+}
+
+// isSim reports whether the device is the simulator (in-process or
+// behind a pty or TCP port); its behaviour is known.
+func (s *sourceFlags) isSim() bool { return s.kind == "sim" }
+
+// splitUSB splits VID:PID[:SERIAL].
+func splitUSB(s string) (vidpid, serial string, err error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) < 2 {
+		return "", "", fmt.Errorf("%q: want VID:PID[:SERIAL]", s)
+	}
+	vidpid = parts[0] + ":" + parts[1]
+	if _, _, err := device.ParseUSBID(vidpid); err != nil {
+		return "", "", err
+	}
+	if len(parts) == 3 {
+		serial = parts[2]
+	}
+	return vidpid, serial, nil
+}
+
+// openSource is an opened device with what the pipeline needs beyond
+// device.Source: a name, link statistics, behaviour (simulator) and
+// headstage commands (serial).
+type openSource struct {
+	device.Source
+	name         string
+	gain         float64
+	sim          *sim.Sim
+	serial       *device.SerialSource
+	statsFn      func() device.Stats
+	closeFn      func() error
+	hasBehaviour bool
+
+	scratch []sort.Spike // ground-truth spikes drained from the simulator
+}
+
+func (s *openSource) Close() error {
+	if s.closeFn != nil {
+		return s.closeFn()
+	}
+	return nil
+}
+
+func (s *openSource) stats() device.Stats {
+	if s.statsFn != nil {
+		return s.statsFn()
+	}
+	return device.Stats{}
+}
+
+// takeBehaviour returns the simulator's behaviour samples since the last
+// call (nil for real devices); it also drains the ground-truth spikes,
+// which the live pipeline does not use.
+func (s *openSource) takeBehaviour() []sim.BehaviourSample {
+	if s.sim == nil {
+		return nil
+	}
+	s.scratch = s.sim.TakeSpikes(s.scratch[:0])
+	return s.sim.TakeBehaviour(nil)
+}
+
+func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
+	switch o.kind {
+	case "serial", "usb", "tcp":
+		// A network headstage goes through the serial source too: the
+		// same reconnection, gap accounting and commands.
+		cfg := device.SerialConfig{Path: o.arg, Baud: o.baud}
+		switch o.kind {
+		case "tcp":
+			cfg.Path = "tcp://" + o.arg
+		case "usb":
+			vidpid, serial, _ := splitUSB(o.arg)
+			cfg.VID, cfg.PID, _ = device.ParseUSBID(vidpid)
+			cfg.Path, cfg.SerialNumber = "", serial
+		}
+		return o.openSerial(ctx, cfg, o.kind+":"+o.arg, log)
+	case "file":
+		return o.openFile()
+	}
+	sm, err := sim.New(o.sim)
+	if err != nil {
+		return nil, usageErrorf("simulator: %v", err)
+	}
+	name := fmt.Sprintf("sim(seed %d)", o.sim.Seed)
+	if o.via == "" {
+		return &openSource{Source: device.Paced(sm, o.pace), name: name, gain: sm.Config().Gain, sim: sm, hasBehaviour: true}, nil
+	}
+	// The simulator as a headstage: an emulator serves it on a pty or a
+	// loopback port and the pipeline reads it like hardware.
+	em := sim.NewEmulator(sm, sim.EmulatorConfig{Speed: max(o.pace, 0), Unpaced: o.pace == 0, Seed: uint64(o.sim.Seed)})
+	ectx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	where := make(chan string, 1)
+	if o.via == "pty" {
+		go func() {
+			served <- em.ServePTY(ectx, "", func(tty string) {
+				select {
+				case where <- tty:
+				default:
+				}
+			})
+		}()
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		where <- "tcp://" + ln.Addr().String()
+		go func() { served <- em.ServeTCP(ectx, ln) }()
+	}
+	var path string
+	select {
+	case path = <-where:
+	case err := <-served:
+		stop()
+		return nil, fmt.Errorf("simulated headstage on %s: %w", o.via, err)
+	case <-time.After(10 * time.Second):
+		stop()
+		return nil, fmt.Errorf("simulated headstage on %s did not start", o.via)
+	}
+	src, err := o.openSerial(ctx, device.SerialConfig{Path: path}, fmt.Sprintf("%s via %s %s", name, o.via, strings.TrimPrefix(path, "tcp://")), log)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	src.sim, src.hasBehaviour, src.gain = sm, true, sm.Config().Gain
+	closeSerial := src.closeFn
+	src.closeFn = func() error {
+		err := closeSerial()
+		stop()
+		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) && err == nil {
+			err = serr
+		}
+		return err
+	}
+	return src, nil
+}
+
+// openSerial opens a headstage on a serial port, USB or TCP with
+// reconnection, and asks it for --channels and --rate when they were
+// given.
+func (o *sourceFlags) openSerial(ctx context.Context, cfg device.SerialConfig, name string, log *slog.Logger) (*openSource, error) {
+	cfg.Reconnect = true
+	cfg.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
+	ss, err := device.OpenSerial(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	src := &openSource{Source: ss, name: name, serial: ss, statsFn: ss.Stats, closeFn: ss.Close}
+	if o.kind == "sim" {
+		return src, nil // the simulator's channels and rate are its own flags
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if o.rate > 0 {
+		if _, err := ss.Command(cctx, device.Command{Op: device.OpSetRate, Rate: uint32(o.rate)}); err != nil {
+			ss.Close()
+			return nil, fmt.Errorf("%s: setting --rate %g: %w", name, o.rate, err)
+		}
+	}
+	if o.channels > 0 {
+		chans := make([]uint16, o.channels)
+		for i := range chans {
+			chans[i] = uint16(i)
+		}
+		if _, err := ss.Command(cctx, device.Command{Op: device.OpSetChannels, Channels: chans}); err != nil {
+			ss.Close()
+			return nil, fmt.Errorf("%s: setting --channels %d: %w", name, o.channels, err)
+		}
+	}
+	return src, nil
+}
+
+// openFile opens file:PATH: a wire-protocol capture (recognised by its
+// sync word) or a raw int16 recording described by --meta, by a sidecar
+// found beside it, or by --channels, --rate and --gain.
+func (o *sourceFlags) openFile() (*openSource, error) {
+	path := o.arg
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if o.meta == "" {
+			o.meta = filepath.Join(path, "recording.json")
+		}
+	} else if isWireFile(path) {
+		if o.meta != "" {
+			return nil, usageErrorf("--meta: %s is a wire-protocol capture, which describes itself", path)
+		}
+		wf, err := device.OpenWireFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + path, statsFn: wf.Stats, closeFn: wf.Close}, nil
+	}
+	meta := o.meta
+	if meta == "" {
+		for _, m := range []string{strings.TrimSuffix(path, filepath.Ext(path)) + ".json", filepath.Join(filepath.Dir(path), "recording.json")} {
+			if _, err := os.Stat(m); err == nil {
+				meta = m
+				break
+			}
+		}
+	}
+	var rs *device.RawSource
+	var err error
+	gain := o.sim.Gain
+	if meta != "" {
+		var m device.Meta
+		rs, m, err = device.OpenRecording(meta, device.RawConfig{})
+		gain = m.Gain
+	} else {
+		if o.channels == 0 {
+			return nil, usageErrorf("--device %s: a raw file needs --meta (recording.json) or --channels, --rate and --gain", o.spec)
+		}
+		rs, err = device.OpenRaw(path, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + path, gain: gain, closeFn: rs.Close}, nil
+}
+
+// isWireFile reports whether path starts with the wire protocol's sync
+// word.
+func isWireFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := f.Read(b[:]); err != nil {
+		return false
+	}
+	return bytes.Equal(b[:], device.Sync[:])
+}
+
+// command sends a headstage command named op with JSON arguments.
+func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
+	if s.serial == nil {
+		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
+	}
+	var c device.Command
+	switch op {
+	case "start":
+		c.Op = device.OpStart
+	case "stop":
+		c.Op = device.OpStop
+	case "info":
+		c.Op = device.OpInfo
+	case "ping":
+		rtt, err := s.serial.Ping(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"rtt_us": rtt.Microseconds()}, nil
+	case "set_rate":
+		c.Op = device.OpSetRate
+		var a struct {
+			Rate uint32 `json:"rate"`
+		}
+		if err := json.Unmarshal(args, &a); err != nil || a.Rate == 0 {
+			return nil, fmt.Errorf("set_rate needs {\"rate\": HZ}")
+		}
+		c.Rate = a.Rate
+	case "set_channels":
+		c.Op = device.OpSetChannels
+		var a struct {
+			Channels []uint16 `json:"channels"`
+		}
+		if err := json.Unmarshal(args, &a); err != nil || len(a.Channels) == 0 {
+			return nil, fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}")
+		}
+		c.Channels = a.Channels
+	case "stimulate":
+		c.Op = device.OpStimulate
+		if err := json.Unmarshal(args, &c.Stim); err != nil {
+			return nil, fmt.Errorf("stimulate: %v", err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op)
+	}
+	r, err := s.serial.Command(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
