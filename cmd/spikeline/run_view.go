@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"math"
 	"net/http"
+	"time"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
@@ -14,7 +16,12 @@ import (
 // runViewOptions configures the live page that 'spikeline run' serves on
 // its --http address.
 type runViewOptions struct {
-	cfg view.Config
+	cfg  view.Config
+	live view.LiveConfig // Channels, Rate, Sign, Threshold and R2 are filled in by startView
+	// feed is the page's in-process feed, set by startView before the
+	// sorter loop starts (on the same goroutine) and read by feedView in
+	// the loop; nil without --http.
+	feed *view.Live
 }
 
 // registerRunViewFlags registers the page's flags on run's flag set and
@@ -22,9 +29,23 @@ type runViewOptions struct {
 func registerRunViewFlags(fs *flag.FlagSet) func() (runViewOptions, error) {
 	frameRate := fs.Float64("view-frame-rate", view.DefaultFrameRate, "frames per second sent to each browser by the live page (1-120)")
 	window := fs.Duration("view-window", view.DefaultWindow, "device time shown by the live page's raster and decoder traces (1s-10m)")
+	trace := fs.Duration("view-trace", view.DefaultTraceSpan, "device time of the band-passed trace of the selected channels on the live page (10ms up to 65536 samples)")
+	waveforms := fs.Int("view-waveforms", view.DefaultWaveforms, "recent waveforms drawn per selected channel on the live page (1-5000)")
+	maxWatch := fs.Int("view-max-channels", view.DefaultMaxWatch, "channels whose trace and waveforms the live page follows at once, over all browsers (1-64)")
+	detailRate := fs.Float64("view-detail-rate", view.DefaultDetailRate, "updates per second of the live page's trace and waveforms (1-60)")
 	return func() (runViewOptions, error) {
 		o := runViewOptions{cfg: view.Config{FrameRate: *frameRate, Window: *window, Rig: stream.DefaultRig}}
 		if err := o.cfg.Validate(); err != nil {
+			return o, usageErrorf("%v", err)
+		}
+		o.live = view.LiveConfig{TraceSpan: *trace, Waveforms: *waveforms, MaxWatch: *maxWatch,
+			MaxSelect: min(view.DefaultMaxSelect, *maxWatch), DetailRate: *detailRate}
+		// The rate is known once the device speaks; check the rest with
+		// the highest rate the span has to fit at. The span is checked
+		// against the real rate in startView.
+		chk := o.live
+		chk.Channels, chk.Rate = 1, 1000
+		if err := chk.Validate(); err != nil {
 			return o, usageErrorf("%v", err)
 		}
 		return o, nil
@@ -32,8 +53,12 @@ func registerRunViewFlags(fs *flag.FlagSet) func() (runViewOptions, error) {
 }
 
 // startView starts the live page of a running pipeline: it subscribes to
-// the pipeline's own subjects over its NATS connection. The handler serves
-// the page under "/"; stop ends it.
+// the pipeline's own subjects over its NATS connection for spikes,
+// status, events, templates and decoder output, and takes the rest in
+// process (view.Live): the band-passed trace and waveforms of the
+// selected channels from the sorter, saturation and flat lines from the
+// raw blocks (feedView), and the decoder's R². The handler serves the
+// page under "/"; stop ends it.
 func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), err error) {
 	cfg := p.opts.view.cfg
 	cfg.Rig = p.opts.nats.Rig
@@ -42,11 +67,25 @@ func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), 
 	if err != nil {
 		return nil, nil, err
 	}
+	lc := p.opts.view.live
+	lc.Channels, lc.Rate = p.sorter.Channels(), p.sorter.Rate()
+	lc.Sign = p.sorter.Config().Sign
+	lc.Threshold = func() float64 { return math.Float64frombits(p.thresh.Load()) }
+	lc.R2, lc.Outputs, lc.R2Window = p.decoderR2, p.opts.outputs, time.Duration(r2Window*float64(time.Second))
+	if max := time.Duration(float64(sort.WatchLen) / lc.Rate * float64(time.Second)); lc.TraceSpan > max {
+		p.log.Warn("--view-trace longer than the sorter keeps; shortened", "view-trace", lc.TraceSpan, "to", max.Truncate(time.Millisecond))
+		lc.TraceSpan = max.Truncate(time.Millisecond)
+	}
+	live, err := v.AttachLive(p.sorter, lc)
+	if err != nil {
+		return nil, nil, err
+	}
 	sub, err := stream.NewClient(p.pub.Conn()).Subscribe(cfg.Rig, v.Handler(), stream.SubscribeOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	v.SetInfo(p.Info())
+	p.opts.view.feed = live
 	vctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { v.Run(vctx); close(ran) }()
@@ -58,5 +97,10 @@ func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), 
 }
 
 // feedView gives the page what only the pipeline has (called by the
-// sorter loop for every block; it must be cheap).
-func (p *pipeline) feedView(b *device.Block, spikes []sort.Spike) {}
+// sorter loop for every block; view.Live.Feed does not allocate and holds
+// a lock only to append the spikes of the few watched channels).
+func (p *pipeline) feedView(b *device.Block, spikes []sort.Spike) {
+	if l := p.opts.view.feed; l != nil {
+		l.Feed(b, spikes)
+	}
+}

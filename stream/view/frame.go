@@ -46,6 +46,7 @@ type Frame struct {
 	Spikes        *SpikesJSON     `json:"spikes,omitempty"`
 	Estimates     []EstimatesJSON `json:"est,omitempty"`
 	Status        *StatusJSON     `json:"status,omitempty"`
+	Probe         *ProbeJSON      `json:"probe,omitempty"` // with every status
 	Events        []EventJSON     `json:"events,omitempty"`
 	EventsDropped uint64          `json:"events_dropped,omitempty"` // events beyond MaxEvents in this frame
 	View          ViewJSON        `json:"view"`
@@ -104,6 +105,28 @@ type StatusJSON struct {
 	RateHz         []Num    `json:"rate_hz"`
 }
 
+// ProbeJSON lists the channels that need a look, for the probe grid. It
+// comes with every status. Silent, Quiet and Noisy are worked out by every
+// view; Saturated and Flat need the raw samples, which only the view
+// inside "spikeline run" sees (RawChecked).
+type ProbeJSON struct {
+	Channels   int     `json:"channels"`
+	Silent     []int32 `json:"silent"`    // no spike within the window (once a window has passed)
+	Quiet      []int32 `json:"quiet"`     // noise ≈ 0 (below QuietBelow × the median): open or shorted input
+	Noisy      []int32 `json:"noisy"`     // noise above NoisyAbove × the median: floating input, pick-up
+	Saturated  []int32 `json:"saturated"` // raw samples at the int16 rails within the last second
+	Flat       []int32 `json:"flat"`      // raw samples constant for at least 0.25 s
+	MedianUV   Num     `json:"median_noise_uv"`
+	RawChecked bool    `json:"raw_checked"`
+}
+
+// Noise ratios to the median channel beyond which a channel is reported
+// quiet or noisy (ProbeJSON).
+const (
+	QuietBelow = 0.1
+	NoisyAbove = 5.0
+)
+
 // EventJSON is one line of the events log.
 type EventJSON struct {
 	ID      uint64 `json:"id"` // increasing; the page skips ids it has shown
@@ -149,6 +172,7 @@ type ViewJSON struct {
 // Hello is the data of the first event a browser receives.
 type Hello struct {
 	Rig       string         `json:"rig"`
+	Client    uint64         `json:"client"` // this browser's id, for POST /select
 	Rate      float64        `json:"rate"`
 	Sample    uint64         `json:"sample"`
 	FrameRate float64        `json:"frame_rate"`
@@ -158,6 +182,8 @@ type Hello struct {
 	Templates *TemplatesJSON `json:"templates,omitempty"`
 	Info      *stream.Info   `json:"info,omitempty"` // from the rig's control service, when it answered
 	Status    *StatusJSON    `json:"status,omitempty"`
+	Probe     *ProbeJSON     `json:"probe,omitempty"`
+	Live      *LiveJSON      `json:"live,omitempty"` // the in-process detail ("spikeline run"); absent in "spikeline view"
 	Events    []EventJSON    `json:"events"`
 }
 
@@ -194,6 +220,38 @@ func statusJSON(m *stream.Status, received time.Time) *StatusJSON {
 		s.TransitMs = ms(received.Sub(m.PublishTime()))
 	}
 	return s
+}
+
+// probe lists the channels of the probe grid's markers.
+func (v *View) probe(st *stream.Status, silent []int32) *ProbeJSON {
+	n := max(len(st.NoiseUV), len(st.RateHz))
+	pr := &ProbeJSON{Channels: n, Silent: slices.Clone(silent), Quiet: []int32{}, Noisy: []int32{}, MedianUV: Num(math.NaN())}
+	if pr.Silent == nil {
+		pr.Silent = []int32{}
+	}
+	if len(st.NoiseUV) > 0 {
+		s := slices.Clone(st.NoiseUV)
+		slices.Sort(s)
+		med := s[len(s)/2]
+		pr.MedianUV = Num(med)
+		if med > 0 {
+			for c, x := range st.NoiseUV {
+				switch {
+				case x < QuietBelow*med:
+					pr.Quiet = append(pr.Quiet, int32(c))
+				case x > NoisyAbove*med:
+					pr.Noisy = append(pr.Noisy, int32(c))
+				}
+			}
+		}
+	}
+	if v.live != nil {
+		pr.Saturated, pr.Flat = v.live.railFlags()
+		pr.RawChecked = true
+	} else {
+		pr.Saturated, pr.Flat = []int32{}, []int32{}
+	}
+	return pr
 }
 
 func eventJSON(id uint64, now int64, e stream.Event) EventJSON {
@@ -244,6 +302,7 @@ func (v *View) buildFrame(now time.Time, rate float64, last uint64, p *pending) 
 	slices.SortFunc(f.Estimates, func(a, b EstimatesJSON) int { return strings.Compare(a.Model, b.Model) })
 	if p.status != nil {
 		f.Status = statusJSON(p.status, p.statusAt)
+		f.Probe = v.probe(p.status, p.silent)
 	}
 	if len(p.events) > 0 {
 		f.Events = append([]EventJSON(nil), p.events...)

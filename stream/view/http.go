@@ -30,6 +30,8 @@ func (v *View) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		v.servePage(w, r)
 	case "/events":
 		v.serveEvents(w, r)
+	case "/select":
+		v.serveSelect(w, r)
 	case "/favicon.ico":
 		w.WriteHeader(http.StatusNoContent)
 	case "/healthz":
@@ -56,6 +58,53 @@ func (v *View) servePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write(indexHTML)
+}
+
+// serveSelect takes a browser's channel selection: POST /select with the
+// form values client (Hello.Client) and ch (comma-separated channels;
+// empty: back to the default channel). It answers the watched channels
+// as JSON.
+func (v *View) serveSelect(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if v.live == nil {
+		http.Error(w, "this view has no live detail: traces and waveforms come with the view of 'spikeline run'", http.StatusNotFound)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "select: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	id, err := strconv.ParseUint(r.FormValue("client"), 10, 64)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("select: client %q: want the id from the hello event", r.FormValue("client")), http.StatusBadRequest)
+		return
+	}
+	if !v.hub.connected(id) {
+		http.Error(w, fmt.Sprintf("select: client %d is not connected to /events", id), http.StatusConflict)
+		return
+	}
+	var chans []int
+	if s := strings.TrimSpace(r.FormValue("ch")); s != "" {
+		for _, f := range strings.Split(s, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				http.Error(w, fmt.Sprintf("select: ch %q: %q is not a channel number", s, f), http.StatusBadRequest)
+				return
+			}
+			chans = append(chans, c)
+		}
+	}
+	if err := v.live.Select(id, chans); err != nil {
+		http.Error(w, "select: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(mustJSON(map[string]any{"client": id, "selected": chans}))
 }
 
 func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {

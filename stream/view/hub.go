@@ -11,6 +11,7 @@ import (
 
 // client is one connected browser.
 type client struct {
+	id      uint64      // Hello.Client: names the browser in /select
 	ch      chan []byte // complete SSE messages, shared and immutable
 	dropped atomic.Uint64
 }
@@ -39,6 +40,9 @@ type hub struct {
 	info        *stream.Info
 	replay      []replayFrame
 	replayBytes int
+	probe       *ProbeJSON
+	live        *Live
+	nextID      uint64
 }
 
 func (h *hub) init(cfg Config, drops *atomic.Uint64) {
@@ -107,6 +111,9 @@ func (h *hub) publish(f *Frame, now time.Time) {
 	if f.Status != nil {
 		h.status = f.Status
 	}
+	if f.Probe != nil {
+		h.probe = f.Probe
+	}
 	if len(f.Events) > 0 {
 		h.events = append(h.events, f.Events...)
 		if over := len(h.events) - h.cfg.MaxEvents; over > 0 {
@@ -163,6 +170,35 @@ func (h *hub) setInfo(info *stream.Info) {
 	h.sendLocked(msg)
 }
 
+// setLive records the in-process detail source.
+func (h *hub) setLive(l *Live) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.live = l
+}
+
+// publishDetail sends a "detail" event to every browser. Details are not
+// kept for replay: a browser that connects gets a snapshot instead.
+func (h *hub) publishDetail(msg []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.sendLocked(msg)
+	}
+}
+
+// connected reports whether the browser id is connected now.
+func (h *hub) connected(id uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for c := range h.clients {
+		if c.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // join registers a browser and returns what it must be sent first: the
 // hello event and the recent frames. ok is false after close.
 func (h *hub) join() (c *client, first [][]byte, ok bool) {
@@ -171,28 +207,44 @@ func (h *hub) join() (c *client, first [][]byte, ok bool) {
 	if h.closed {
 		return nil, nil, false
 	}
+	h.nextID++
 	hello := Hello{
+		Client: h.nextID, Probe: h.probe,
 		Rig: h.cfg.Rig, Rate: h.rate, Sample: h.sample, FrameRate: h.cfg.FrameRate,
 		WindowS: h.cfg.Window.Seconds(), MaxSpikes: h.cfg.MaxSpikesPerFrame, Truth: h.cfg.Truth,
 		Templates: h.templates, Info: h.info, Status: h.status, Events: append([]EventJSON{}, h.events...),
 	}
-	first = make([][]byte, 0, 1+len(h.replay))
+	if h.live != nil {
+		hello.Live = h.live.info()
+	}
+	first = make([][]byte, 0, 2+len(h.replay))
 	first = append(first, sse("hello", mustJSON(hello)))
 	for _, r := range h.replay {
 		first = append(first, r.msg)
 	}
-	c = &client{ch: make(chan []byte, h.cfg.ClientQueue)}
+	if h.live != nil {
+		// Detail events sent between this snapshot and the browser's
+		// first read carry columns and waveforms it may already have;
+		// they are keyed by column index and waveform id, so the page
+		// takes them once.
+		first = append(first, h.live.snapshot())
+	}
+	c = &client{id: h.nextID, ch: make(chan []byte, h.cfg.ClientQueue)}
 	h.clients[c] = struct{}{}
 	return c, first, true
 }
 
-// leave unregisters a browser.
+// leave unregisters a browser and forgets its selection.
 func (h *hub) leave(c *client) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if _, ok := h.clients[c]; ok {
 		delete(h.clients, c)
 		close(c.ch)
+	}
+	l := h.live
+	h.mu.Unlock()
+	if l != nil {
+		l.forget(c.id)
 	}
 }
 

@@ -30,6 +30,8 @@ const (
 	// maxReplayBytes bounds the memory of the frames kept for late
 	// joiners.
 	maxReplayBytes = 64 << 20
+	// maxProbeChannels bounds the channels whose last spike is kept.
+	maxProbeChannels = 65536
 	// heartbeat is the longest time without a frame: an empty frame keeps
 	// the page's "live" indicator and the view counters fresh.
 	heartbeat = time.Second
@@ -179,6 +181,7 @@ type pending struct {
 	latSum   time.Duration // publish -> view latency of spike batches
 	latMax   time.Duration
 	latN     int
+	silent   []int32 // with a status: channels without a spike in the window
 }
 
 func (p *pending) reset() {
@@ -196,6 +199,7 @@ func (p *pending) reset() {
 	p.events = p.events[:0]
 	p.evOver = 0
 	p.latSum, p.latMax, p.latN = 0, 0, 0
+	p.silent = p.silent[:0]
 }
 
 // View aggregates one rig's messages and serves them to browsers. Create
@@ -215,6 +219,10 @@ type View struct {
 	tplDirty  bool
 	tplSample uint64
 	evSeq     uint64
+	lastSpike []uint64 // per channel, device sample of the newest spike
+	spikeFrom uint64   // first sample of the first spike batch (0: none yet)
+
+	live *Live // in-process detail (AttachLive), or nil
 
 	// counters
 	spikes, sampled, batches, estimates, statuses, events, tplMsgs, undecodable atomic.Uint64
@@ -303,6 +311,7 @@ func (v *View) AddSpikes(m *stream.SpikeBatch) {
 	var dropped uint64
 	v.mu.Lock()
 	p := v.cur
+	prevLast := v.last
 	v.seeRate(m.Rate, m.End)
 	p.batches++
 	if !p.covered || m.Sample < p.first {
@@ -312,8 +321,19 @@ func (v *View) AddSpikes(m *stream.SpikeBatch) {
 		p.end = m.End
 	}
 	p.covered = true
+	if v.spikeFrom == 0 || v.last < prevLast || m.Sample < v.spikeFrom {
+		// The first batch, or the device was reset.
+		v.spikeFrom = max(m.Sample, 1)
+		clear(v.lastSpike)
+	}
 	for i := range m.Spikes {
 		s := &m.Spikes[i]
+		if c := int(s.Channel); c >= 0 && c < maxProbeChannels {
+			if c >= len(v.lastSpike) {
+				v.lastSpike = append(v.lastSpike, make([]uint64, c+1-len(v.lastSpike))...)
+			}
+			v.lastSpike[c] = max(v.lastSpike[c], s.Sample)
+		}
 		pt := point{sample: s.Sample, channel: s.Channel, unit: s.Unit}
 		p.seen++
 		if len(p.spikes) < limit {
@@ -448,11 +468,21 @@ func (v *View) Run(ctx context.Context) error {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	defer v.hub.close()
+	var detail <-chan time.Time
+	if v.live != nil {
+		dt := time.NewTicker(time.Duration(float64(time.Second) / v.live.cfg.DetailRate))
+		defer dt.Stop()
+		detail = dt.C
+	}
 	var lastSent, lastTpl time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-detail:
+			if msg := v.live.tick(); msg != nil {
+				v.hub.publishDetail(msg)
+			}
 		case now := <-tick.C:
 			sent, tpl := v.step(now, now.Sub(lastSent) >= heartbeat, now.Sub(lastTpl) >= templateEvery)
 			if sent {
@@ -473,6 +503,9 @@ func (v *View) step(now time.Time, force, templatesDue bool) (sent, templates bo
 	p := v.cur
 	v.cur, v.spare = v.spare, p
 	rate, last := v.rate, v.last
+	if p.status != nil {
+		p.silent = v.silentLocked(p.silent[:0], max(len(p.status.NoiseUV), len(p.status.RateHz)))
+	}
 	var tpl *TemplatesJSON
 	if templatesDue && v.tplDirty {
 		tpl = v.templatesJSONLocked()
@@ -498,6 +531,26 @@ func (v *View) step(now time.Time, force, templatesDue bool) (sent, templates bo
 	v.frames.Add(1)
 	v.hub.publish(f, now)
 	return true, tpl != nil
+}
+
+// silentLocked appends the channels (of n) without a spike within the
+// last Window of device time, once a Window has passed since the first
+// spike batch.
+func (v *View) silentLocked(dst []int32, n int) []int32 {
+	w := uint64(v.cfg.Window.Seconds() * v.rate)
+	if v.spikeFrom == 0 || v.rate <= 0 || v.last < v.spikeFrom+w {
+		return dst
+	}
+	for c := range min(n, maxProbeChannels) {
+		t := v.spikeFrom
+		if c < len(v.lastSpike) {
+			t = max(t, v.lastSpike[c])
+		}
+		if t+w < v.last {
+			dst = append(dst, int32(c))
+		}
+	}
+	return dst
 }
 
 // templatesJSONLocked renders the current templates, the MaxTemplates of
