@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
+)
+
+// The latency benchmark and the soak (issue 6) run `spikeline run` on the
+// in-process simulator paced at real time, as the live pipeline runs, and
+// watch it from a NATS client. `make latency` and `make soak` run them;
+// docs/performance.md has the results.
+
+// latencyWarmup is the device time before latencies count: templates are
+// learned after --learn 2 s and the decoder is fitted after --calibrate 3 s
+// more, so the measured window has the sorter matching templates and the
+// decoder running, as in steady state.
+const latencyWarmup = 8
+
+// BenchmarkRunLatency measures, at 256 and 1,024 channels of 30 kHz, the
+// time from a device block's arrival (device.Block.Received) to the
+// arrival at a NATS subscriber of the spike batch that block completed.
+// Each op is one second of device time after latencyWarmup seconds of
+// warm-up (use -benchtime=Nx). Reported: p50, p99 and max of that latency
+// (ms), the block duration (ms), the sorter's lag (ms: how long after a
+// spike its batch can close; a property of the algorithm, not of the
+// host), and the spike batches measured.
+func BenchmarkRunLatency(b *testing.B) {
+	for _, ch := range []int{256, 1024} {
+		b.Run(fmt.Sprintf("%dch", ch), func(b *testing.B) { benchRunLatency(b, ch) })
+	}
+}
+
+func benchRunLatency(b *testing.B, channels int) {
+	const rate = 30000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The pipeline calls batchPublished from its sorter loop right after
+	// handing a batch to the publisher; the subscriber notes when the
+	// batch arrives. They are paired by the batch's end sample.
+	var (
+		mu      sync.Mutex
+		handed  = map[uint64]time.Time{} // batch end -> its block's arrival
+		arrived = map[uint64]time.Time{} // batch end -> its arrival on NATS
+		holes   int
+		next    uint64
+	)
+	batchPublished = func(end uint64, received time.Time) {
+		mu.Lock()
+		handed[end] = received
+		mu.Unlock()
+	}
+	defer func() { batchPublished = nil }()
+
+	seconds := latencyWarmup + b.N
+	args := []string{"--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
+		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "bench",
+		"--duration", fmt.Sprintf("%ds", seconds), "--learn", "2", "--calibrate", "3"}
+	if runHasDeviceFlag() {
+		args = append([]string{"--device", "sim"}, args...)
+	}
+	b.ResetTimer()
+	rp := startPipeline(b, ctx, args)
+	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "latency-bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	var last stream.Status
+	sub, err := cl.Subscribe("bench", stream.Handler{
+		Spikes: func(_ string, m *stream.SpikeBatch) {
+			now := time.Now()
+			mu.Lock()
+			arrived[m.End] = now
+			if next != 0 && m.First() != next {
+				holes++
+			}
+			next = m.End
+			mu.Unlock()
+		},
+		Status: func(_ string, m *stream.Status) {
+			mu.Lock()
+			last = *m
+			mu.Unlock()
+		},
+	}, stream.SubscribeOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := <-rp.exited; err != nil {
+		b.Fatalf("run: %v\n%s\n%s", err, rp.stdout.String(), rp.stderr.String())
+	}
+	b.StopTimer()
+	sub.Stop()
+
+	mu.Lock()
+	defer mu.Unlock()
+	from := uint64(latencyWarmup * rate)
+	var lat []time.Duration
+	missing := 0
+	for end, recv := range handed {
+		if end < from {
+			continue
+		}
+		at, ok := arrived[end]
+		if !ok {
+			missing++
+			continue
+		}
+		lat = append(lat, at.Sub(recv))
+	}
+	if len(lat) == 0 {
+		b.Fatalf("no spike batch measured\n%s", rp.stdout.String())
+	}
+	// Batches the subscriber missed would bias the figures (and mean
+	// messages were lost): none may be, bar the very last few, which the
+	// embedded server can shut down on.
+	if missing > 2 || holes > 0 || last.PublishDropped > 0 {
+		b.Errorf("%d batches never arrived, %d holes, %d messages dropped by the publisher", missing, holes, last.PublishDropped)
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+	q := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	s, err := sort.New(sort.Config{}, channels, rate, 0.195)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lag := float64(s.Lag()) / rate * 1e3
+	s.Close()
+	b.ReportMetric(0, "ns/op") // an op is a second of device time, paced
+	b.ReportMetric(ms(q(0.5)), "p50-ms")
+	b.ReportMetric(ms(q(0.99)), "p99-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max-ms")
+	b.ReportMetric(1000*30/float64(rate), "block-ms") // the simulator's default block: 30 samples
+	b.ReportMetric(lag, "sorter-lag-ms")
+	b.ReportMetric(float64(len(lat)), "batches")
+}
+
+// soakSample is one row of the soak's memory table.
+type soakSample struct {
+	wall       time.Duration // since the start
+	device     float64       // device seconds sorted (last status)
+	behind     time.Duration // wall time since start - device time
+	heapLive   uint64        // bytes live after the last GC
+	heapObj    uint64        // bytes in heap objects now
+	total      uint64        // bytes mapped by the Go runtime
+	goroutines int
+	p99        time.Duration // block -> spikes handed over, last status window
+	throughput float64       // samples/s per channel, last status window
+}
+
+var soakMetrics = []metrics.Sample{
+	{Name: "/gc/heap/live:bytes"},
+	{Name: "/memory/classes/heap/objects:bytes"},
+	{Name: "/memory/classes/total:bytes"},
+	{Name: "/sched/goroutines:goroutines"},
+}
+
+// TestRunSoak runs `spikeline run` on 1,024 simulated channels at 30 kHz,
+// paced at real time, for $SPIKELINE_SOAK (a Go duration, e.g. 10m; the
+// test is skipped without it) with the live decoder on, and fails on
+//
+//   - a dropped or lost sample: a hole between spike batches, link
+//     samples lost, messages the publisher dropped or NATS refused, or
+//     the pipeline falling more than a second behind the device clock at
+//     any status (a real headstage buffers about that much before its
+//     FIFO overflows; the emulator's MaxLag is 1 s);
+//   - a missing decoder bin once the decoder runs;
+//   - memory growth: after warm-up (the first third of the run, at least
+//     2 minutes: template learning, decoder calibration, the first
+//     re-learning pass), the mean live heap of the last third of the
+//     30-second samples exceeds the first third's by more than 10 % and
+//     4 MiB.
+//
+// It logs the table of the samples.
+func TestRunSoak(t *testing.T) {
+	env := os.Getenv("SPIKELINE_SOAK")
+	if env == "" {
+		t.Skip("set SPIKELINE_SOAK=10m (or any Go duration) to run the soak; make soak does")
+	}
+	dur, err := time.ParseDuration(env)
+	if err != nil || dur < time.Minute {
+		t.Fatalf("SPIKELINE_SOAK=%q: want a Go duration of at least 1m", env)
+	}
+	const channels, rate = 1024, 30000
+	every := 30 * time.Second
+	if dur < 5*time.Minute {
+		every = dur / 10
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
+	defer cancel()
+	args := []string{"--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
+		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "soak",
+		"--duration", dur.String(), "--status-every", "1s"}
+	if runHasDeviceFlag() {
+		args = append([]string{"--device", "sim"}, args...)
+	}
+	runtime.GC()
+	rp := startPipeline(t, ctx, args)
+	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "soak"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	width := decode.BinSamples(decode.DefaultBinSeconds, rate)
+	var (
+		mu                sync.Mutex
+		problems          []string
+		batches, spikes   int
+		next, first       uint64
+		estimates, missed int
+		lastEst           uint64
+		last              stream.Status
+		statuses          int
+		maxBehind         time.Duration
+		minBehind         = time.Duration(math.MaxInt64)
+	)
+	problem := func(format string, args ...any) {
+		if len(problems) < 20 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	sub, err := cl.Subscribe("soak", stream.Handler{
+		Spikes: func(_ string, m *stream.SpikeBatch) {
+			mu.Lock()
+			defer mu.Unlock()
+			if batches == 0 {
+				first = m.First()
+			} else if m.First() != next {
+				problem("spike batch [%d, %d) after one ending at %d", m.First(), m.End, next)
+			}
+			next = m.End
+			batches++
+			spikes += len(m.Spikes)
+		},
+		Estimate: func(_ string, m *stream.EstimateMsg) {
+			if m.Model == behaviourModel {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if estimates > 0 && m.Sample != lastEst+width {
+				missed++
+				problem("decoder estimate ends at %d after one ending at %d: want +%d", m.Sample, lastEst, width)
+			}
+			if m.Degraded() {
+				problem("degraded decoder estimate at %d", m.Sample)
+			}
+			lastEst = m.Sample
+			estimates++
+		},
+		Status: func(_ string, m *stream.Status) {
+			mu.Lock()
+			defer mu.Unlock()
+			m.NoiseUV, m.RateHz = nil, nil
+			last = *m
+			statuses++
+			behind := m.Uptime - time.Duration(float64(m.Sample)/rate*float64(time.Second))
+			minBehind = min(minBehind, behind)
+			maxBehind = max(maxBehind, behind)
+			if behind-minBehind > time.Second {
+				problem("at device time %.1f s the pipeline is %v behind the device clock (at best %v)", float64(m.Sample)/rate, behind.Round(time.Millisecond), minBehind.Round(time.Millisecond))
+			}
+			if l := m.Link; l.LostSamples != 0 || l.Gaps != 0 {
+				problem("status at %d: link lost %d samples in %d gaps", m.Sample, l.LostSamples, l.Gaps)
+			}
+			if m.PublishDropped != 0 || m.PublishErrors != 0 {
+				problem("status at %d: %d messages dropped by the publisher, %d refused by NATS", m.Sample, m.PublishDropped, m.PublishErrors)
+			}
+		},
+		Error: func(subject string, err error) {
+			mu.Lock()
+			problem("undecodable message on %s: %v", subject, err)
+			mu.Unlock()
+		},
+	}, stream.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var samples []soakSample
+	take := func() {
+		metrics.Read(soakMetrics)
+		mu.Lock()
+		st := last
+		mu.Unlock()
+		dev := float64(st.Sample) / rate
+		samples = append(samples, soakSample{
+			wall: time.Since(rp.started), device: dev,
+			behind:     st.Uptime - time.Duration(dev*float64(time.Second)),
+			heapLive:   soakMetrics[0].Value.Uint64(),
+			heapObj:    soakMetrics[1].Value.Uint64(),
+			total:      soakMetrics[2].Value.Uint64(),
+			goroutines: int(soakMetrics[3].Value.Uint64()),
+			p99:        st.LatencyP99, throughput: st.SampleRate,
+		})
+	}
+	tick := time.NewTicker(every)
+	var runErr error
+wait:
+	for {
+		select {
+		case <-tick.C:
+			take()
+		case runErr = <-rp.exited:
+			break wait
+		}
+	}
+	tick.Stop()
+	wall := time.Since(rp.started)
+	sub.Stop()
+	if runErr != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", runErr, rp.stdout.String(), rp.stderr.String())
+	}
+
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "%8s %9s %8s %10s %10s %10s %5s %8s %10s\n", "wall_s", "device_s", "behind", "live_MiB", "heap_MiB", "total_MiB", "gor", "p99_ms", "samples/s")
+	mib := func(v uint64) float64 { return float64(v) / (1 << 20) }
+	for _, s := range samples {
+		fmt.Fprintf(&tab, "%8.0f %9.1f %8s %10.1f %10.1f %10.1f %5d %8.2f %10.0f\n", s.wall.Seconds(), s.device,
+			s.behind.Round(time.Millisecond), mib(s.heapLive), mib(s.heapObj), mib(s.total), s.goroutines,
+			float64(s.p99)/1e6, s.throughput)
+	}
+	t.Logf("soak: %v of device time on %d channels at %d Hz in %v of wall time\n%s\n%s",
+		dur, channels, rate, wall.Round(time.Millisecond), rp.stdout.String(), tab.String())
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	t.Logf("%d spike batches [%d, %d), %d spikes; %d decoder estimates, %d bins missed; %d status messages; behind the device clock: %v to %v",
+		batches, first, next, spikes, estimates, missed, statuses, minBehind.Round(time.Millisecond), maxBehind.Round(time.Millisecond))
+	total := uint64(dur.Seconds() * rate)
+	if next != total || first > rate {
+		t.Errorf("spike batches cover [%d, %d), want to end at %d (%v of device time) and start within the first second", first, next, total, dur)
+	}
+	if !strings.Contains(rp.stdout.String(), fmt.Sprintf("%.1f s of device time on %d channels", dur.Seconds(), channels)) ||
+		!strings.Contains(rp.stdout.String(), " 0 dropped, 0 refused") {
+		t.Errorf("summary: want %v of device time and no message dropped or refused:\n%s", dur, rp.stdout.String())
+	}
+	if estimates == 0 {
+		t.Errorf("no decoder estimates in %v", dur)
+	}
+	if wall > dur+dur/20+15*time.Second {
+		t.Errorf("%v of device time took %v of wall time: the pipeline did not keep up", dur, wall)
+	}
+
+	// Flat memory after warm-up.
+	warm := max(2*time.Minute, dur/3)
+	var steady []soakSample
+	for _, s := range samples {
+		if s.wall >= warm {
+			steady = append(steady, s)
+		}
+	}
+	if len(steady) < 3 {
+		t.Fatalf("%d memory samples after the %v warm-up: too few to judge", len(steady), warm)
+	}
+	third := len(steady) / 3
+	mean := func(ss []soakSample) float64 {
+		var sum float64
+		for _, s := range ss {
+			sum += float64(s.heapLive)
+		}
+		return sum / float64(len(ss))
+	}
+	a, z := mean(steady[:third]), mean(steady[len(steady)-third:])
+	growth := z - a
+	t.Logf("live heap after warm-up: first third %.1f MiB, last third %.1f MiB (%+.1f MiB, %+.1f %%)", a/(1<<20), z/(1<<20), growth/(1<<20), 100*growth/a)
+	if growth > 0.10*a && growth > 4<<20 {
+		t.Errorf("memory grows: live heap %.1f MiB → %.1f MiB after warm-up, want within 10 %% or 4 MiB", a/(1<<20), z/(1<<20))
+	}
+}
