@@ -66,12 +66,9 @@ func benchRunLatency(b *testing.B, channels int) {
 	defer func() { batchPublished = nil }()
 
 	seconds := latencyWarmup + b.N
-	args := []string{"--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
+	args := []string{"--device", "sim", "--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
 		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "bench",
 		"--duration", fmt.Sprintf("%ds", seconds), "--learn", "2", "--calibrate", "3"}
-	if runHasDeviceFlag() {
-		args = append([]string{"--device", "sim"}, args...)
-	}
 	b.ResetTimer()
 	rp := startPipeline(b, ctx, args)
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "latency-bench"})
@@ -202,12 +199,9 @@ func TestRunSoak(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
 	defer cancel()
-	args := []string{"--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
+	args := []string{"--device", "sim", "--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
 		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "soak",
 		"--duration", dur.String(), "--status-every", "1s"}
-	if runHasDeviceFlag() {
-		args = append([]string{"--device", "sim"}, args...)
-	}
 	runtime.GC()
 	rp := startPipeline(t, ctx, args)
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "soak"})

@@ -199,9 +199,6 @@ func TestRunEndToEnd(t *testing.T) {
 	args := []string{"--device", "serial:" + link, "--nats-port", "-1", "--http", "off", "--rig", "e2e",
 		"--duration", fmt.Sprintf("%ds", seconds), "--learn", fmt.Sprint(learn), "--calibrate", fmt.Sprint(calibrate),
 		"--status-every", "500ms", "--behaviour-subject", "e2e.tracker.velocity"}
-	if !runHasDeviceFlag() {
-		args = append([]string{"--serial", link}, args[2:]...)
-	}
 	rp := startPipeline(t, ctx, args)
 	stdout, stderr, started := rp.stdout, rp.stderr, rp.started
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "e2e-test"})
@@ -405,14 +402,6 @@ func startPipeline(tb testing.TB, ctx context.Context, args []string) *runningPi
 	go io.Copy(io.Discard, out)
 	rp.url = strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "spikeline: NATS "))[0]
 	return rp
-}
-
-// runHasDeviceFlag reports whether `spikeline run` takes --device (the
-// source flags are being unified; until then, --serial).
-func runHasDeviceFlag() bool {
-	var stderr syncBuffer
-	runPipeline(context.Background(), []string{"-h"}, io.Discard, &stderr)
-	return strings.Contains(stderr.String(), "-device")
 }
 
 // simGroundTruth regenerates cfg's simulation up to sample end and
