@@ -22,6 +22,8 @@ type learnJob struct {
 	sigma float32
 	w     []float32 // snippets, dfull each
 	tau   []uint64
+	gap   []uint32  // rows since the channel's previous detection, per snippet
+	prev  []float32 // sign-corrected amplitude of that detection
 }
 
 // channelUnits is one channel's learning result: template waveforms
@@ -40,6 +42,7 @@ type learnParams struct {
 	maxUnits, minSpikes       int
 	sign                      Sign
 	threshold                 float64
+	burstGap                  int // rows: the longest interval within a burst
 }
 
 // maybeLearn starts a learning pass when the collection window ends, and
@@ -70,10 +73,10 @@ func (s *Sorter) startLearn(inline bool) {
 		for c := range sh.sets {
 			set := &sh.sets[c]
 			if len(set.tau) >= s.cfg.MinSpikes {
-				jobs = append(jobs, learnJob{ch: sh.c0 + c, sigma: sh.sigma[c], w: set.w, tau: set.tau})
+				jobs = append(jobs, learnJob{ch: sh.c0 + c, sigma: sh.sigma[c], w: set.w, tau: set.tau, gap: set.gap, prev: set.prev})
 				*set = snippetSet{}
 			} else {
-				set.w, set.tau = set.w[:0], set.tau[:0]
+				set.w, set.tau, set.gap, set.prev = set.w[:0], set.tau[:0], set.gap[:0], set.prev[:0]
 			}
 		}
 	}
@@ -84,7 +87,8 @@ func (s *Sorter) startLearn(inline bool) {
 		s.learnDone = make(chan []channelUnits, 1)
 	}
 	p := learnParams{d: s.d, dfull: s.dfull, pre: s.pre, post: s.post, tail: s.tail,
-		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign, threshold: s.cfg.Threshold}
+		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign, threshold: s.cfg.Threshold,
+		burstGap: ms(burstGapMs, s.rate)}
 	if inline {
 		s.learnDone <- learnAll(jobs, p)
 		return
@@ -248,6 +252,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		return nil, nil
 	}
 	sig := float64(j.sigma)
+	ch := j.ch
 	snip := func(i int) []float32 { return j.w[i*p.dfull : (i+1)*p.dfull] }
 	// Drop the later lobes of larger spikes: a snippet within the
 	// template span after a larger spike is most likely that spike's
@@ -342,7 +347,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 			label[r] = -1
 		}
 	}
-	label = mergeUnimodal(feat, label)
+	label = mergeUnimodal(j.ch, feat, label)
 	if learnDebug != nil {
 		learnDebug(j.ch, "after merge sizes %v", sizes(label))
 	}
@@ -352,9 +357,10 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		k = max(k, l+1)
 	}
 	type cluster struct {
-		wave  []float32
-		count int
-		peak  float32
+		wave    []float32
+		count   int
+		peak    float32
+		members []int // rows of aligned
 	}
 	var cl []cluster
 	for q := range k {
@@ -387,37 +393,78 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 		resid /= float64(len(members)*p.d) * sig * sig
 		if resid > 6 {
+			if learnDebug != nil {
+				learnDebug(j.ch, "cluster %d (%d) rejected: scatter %.1f", q, len(members), resid)
+			}
 			continue
 		}
 		// Noise: the mean of threshold crossings of noise alone sits just
 		// beyond the threshold (a Gaussian tail beyond 4.5σ averages
 		// 4.7σ); a unit's template stands clear of it.
 		if math.Abs(mean[p.pre]) < (p.threshold+0.3)*sig {
+			if learnDebug != nil {
+				learnDebug(j.ch, "cluster %d (%d) rejected: peak %.1fσ", q, len(members), math.Abs(mean[p.pre])/sig)
+			}
 			continue
 		}
 		w := make([]float32, p.dfull)
 		for t, v := range mean {
 			w[t] = float32(v)
 		}
-		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre]))})
+		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre])), members})
 	}
-	// Clusters with the same shape and amplitudes within the matcher's
-	// scaling range are one unit (bursts and drift spread a unit's
-	// amplitude); a single-channel matcher could not tell them apart.
+	// Clusters with the same shape are one unit when the smaller one's
+	// spikes are the later spikes of bursts: a neuron's spikes shrink
+	// within a burst (complex spikes), so a bursting unit falls into
+	// clusters at falling amplitudes, and the smaller clusters' spikes
+	// follow a larger spike within burstGap far more often than spikes of
+	// an independent unit would by chance. Same-shape clusters without
+	// that relation stay apart: the density dip separated them, and a
+	// second neuron of a similar shape and another amplitude is common.
+	n0 := len(j.tau)
+	window := float64(j.tau[n0-1]-j.tau[0]) + 1
+	chance := 1 - math.Exp(-float64(n0)/window*float64(p.burstGap))
+	follows := func(members []int) float64 {
+		if len(j.gap) == 0 {
+			return 0
+		}
+		var f int
+		for _, r := range members {
+			i := kept0[r]
+			if int(j.gap[i]) <= p.burstGap && j.prev[i] > float32(math.Abs(float64(j.w[i*p.dfull+p.pre]))) {
+				f++
+			}
+		}
+		return float64(f) / float64(len(members))
+	}
 	for merged := true; merged; {
 		merged = false
 		for i := 0; i < len(cl) && !merged; i++ {
-			for j := i + 1; j < len(cl) && !merged; j++ {
-				if sameShape(cl[i].wave[:p.d], cl[j].wave[:p.d]) {
-					ni, nj := float32(cl[i].count), float32(cl[j].count)
-					for t := range cl[i].wave {
-						cl[i].wave[t] = (ni*cl[i].wave[t] + nj*cl[j].wave[t]) / (ni + nj)
-					}
-					cl[i].count += cl[j].count
-					cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
-					cl = slices.Delete(cl, j, j+1)
-					merged = true
+			for k := 0; k < len(cl) && !merged; k++ {
+				// k into i: k the smaller.
+				if k == i || cl[k].peak >= cl[i].peak || cl[k].peak < burstShrink*cl[i].peak {
+					continue
 				}
+				if shapeCorr(cl[i].wave[:p.d], cl[k].wave[:p.d]) < sameShapeCorr {
+					continue
+				}
+				f := follows(cl[k].members)
+				if learnDebug != nil {
+					learnDebug(ch, "same shape: peaks %.1fσ (%d) and %.1fσ (%d): %.2f of the smaller follow a larger spike within %d rows (chance %.2f)",
+						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, f, p.burstGap, chance)
+				}
+				if f < chance+0.5*(1-chance) {
+					continue
+				}
+				ni, nk := float32(cl[i].count), float32(cl[k].count)
+				for t := range cl[i].wave {
+					cl[i].wave[t] = (ni*cl[i].wave[t] + nk*cl[k].wave[t]) / (ni + nk)
+				}
+				cl[i].count += cl[k].count
+				cl[i].members = append(cl[i].members, cl[k].members...)
+				cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
+				cl = slices.Delete(cl, k, k+1)
+				merged = true
 			}
 		}
 	}
@@ -571,7 +618,7 @@ func compact(label []int) []int {
 // mergeUnimodal merges clusters while some pair is not separated by a
 // density dip along the line through their centres, the least separated
 // pair first. Label -1 (outlier) is left alone.
-func mergeUnimodal(x [][]float64, label []int) []int {
+func mergeUnimodal(ch int, x [][]float64, label []int) []int {
 	label = compact(label)
 	const dipRatio = 0.45 // valley/peak density above this: one cluster
 	for {
@@ -591,7 +638,7 @@ func mergeUnimodal(x [][]float64, label []int) []int {
 			}
 		}
 		if learnDebug != nil {
-			learnDebug(-1, "k %d best pair %d,%d ratio %.2f", k, bi, bj, bs)
+			learnDebug(ch, "k %d best pair %d,%d ratio %.2f", k, bi, bj, bs)
 		}
 		if bs < dipRatio {
 			return label
@@ -743,6 +790,36 @@ func shiftSnippet(dst, x []float32, pre int) {
 	}
 }
 
+// sameShapeCorr is the correlation above which two templates have the
+// same shape; burstShrink the smallest amplitude ratio of the spikes of
+// one burst that learning merges; burstGapMs the longest interval between
+// spikes of a burst.
+const (
+	sameShapeCorr = 0.96
+	burstShrink   = 0.5
+	burstGapMs    = 10
+)
+
+// shapeCorr returns the correlation of two templates, the largest over
+// alignments within one sample.
+func shapeCorr(a, b []float32) float64 {
+	best := -1.0
+	for shift := -1; shift <= 1; shift++ {
+		var ab, aa, bb float64
+		for i := max(0, -shift); i < len(a) && i+shift < len(b); i++ {
+			x, y := float64(a[i]), float64(b[i+shift])
+			ab += x * y
+			aa += x * x
+			bb += y * y
+		}
+		if aa == 0 || bb == 0 {
+			continue
+		}
+		best = max(best, ab/math.Sqrt(aa*bb))
+	}
+	return best
+}
+
 // sameShape reports whether two templates have the same shape
 // (correlation above 0.96, allowing a one-sample misalignment) and
 // amplitudes within the matcher's scaling range.
@@ -759,7 +836,7 @@ func sameShape(a, b []float32) bool {
 			continue
 		}
 		ratio := math.Sqrt(aa / bb)
-		if ab/math.Sqrt(aa*bb) > 0.96 && ratio > minScale && ratio < maxScale {
+		if ab/math.Sqrt(aa*bb) > sameShapeCorr && ratio > minScale && ratio < maxScale {
 			return true
 		}
 	}

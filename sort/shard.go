@@ -28,6 +28,11 @@ type shard struct {
 	// (sign-corrected µV) they are not spikes.
 	shadowUntil []uint64
 	shadowLevel []float32
+	// The last detection per channel (row and sign-corrected amplitude),
+	// recorded with each learning snippet: learning tells the later
+	// spikes of bursts from other units by them.
+	lastTau []uint64
+	lastAmp []float32
 	units       [][]*unit // templates per channel
 	// noise: the last noiseM absolute values per channel, channel-major
 	nbuf    []float32
@@ -70,8 +75,10 @@ func (u *unit) energy(d int) {
 
 // snippetSet holds a channel's snippets collected for learning.
 type snippetSet struct {
-	w   []float32 // dfull per snippet, µV
-	tau []uint64  // extremum row of each snippet
+	w    []float32 // dfull per snippet, µV
+	tau  []uint64  // extremum row of each snippet
+	gap  []uint32  // rows since the channel's previous detection (capped)
+	prev []float32 // sign-corrected amplitude of that detection, µV
 }
 
 func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
@@ -87,6 +94,8 @@ func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
 		next:        make([]uint64, n),
 		shadowUntil: make([]uint64, n),
 		shadowLevel: make([]float32, n),
+		lastTau:     make([]uint64, n),
+		lastAmp:     make([]float32, n),
 		units:       make([][]*unit, n),
 		nbuf:        make([]float32, n*s.noiseM),
 		scratch:     make([]float32, s.noiseM),
@@ -348,11 +357,16 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 		x[i] = sh.at(c, base+uint64(i))
 	}
 	sh.next[c] = tr + uint64(s.dead)
+	gap := uint32(min(tr-sh.lastTau[c], math.MaxUint32))
+	prev := sh.lastAmp[c]
+	sh.lastTau[c], sh.lastAmp[c] = tr, best
 	if sh.collect && (s.relearnAll || len(sh.units[c]) == 0) {
 		set := &sh.sets[c]
 		if len(set.tau) < s.cfg.MaxSnippets {
 			set.w = append(set.w, x...)
 			set.tau = append(set.tau, tr)
+			set.gap = append(set.gap, gap)
+			set.prev = append(set.prev, prev)
 		}
 	}
 	var id int32
