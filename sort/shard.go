@@ -33,7 +33,7 @@ type shard struct {
 	// spikes of bursts from other units by them.
 	lastTau []uint64
 	lastAmp []float32
-	units       [][]*unit // templates per channel
+	units   [][]*unit // templates per channel
 	// noise: the last noiseM absolute values per channel, channel-major
 	nbuf    []float32
 	scratch []float32
