@@ -18,7 +18,19 @@ type CalibratorConfig struct {
 	Seconds    float64   // calibration length before Ready; default 60
 	MaxSeconds float64   // most recent data kept for refits; default 600 (0 keeps the default, <0 keeps all)
 	Fit        FitConfig // decoder to fit (default Wiener, DefaultLags)
+	// MaxFeatures bounds units × lags of a live Wiener fit: with more
+	// columns than MaxFeatures/Lags, fewer lags are used (at least one),
+	// so that a fit on a large probe stays seconds of background CPU
+	// rather than minutes. Default DefaultCalibratorFeatures; at most
+	// MaxWienerFeatures.
+	MaxFeatures int
 }
+
+// DefaultCalibratorFeatures is the default CalibratorConfig.MaxFeatures:
+// a 512-feature ridge fit with cross-validation on 60 s of 20 ms bins takes
+// a few CPU-seconds (1,000 features took 13 s on a loaded 2-core machine;
+// 340 features 0.6–1.9 s). With more units, prefer the Kalman filter.
+const DefaultCalibratorFeatures = 512
 
 // Calibrator collects spikes and a behaviour stream in the live pipeline,
 // fits a decoder once enough has been seen, and keeps collecting so the
@@ -211,7 +223,19 @@ func (c *Calibrator) Fit() (*Online, error) {
 	}
 	vals, obs := beh.Bin(c.width, b.First, b.Len())
 	ds := &Dataset{Bins: b, Outputs: beh.Names, Behaviour: vals, BehaviourObserved: obs}
-	m, err := Fit(ds, ds.Len(), c.cfg.Fit)
+	fc := c.cfg.Fit
+	if fc.Kind != Kalman {
+		budget := c.cfg.MaxFeatures
+		if budget <= 0 {
+			budget = DefaultCalibratorFeatures
+		}
+		budget = min(budget, MaxWienerFeatures)
+		if fc.Lags <= 0 {
+			fc.Lags = DefaultLags
+		}
+		fc.Lags = max(1, min(fc.Lags, budget/len(b.Keys)))
+	}
+	m, err := Fit(ds, ds.Len(), fc)
 	if err != nil {
 		return nil, err
 	}

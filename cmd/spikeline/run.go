@@ -419,6 +419,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		behVals  = make([]float64, 2)
 		nextStat = time.Now().Add(p.opts.status)
 		win      statusWindow
+		retryAt  uint64 // no automatic fit before this sample (after a failed one)
 		score    = newR2Tracker(len(p.opts.outputs), int(r2Window*50)+1)
 		r2       []float64
 	)
@@ -593,7 +594,7 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		if cal != nil {
 			cal.Add(spikes)
 			cal.Advance(done)
-			if online == nil && cal.Ready() {
+			if online == nil && cal.Ready() && done >= retryAt {
 				startFit()
 			}
 		}
@@ -601,7 +602,10 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		case r := <-fitted:
 			fitting = false
 			if r.err != nil {
-				p.log.Warn("decoder fit failed", "err", r.err)
+				// Try again once another calibration period of data is
+				// in (a refit request may come sooner).
+				retryAt = done + uint64(p.opts.calib*b.Rate)
+				p.log.Warn("decoder fit failed; retrying later", "err", r.err, "retry_in_s", p.opts.calib)
 			} else {
 				cal.CatchUp(r.online)
 				online = r.online
