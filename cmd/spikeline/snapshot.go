@@ -200,7 +200,7 @@ func parseChannelList(s string) ([]int, error) {
 			}
 		}
 		if b > 1<<20 {
-			return nil, fmt.Errorf("%q: channel beyond %d", part, 1<<20)
+			return nil, fmt.Errorf("%q: want channels <= %d", part, 1<<20)
 		}
 		for ch := a; ch <= b; ch++ {
 			if !seen[ch] {
@@ -1070,7 +1070,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 	}
 	ft := figureText(9, draw.XLeft, draw.YBottom)
 	dc.FillText(ft, vg.Point{X: area.Min.X, Y: dc.Min.Y + vg.Points(8)},
-		fmt.Sprintf("%d channels · markers %s · flat: noise < %.0f%% of the median, noisy: > %g× the median, silent: no spike",
+		fmt.Sprintf("%d channels · %s · flat: noise < %.0f%% of median, noisy: > %g× median, silent: no spike",
 			n, strings.Join(key, ", "), 100*snapFlatFraction, snapNoisyFactor))
 	return title, fmt.Sprintf("%d channels, %d flat, %d noisy, %d silent", n, marks[markFlat], marks[markNoisy], marks[markSilent]), nil
 }
@@ -1273,7 +1273,7 @@ func (s *snapshot) drawRaster(dc draw.Canvas, W, H vg.Length) (string, string, e
 	if every > 1 {
 		caption = fmt.Sprintf("%d of %d spikes drawn (uniform sample)", len(rt.x), len(spikes))
 	}
-	caption += " · colour: unit (as in templates.png), grey: unsorted · shaded: samples lost in gaps"
+	caption += " · colour: unit (as in templates.png) · grey: unsorted · shaded: gaps"
 	dc.FillText(figureText(9, draw.XLeft, draw.YBottom), vg.Point{X: dc.Min.X + vg.Points(8), Y: dc.Min.Y + vg.Points(4)}, caption)
 	return title, fmt.Sprintf("%d spikes on %d channels over %.1f s", len(spikes), len(s.shown), t1-t0), nil
 }
@@ -1312,7 +1312,7 @@ func (s *snapshot) drawDecoder(dc draw.Canvas, W, H vg.Length) (string, string, 
 		message(dc, msg)
 		return title, "no decoder output", nil
 	}
-	caption := fmt.Sprintf("%d decoder(s), true behaviour black (model %q, interpolated at each bin centre), decoded blue; breaks: degraded bins or no behaviour", len(s.Decoders), s.Truth)
+	caption := fmt.Sprintf("true behaviour (%s) black, decoded blue; R² over the bins paired", s.Truth)
 	if err := decode.DrawTraces(dc, caption, panels); err != nil {
 		return "", "", err
 	}
