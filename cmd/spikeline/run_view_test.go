@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath finds a Chromium or Chrome binary, or "".
+func chromiumPath() string {
+	if p := os.Getenv("SPIKELINE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	for _, n := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// startRunWithView starts `spikeline run` with args and returns the URL of
+// its live page once printed, and a function that stops the pipeline and
+// returns its error.
+func startRunWithView(t *testing.T, args []string) (url string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	pr, pw := io.Pipe()
+	exited := make(chan error, 1)
+	go func() {
+		err := runPipeline(ctx, args, io.MultiWriter(pw, &stdout), &stderr)
+		pw.Close()
+		exited <- err
+	}()
+	lines := bufio.NewScanner(pr)
+	found := make(chan string, 1)
+	go func() {
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, "spikeline: live view http://") {
+				found <- strings.Fields(strings.TrimPrefix(l, "spikeline: live view "))[0]
+				break
+			}
+		}
+		close(found)
+		io.Copy(io.Discard, pr)
+	}()
+	stop = func() error {
+		cancel()
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("the pipeline did not stop within 20 s")
+		}
+	}
+	select {
+	case url = <-found:
+	case <-time.After(30 * time.Second):
+	}
+	if url == "" {
+		stop()
+		t.Fatalf("no live view URL printed\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("pipeline: %v\nstderr:\n%s", err, stderr.String())
+		}
+	})
+	return url, stop
+}
+
+// browser starts headless Chromium at path and returns a chromedp
+// context for one tab.
+func browser(t *testing.T, path string, width, height int) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox, // tests run as root in CI containers
+		chromedp.DisableGPU,
+		chromedp.WindowSize(width, height),
+	)
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { bcancel(); acancel() })
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	return bctx
+}
+
+// waitJS evaluates expr (a JavaScript expression) every 100 ms until it
+// is true, for at most d.
+func waitJS(t *testing.T, ctx context.Context, what, expr string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({frames: spikeline.frames, details: spikeline.details, view: spikeline.view, selected: spikeline.selected, watched: spikeline.detail && spikeline.detail.watched, live: !!spikeline.live})`))
+			t.Fatalf("waited %v for %s (%s): err %v; page state %s", d, what, expr, err, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// canvasJS is the page-side helper of the test: ink(id) counts the
+// pixels of a canvas that differ from its two background colours,
+// hash(id) sums its pixels into a number that changes when the drawing
+// does.
+const canvasJS = `window.__t = {
+  px(id) { const c = document.getElementById(id); return c.getContext("2d").getImageData(0, 0, c.width, c.height).data; },
+  ink(id) {
+    const d = this.px(id); let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const r = d[i], g = d[i + 1], b = d[i + 2];
+      if (!((r === 0x16 && g === 0x1b && b === 0x22) || (r === 0x0d && g === 0x11 && b === 0x17))) n++;
+    }
+    return n;
+  },
+  hash(id) { const d = this.px(id); let h = 0; for (let i = 0; i < d.length; i += 4) h = (h * 31 + d[i] * 3 + d[i + 1] * 5 + d[i + 2] * 7) % 1000000007; return h; },
+}; true`
+
+// TestRunViewInBrowser runs `spikeline run` on a simulated 64-channel
+// headstage and opens its live page in headless Chromium: frames and
+// detail updates arrive and the counters advance, the raster is drawn,
+// and clicking a channel of the probe grid makes the trace and waveform
+// panels follow it. A screenshot is kept in out/view-test.png.
+func TestRunViewInBrowser(t *testing.T) {
+	path := chromiumPath()
+	if path == "" {
+		t.Skip("no Chromium found (/usr/bin/chromium, chromium, google-chrome, or $SPIKELINE_CHROMIUM): install the chromium package to run the browser test")
+	}
+	url, _ := startRunWithView(t, []string{"--channels", "64", "--http", "127.0.0.1:0", "--nats-port", "-1",
+		"--learn", "3", "--calibrate", "5", "--status-every", "500ms", "--rig", "viewtest"})
+	ctx := browser(t, path, 1600, 1000)
+	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("opening %s: %v", url, err)
+	}
+	if !evalJS[bool](t, tctx, canvasJS) {
+		t.Fatal("test helper not installed")
+	}
+
+	// Data arrive and the counters advance.
+	waitJS(t, tctx, "frames with spikes", `spikeline.frames > 0 && spikeline.view && spikeline.view.spikes > 0`, 20*time.Second)
+	f0 := evalJS[float64](t, tctx, `spikeline.frames`)
+	s0 := evalJS[float64](t, tctx, `spikeline.view.spikes`)
+	d0 := evalJS[float64](t, tctx, `spikeline.details`)
+	waitJS(t, tctx, "counters to advance", fmt.Sprintf(`spikeline.frames > %v + 5 && spikeline.view.spikes > %v && spikeline.details > %v + 3`, f0, s0, d0), 15*time.Second)
+	waitJS(t, tctx, "the header's spike counter", `/\d/.test(document.getElementById("kSpk").textContent)`, 10*time.Second)
+
+	// The raster is drawn: spikes are coloured pixels on the plot.
+	waitJS(t, tctx, "ink on the raster", `__t.ink("raster") > 2000`, 10*time.Second)
+	t.Logf("raster: %d pixels drawn", evalJS[int](t, tctx, `__t.ink("raster")`))
+
+	// The default channel's trace and waveforms arrive; the probe grid is
+	// drawn once a status came.
+	waitJS(t, tctx, "the probe grid", `!!window.probeCellCenter(0) && __t.ink("probe") > 1000`, 10*time.Second)
+	waitJS(t, tctx, "trace of the default channel", `(() => { const d = spikeline.detail; if (!d) return false; const t = spikeline.traces.get(d.default); return !!t && [...t.col].filter(c => c >= 0).length > 100; })()`, 15*time.Second)
+	def := evalJS[int](t, tctx, `spikeline.detail.default`)
+	waitJS(t, tctx, "waveforms of the default channel", `(spikeline.waves.get(spikeline.detail.default) || {next: 0}).next > 0`, 15*time.Second)
+
+	// Click another channel, one that fires, in the probe grid.
+	pick := evalJS[int](t, tctx, fmt.Sprintf(`(() => { const r = spikeline.status.rate_hz; let best = -1;
+		for (let c = 0; c < r.length; c++) if (c !== %d && (best < 0 || r[c] > r[best])) best = c; return best; })()`, def))
+	beforeWave := evalJS[float64](t, tctx, `__t.hash("wave")`)
+	beforeTrace := evalJS[string](t, tctx, `document.getElementById("traceInfo").textContent`)
+	pt := evalJS[map[string]float64](t, tctx, fmt.Sprintf(`probeCellCenter(%d)`, pick))
+	if err := chromedp.Do(tctx, chromedp.MouseClickXY(pt["x"], pt["y"])); err != nil {
+		t.Fatalf("clicking channel %d: %v", pick, err)
+	}
+	waitJS(t, tctx, fmt.Sprintf("channel %d selected", pick), fmt.Sprintf(`spikeline.selected.length === 1 && spikeline.selected[0] === %d`, pick), 5*time.Second)
+	waitJS(t, tctx, "the server to watch it", fmt.Sprintf(`spikeline.detail.watched.includes(%d)`, pick), 10*time.Second)
+	waitJS(t, tctx, "its trace", fmt.Sprintf(`(() => { const t = spikeline.traces.get(%d); return !!t && [...t.col].filter(c => c >= 0).length > 50; })()`, pick), 10*time.Second)
+	waitJS(t, tctx, "its waveforms", fmt.Sprintf(`(spikeline.waves.get(%d) || {next: 0}).next > 0`, pick), 15*time.Second)
+	waitJS(t, tctx, "the trace caption to name it", fmt.Sprintf(`document.getElementById("traceInfo").textContent.startsWith("ch %d ")`, pick), 5*time.Second)
+	afterTrace := evalJS[string](t, tctx, `document.getElementById("traceInfo").textContent`)
+	waitJS(t, tctx, "the waveform panel to change", fmt.Sprintf(`__t.hash("wave") !== %v && __t.ink("wave") > 500`, beforeWave), 5*time.Second)
+	t.Logf("selected channel %d (default was %d): trace caption %q -> %q", pick, def, beforeTrace, afterTrace)
+
+	// Let the decoder come in for the screenshot (not required: a slow
+	// machine may still be fitting).
+	deadline := time.Now().Add(12 * time.Second)
+	for time.Now().Before(deadline) && !evalJS[bool](t, tctx, `spikeline.models.size >= 2`) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	out := filepath.Join("..", "..", "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := filepath.Join(out, "view-test.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(shot)
+	t.Logf("screenshot: %s", abs)
+}
