@@ -84,6 +84,13 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	viewFlags := registerRunViewFlags(fs)
 	logCfg := logFlags(fs)
 	applyConfig := configFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: spikeline run [--device sim|sim:pty|sim:tcp|serial:PATH|usb:VID:PID|tcp:HOST:PORT|file:PATH] [--config FILE] [flags]")
+		fmt.Fprintln(stderr, "\nThe live pipeline: headstage → sorter → decoder → NATS, with a live page and Prometheus")
+		fmt.Fprintln(stderr, "metrics on --http. With no flags: a simulated 256-channel headstage and an embedded NATS")
+		fmt.Fprintln(stderr, "server. SIGINT/SIGTERM stop it cleanly (exit 130/143). docs/run.md describes it all.")
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
@@ -443,8 +450,8 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 		var ok bool
 		select {
 		case it, ok = <-items:
-		case <-ctx.Done():
-			return nil
+			// On a signal the reader stops and closes items: the blocks
+			// already queued are still sorted, then the sorter is flushed.
 		case w := <-p.refit:
 			if cal == nil {
 				w <- errors.New("no behaviour stream to calibrate from")

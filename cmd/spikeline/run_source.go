@@ -54,7 +54,7 @@ type sourceFlags struct {
 }
 
 func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
-	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT or file:PATH (docs/cli.md#device)")
+	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT or file:PATH (see docs/run.md)")
 	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
 	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of a raw file:PATH (default: PATH.json or recording.json beside it)")
 	fs.BoolVar(&s.realtime, "realtime", false, "replay file:PATH at the recorded rate (default: as fast as possible)")
