@@ -1202,7 +1202,7 @@ func (r *rasterTicks) Plot(c draw.Canvas, p *plot.Plot) {
 		if x1-x0 < 1 {
 			x1 = x0 + 1
 		}
-		c.SetColor(color.RGBA{150, 30, 30, 90})
+		c.SetColor(color.NRGBA{R: 180, G: 30, B: 30, A: 110})
 		c.Fill(vg.Rectangle{Min: vg.Point{X: x0, Y: c.Min.Y}, Max: vg.Point{X: x1, Y: c.Max.Y}}.Path())
 	}
 	h := (trY(0) - trY(1)) * 0.4
