@@ -203,18 +203,17 @@ func (s *Sorter) mergeUnits(old []*unit, r channelUnits, sigma float32) []*unit 
 		if used[i] {
 			continue
 		}
-		// The same shape as a known unit: the same neuron (found again
-		// after drift, or split off it by this pass); keep the old id.
+		// The same shape as a known unit not found otherwise: the same
+		// neuron found again after drift; keep the old id. (A known unit
+		// already taken by another cluster of this pass does not count:
+		// the pass told the two apart.)
 		dup := false
 		for j, u := range old {
-			if sameShape(w[:d], u.w[:d]) {
-				dup = true
-				if !taken[j] {
-					taken[j] = true
-					copy(u.w, w)
-					u.energy(d)
-					out = append(out, u)
-				}
+			if !taken[j] && sameShape(w[:d], u.w[:d]) {
+				dup, taken[j] = true, true
+				copy(u.w, w)
+				u.energy(d)
+				out = append(out, u)
 				break
 			}
 		}
@@ -226,13 +225,36 @@ func (s *Sorter) mergeUnits(old []*unit, r channelUnits, sigma float32) []*unit 
 		s.nextUnit++
 		out = append(out, u)
 	}
+	// A known unit not found again survives while it keeps matching
+	// spikes, unless it is noise or a unit kept or learned now is
+	// indistinguishable from it.
+	n := len(out)
 	for j, u := range old {
 		noise := math.Abs(float64(u.w[s.pre])) < (s.cfg.Threshold+0.3)*float64(sigma)
-		if !taken[j] && u.recent >= s.cfg.MinSpikes && !noise {
+		if taken[j] || u.recent < s.cfg.MinSpikes || noise {
+			continue
+		}
+		if !slices.ContainsFunc(out[:n], func(v *unit) bool { return !distinct(u.w[:d], v.w[:d], sigma) }) {
 			out = append(out, u)
 		}
 	}
 	return out
+}
+
+// minSeparation is the smallest distance, in noise σ, between two
+// templates that the matcher tells apart: a spike of one is nearer the
+// other with probability Φ(−distance/2), 7% at 3σ.
+const minSeparation = 3
+
+// distinct reports whether templates a and b are at least minSeparation
+// noise σ apart over the matched window.
+func distinct(a, b []float32, sigma float32) bool {
+	var e float64
+	for i, v := range a {
+		df := float64(v - b[i])
+		e += df * df
+	}
+	return e >= minSeparation*minSeparation*float64(sigma)*float64(sigma)
 }
 
 // learnAll learns every job's channel.
@@ -455,6 +477,31 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 				}
 				if f < chance+0.5*(1-chance) {
 					continue
+				}
+				ni, nk := float32(cl[i].count), float32(cl[k].count)
+				for t := range cl[i].wave {
+					cl[i].wave[t] = (ni*cl[i].wave[t] + nk*cl[k].wave[t]) / (ni + nk)
+				}
+				cl[i].count += cl[k].count
+				cl[i].members = append(cl[i].members, cl[k].members...)
+				cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
+				cl = slices.Delete(cl, k, k+1)
+				merged = true
+			}
+		}
+	}
+	// Clusters the matcher could not tell apart are one unit (a small
+	// sample can show a density dip inside one unit).
+	for merged := true; merged; {
+		merged = false
+		for i := 0; i < len(cl) && !merged; i++ {
+			for k := i + 1; k < len(cl) && !merged; k++ {
+				if distinct(cl[i].wave[:p.d], cl[k].wave[:p.d], j.sigma) {
+					continue
+				}
+				if learnDebug != nil {
+					learnDebug(ch, "peaks %.1fσ (%d) and %.1fσ (%d) closer than %vσ: merged",
+						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, minSeparation)
 				}
 				ni, nk := float32(cl[i].count), float32(cl[k].count)
 				for t := range cl[i].wave {
