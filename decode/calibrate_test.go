@@ -193,3 +193,28 @@ func TestCalibratorConfigErrors(t *testing.T) {
 		t.Error("Fit on 0.1 s accepted")
 	}
 }
+
+// TestCalibratorFeatureCap checks that a live Wiener fit on many units uses
+// fewer lags, so that units × lags stays within MaxFeatures.
+func TestCalibratorFeatureCap(t *testing.T) {
+	p := &population{Units: 120, Base: 30, Mod: 8, Rate: 30000, Width: 600, Bins: 1000, Rho: 0.95, Seed: 5, FirstID: 1}
+	spikes, beh := p.generate()
+	for _, c := range []struct{ max, lags, want int }{{0, 10, 4}, {300, 10, 2}, {100, 10, 1}, {5000, 3, 3}} {
+		cal, err := NewCalibrator(CalibratorConfig{Rate: p.Rate, Outputs: beh.Names, Seconds: 10, MaxFeatures: c.max, Fit: FitConfig{Lags: c.lags}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cal.Add(spikes)
+		for i := range beh.Len() {
+			cal.AddBehaviour(beh.Samples[i], beh.Values[i*2:i*2+2])
+		}
+		cal.Advance(uint64(p.Bins) * p.Width)
+		o, err := cal.Fit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := o.Model(); m.Lags != c.want || len(m.Keys) != p.Units {
+			t.Errorf("MaxFeatures %d, Lags %d: fitted %d units × %d lags, want %d × %d", c.max, c.lags, len(m.Keys), m.Lags, p.Units, c.want)
+		}
+	}
+}
