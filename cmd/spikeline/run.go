@@ -298,6 +298,13 @@ func (p *pipeline) run(ctx context.Context) error {
 	subj := p.pub.Subjects()
 	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
+	decodeSubj, _ := subj.Decode(p.Info().Models[1])
+	if p.src.hasBehaviour || p.model == nil {
+		behSubj, _ := subj.Decode(behaviourModel)
+		decodeSubj += " (behaviour " + behSubj + ")"
+	}
+	fmt.Fprintf(p.stdout, "spikeline: spikes on %s, decoder on %s, status %s, events %s, templates %s\n",
+		subj.Spikes(), decodeSubj, subj.Status(), subj.Events(), subj.Templates())
 	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
 	if p.opts.http != "" {
 		stopHTTP, err := p.startHTTP(ctx)
