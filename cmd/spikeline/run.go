@@ -299,7 +299,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
 	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
 	decodeSubj, _ := subj.Decode(p.Info().Models[1])
-	if p.src.hasBehaviour || p.model == nil {
+	if p.src.hasBehaviour {
 		behSubj, _ := subj.Decode(behaviourModel)
 		decodeSubj += " (behaviour " + behSubj + ")"
 	}
