@@ -163,7 +163,7 @@ func TestRunViewInBrowser(t *testing.T) {
 	ctx := browser(t, path, 1600, 1000)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if err := chromedp.Do(tctx, chromedp.Navigate(url)); err != nil {
+	if err := chromedp.Do(tctx, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url)); err != nil {
 		t.Fatalf("opening %s: %v", url, err)
 	}
 	if !evalJS[bool](t, tctx, canvasJS) {
@@ -222,6 +222,52 @@ func TestRunViewInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(out, "view-test.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs(shot)
+	t.Logf("screenshot: %s", abs)
+}
+
+// TestRunViewScreenshot makes the screenshots of docs/view.md: set
+// SPIKELINE_VIEW_SHOT to the channel count (e.g. 256) and run
+//
+//	SPIKELINE_VIEW_SHOT=256 go test ./cmd/spikeline -run TestRunViewScreenshot -v -timeout 5m
+//
+// It runs the simulator for about 40 s (some channels pushed to the rails
+// by large DC offsets, so the probe shows its markers), selects the two
+// busiest channels and writes out/view-<channels>.png, 1600×1000.
+func TestRunViewScreenshot(t *testing.T) {
+	n := os.Getenv("SPIKELINE_VIEW_SHOT")
+	if n == "" {
+		t.Skip("set SPIKELINE_VIEW_SHOT=<channels> to make the documentation's screenshot")
+	}
+	path := chromiumPath()
+	if path == "" {
+		t.Skip("no Chromium found")
+	}
+	url, _ := startRunWithView(t, []string{"--channels", n, "--http", "127.0.0.1:0", "--nats-port", "-1",
+		"--learn", "8", "--calibrate", "15", "--dc", "6500", "--rig", "bench1", "--seed", "5"})
+	ctx := browser(t, path, 1600, 1000)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the decoder", `spikeline.models.size >= 2 && !!spikeline.detail && !!spikeline.probe`, 90*time.Second)
+	// Show the two channels with the most units and the largest spikes.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const by = new Map();
+		for (const u of spikeline.templates.units) { const e = by.get(u.channel) || { n: 0, peak: 0 }; e.n++; e.peak = Math.max(e.peak, Math.abs(u.peak_uv)); by.set(u.channel, e); }
+		const best = [...by.entries()].sort((a, b) => b[1].n * b[1].peak - a[1].n * a[1].peak).slice(0, 2).map(e => e[0]);
+		spikeline.selected = best; postSelect(); spikeline.dirty = spikeline.slowDirty = spikeline.detailDirty = true; return true; })()`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(12 * time.Second) // the decoder's traces fill the window, the waveforms accumulate
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join("..", "..", "out"), 0o755)
+	shot := filepath.Join("..", "..", "out", "view-"+n+".png")
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}

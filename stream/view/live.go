@@ -314,7 +314,9 @@ func (l *Live) Feed(b *device.Block, spikes []sort.Spike) {
 		if uint(c) >= uint(len(l.counts)) {
 			continue
 		}
-		l.counts[c].Add(1)
+		if s.Unit > 0 {
+			l.counts[c].Add(1) // the default channel is the busiest in sorted spikes
+		}
 		if w == nil || !(*w)[c] {
 			continue
 		}
@@ -433,9 +435,11 @@ func (l *Live) applyWatchLocked() error {
 	return nil
 }
 
-// pickDefaultLocked follows the busiest channel (spikes, decaying with a
-// time constant of about ten seconds), switching only when another
-// channel fires clearly more, so the default view does not flicker.
+// pickDefaultLocked follows the busiest channel in sorted spikes (unit >
+// 0: a channel of artefacts and noise crossings is not worth showing
+// first), decaying with a time constant of about ten seconds, and
+// switches only when another channel fires clearly more, so the default
+// view does not flicker. Until units are learned it is channel 0.
 func (l *Live) pickDefaultLocked() {
 	decay := math.Exp(-1 / (10 * l.cfg.DetailRate))
 	best := l.def

@@ -287,8 +287,9 @@ func TestLiveSelection(t *testing.T) {
 	}
 }
 
-// TestLiveDefaultChannel: the default channel follows the busiest one,
-// and does not switch for a channel that fires about as much.
+// TestLiveDefaultChannel: the default channel follows the busiest one in
+// sorted spikes (not in unsorted crossings), and does not switch for a
+// channel that fires about as much.
 func TestLiveDefaultChannel(t *testing.T) {
 	_, l, tr := newLiveRig(t, LiveConfig{})
 	b := device.Block{First: 0, Rate: 30000, Channels: 8, Samples: make([]int16, 8*30)}
@@ -298,8 +299,12 @@ func TestLiveDefaultChannel(t *testing.T) {
 			tr.advance(b.End())
 			var spikes []sort.Spike
 			for ch, n := range rates {
+				unit := int32(1)
+				if n < 0 { // unsorted
+					n, unit = -n, 0
+				}
 				for range n {
-					spikes = append(spikes, sort.Spike{Sample: b.First, Channel: int32(ch), Unit: 1})
+					spikes = append(spikes, sort.Spike{Sample: b.First, Channel: int32(ch), Unit: unit})
 				}
 			}
 			l.Feed(&b, spikes)
@@ -307,10 +312,10 @@ func TestLiveDefaultChannel(t *testing.T) {
 		l.tick()
 	}
 	for range 5 {
-		feed(map[int]int{3: 5, 6: 1})
+		feed(map[int]int{3: 5, 6: 1, 7: -50})
 	}
 	if _, def := l.Watched(); def != 3 {
-		t.Fatalf("default channel %d, want the busiest, 3", def)
+		t.Fatalf("default channel %d, want the busiest in sorted spikes, 3", def)
 	}
 	for range 5 {
 		feed(map[int]int{3: 5, 6: 6})
