@@ -4,7 +4,7 @@ PKGS ?= ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy decode-accuracy run clean
+.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy decode-accuracy latency soak run clean
 
 all: vet build test
 
@@ -47,6 +47,27 @@ accuracy:
 # Decoder accuracy figures against the theoretical bound and ground truth.
 decode-accuracy:
 	SPIKELINE_LONG=1 $(GO) test -count=1 -run Accuracy -v -timeout 30m ./decode/... | grep -v '^=== RUN'
+
+# End-to-end latency of `spikeline run` (frame arrival -> spikes on NATS),
+# p50/p99 at 256 and 1,024 channels, paced at real time: LATENCY_N seconds
+# of device time per run after warm-up, LATENCY_COUNT runs. Raw output,
+# with the load average before and after, in LATENCY_OUT; docs/performance.md.
+LATENCY_N ?= 20
+LATENCY_COUNT ?= 3
+LATENCY_OUT ?= cmd/spikeline/testdata/latency_benchmark.txt
+latency:
+	( uptime; $(GO) test -run='^$$' -bench='^BenchmarkRunLatency$$' -benchtime=$(LATENCY_N)x -count=$(LATENCY_COUNT) \
+		-timeout 60m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(LATENCY_OUT)
+	@grep -q '^exit 0$$' $(LATENCY_OUT)
+
+# The soak: 1,024 channels at 30 kHz for SOAK of real time, failing on any
+# lost sample, missed decoder bin or memory growth. Raw output in SOAK_OUT.
+SOAK ?= 10m
+SOAK_OUT ?= cmd/spikeline/testdata/soak.txt
+soak:
+	( uptime; SPIKELINE_SOAK=$(SOAK) $(GO) test -count=1 -run='^TestRunSoak$$' -v -timeout 30m ./cmd/spikeline 2>&1; \
+		echo "exit $$?"; uptime ) | tee $(SOAK_OUT)
+	@grep -q '^exit 0$$' $(SOAK_OUT)
 
 # The main job on embedded defaults: simulated headstage -> sorter -> decoder -> embedded NATS.
 run:
