@@ -1173,7 +1173,7 @@ func (s *snapshot) drawTemplates(dc draw.Canvas, W, H vg.Length, maxPanels int) 
 	if err := drawPanelGrid(dc, panels, cols, s.noise, pre, post, rate); err != nil {
 		return "", "", err
 	}
-	return title, fmt.Sprintf("%d templates on %d channels", len(s.templates), n), nil
+	return title, fmt.Sprintf("%d templates, %d of the %d channels with units drawn", len(s.templates), n, len(withUnits)), nil
 }
 
 // rasterTicks is a plotter of spike ticks: one row per shown channel,
@@ -1257,7 +1257,7 @@ func (s *snapshot) drawRaster(dc draw.Canvas, W, H vg.Length) (string, string, e
 	p.Y.Label.Text = "channel"
 	p.X.Min, p.X.Max = t0, t1
 	p.Y.Min, p.Y.Max = -0.5, float64(len(s.shown))-0.5
-	step := max(1, int(math.Ceil(float64(len(s.shown))/24)))
+	step := int(niceCeil(math.Max(1, float64(len(s.shown))/24)))
 	var ticks []plot.Tick
 	for i, ch := range s.shown {
 		lab := ""

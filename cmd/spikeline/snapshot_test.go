@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -339,5 +340,59 @@ func TestSnapshotCollector(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "1 flat, 1 noisy, 2 silent") {
 		t.Errorf("stdout %s", out.String())
+	}
+}
+
+// BenchmarkSnapshotWrite measures drawing the five figures and the JSON
+// of a 256-channel rig: 512 units, 40,000 spikes in the raster, 10 s of
+// decoder output and behaviour, at the default 1400×900.
+//
+//	go test ./cmd/spikeline -run '^$' -bench SnapshotWrite -benchtime 5x
+func BenchmarkSnapshotWrite(b *testing.B) {
+	const rate, nch = 30000.0, 256
+	o := snapOptions{nats: stream.Config{Rig: "bench"}, url: "nats://x", duration: 10 * time.Second, window: 10 * time.Second, truth: behaviourModel}
+	c := newSnapCollector(o)
+	noise := make([]float32, nch)
+	rates := make([]float32, nch)
+	var templates []sort.Template
+	for ch := range nch {
+		noise[ch], rates[ch] = 7, 15
+		for k := range 2 {
+			w := make([]float32, 48)
+			for i := range w {
+				w[i] = float32(-60 * float64(1+k) * math.Exp(-float64((i-12)*(i-12))/8))
+			}
+			templates = append(templates, sort.Template{Unit: int32(2*ch + k + 1), Channel: int32(ch), Pre: 12, Waveform: w, PeakUV: w[12]})
+		}
+	}
+	c.onTemplates("bench", &stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Rate: rate}, Templates: templates})
+	for i := range 10 {
+		c.onStatus("bench", &stream.Status{Header: stream.Header{Sample: uint64(i+1) * 30000, Rate: rate}, Uptime: time.Duration(i+1) * time.Second,
+			SampleRate: rate, LatencyP50: time.Millisecond, LatencyP99: 3 * time.Millisecond, NoiseUV: noise, RateHz: rates})
+	}
+	for blk := range 10000 { // 1 ms blocks, 4 spikes each
+		first := uint64(blk) * 30
+		var sp []sort.Spike
+		for k := range 4 {
+			ch := (blk*4 + k) * 37 % nch
+			sp = append(sp, sort.Spike{Sample: first + uint64(k), Channel: int32(ch), Unit: int32(2*ch + k%2 + 1)})
+		}
+		c.onSpikes("bench", &stream.SpikeBatch{Header: stream.Header{Sample: first, Rate: rate}, End: first + 30, Spikes: sp})
+	}
+	for e := uint64(600); e <= 300000; e += 600 {
+		v := math.Sin(float64(e) / 30000)
+		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: behaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
+		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{0.8 * v, -0.7 * v}})
+	}
+	dir := b.TempDir()
+	b.ResetTimer()
+	for range b.N {
+		s, err := c.snapshot(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.write(snapOptions{out: dir, width: 1400, height: 900, dpi: 100, maxPanels: 16}, io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
