@@ -236,7 +236,9 @@ func TestRunViewInBrowser(t *testing.T) {
 //
 // It runs the simulator for about 40 s (some channels pushed to the rails
 // by large DC offsets, so the probe shows its markers), selects the two
-// busiest channels and writes out/view-<channels>.png, 1600×1000.
+// busiest channels and writes out/view-<channels>.png, 1600×1000. With
+// SPIKELINE_VIEW_URL it shoots the page of a pipeline already running
+// instead.
 func TestRunViewScreenshot(t *testing.T) {
 	n := os.Getenv("SPIKELINE_VIEW_SHOT")
 	if n == "" {
@@ -246,19 +248,27 @@ func TestRunViewScreenshot(t *testing.T) {
 	if path == "" {
 		t.Skip("no Chromium found")
 	}
-	url, _ := startRunWithView(t, []string{"--channels", n, "--http", "127.0.0.1:0", "--nats-port", "-1",
-		"--learn", "8", "--calibrate", "15", "--dc", "6500", "--rig", "bench1", "--seed", "5"})
+	url := os.Getenv("SPIKELINE_VIEW_URL") // a pipeline already running, or:
+	if url == "" {
+		url, _ = startRunWithView(t, []string{"--channels", n, "--http", "127.0.0.1:0", "--nats-port", "-1",
+			"--learn", "8", "--calibrate", "15", "--dc", "6500", "--rig", "bench1", "--seed", "5"})
+	}
 	ctx := browser(t, path, 1600, 1000)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url)); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, ctx, "the decoder", `spikeline.models.size >= 2 && !!spikeline.detail && !!spikeline.probe`, 90*time.Second)
+	waitJS(t, ctx, "templates and detail", `!!spikeline.templates && (!spikeline.live || !!spikeline.detail) && !!spikeline.probe`, 90*time.Second)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`spikeline.models.size >= 2`)); ok {
+			break
+		}
+	}
 	// Show the two channels with the most units and the largest spikes.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
 		const by = new Map();
 		for (const u of spikeline.templates.units) { const e = by.get(u.channel) || { n: 0, peak: 0 }; e.n++; e.peak = Math.max(e.peak, Math.abs(u.peak_uv)); by.set(u.channel, e); }
 		const best = [...by.entries()].sort((a, b) => b[1].n * b[1].peak - a[1].n * a[1].peak).slice(0, 2).map(e => e[0]);
-		spikeline.selected = best; postSelect(); spikeline.dirty = spikeline.slowDirty = spikeline.detailDirty = true; return true; })()`)); err != nil {
+		spikeline.selected = best; if (spikeline.live) postSelect(); spikeline.dirty = spikeline.slowDirty = spikeline.detailDirty = true; return true; })()`)); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(12 * time.Second) // the decoder's traces fill the window, the waveforms accumulate
