@@ -583,7 +583,7 @@ func (c *snapCollector) snapshot(nc *nats.Conn) (*snapshot, error) {
 	// Channels shown: --channels (those that exist), or all.
 	if c.o.channels != nil {
 		for _, ch := range c.o.channels {
-			if s.Channels == 0 || ch < s.Channels {
+			if ch < s.Channels {
 				s.shown = append(s.shown, ch)
 			}
 		}
@@ -1291,7 +1291,11 @@ func (s *snapshot) drawDecoder(dc draw.Canvas, W, H vg.Length) (string, string, 
 			tp.Title = fmt.Sprintf("%s %s", d.Model, out.Name)
 			switch {
 			case out.R2 != nil:
-				tp.Title += fmt.Sprintf(" — R² %.3f, r %.3f (%d bins)", *out.R2, *out.Corr, out.Bins)
+				r := "r unknown"
+				if out.Corr != nil {
+					r = fmt.Sprintf("r %.3f", *out.Corr)
+				}
+				tp.Title += fmt.Sprintf(" — R² %.3f, %s (%d bins)", *out.R2, r, out.Bins)
 				what = append(what, fmt.Sprintf("%s %s R² %.3f", d.Model, out.Name, *out.R2))
 			case d.truth != nil && d.truth[o] != nil:
 				tp.Title += fmt.Sprintf(" — R² unknown (%d bins paired with the behaviour)", out.Bins)

@@ -302,6 +302,8 @@ func TestSnapshotCollector(t *testing.T) {
 			Names: []string{"vx"}, Values: []float64{(float64(e) - 5) / 1000}})
 		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "noisy",
 			Names: []string{"vx"}, Values: []float64{math.Sin(float64(e))}})
+		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "stuck",
+			Names: []string{"vx"}, Values: []float64{1}})
 	}
 	s, err := c.snapshot(nil)
 	if err != nil {
@@ -322,7 +324,7 @@ func TestSnapshotCollector(t *testing.T) {
 	if len(s.Units) != 1 || s.Units[0].SNR != 5 {
 		t.Errorf("units %+v: want unit 1 with SNR 35/7", s.Units)
 	}
-	if len(s.Decoders) != 2 || s.Decoders[0].Model != "good" || s.Decoders[1].Model != "noisy" {
+	if len(s.Decoders) != 3 || s.Decoders[0].Model != "good" || s.Decoders[1].Model != "noisy" || s.Decoders[2].Model != "stuck" {
 		t.Fatalf("decoders %+v", s.Decoders)
 	}
 	g := s.Decoders[0]
@@ -332,6 +334,10 @@ func TestSnapshotCollector(t *testing.T) {
 	if n := s.Decoders[1].Outputs[0]; n.R2 == nil || *n.R2 > 0 {
 		t.Errorf("noisy decoder %+v: want R² < 0", n)
 	}
+	// A constant output has an R² but no correlation.
+	if st := s.Decoders[2].Outputs[0]; st.R2 == nil || st.Corr != nil {
+		t.Errorf("stuck decoder %+v: want an R², no r", st)
+	}
 	// The figures draw without data for some of them.
 	dir := t.TempDir()
 	var out strings.Builder
@@ -339,6 +345,36 @@ func TestSnapshotCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "1 flat, 1 noisy, 2 silent") {
+		t.Errorf("stdout %s", out.String())
+	}
+}
+
+// TestSnapshotOnlyEstimates: a publisher of decoder output alone, with
+// --channels naming channels nobody reported; nothing to draw but the
+// decoder, and every file is still written.
+func TestSnapshotOnlyEstimates(t *testing.T) {
+	o := snapOptions{nats: stream.Config{Rig: "est"}, url: "nats://x", duration: time.Second, window: time.Second,
+		truth: behaviourModel, channels: []int{3, 4}}
+	c := newSnapCollector(o)
+	for e := uint64(600); e <= 60000; e += 600 {
+		c.onEstimate("est", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: 30000}, Model: "kalman",
+			Names: []string{"x"}, Values: []float64{float64(e)}})
+	}
+	s, err := c.snapshot(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var out strings.Builder
+	if err := s.write(snapOptions{out: dir, width: 400, height: 300, dpi: 50, maxPanels: 4}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"probe.png", "templates.png", "raster.png", "decoder.png", "health.png", "snapshot.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(out.String(), "no channels") || !strings.Contains(out.String(), "no status") {
 		t.Errorf("stdout %s", out.String())
 	}
 }
