@@ -44,10 +44,12 @@ func TestSnapshot(t *testing.T) {
 			t.Errorf("run did not stop within 20 s of cancellation")
 		}
 	})
+	// Start once the live decoder runs (3 s of learning and 5 s of
+	// calibration, at 3× real time unless the machine is slower).
 	re := regexp.MustCompile(`NATS (nats://127\.0\.0\.1:\d+)`)
 	var url string
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if m := re.FindStringSubmatch(runOut.String()); m != nil {
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if m := re.FindStringSubmatch(runOut.String()); m != nil && strings.Contains(runErr.String(), "decoder fitted") {
 			url = m[1]
 			break
 		}
@@ -57,7 +59,7 @@ func TestSnapshot(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("run printed no NATS URL: stdout %q stderr %q", runOut.String(), runErr.String())
+			t.Fatalf("no NATS URL or no decoder within 60 s: stdout %q stderr %q", runOut.String(), runErr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -65,7 +67,7 @@ func TestSnapshot(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "snap")
 	const W, H = 900, 600
 	var out, errb syncBuffer
-	err := runSnapshot(context.Background(), []string{"--nats", url, "--rig", "snaptest", "--duration", "9s",
+	err := runSnapshot(context.Background(), []string{"--nats", url, "--rig", "snaptest", "--duration", "8s",
 		"--out", dir, "--width", "900", "--height", "600", "--dpi", "80"}, &out, &errb)
 	if err != nil {
 		t.Fatalf("snapshot: %v\nstderr: %s", err, errb.String())
@@ -140,9 +142,9 @@ func TestSnapshot(t *testing.T) {
 		t.Errorf("snapshot.json: rig %q, %d channels (%d listed) at %g Hz; want snaptest, 16 at 30000",
 			js.Rig, js.Channels, len(js.ChannelStats), js.SampleRate)
 	}
-	// 9 s of wall time at 3× real time.
-	if d := js.To - js.From; d < 10 || d > 40 {
-		t.Errorf("snapshot covers %.1f s of device time, want ≈ 27", d)
+	// 8 s of wall time at 3× real time (less if the machine cannot keep up).
+	if d := js.To - js.From; d < 4 || d > 30 {
+		t.Errorf("snapshot covers %.1f s of device time, want ≈ 24", d)
 	}
 	active := 0
 	for _, c := range js.ChannelStats {
@@ -162,7 +164,7 @@ func TestSnapshot(t *testing.T) {
 	if len(js.Units) == 0 || js.Messages["spikes"] == 0 || js.Messages["status"] < 5 || js.Messages["templates"] == 0 {
 		t.Errorf("%d units, messages %v: want units, spikes, status and templates", len(js.Units), js.Messages)
 	}
-	if js.Health == nil || math.Abs(js.Health.SamplesPerS-90000) > 30000 || js.Health.LatencyP99 <= 0 || js.Health.Missed != 0 {
+	if js.Health == nil || js.Health.SamplesPerS < 15000 || js.Health.SamplesPerS > 110000 || js.Health.LatencyP99 <= 0 || js.Health.Missed != 0 {
 		t.Errorf("health %+v: want ≈ 90000 samples/s (3× real time), a latency, no missed batches", js.Health)
 	}
 	// The live decoder (calibrated on 5 s) follows the behaviour.
