@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -478,7 +479,7 @@ func (l *Live) tick() []byte {
 		l.update(l.chans[c], pend, end)
 	}
 	l.seq++
-	return sse("detail", mustJSON(l.detailLocked(false)))
+	return l.detailLocked(false).event()
 }
 
 // snapshot returns the "detail" event of everything kept, for a browser
@@ -486,7 +487,7 @@ func (l *Live) tick() []byte {
 func (l *Live) snapshot() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return sse("detail", mustJSON(l.detailLocked(true)))
+	return l.detailLocked(true).event()
 }
 
 // update reads the trace of st's channel since the last tick, turns it
@@ -546,7 +547,7 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 		switch {
 		case a < max(first, st.from):
 			l.dropped++ // no longer (or not yet) in the sorter's trace
-		case a+n > e:
+		case a > e || e-a < n:
 			if len(st.carry) < maxPending {
 				st.carry = append(st.carry, s) // not all read yet
 			} else {
@@ -641,4 +642,111 @@ func round1(x float32) Num { return Num(math.Round(float64(x)*10) / 10) }
 func (l *Live) railFlags() (sat, flat []int32) {
 	now := l.end.Load()
 	return l.rails.flags(now, uint64(l.cfg.Rate), uint64(l.cfg.Rate/4), []int32{}, []int32{})
+}
+
+// event returns d as a "detail" Server-Sent Event. Numbers are written
+// directly: through encoding/json (a MarshalJSON call per number, then
+// the re-validation of its output) a detail cost several times more.
+func (d *DetailJSON) event() []byte {
+	n := 256
+	for i := range d.Channels {
+		c := &d.Channels[i]
+		n += 160 + 8*(len(c.Min)+len(c.Max)+len(c.W)) + 12*len(c.Samples)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, "event: detail\ndata: {\"seq\":"...)
+	b = strconv.AppendUint(b, d.Seq, 10)
+	if d.Full {
+		b = append(b, `,"full":true`...)
+	}
+	b = append(b, `,"end":`...)
+	b = strconv.AppendUint(b, d.End, 10)
+	b = append(b, `,"threshold":`...)
+	b = appendNum(b, d.Threshold, 'g', 5)
+	b = append(b, `,"default":`...)
+	b = strconv.AppendInt(b, int64(d.Default), 10)
+	b = append(b, `,"watched":[`...)
+	for i, c := range d.Watched {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(c), 10)
+	}
+	b = append(b, `],"ch":[`...)
+	for i := range d.Channels {
+		c := &d.Channels[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ch":`...)
+		b = strconv.AppendInt(b, int64(c.Channel), 10)
+		b = append(b, `,"gen":`...)
+		b = strconv.AppendUint(b, c.Gen, 10)
+		b = append(b, `,"sigma_uv":`...)
+		b = appendNum(b, c.SigmaUV, 'g', 5)
+		b = append(b, `,"col0":`...)
+		b = strconv.AppendUint(b, c.Col0, 10)
+		b = append(b, `,"min":`...)
+		b = appendNums(b, c.Min)
+		b = append(b, `,"max":`...)
+		b = appendNums(b, c.Max)
+		b = append(b, `,"wave0":`...)
+		b = strconv.AppendUint(b, c.Wave0, 10)
+		b = append(b, `,"units":[`...)
+		b = appendInts(b, c.Units)
+		b = append(b, `],"samples":[`...)
+		for j, x := range c.Samples {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, x, 10)
+		}
+		b = append(b, `],"w":`...)
+		b = appendNums(b, c.W)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if d.R2 != nil {
+		b = append(b, `,"r2":[`...)
+		for i, x := range d.R2 {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendNum(b, x, 'g', 5)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"waveforms_dropped":`...)
+	b = strconv.AppendUint(b, d.WaveformsDropped, 10)
+	return append(b, "}\n\n"...)
+}
+
+// appendNum appends x in format f with precision prec, null for NaN and
+// infinities, without a trailing ".0".
+func appendNum(b []byte, x Num, f byte, prec int) []byte {
+	v := float64(x)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	n := len(b)
+	b = strconv.AppendFloat(b, v, f, prec, 64)
+	if f == 'f' && prec == 1 && len(b)-n >= 2 && b[len(b)-1] == '0' && b[len(b)-2] == '.' {
+		b = b[:len(b)-2]
+		if string(b[n:]) == "-0" {
+			b = append(b[:n], '0')
+		}
+	}
+	return b
+}
+
+// appendNums appends a JSON array of values rounded to 0.1 (round1).
+func appendNums(b []byte, xs []Num) []byte {
+	b = append(b, '[')
+	for i, x := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendNum(b, x, 'f', 1)
+	}
+	return append(b, ']')
 }

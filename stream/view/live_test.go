@@ -540,3 +540,42 @@ func BenchmarkLiveFeed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLiveTick is one detail update (10 a second) of a 1,024-channel
+// probe with 8 channels watched, after 100 ms of 1 ms blocks with 10
+// spikes/s per channel: reading the traces, columns, waveforms, JSON.
+func BenchmarkLiveTick(b *testing.B) {
+	v, err := New(Config{Rig: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &rampTracer{n: 45, pre: 15}
+	l, err := v.AttachLive(tr, LiveConfig{Channels: 1024, Rate: 30000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for c := range 8 {
+		l.Select(uint64(c), []int{c * 100})
+	}
+	l.tick()
+	rng := rand.New(rand.NewPCG(3, 4))
+	blk := device.Block{Rate: 30000, Channels: 1024, Samples: make([]int16, 1024*30)}
+	spikes := make([]sort.Spike, 10)
+	var bytes int
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		for k := range 100 {
+			blk.First = uint64(i*100+k+10) * 30
+			tr.advance(blk.End())
+			for j := range spikes {
+				spikes[j] = sort.Spike{Sample: blk.First - 60, Channel: int32(rng.IntN(1024)), Unit: 1}
+			}
+			spikes[0].Channel = int32(100 * rng.IntN(8)) // some on watched channels
+			l.Feed(&blk, spikes)
+		}
+		b.StartTimer()
+		bytes += len(l.tick())
+	}
+	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/tick")
+}
