@@ -87,12 +87,17 @@ type Config struct {
 	Reference Reference // common reference across channels (RefNone)
 
 	Threshold float64 // detection threshold in noise σ (4.5)
-	Sign      Sign    // polarity of detection (Negative)
-	DeadTime  float64 // ms after an unexplained detection during which the channel takes no other (1); after a matched spike, Pre/2
-	Pre       float64 // snippet ms before the aligned extremum (0.5)
-	Post      float64 // snippet ms after the aligned extremum (1)
-	Align     float64 // ms after a crossing searched for the extremum (0.4)
-	Tail      float64 // ms after the snippet that a template also covers and explains (1.5)
+	// TemplateThreshold, in noise σ, is the lower threshold of channels
+	// with templates: a crossing between it and Threshold is a spike only
+	// when a template explains it (0.8·Threshold; Threshold or more turns
+	// this off). SetThreshold keeps the ratio of the two.
+	TemplateThreshold float64
+	Sign              Sign    // polarity of detection (Negative)
+	DeadTime          float64 // ms after an unexplained detection during which the channel takes no other (1); after a matched spike, Pre/2
+	Pre               float64 // snippet ms before the aligned extremum (0.5)
+	Post              float64 // snippet ms after the aligned extremum (1)
+	Align             float64 // ms after a crossing searched for the extremum (0.4)
+	Tail              float64 // ms after the snippet that a template also covers and explains (1.5)
 
 	NoiseWindow float64 // seconds of signal per noise (MAD) estimate (0.5)
 	NoiseTrack  float64 // seconds: time constant of slow noise tracking (10)
@@ -135,6 +140,7 @@ func (c Config) withDefaults() Config {
 		c.Order = 3
 	}
 	def(&c.Threshold, 4.5)
+	def(&c.TemplateThreshold, defaultTemplateShare*c.Threshold)
 	def(&c.DeadTime, 1)
 	def(&c.Pre, 0.5)
 	def(&c.Post, 1)
@@ -161,6 +167,14 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// templateThreshold is TemplateThreshold, at most Threshold.
+func (c *Config) templateThreshold() float64 {
+	return min(c.TemplateThreshold, c.Threshold)
+}
+
+// defaultTemplateShare is the default TemplateThreshold over Threshold.
+const defaultTemplateShare = 0.8
+
 // Default returns the configuration a zero Config stands for, with every
 // default filled in (useful for printing and for flags).
 func Default() Config { return Config{}.withDefaults() }
@@ -173,7 +187,7 @@ func (c Config) validate(rate float64) error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"Low", c.Low}, {"High", c.High}, {"Threshold", c.Threshold}, {"DeadTime", c.DeadTime},
+	}{{"Low", c.Low}, {"High", c.High}, {"Threshold", c.Threshold}, {"TemplateThreshold", c.TemplateThreshold}, {"DeadTime", c.DeadTime},
 		{"Pre", c.Pre}, {"Post", c.Post}, {"Align", c.Align}, {"Tail", c.Tail},
 		{"NoiseWindow", c.NoiseWindow}, {"NoiseTrack", c.NoiseTrack}, {"LearnSeconds", c.LearnSeconds},
 		{"RelearnEvery", c.RelearnEvery}, {"MatchTolerance", c.MatchTolerance}, {"TrackRate", c.TrackRate}} {
@@ -201,6 +215,9 @@ func (c Config) validate(rate float64) error {
 	}
 	if c.Threshold <= 0 {
 		return bad("Threshold %v σ (want > 0)", c.Threshold)
+	}
+	if c.TemplateThreshold < 0 {
+		return bad("TemplateThreshold %v σ (want >= 0; 0 = %v·Threshold)", c.TemplateThreshold, defaultTemplateShare)
 	}
 	for _, f := range []struct {
 		name string

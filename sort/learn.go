@@ -120,6 +120,10 @@ func (s *Sorter) installLearned(wait bool) {
 		sh.units[c] = s.mergeUnits(sh.units[c], r, sh.sigma[c])
 	}
 	for _, sh := range s.shards {
+		// Channels that gained (or lost) templates scan at another threshold.
+		sh.applyThreshold()
+	}
+	for _, sh := range s.shards {
 		for _, us := range sh.units {
 			for _, u := range us {
 				u.recent = 0

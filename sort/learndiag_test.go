@@ -49,6 +49,9 @@ func TestLearnDiag(t *testing.T) {
 		}
 	}
 	cfg := sort.Config{Deterministic: true, MaxSnippets: 3000, RelearnEvery: 40}
+	if v, err := strconv.ParseFloat(os.Getenv("SPIKELINE_LEARNDIAG_TT"), 64); err == nil {
+		cfg.TemplateThreshold = v
+	}
 	so, err := sort.New(cfg, 32, s.Rate(), s.Config().Gain)
 	if err != nil {
 		t.Fatal(err)

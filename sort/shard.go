@@ -20,9 +20,13 @@ type shard struct {
 	mask      uint64
 	sigma     []float32 // noise σ per channel, µV, as detection uses it
 	sigmaNext []float32 // tracked σ, applied at the next epoch
-	thr       []float32 // detection threshold per channel, µV (+Inf until σ is known)
+	thr       []float32 // scan threshold per channel, µV (+Inf until σ is known)
 	negThr    []float32 // -thr
-	next      []uint64  // first row where the channel may detect again
+	// detection threshold per channel, µV: crossings of thr below it
+	// (channels with templates scan at the lower TemplateThreshold) are
+	// spikes only when a template explains them
+	full []float32
+	next []uint64 // first row where the channel may detect again
 	// After a spike no template explains, smaller crossings until
 	// shadowUntil are taken for its later lobes: below shadowLevel
 	// (sign-corrected µV) they are not spikes.
@@ -91,6 +95,7 @@ func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
 		sigmaNext:   make([]float32, n),
 		thr:         make([]float32, n),
 		negThr:      make([]float32, n),
+		full:        make([]float32, n),
 		next:        make([]uint64, n),
 		shadowUntil: make([]uint64, n),
 		shadowLevel: make([]float32, n),
@@ -106,6 +111,7 @@ func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
 	for c := range n {
 		sh.thr[c] = float32(math.Inf(1))
 		sh.negThr[c] = float32(math.Inf(-1))
+		sh.full[c] = float32(math.Inf(1))
 	}
 	return sh
 }
@@ -356,11 +362,26 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 	for i := range x {
 		x[i] = sh.at(c, base+uint64(i))
 	}
+	// Below the detection threshold (channels with templates scan lower):
+	// a spike only if a template explains it.
+	weak := best < sh.full[c]
+	var id int32
+	var k int
+	var a float32
+	if us := sh.units[c]; len(us) > 0 {
+		k, a = sh.match(c, x, us, sign, weak)
+	}
+	if weak && k < 0 {
+		sh.next[c] = tr + 1
+		return
+	}
 	sh.next[c] = tr + uint64(s.dead)
 	gap := uint32(min(tr-sh.lastTau[c], math.MaxUint32))
 	prev := sh.lastAmp[c]
-	sh.lastTau[c], sh.lastAmp[c] = tr, best
-	if sh.collect && (s.relearnAll || len(sh.units[c]) == 0) {
+	if !weak {
+		sh.lastTau[c], sh.lastAmp[c] = tr, best
+	}
+	if !weak && sh.collect && (s.relearnAll || len(sh.units[c]) == 0) {
 		set := &sh.sets[c]
 		if len(set.tau) < s.cfg.MaxSnippets {
 			set.w = append(set.w, x...)
@@ -369,14 +390,15 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 			set.prev = append(set.prev, prev)
 		}
 	}
-	var id int32
 	if us := sh.units[c]; len(us) > 0 {
-		k, a := sh.match(c, x, us, sign)
 		if k >= 0 {
 			u := us[k]
 			id = u.id
 			u.count++
-			u.recent++
+			if !weak {
+				// Weak matches do not keep a unit alive across learning passes.
+				u.recent++
+			}
 			// Explain the spike: subtract the scaled template.
 			dl := sh.delta
 			for i, w := range u.w {
@@ -418,6 +440,7 @@ const (
 	matchedDeadTime = true // shorter dead time after explained spikes
 	scaleLambda     = 1    // weight of the prior that a unit's amplitude is its template's
 	maxShift        = 0.7  // largest sub-sample shift fitted, samples
+	weakScale       = 0.85 // least amplitude, relative to the template, of a spike below the detection threshold
 )
 
 // deriv is the central difference of w at i.
@@ -453,7 +476,12 @@ func (sh *shard) subsample(x []float32, u *unit, a float32) float32 {
 // the core around the extremum, with a second crossing left in the
 // residual, still matches: an overlapping spike; the residual is scanned
 // next and the second spike found there.
-func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float32) {
+//
+// A weak snippet (below the detection threshold) matches only over the
+// whole window, and only if its projection on the template is at least
+// weakScale of the template's energy: the template, not a noise dip or a
+// smaller unit of a similar shape, explains it.
+func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool) (int, float32) {
 	s := sh.s
 	d := s.d
 	sig2 := sh.sigma[c] * sh.sigma[c]
@@ -495,8 +523,17 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 	// Noise energy with margin, plus a share of the template's energy for
 	// the waveform's own variability (larger spikes vary more in µV).
 	if bd < tol*float32(d)*sig2+jitterShare*ba*ba*u.e {
+		if weak {
+			var dot float32
+			for i, v := range x[:d] {
+				dot += v * u.w[i]
+			}
+			if dot < weakScale*u.e {
+				return -1, 0
+			}
+		}
 		sh.delta = delta
-		if rate := float32(s.cfg.TrackRate); rate > 0 && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2+0.5*jitterShare*ba*ba*u.e {
+		if rate := float32(s.cfg.TrackRate); rate > 0 && !weak && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2+0.5*jitterShare*ba*ba*u.e {
 			// Follow slow drift: running average of clean matches.
 			for i, v := range x {
 				u.w[i] += rate * (v/ba - u.w[i])
@@ -504,6 +541,9 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 			u.energy(d)
 		}
 		return bk, ba
+	}
+	if weak {
+		return -1, 0
 	}
 	// Overlap: match the core (±quarter of the snippet around the extremum).
 	half := max(2, s.post/3)
@@ -529,7 +569,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32) (int, float
 	}
 	sh.delta = 0
 	// The rest must hold another crossing for the overlap to be real.
-	thr := sh.thr[c]
+	thr := sh.full[c]
 	u = us[bk]
 	for i := hi; i < d; i++ {
 		r := x[i] - ba*u.w[i]
@@ -631,13 +671,19 @@ func (sh *shard) applySigma() {
 }
 
 // applyThreshold sets the detection thresholds from the noise estimates in
-// use and the configured threshold.
+// use and the configured thresholds: channels with templates scan at
+// TemplateThreshold, the others at Threshold.
 func (sh *shard) applyThreshold() {
+	cfg := &sh.s.cfg
 	for c, sg := range sh.sigma {
-		th := float32(sh.s.cfg.Threshold) * sg
+		th := float32(cfg.Threshold) * sg
 		if !(th > 0) {
 			// A flat channel (or no estimate yet): never detect.
 			th = float32(math.Inf(1))
+		}
+		sh.full[c] = th
+		if len(sh.units[c]) > 0 {
+			th = min(th, float32(cfg.templateThreshold())*sg)
 		}
 		sh.thr[c] = th
 		sh.negThr[c] = -th

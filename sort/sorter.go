@@ -239,6 +239,7 @@ func (s *Sorter) SetThreshold(sigma float64) error {
 	if s.closed {
 		return ErrClosed
 	}
+	s.cfg.TemplateThreshold *= sigma / s.cfg.Threshold
 	s.cfg.Threshold = sigma
 	for _, sh := range s.shards {
 		sh.applyThreshold()
