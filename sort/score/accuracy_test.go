@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sim"
@@ -74,9 +75,20 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 		}
 		defer s.Close()
 		var out []sort.Spike
+		start := time.Now()
 		for _, b := range rec.blocks {
 			if out, err = s.Process(b, out); err != nil {
 				t.Fatal(err)
+			}
+			if !cfg.Deterministic {
+				// Online, learning runs beside the stream: feed at most
+				// onlineSpeed times real time, as a live stream would
+				// give the learner time (unpaced, a loaded machine could
+				// end the recording before the first pass finishes).
+				ahead := time.Duration(float64(b.End()-rec.blocks[0].First)/rec.rate/onlineSpeed*1e9) - time.Since(start)
+				if ahead > 0 {
+					time.Sleep(ahead)
+				}
 			}
 		}
 		out = s.Flush(out)
@@ -97,6 +109,9 @@ func sortRecording(t testing.TB, rec *recording, cfg sort.Config, passes int) []
 	out, _ := run(cfg)
 	return out
 }
+
+// onlineSpeed is the most times real time the online run is fed.
+const onlineSpeed = 20
 
 type bar struct {
 	meanAcc5  float64 // mean accuracy over units with SNR >= 5
