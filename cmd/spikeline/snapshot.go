@@ -28,6 +28,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/view"
 )
 
 func init() {
@@ -52,16 +53,13 @@ const (
 	snapMaxStatus = 1 << 14
 )
 
-// Channel markers of probe.png and snapshot.json (see docs/snapshot.md).
+// Channel markers of probe.png and snapshot.json (see docs/snapshot.md),
+// named and judged as on the live page (view.ProbeJSON): quiet and noisy
+// relative to the median noise of the channels shown.
 const (
-	markFlat   = "flat"   // noise below snapFlatFraction of the median: disconnected or shorted
+	markQuiet  = "quiet"  // noise below view.QuietBelow × the median: open or shorted input
+	markNoisy  = "noisy"  // noise above view.NoisyAbove × the median: floating input, pick-up
 	markSilent = "silent" // no spike detected during the snapshot
-	markNoisy  = "noisy"  // noise above snapNoisyFactor times the median: broken, saturating or picking up interference
-)
-
-const (
-	snapFlatFraction = 0.2
-	snapNoisyFactor  = 3.0
 )
 
 // snapOptions is what `spikeline snapshot` was asked to do.
@@ -96,7 +94,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "usage: spikeline snapshot [--rig R] [--nats URL] [--duration 10s] [--out DIR] [flags]")
 		fmt.Fprintln(stderr, "\nSubscribes to a running rig for --duration, then writes the live views as PNG")
 		fmt.Fprintln(stderr, "files into --out: probe.png (channels coloured by firing rate, noise, markers for")
-		fmt.Fprintln(stderr, "flat, silent and noisy channels), templates.png (unit templates per channel),")
+		fmt.Fprintln(stderr, "quiet, noisy and silent channels), templates.png (unit templates per channel),")
 		fmt.Fprintln(stderr, "raster.png (sorted spikes, channels × device time), decoder.png (each decoder")
 		fmt.Fprintln(stderr, "output against the behaviour, with R²), health.png (link and pipeline counters,")
 		fmt.Fprintln(stderr, "throughput and latency), and snapshot.json with the numbers shown.")
@@ -445,7 +443,7 @@ type snapChannel struct {
 	NoiseUV float64 `json:"noise_uv,omitempty"` // robust noise SD, latest status (0: unknown)
 	Spikes  int     `json:"spikes"`             // spikes received during the snapshot
 	Units   int     `json:"units"`              // sorted units with a template or spikes
-	Marker  string  `json:"marker,omitempty"`   // flat, silent or noisy (see docs/snapshot.md)
+	Marker  string  `json:"marker,omitempty"`   // quiet, noisy or silent (see docs/snapshot.md)
 }
 
 // snapUnit is one sorted unit.
@@ -662,9 +660,9 @@ func (c *snapCollector) snapshot(nc *nats.Conn) (*snapshot, error) {
 			sc.NoiseUV = round3(float64(s.noise[ch]))
 		}
 		switch {
-		case len(s.noise) > ch && medNoise > 0 && sc.NoiseUV < snapFlatFraction*medNoise:
-			sc.Marker = markFlat
-		case len(s.noise) > ch && medNoise > 0 && sc.NoiseUV > snapNoisyFactor*medNoise:
+		case len(s.noise) > ch && medNoise > 0 && sc.NoiseUV < view.QuietBelow*medNoise:
+			sc.Marker = markQuiet
+		case len(s.noise) > ch && medNoise > 0 && sc.NoiseUV > view.NoisyAbove*medNoise:
 			sc.Marker = markNoisy
 		case sc.Spikes == 0 && sc.RateHz == 0:
 			sc.Marker = markSilent
@@ -1004,7 +1002,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 		switch c.Marker {
 		case markSilent:
 			fill = color.Gray{225}
-		case markFlat:
+		case markQuiet:
 			fill = color.RGBA{60, 60, 70, 255}
 		}
 		dc.SetColor(fill)
@@ -1027,7 +1025,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 		}
 		dc.FillText(ts, vg.Point{X: center.X, Y: center.Y - 1.3*line}, noise)
 		switch c.Marker {
-		case markFlat:
+		case markQuiet:
 			ls := draw.LineStyle{Color: color.RGBA{230, 80, 80, 255}, Width: vg.Points(1.5)}
 			dc.StrokeLine2(ls, cell.Min.X+2, cell.Min.Y+2, cell.Max.X-2, cell.Max.Y-2)
 			dc.StrokeLine2(ls, cell.Min.X+2, cell.Max.Y-2, cell.Max.X-2, cell.Min.Y+2)
@@ -1065,14 +1063,14 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 	dc.FillText(lt, vg.Point{X: bx, Y: by1 + vg.Points(6)}, "spikes/s")
 	// Marker legend.
 	var key []string
-	for _, m := range []string{markFlat, markNoisy, markSilent} {
+	for _, m := range []string{markQuiet, markNoisy, markSilent} {
 		key = append(key, fmt.Sprintf("%s: %d", m, marks[m]))
 	}
 	ft := figureText(9, draw.XLeft, draw.YBottom)
 	dc.FillText(ft, vg.Point{X: area.Min.X, Y: dc.Min.Y + vg.Points(8)},
-		fmt.Sprintf("%d channels · %s · flat: noise < %.0f%% of median, noisy: > %g× median, silent: no spike",
-			n, strings.Join(key, ", "), 100*snapFlatFraction, snapNoisyFactor))
-	return title, fmt.Sprintf("%d channels, %d flat, %d noisy, %d silent", n, marks[markFlat], marks[markNoisy], marks[markSilent]), nil
+		fmt.Sprintf("%d channels · %s · quiet: noise < %.0f%% of median, noisy: > %g× median, silent: no spike",
+			n, strings.Join(key, ", "), 100*view.QuietBelow, view.NoisyAbove))
+	return title, fmt.Sprintf("%d channels, %d quiet, %d noisy, %d silent", n, marks[markQuiet], marks[markNoisy], marks[markSilent]), nil
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten.

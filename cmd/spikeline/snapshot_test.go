@@ -311,7 +311,7 @@ func TestSnapshotCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"", markSilent, markFlat, markNoisy, markSilent, ""}
+	want := []string{"", markSilent, markQuiet, markNoisy, markSilent, ""}
 	for i, ch := range s.ChannelStats {
 		if ch.Marker != want[i] {
 			t.Errorf("channel %d (noise %.1f, rate %.1f): marker %q, want %q", i, ch.NoiseUV, ch.RateHz, ch.Marker, want[i])
@@ -346,7 +346,7 @@ func TestSnapshotCollector(t *testing.T) {
 	if err := s.write(snapOptions{out: dir, width: 600, height: 400, dpi: 60, maxPanels: 4}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "1 flat, 1 noisy, 2 silent") {
+	if !strings.Contains(out.String(), "1 quiet, 1 noisy, 2 silent") {
 		t.Errorf("stdout %s", out.String())
 	}
 }
