@@ -199,12 +199,22 @@ func writeMetaAtomic(path string, m Meta) error {
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
+	if err := WriteFileAtomic(path, append(b, '\n')); err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic replaces path with data through a temporary file,
+// fsync and rename: a reader sees the old or the new content, never a
+// mixture, even after a crash or a power loss.
+func WriteFileAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
-		return fmt.Errorf("device: %w", err)
+		return err
 	}
-	_, err = f.Write(append(b, '\n'))
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -216,7 +226,7 @@ func writeMetaAtomic(path string, m Meta) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("device: %w", err)
+		return err
 	}
 	if d, err := os.Open(filepath.Dir(path)); err == nil {
 		d.Sync() // make the rename durable; not all systems support it

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 )
@@ -68,23 +69,7 @@ func (r *spikeRecorder) templates(sample uint64, rate float64, ts []sort.Templat
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(r.dir, recordTemplates+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("recording templates: %w", err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(r.dir, recordTemplates))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := device.WriteFileAtomic(filepath.Join(r.dir, recordTemplates), append(b, '\n')); err != nil {
 		return fmt.Errorf("recording templates: %w", err)
 	}
 	return nil
