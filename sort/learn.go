@@ -468,7 +468,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		for i := 0; i < len(cl) && !merged; i++ {
 			for k := 0; k < len(cl) && !merged; k++ {
 				// k into i: k the smaller.
-				if k == i || cl[k].peak >= cl[i].peak || cl[k].peak < burstShrink*cl[i].peak {
+				if k == i || cl[k].peak > cl[i].peak || cl[k].peak == cl[i].peak && k < i || cl[k].peak < burstShrink*cl[i].peak {
 					continue
 				}
 				if shapeCorr(cl[i].wave[:p.d], cl[k].wave[:p.d]) < sameShapeCorr {
@@ -479,7 +479,11 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 					learnDebug(ch, "same shape: peaks %.1fσ (%d) and %.1fσ (%d): %.2f of the smaller follow a larger spike within %d rows (chance %.2f)",
 						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, f, p.burstGap, chance)
 				}
-				if f < chance+0.5*(1-chance) {
+				// A same-shape cluster a small fraction of the size of
+				// its neighbour is one unit with it too: the neighbour's
+				// spikes overlapping others', or its extremes.
+				small := float64(min(cl[i].count, cl[k].count)) < minShare*float64(max(cl[i].count, cl[k].count))
+				if f < chance+0.5*(1-chance) && !small {
 					continue
 				}
 				ni, nk := float32(cl[i].count), float32(cl[k].count)
@@ -849,6 +853,7 @@ const (
 	sameShapeCorr = 0.96
 	burstShrink   = 0.5
 	burstGapMs    = 10
+	minShare      = 0.05 // least size of a same-shape cluster, relative to its neighbour, to be a unit of its own
 )
 
 // shapeCorr returns the correlation of two templates, the largest over
