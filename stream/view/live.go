@@ -507,8 +507,13 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 		}
 	}
 	from = max(from, st.from)
-	// Ask for a little more than up to the last block fed: the sorter
-	// may have gone on since.
+	// Ask where the sorter is now (it may be well past the last block
+	// fed when it catches up after a stall), then for a little more than
+	// up to there: it may go on in between.
+	if buf, e, ok := l.tr.Trace(st.ch, 1, l.buf[:0]); ok {
+		l.buf = buf
+		end = max(end, e)
+	}
 	want := uint64(sort.WatchLen)
 	if extra := uint64(l.cfg.Rate / 20); end+extra > from {
 		want = min(want, end+extra-from)
