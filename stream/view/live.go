@@ -535,6 +535,11 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 		lo, hi := float32(math.NaN()), float32(math.NaN())
 		if a >= first {
 			lo, hi = minMax(buf[a-first : a-first+l.spp])
+			if lo == 0 && hi == 0 {
+				// The sorter reports samples before its current
+				// segment (before a gap) as zeros: no signal.
+				lo, hi = float32(math.NaN()), float32(math.NaN())
+			}
 		}
 		st.colMin[st.colNext%C], st.colMax[st.colNext%C] = lo, hi
 	}
@@ -558,6 +563,10 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 			} else {
 				l.dropped++
 			}
+		case slices.Contains(buf[a-first:a-first+n], 0):
+			// An exact zero is a sample the sorter no longer has (before
+			// a gap, its trace reads zero): not a waveform to show.
+			l.dropped++
 		default:
 			slot := st.waveNext % W
 			copy(st.wave[slot*n:(slot+1)*n], buf[a-first:a-first+n])

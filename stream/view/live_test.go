@@ -22,14 +22,15 @@ import (
 // channel and sample, so that columns and waveforms can be checked
 // exactly. The test moves its clock.
 type rampTracer struct {
-	mu      sync.Mutex
-	end     uint64
+	mu         sync.Mutex
+	end        uint64
+	zeroBefore uint64 // samples before read zero, as the sorter's before a gap
 	watched []int
 	watches int
 	n, pre  int
 }
 
-func rampValue(ch int, t uint64) float32 { return float32(ch*1000) + float32(t%997) - 500 }
+func rampValue(ch int, t uint64) float32 { return float32(ch*1000) + float32(t%997) - 499.75 } // never exactly 0
 
 func (r *rampTracer) Watch(channels []int) error {
 	r.mu.Lock()
@@ -47,7 +48,7 @@ func (r *rampTracer) Trace(ch, n int, dst []float32) ([]float32, uint64, bool) {
 	}
 	n = min(n, sort.WatchLen)
 	for t := int64(r.end) - int64(n); t < int64(r.end); t++ {
-		if t < 0 {
+		if t < 0 || uint64(t) < r.zeroBefore {
 			dst = append(dst, 0)
 			continue
 		}
@@ -219,6 +220,43 @@ func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 				return
 			}
 		}
+	}
+}
+
+// TestLiveAfterGap: samples the sorter reads as zero (before a gap) give
+// empty columns (null), not a flat line, and no waveforms.
+func TestLiveAfterGap(t *testing.T) {
+	_, l, tr := newLiveRig(t, LiveConfig{})
+	b := device.Block{First: 0, Rate: 30000, Channels: 8, Samples: make([]int16, 8*30)}
+	feed := func(blocks int, spikeAt uint64) {
+		for range blocks {
+			b.First += 30
+			tr.advance(b.End())
+			l.Feed(&b, []sort.Spike{{Sample: spikeAt, Channel: 0, Unit: 1}})
+		}
+	}
+	feed(100, 1000)
+	decodeDetail(t, l.tick())
+	// A gap: everything before now reads zero; a spike from before it
+	// arrives late.
+	feed(50, 4000) // 100 blocks read, 50 more that will read zero
+	tr.mu.Lock()
+	tr.zeroBefore = tr.end
+	tr.mu.Unlock()
+	d := decodeDetail(t, l.tick())
+	c := d.Channels[0]
+	nulls := 0
+	for i := range c.Min {
+		if math.IsNaN(float64(c.Min[i])) != math.IsNaN(float64(c.Max[i])) {
+			t.Fatalf("column %d: min %v, max %v", i, c.Min[i], c.Max[i])
+		}
+		if math.IsNaN(float64(c.Min[i])) {
+			nulls++
+		}
+	}
+	if nulls != 30 || len(c.Units) != 0 || d.WaveformsDropped == 0 {
+		t.Errorf("after a gap: %d empty columns of %d (want the 30 of the 50 zeroed blocks), %d waveforms (want 0), %d dropped (want > 0)",
+			nulls, len(c.Min), len(c.Units), d.WaveformsDropped)
 	}
 }
 
