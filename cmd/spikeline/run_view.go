@@ -35,19 +35,29 @@ func registerRunViewFlags(fs *flag.FlagSet) func() (runViewOptions, error) {
 	detailRate := fs.Float64("view-detail-rate", view.DefaultDetailRate, "updates per second of the live page's trace and waveforms (1-60)")
 	return func() (runViewOptions, error) {
 		o := runViewOptions{cfg: view.Config{FrameRate: *frameRate, Window: *window, Rig: stream.DefaultRig}}
+		if err := (view.Config{Rig: stream.DefaultRig, FrameRate: *frameRate}).Validate(); err != nil {
+			return o, usageErrorf("--view-frame-rate: %v", err)
+		}
+		if err := (view.Config{Rig: stream.DefaultRig, Window: *window}).Validate(); err != nil {
+			return o, usageErrorf("--view-window: %v", err)
+		}
 		if err := o.cfg.Validate(); err != nil {
 			return o, usageErrorf("%v", err)
 		}
+		switch {
+		case *trace < 10*time.Millisecond:
+			return o, usageErrorf("--view-trace %v: want at least 10ms", *trace)
+		case *waveforms < 1 || *waveforms > 5000:
+			return o, usageErrorf("--view-waveforms %d: want 1 to 5000", *waveforms)
+		case *maxWatch < 1 || *maxWatch > 64:
+			return o, usageErrorf("--view-max-channels %d: want 1 to 64", *maxWatch)
+		case !(*detailRate >= 1 && *detailRate <= 60):
+			return o, usageErrorf("--view-detail-rate %g: want 1 to 60", *detailRate)
+		}
+		// The longest trace the sorter keeps depends on the sample rate,
+		// known once the device speaks: startView shortens a longer one.
 		o.live = view.LiveConfig{TraceSpan: *trace, Waveforms: *waveforms, MaxWatch: *maxWatch,
 			MaxSelect: min(view.DefaultMaxSelect, *maxWatch), DetailRate: *detailRate}
-		// The rate is known once the device speaks; check the rest with
-		// the highest rate the span has to fit at. The span is checked
-		// against the real rate in startView.
-		chk := o.live
-		chk.Channels, chk.Rate = 1, 1000
-		if err := chk.Validate(); err != nil {
-			return o, usageErrorf("%v", err)
-		}
 		return o, nil
 	}
 }

@@ -229,6 +229,25 @@ func TestRunViewInBrowser(t *testing.T) {
 	t.Logf("screenshot: %s", abs)
 }
 
+// TestRunViewBadFlags: the live page's flags are checked before anything
+// starts, and the message names the flag.
+func TestRunViewBadFlags(t *testing.T) {
+	for _, tc := range [][2]string{
+		{"--view-trace=1ms", "--view-trace 1ms"},
+		{"--view-waveforms=0", "--view-waveforms 0"},
+		{"--view-max-channels=65", "--view-max-channels 65"},
+		{"--view-detail-rate=100", "--view-detail-rate 100"},
+		{"--view-frame-rate=0.5", "--view-frame-rate: view: frame rate 0.5"},
+		{"--view-window=100ms", "--view-window: view: window 100ms"},
+	} {
+		var stdout, stderr syncBuffer
+		code := realMain([]string{"run", tc[0]}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc[1]) || stdout.String() != "" {
+			t.Errorf("run %s: exit %d, stderr %q, stdout %q: want exit 2 naming %q", tc[0], code, stderr.String(), stdout.String(), tc[1])
+		}
+	}
+}
+
 // TestRunViewScreenshot makes the screenshots of docs/view.md: set
 // SPIKELINE_VIEW_SHOT to the channel count (e.g. 256) and run
 //
