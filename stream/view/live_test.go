@@ -25,9 +25,9 @@ type rampTracer struct {
 	mu         sync.Mutex
 	end        uint64
 	zeroBefore uint64 // samples before read zero, as the sorter's before a gap
-	watched []int
-	watches int
-	n, pre  int
+	watched    []int
+	watches    int
+	n, pre     int
 }
 
 func rampValue(ch int, t uint64) float32 { return float32(ch*1000) + float32(t%997) - 499.75 } // never exactly 0
