@@ -37,7 +37,11 @@ type shard struct {
 	// spikes of bursts from other units by them.
 	lastTau []uint64
 	lastAmp []float32
-	units   [][]*unit // templates per channel
+	// The last matched spike per channel: its unit and row. A unit's next
+	// spike within a burst interval may be smaller (bursts attenuate).
+	lastID    []int32
+	lastIDTau []uint64
+	units     [][]*unit // templates per channel
 	// noise: the last noiseM absolute values per channel, channel-major
 	nbuf    []float32
 	scratch []float32
@@ -101,6 +105,8 @@ func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
 		shadowLevel: make([]float32, n),
 		lastTau:     make([]uint64, n),
 		lastAmp:     make([]float32, n),
+		lastID:      make([]int32, n),
+		lastIDTau:   make([]uint64, n),
 		units:       make([][]*unit, n),
 		nbuf:        make([]float32, n*s.noiseM),
 		scratch:     make([]float32, s.noiseM),
@@ -369,7 +375,11 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 	var k int
 	var a float32
 	if us := sh.units[c]; len(us) > 0 {
-		k, a = sh.match(c, x, us, sign, weak)
+		var burst int32
+		if tr-sh.lastIDTau[c] <= uint64(s.burst) {
+			burst = sh.lastID[c]
+		}
+		k, a = sh.match(c, x, us, sign, weak, burst)
 	}
 	if weak && k < 0 {
 		sh.next[c] = tr + 1
@@ -394,6 +404,7 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 		if k >= 0 {
 			u := us[k]
 			id = u.id
+			sh.lastID[c], sh.lastIDTau[c] = id, tr
 			u.count++
 			if !weak {
 				// Weak matches do not keep a unit alive across learning passes.
@@ -481,7 +492,11 @@ func (sh *shard) subsample(x []float32, u *unit, a float32) float32 {
 // whole window, and only if its projection on the template is at least
 // weakScale of the template's energy: the template, not a noise dip or a
 // smaller unit of a similar shape, explains it.
-func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool) (int, float32) {
+//
+// burst is the unit whose spike preceded this one within a burst interval
+// (0 if none): no prior holds its amplitude up, as spikes shrink within a
+// burst.
+func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, burst int32) (int, float32) {
 	s := sh.s
 	d := s.d
 	sig2 := sh.sigma[c] * sh.sigma[c]
@@ -491,7 +506,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool) 
 		xx += v * v
 	}
 	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
-	var bestE float32
+	var bestE, bestL float32
 	for k, u := range us {
 		var dot float32
 		w := u.w[:d]
@@ -501,12 +516,16 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool) 
 		// Amplitude with a prior pulling it to 1 (weight scaleLambda), so
 		// units that differ mostly in amplitude stay apart.
 		a := float32(1)
+		lambda := float32(scaleLambda)
 		if u.e > 0 {
-			a = min(max((dot+scaleLambda*u.e)/((1+scaleLambda)*u.e), minScale), maxScale)
+			a = min(max((dot+lambda*u.e)/((1+lambda)*u.e), minScale), maxScale)
+			if u.id == burst && dot < u.e {
+				a, lambda = max(dot/u.e, minScale), 0
+			}
 		}
 		dist := xx - 2*a*dot + a*a*u.e
-		if dist+scaleLambda*(a-1)*(a-1)*u.e < bd+scaleLambda*(ba-1)*(ba-1)*bestE {
-			bestE = u.e
+		if dist+lambda*(a-1)*(a-1)*u.e < bd+bestL*(ba-1)*(ba-1)*bestE {
+			bestE, bestL = u.e, lambda
 			bk, ba, bd = k, a, dist
 		}
 	}

@@ -35,6 +35,7 @@ type Sorter struct {
 	gain     float64
 
 	pre, post, tail, align, dead int // in samples
+	burst                        int // longest interval within a burst, samples
 	d, dfull                     int // matched and full snippet lengths
 	lag                          int // align + post + tail
 	ringLen                      int
@@ -141,6 +142,7 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	s.tail = ms(cfg.Tail, rate)
 	s.align = ms(cfg.Align, rate)
 	s.dead = max(1, ms(cfg.DeadTime, rate))
+	s.burst = ms(burstGapMs, rate)
 	s.d = s.pre + s.post + 1
 	s.dfull = s.d + s.tail
 	s.lag = s.align + s.post + s.tail
