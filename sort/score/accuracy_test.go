@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,7 +221,19 @@ func TestAccuracyLongSeeds(t *testing.T) {
 	if os.Getenv("SPIKELINE_LONG") == "" {
 		t.Skip("set SPIKELINE_LONG=1 for the full-size accuracy runs")
 	}
-	for _, seed := range []int64{8, 9, 10, 11} {
+	seeds := []int64{8, 9, 10, 11}
+	if v := os.Getenv("SPIKELINE_LONG_SEEDS"); v != "" {
+		// Other recordings, e.g. held out from tuning: SPIKELINE_LONG_SEEDS=12,13,14.
+		seeds = nil
+		for _, f := range strings.Split(v, ",") {
+			seed, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				t.Fatalf("SPIKELINE_LONG_SEEDS %q: %v", v, err)
+			}
+			seeds = append(seeds, seed)
+		}
+	}
+	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			cfg := sim.Config{Channels: 32, Seed: seed, Duration: 300 * 30000, MinUnits: 1, MaxUnits: 3}
 			rec := simulate(t, cfg)
