@@ -151,8 +151,9 @@ const canvasJS = `window.__t = {
 // TestRunViewInBrowser runs `spikeline run` on a simulated 64-channel
 // headstage and opens its live page in headless Chromium: frames and
 // detail updates arrive and the counters advance, the raster is drawn,
-// and clicking a channel of the probe grid makes the trace and waveform
-// panels follow it. A screenshot is kept in out/view-test.png.
+// clicking a channel of the probe grid makes the trace and waveform
+// panels follow it, and a panel's PNG button saves it from the browser.
+// A screenshot is kept in out/view-test.png.
 func TestRunViewInBrowser(t *testing.T) {
 	path := chromiumPath()
 	if path == "" {
@@ -190,8 +191,10 @@ func TestRunViewInBrowser(t *testing.T) {
 	waitJS(t, tctx, "waveforms of the default channel", `(spikeline.waves.get(spikeline.detail.default) || {next: 0}).next > 0`, 15*time.Second)
 
 	// Click another channel, one that fires, in the probe grid.
-	pick := evalJS[int](t, tctx, fmt.Sprintf(`(() => { const r = spikeline.status.rate_hz; let best = -1;
-		for (let c = 0; c < r.length; c++) if (c !== %d && (best < 0 || r[c] > r[best])) best = c; return best; })()`, def))
+	// (The default moves to the busiest channel once units are learned:
+	// pick another than the one shown now.)
+	pick := evalJS[int](t, tctx, `(() => { const r = spikeline.status.rate_hz, shown = shownChannels(); let best = -1;
+		for (let c = 0; c < r.length; c++) if (!shown.includes(c) && (best < 0 || r[c] > r[best])) best = c; return best; })()`)
 	beforeWave := evalJS[float64](t, tctx, `__t.hash("wave")`)
 	beforeTrace := evalJS[string](t, tctx, `document.getElementById("traceInfo").textContent`)
 	pt := evalJS[map[string]float64](t, tctx, fmt.Sprintf(`probeCellCenter(%d)`, pick))
@@ -204,8 +207,31 @@ func TestRunViewInBrowser(t *testing.T) {
 	waitJS(t, tctx, "its waveforms", fmt.Sprintf(`(spikeline.waves.get(%d) || {next: 0}).next > 0`, pick), 15*time.Second)
 	waitJS(t, tctx, "the trace caption to name it", fmt.Sprintf(`document.getElementById("traceInfo").textContent.startsWith("ch %d ")`, pick), 5*time.Second)
 	afterTrace := evalJS[string](t, tctx, `document.getElementById("traceInfo").textContent`)
+	if afterTrace == beforeTrace {
+		t.Errorf("trace caption %q did not change on selecting channel %d", afterTrace, pick)
+	}
 	waitJS(t, tctx, "the waveform panel to change", fmt.Sprintf(`__t.hash("wave") !== %v && __t.ink("wave") > 500`, beforeWave), 5*time.Second)
 	t.Logf("selected channel %d (default was %d): trace caption %q -> %q", pick, def, beforeTrace, afterTrace)
+
+	// The raster's PNG button saves the canvas as a PNG download, made in
+	// the browser: the anchor it clicks is captured here instead.
+	if !evalJS[bool](t, tctx, `(() => { window.__saved = null; let blob = null;
+		const mk = URL.createObjectURL; URL.createObjectURL = b => { blob = b; return mk(b); };
+		HTMLAnchorElement.prototype.click = function () {
+			window.__saved = { name: this.download, type: blob && blob.type, size: blob && blob.size, local: this.href.startsWith("blob:") }; };
+		return true; })()`) {
+		t.Fatal("capture not installed")
+	}
+	if err := chromedp.Do(tctx, chromedp.Click(`button[data-canvas="raster"]`)); err != nil {
+		t.Fatalf("clicking the raster's PNG button: %v", err)
+	}
+	waitJS(t, tctx, "the raster's PNG", `!!window.__saved`, 10*time.Second)
+	saved := evalJS[map[string]any](t, tctx, `window.__saved`)
+	if name, _ := saved["name"].(string); !strings.HasPrefix(name, "spikeline-viewtest-raster-") || !strings.HasSuffix(name, ".png") ||
+		saved["type"] != "image/png" || saved["size"].(float64) < 2000 || saved["local"] != true {
+		t.Errorf("PNG button saved %v: want spikeline-viewtest-raster-*.png, image/png, a local blob of some kB", saved)
+	}
+	t.Logf("PNG button: %v", saved)
 
 	// Let the decoder come in for the screenshot (not required: a slow
 	// machine may still be fitting).
