@@ -239,20 +239,19 @@ type Live struct {
 	pend     []pendSpike
 	pendDrop atomic.Uint64
 
-	mu       sync.Mutex // guards everything below
-	spare    []pendSpike
-	sel      map[uint64]selection
-	selSeq   uint64
-	def      int
-	score    []float64
-	watched  []int
-	chans    map[int]*chanState
-	seq      uint64
-	gen      uint64
-	buf      []float32
-	noise    []float32
-	dropped  uint64
-	watchErr error
+	mu      sync.Mutex // guards everything below
+	spare   []pendSpike
+	sel     map[uint64]selection
+	selSeq  uint64
+	def     int
+	score   []float64
+	watched []int
+	chans   map[int]*chanState
+	seq     uint64
+	gen     uint64
+	buf     []float32
+	noise   []float32
+	dropped uint64
 }
 
 // AttachLive gives v an in-process feed of the pipeline's detail; call it
@@ -461,9 +460,9 @@ func (l *Live) tick() []byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pickDefaultLocked()
-	if err := l.applyWatchLocked(); err != nil {
-		l.watchErr = err
-	}
+	// Watch refuses only channels out of range, which Select refuses
+	// first.
+	_ = l.applyWatchLocked()
 	l.pmu.Lock()
 	pend := l.pend
 	l.pend = l.spare[:0]
