@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -84,9 +87,41 @@ func startRunWithView(t *testing.T, args []string) (url string, stop func() erro
 	return url, stop
 }
 
+// jsErrors collects the page's uncaught JavaScript exceptions.
+type jsErrors struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *jsErrors) listen(ev any) {
+	if x, ok := ev.(*runtime.EventExceptionThrown); ok && x.ExceptionDetails != nil {
+		d := x.ExceptionDetails
+		msg := d.Text
+		if d.Exception != nil && d.Exception.Description != "" {
+			msg = d.Exception.Description
+		}
+		e.mu.Lock()
+		e.list = append(e.list, fmt.Sprintf("%s (line %d)", msg, d.LineNumber+1))
+		e.mu.Unlock()
+	}
+}
+
+func (e *jsErrors) get() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.list)
+}
+
 // browser starts headless Chromium at path and returns a chromedp
 // context for one tab.
 func browser(t *testing.T, path string, width, height int) context.Context {
+	ctx, _ := browserWithErrors(t, path, width, height)
+	return ctx
+}
+
+// browserWithErrors is browser, and also collects the page's uncaught
+// JavaScript exceptions.
+func browserWithErrors(t *testing.T, path string, width, height int) (context.Context, *jsErrors) {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -95,13 +130,14 @@ func browser(t *testing.T, path string, width, height int) context.Context {
 		chromedp.DisableGPU,
 		chromedp.WindowSize(width, height),
 	)
+	errs := &jsErrors{}
 	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, bcancel := chromedp.NewContext(actx)
+	bctx, bcancel := chromedp.NewContext(actx, chromedp.WithListener(errs.listen))
 	t.Cleanup(func() { bcancel(); acancel() })
 	if err := chromedp.Do(bctx); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
 	}
-	return bctx
+	return bctx, errs
 }
 
 // waitJS evaluates expr (a JavaScript expression) every 100 ms until it
@@ -161,7 +197,7 @@ func TestRunViewInBrowser(t *testing.T) {
 	}
 	url, _ := startRunWithView(t, []string{"--channels", "64", "--http", "127.0.0.1:0", "--nats-port", "-1",
 		"--learn", "3", "--calibrate", "5", "--status-every", "500ms", "--rig", "viewtest"})
-	ctx := browser(t, path, 1600, 1000)
+	ctx, jsErr := browserWithErrors(t, path, 1600, 1000)
 	tctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(tctx, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url)); err != nil {
@@ -253,6 +289,9 @@ func TestRunViewInBrowser(t *testing.T) {
 	}
 	abs, _ := filepath.Abs(shot)
 	t.Logf("screenshot: %s", abs)
+	for _, e := range jsErr.get() {
+		t.Errorf("JavaScript exception on the page: %s", e)
+	}
 }
 
 // TestRunViewBadFlags: the live page's flags are checked before anything
