@@ -269,6 +269,30 @@ func TestRunViewInBrowser(t *testing.T) {
 	}
 	t.Logf("PNG button: %v", saved)
 
+	// A second browser selects another channel: the server follows both
+	// selections, and each page shows its own.
+	tab2, cancel2 := chromedp.NewContext(ctx)
+	defer cancel2()
+	if err := chromedp.Do(tab2, chromedp.EmulateViewport(1600, 1000), chromedp.Navigate(url)); err != nil {
+		t.Fatalf("second tab: %v", err)
+	}
+	waitJS(t, tab2, "the second tab's probe grid", `!!window.probeCellCenter && !!window.probeCellCenter(0)`, 15*time.Second)
+	// The quietest channel: never the default, which is the busiest.
+	other := evalJS[int](t, tctx, fmt.Sprintf(`(() => { const r = spikeline.status.rate_hz; let q = -1;
+		for (let c = 0; c < r.length; c++) if (c !== %d && c !== spikeline.detail.default && (q < 0 || r[c] < r[q])) q = c; return q; })()`, pick))
+	pt2 := evalJS[map[string]float64](t, tab2, fmt.Sprintf(`probeCellCenter(%d)`, other))
+	if err := chromedp.Do(tab2, chromedp.MouseClickXY(pt2["x"], pt2["y"])); err != nil {
+		t.Fatalf("second tab, clicking channel %d: %v", other, err)
+	}
+	both := fmt.Sprintf(`spikeline.detail.watched.includes(%d) && spikeline.detail.watched.includes(%d)`, pick, other)
+	waitJS(t, tctx, "the first tab to see both channels watched", both, 10*time.Second)
+	waitJS(t, tab2, "the second tab's trace", fmt.Sprintf(`document.getElementById("traceInfo").textContent.startsWith("ch %d ")`, other), 10*time.Second)
+	if got := evalJS[string](t, tctx, `document.getElementById("traceInfo").textContent`); !strings.HasPrefix(got, fmt.Sprintf("ch %d ", pick)) {
+		t.Errorf("first tab's trace caption %q after the second tab selected channel %d: want it on channel %d still", got, other, pick)
+	}
+	cancel2() // the second browser leaves: its channel is no longer followed
+	waitJS(t, tctx, "the second tab's channel to be dropped", fmt.Sprintf(`!spikeline.detail.watched.includes(%d)`, other), 10*time.Second)
+
 	// Let the decoder come in for the screenshot (not required: a slow
 	// machine may still be fitting).
 	deadline := time.Now().Add(12 * time.Second)
