@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"math"
+	"net"
 	"net/http"
 	"time"
 
@@ -69,7 +70,7 @@ func registerRunViewFlags(fs *flag.FlagSet) func() (runViewOptions, error) {
 // selected channels from the sorter, saturation and flat lines from the
 // raw blocks (feedView), and the decoder's R². The handler serves the
 // page under "/"; stop ends it.
-func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), err error) {
+func (p *pipeline) startView(ctx context.Context) (handler http.Handler, stop func(), err error) {
 	cfg := p.opts.view.cfg
 	cfg.Rig = p.opts.nats.Rig
 	cfg.Logger = p.log
@@ -82,9 +83,9 @@ func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), 
 	lc.Sign = p.sorter.Config().Sign
 	lc.Threshold = func() float64 { return math.Float64frombits(p.thresh.Load()) }
 	lc.R2, lc.Outputs, lc.R2Window = p.decoderR2, p.opts.outputs, time.Duration(r2Window*float64(time.Second))
-	if max := time.Duration(float64(sort.WatchLen) / lc.Rate * float64(time.Second)); lc.TraceSpan > max {
-		p.log.Warn("--view-trace longer than the sorter keeps; shortened", "view-trace", lc.TraceSpan, "to", max.Truncate(time.Millisecond))
-		lc.TraceSpan = max.Truncate(time.Millisecond)
+	if longest := time.Duration(float64(sort.WatchLen) / lc.Rate * float64(time.Second)); lc.TraceSpan > longest {
+		p.log.Warn("--view-trace longer than the sorter keeps; shortened", "view-trace", lc.TraceSpan, "to", longest.Truncate(time.Millisecond))
+		lc.TraceSpan = longest.Truncate(time.Millisecond)
 	}
 	live, err := v.AttachLive(p.sorter, lc)
 	if err != nil {
@@ -99,7 +100,13 @@ func (p *pipeline) startView(ctx context.Context) (h http.Handler, stop func(), 
 	vctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { v.Run(vctx); close(ran) }()
-	return view.LoopbackHosts(v), func() {
+	// Bound to loopback, the page answers only requests addressed to an
+	// IP address or localhost (DNS rebinding); bound beyond, any name.
+	var h http.Handler = v
+	if host, _, _ := net.SplitHostPort(p.opts.http); isLoopbackHost(host) {
+		h = view.LoopbackHosts(v)
+	}
+	return h, func() {
 		sub.Stop()
 		cancel()
 		<-ran
