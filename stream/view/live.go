@@ -252,6 +252,7 @@ type Live struct {
 	buf     []float32
 	noise   []float32
 	dropped uint64
+	readEnd uint64 // newest device index read from the sorter
 }
 
 // AttachLive gives v an in-process feed of the pipeline's detail; call it
@@ -474,6 +475,7 @@ func (l *Live) tick() []byte {
 		return nil
 	}
 	l.noise = l.tr.Noise(l.noise[:0])
+	l.readEnd = 0 // of this tick: the device counter may have gone back
 	for _, c := range l.watched {
 		l.update(l.chans[c], pend, end)
 	}
@@ -523,6 +525,7 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 		return
 	}
 	first := e - min(e, uint64(len(buf)))
+	l.readEnd = max(l.readEnd, e)
 	// Columns: only the last span is worth computing.
 	if e > l.span {
 		st.colNext = max(st.colNext, (e-l.span)/l.spp)
@@ -588,7 +591,7 @@ func minMax(x []float32) (lo, hi float32) {
 
 // detailLocked renders the news of the last tick, or everything kept.
 func (l *Live) detailLocked(full bool) *DetailJSON {
-	d := &DetailJSON{Seq: l.seq, Full: full, End: l.end.Load(), Default: l.def, Watched: slices.Clone(l.watched),
+	d := &DetailJSON{Seq: l.seq, Full: full, End: max(l.end.Load(), l.readEnd), Default: l.def, Watched: slices.Clone(l.watched),
 		WaveformsDropped: l.dropped, Channels: make([]ChannelJSON, 0, len(l.watched))}
 	if d.Watched == nil {
 		d.Watched = []int{}
