@@ -526,6 +526,14 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 	}
 	first := e - min(e, uint64(len(buf)))
 	l.readEnd = max(l.readEnd, e)
+	if e+l.spp < st.colNext*l.spp {
+		// The device counter went back (a reset): start the channel
+		// over on the new clock, as a new generation.
+		l.gen++
+		st.gen, st.from = l.gen, first
+		st.colStart = (first + l.spp - 1) / l.spp
+		st.colNext, st.waveNext, st.carry = st.colStart, 0, nil
+	}
 	// Columns: only the last span is worth computing.
 	if e > l.span {
 		st.colNext = max(st.colNext, (e-l.span)/l.spp)
@@ -559,6 +567,8 @@ func (l *Live) update(st *chanState, pend []pendSpike, end uint64) {
 		switch {
 		case a < max(first, st.from):
 			l.dropped++ // no longer (or not yet) in the sorter's trace
+		case a > e+l.span:
+			l.dropped++ // from another clock (before a reset)
 		case a > e || e-a < n:
 			if len(st.carry) < maxPending {
 				st.carry = append(st.carry, s) // not all read yet

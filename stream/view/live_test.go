@@ -260,6 +260,30 @@ func TestLiveAfterGap(t *testing.T) {
 	}
 }
 
+// TestLiveDeviceReset: when the device counter goes back, a watched
+// channel starts over as a new generation on the new clock.
+func TestLiveDeviceReset(t *testing.T) {
+	_, l, tr := newLiveRig(t, LiveConfig{})
+	b := device.Block{First: 5_000_000, Rate: 30000, Channels: 8, Samples: make([]int16, 8*30)}
+	feed := func(blocks int) {
+		for range blocks {
+			b.First += 30
+			tr.advance(b.End())
+			l.Feed(&b, []sort.Spike{{Sample: b.First - 100, Channel: 0, Unit: 1}})
+		}
+	}
+	feed(100)
+	d0 := decodeDetail(t, l.tick())
+	b.First = 0 // reset
+	feed(100)
+	d1 := decodeDetail(t, l.tick())
+	c0, c1 := d0.Channels[0], d1.Channels[0]
+	if c1.Gen == c0.Gen || c1.Col0 > 3000/50 || len(c1.Min) == 0 || len(c1.Units) == 0 || c1.Samples[0] > 3000 {
+		t.Errorf("after a reset: gen %d -> %d, columns from %d (%d), %d waveforms from sample %v: want a new generation on the new clock",
+			c0.Gen, c1.Gen, c1.Col0, len(c1.Min), len(c1.Units), c1.Samples)
+	}
+}
+
 // TestLiveSelection checks the browsers' selections: refused when out of
 // range, repeated or too many; the sorter watches their union, most
 // recent first, up to MaxWatch, with the default channel when there is
