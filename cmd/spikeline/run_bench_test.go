@@ -37,8 +37,8 @@ const latencyWarmup = 10
 // sorter matches templates, and each op is one second of device time of
 // that window (use -benchtime=Nx). The decoder calibrates throughout
 // (--calibrate 86400) but is not fitted: the live Wiener fit is a one-off
-// background job that took 160 s of device time at 256 channels on this
-// loaded machine (docs/performance.md), and the benchmark measures the
+// background job of seconds to minutes of CPU (units × lags, and the
+// machine's load; docs/performance.md), and the benchmark measures the
 // steady state, not that job. Reported: p50, p99 and max of the latency
 // (ms), the block duration (ms), the sorter's lag (ms: how long after a
 // spike its batch can close, a property of the algorithm, not of the
