@@ -452,6 +452,7 @@ const (
 	scaleLambda     = 1    // weight of the prior that a unit's amplitude is its template's
 	maxShift        = 0.7  // largest sub-sample shift fitted, samples
 	weakScale       = 0.85 // least amplitude, relative to the template, of a spike below the detection threshold
+	weakMargin      = 3    // noise σ a weak spike's trough may lie above weakScale of its template's
 )
 
 // deriv is the central difference of w at i.
@@ -701,8 +702,15 @@ func (sh *shard) applyThreshold() {
 			th = float32(math.Inf(1))
 		}
 		sh.full[c] = th
-		if len(sh.units[c]) > 0 {
-			th = min(th, float32(cfg.templateThreshold())*sg)
+		if us := sh.units[c]; len(us) > 0 {
+			// Scan no lower than the smallest template's weak spikes can
+			// reach (weakScale of its peak, less weakMargin σ of noise):
+			// channels with only large units pay for no extra crossings.
+			peak := float32(math.Inf(1))
+			for _, u := range us {
+				peak = min(peak, float32(math.Abs(float64(u.w[sh.s.pre]))))
+			}
+			th = min(th, max(float32(cfg.templateThreshold())*sg, weakScale*peak-weakMargin*sg))
 		}
 		sh.thr[c] = th
 		sh.negThr[c] = -th
