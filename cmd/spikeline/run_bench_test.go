@@ -36,10 +36,10 @@ const latencyWarmup = 10
 // latencies count from latencyWarmup seconds of device time on, when the
 // sorter matches templates, and each op is one second of device time of
 // that window (use -benchtime=Nx). The decoder calibrates throughout
-// (--calibrate 86400) but is not fitted: the live Wiener fit is a one-off
-// background job of seconds to minutes of CPU (units × lags, and the
-// machine's load; docs/performance.md), and the benchmark measures the
-// steady state, not that job. Reported: p50, p99 and max of the latency
+// (--calibrate 600, the most it takes) but is not fitted: the live Wiener
+// fit is a one-off background job of seconds to minutes of CPU (units ×
+// lags, and the machine's load; the soak covers it), and the benchmark
+// measures the steady state, not that job. Reported: p50, p99 and max of the latency
 // (ms), the block duration (ms), the sorter's lag (ms: how long after a
 // spike its batch can close, a property of the algorithm, not of the
 // host), the batches measured, and the 1-minute load average at the end.
@@ -92,7 +92,7 @@ func benchRunLatency(b *testing.B, dev string, channels, blockSamples int) {
 
 	// No --duration: the run ends when the measured window has arrived.
 	args := []string{"--device", dev, "--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
-		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "bench", "--learn", "2", "--calibrate", "86400"}
+		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "bench", "--learn", "2", "--calibrate", "600"}
 	b.ResetTimer()
 	rp := startPipeline(b, ctx, args)
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "latency-bench"})
