@@ -453,6 +453,7 @@ const (
 	maxShift        = 0.7  // largest sub-sample shift fitted, samples
 	weakScale       = 0.85 // least amplitude, relative to the template, of a spike below the detection threshold
 	weakMargin      = 3    // noise σ a weak spike's trough may lie above weakScale of its template's
+	minMatchedZ     = 9    // least matched-filter output (σ) of a match
 )
 
 // deriv is the central difference of w at i.
@@ -543,14 +544,17 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 	// Noise energy with margin, plus a share of the template's energy for
 	// the waveform's own variability (larger spikes vary more in µV).
 	if bd < tol*float32(d)*sig2+jitterShare*ba*ba*u.e {
-		if weak {
-			var dot float32
-			for i, v := range x[:d] {
-				dot += v * u.w[i]
-			}
-			if dot < weakScale*u.e {
-				return -1, 0
-			}
+		var dot float32
+		for i, v := range x[:d] {
+			dot += v * u.w[i]
+		}
+		if weak && dot < weakScale*u.e {
+			return -1, 0
+		}
+		if dot*dot < minMatchedZ*minMatchedZ*sig2*u.e || dot < 0 {
+			// The matched-filter output x·ŵ/σ: a noise crossing's stays
+			// a few σ; a spike's is its template's norm in σ.
+			return -1, 0
 		}
 		sh.delta = delta
 		if rate := float32(s.cfg.TrackRate); rate > 0 && !weak && bd < (1+0.5*float32(s.cfg.MatchTolerance))*float32(d)*sig2+0.5*jitterShare*ba*ba*u.e {
