@@ -56,16 +56,21 @@ LATENCY_N ?= 20
 LATENCY_COUNT ?= 3
 LATENCY_OUT ?= cmd/spikeline/testdata/latency_benchmark.txt
 latency:
+	@mkdir -p $(dir $(LATENCY_OUT))
 	( uptime; $(GO) test -run='^$$' -bench='^BenchmarkRunLatency$$' -benchtime=$(LATENCY_N)x -count=$(LATENCY_COUNT) \
 		-timeout 60m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(LATENCY_OUT)
 	@grep -q '^exit 0$$' $(LATENCY_OUT)
 
 # The soak: 1,024 channels at 30 kHz for SOAK of real time, failing on any
-# lost sample, missed decoder bin or memory growth. Raw output in SOAK_OUT.
+# lost sample, missed decoder bin or memory growth after SOAK_WARMUP
+# (default: a third of SOAK, at least 2m). Raw output in SOAK_OUT.
 SOAK ?= 10m
+SOAK_WARMUP ?=
+SOAK_TIMEOUT ?= 30m
 SOAK_OUT ?= cmd/spikeline/testdata/soak.txt
 soak:
-	( uptime; SPIKELINE_SOAK=$(SOAK) $(GO) test -count=1 -run='^TestRunSoak$$' -v -timeout 30m ./cmd/spikeline 2>&1; \
+	@mkdir -p $(dir $(SOAK_OUT))
+	( uptime; SPIKELINE_SOAK=$(SOAK) SPIKELINE_SOAK_WARMUP=$(SOAK_WARMUP) $(GO) test -count=1 -run='^TestRunSoak$$' -v -timeout $(SOAK_TIMEOUT) ./cmd/spikeline 2>&1; \
 		echo "exit $$?"; uptime ) | tee $(SOAK_OUT)
 	@grep -q '^exit 0$$' $(SOAK_OUT)
 

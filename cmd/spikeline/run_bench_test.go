@@ -221,11 +221,15 @@ var soakMetrics = []metrics.Sample{
 //   - a missing decoder bin once the decoder runs;
 //   - memory growth: after warm-up (the first third of the run, at least
 //     2 minutes: template learning, decoder calibration, the first
-//     re-learning pass), the mean live heap of the last third of the
-//     30-second samples exceeds the first third's by more than 10 % and
-//     4 MiB.
+//     re-learning pass; or $SPIKELINE_SOAK_WARMUP), the mean live heap of
+//     the last third of the 30-second samples exceeds the first third's by
+//     more than 10 % and 4 MiB.
 //
-// It logs the table of the samples.
+// It logs the table of the samples. The decoder's calibrator keeps the
+// last 600–750 s of spikes for refits (decode.CalibratorConfig.MaxSeconds),
+// so at 1,024 channels the heap grows by design for the first 12.5
+// minutes or so before it levels off: a 10-minute soak sees that growth
+// (docs/performance.md); judge a longer one with SPIKELINE_SOAK_WARMUP=13m.
 func TestRunSoak(t *testing.T) {
 	env := os.Getenv("SPIKELINE_SOAK")
 	if env == "" {
@@ -399,6 +403,11 @@ wait:
 
 	// Flat memory after warm-up.
 	warm := max(2*time.Minute, dur/3)
+	if w := os.Getenv("SPIKELINE_SOAK_WARMUP"); w != "" {
+		if warm, err = time.ParseDuration(w); err != nil {
+			t.Fatalf("SPIKELINE_SOAK_WARMUP=%q: %v", w, err)
+		}
+	}
 	var steady []soakSample
 	for _, s := range samples {
 		if s.wall >= warm {
@@ -418,7 +427,7 @@ wait:
 	}
 	a, z := mean(steady[:third]), mean(steady[len(steady)-third:])
 	growth := z - a
-	t.Logf("live heap after warm-up: first third %.1f MiB, last third %.1f MiB (%+.1f MiB, %+.1f %%)", a/(1<<20), z/(1<<20), growth/(1<<20), 100*growth/a)
+	t.Logf("live heap after the %v warm-up: first third %.1f MiB, last third %.1f MiB (%+.1f MiB, %+.1f %%)", warm, a/(1<<20), z/(1<<20), growth/(1<<20), 100*growth/a)
 	if growth > 0.10*a && growth > 4<<20 {
 		t.Errorf("memory grows: live heap %.1f MiB → %.1f MiB after warm-up, want within 10 %% or 4 MiB", a/(1<<20), z/(1<<20))
 	}
