@@ -508,7 +508,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 		xx += v * v
 	}
 	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
-	var bestE, bestL float32
+	var bestE, bestL, bdot float32
 	for k, u := range us {
 		var dot float32
 		w := u.w[:d]
@@ -527,7 +527,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 		}
 		dist := xx - 2*a*dot + a*a*u.e
 		if dist+lambda*(a-1)*(a-1)*u.e < bd+bestL*(ba-1)*(ba-1)*bestE {
-			bestE, bestL = u.e, lambda
+			bestE, bestL, bdot = u.e, lambda, dot
 			bk, ba, bd = k, a, dist
 		}
 	}
@@ -544,10 +544,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 	// Noise energy with margin, plus a share of the template's energy for
 	// the waveform's own variability (larger spikes vary more in µV).
 	if bd < tol*float32(d)*sig2+jitterShare*ba*ba*u.e {
-		var dot float32
-		for i, v := range x[:d] {
-			dot += v * u.w[i]
-		}
+		dot := bdot
 		if weak && dot < weakScale*u.e {
 			return -1, 0
 		}
