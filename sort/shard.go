@@ -63,6 +63,8 @@ type unit struct {
 	id     int32
 	w      []float32 // dfull samples, µV
 	e      float32   // energy of w over the matched part (first d samples)
+	dw     []float32 // derivative of w over the matched part (deriv)
+	ed, ec float32   // dw·dw and w·dw
 	count  int       // spikes matched or learned from
 	recent int       // spikes matched since the last learning pass
 }
@@ -74,11 +76,18 @@ func newUnit(id int32, w []float32, d int) *unit {
 }
 
 func (u *unit) energy(d int) {
-	var e float32
-	for _, v := range u.w[:d] {
-		e += v * v
+	if len(u.dw) != d {
+		u.dw = make([]float32, d)
 	}
-	u.e = e
+	var e, ed, ec float32
+	for i, v := range u.w[:d] {
+		dv := deriv(u.w, i)
+		u.dw[i] = dv
+		e += v * v
+		ed += dv * dv
+		ec += v * dv
+	}
+	u.e, u.ed, u.ec = e, ed, ec
 }
 
 // snippetSet holds a channel's snippets collected for learning.
@@ -510,10 +519,12 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
 	var bestE, bestL, bdot float32
 	for k, u := range us {
-		var dot float32
+		var dot, dotD float32
 		w := u.w[:d]
+		dw := u.dw[:d]
 		for i, v := range x[:d] {
 			dot += v * w[i]
+			dotD += v * dw[i]
 		}
 		// Amplitude with a prior pulling it to 1 (weight scaleLambda), so
 		// units that differ mostly in amplitude stay apart.
@@ -526,6 +537,14 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 			}
 		}
 		dist := xx - 2*a*dot + a*a*u.e
+		if u.ed > 0 {
+			// Less what a sub-sample shift explains (the residual's
+			// projection on the derivative), so that a sampling phase
+			// that lowers a sharp spike's samples does not make it look
+			// like a smaller unit.
+			r := dotD - a*u.ec
+			dist -= r * r / u.ed
+		}
 		if dist+lambda*(a-1)*(a-1)*u.e < bd+bestL*(ba-1)*(ba-1)*bestE {
 			bestE, bestL, bdot = u.e, lambda, dot
 			bk, ba, bd = k, a, dist
