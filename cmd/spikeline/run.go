@@ -560,6 +560,10 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 				cal, err = decode.NewCalibrator(decode.CalibratorConfig{
 					Rate: b.Rate, Outputs: outputs, Grouping: p.opts.grouping,
 					Seconds: p.opts.calib, Fit: decode.FitConfig{Kind: p.opts.kind},
+					// Refits use the recent past; a fixed window keeps
+					// memory flat on a large probe (1,024 channels sort
+					// ~16,000 spikes/s: 120 s is ~50 MB of spikes).
+					MaxSeconds: max(2*p.opts.calib, 120),
 				})
 				if err != nil {
 					return err
