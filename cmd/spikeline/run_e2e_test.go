@@ -164,14 +164,15 @@ func TestRunEndToEnd(t *testing.T) {
 	truth, behaviour, units := simGroundTruth(t, cfg, (seconds+1)*30000)
 
 	// The headstage: frames of 30 samples (1 ms), paced at real time,
-	// no injected faults. The trace is the device's own account of every
-	// frame.
+	// no injected faults, and a device buffer (MaxLag) long enough that a
+	// slow start on a loaded machine does not overflow it. The trace is
+	// the device's own account of every frame.
 	var (
 		traceMu sync.Mutex
 		fates   = map[sim.FrameFate]int{}
 	)
 	em := sim.NewEmulator(src, sim.EmulatorConfig{
-		FrameSamples: 30, Seed: uint64(cfg.Seed),
+		FrameSamples: 30, Seed: uint64(cfg.Seed), MaxLag: 30 * time.Second,
 		Trace: func(r sim.FrameRecord) {
 			traceMu.Lock()
 			fates[r.Fate]++
@@ -326,8 +327,8 @@ func TestRunEndToEnd(t *testing.T) {
 
 	// Continuity: the batches tiled [first, end) (checked as they came);
 	// the stream is --duration long, so it began at end - duration, and
-	// the client saw it from within its first second (the time to
-	// subscribe).
+	// the client saw it from within its first seconds (the time to start
+	// the server and subscribe).
 	total := uint64(seconds * 30000)
 	if end < total {
 		t.Fatalf("stream ends at sample %d, before %d s of device time", end, seconds)
@@ -336,8 +337,8 @@ func TestRunEndToEnd(t *testing.T) {
 	if start%30 != 0 || start > 30000 {
 		t.Errorf("the stream began at device sample %d: want a frame boundary within the first second", start)
 	}
-	if sink.first < start || sink.first-start > 30000 {
-		t.Errorf("the first spike batch seen starts at %d, the stream at %d: want within a second", sink.first, start)
+	if sink.first < start || sink.first-start > 5*30000 {
+		t.Errorf("the first spike batch seen starts at %d, the stream at %d: want within 5 s", sink.first, start)
 	}
 	t.Logf("%d spike batches [%d, %d), %d spikes, %d templates, %d status, %d behaviour estimates, %d decoder estimates (%d degraded)",
 		sink.batches, sink.first, end, len(sink.spikes), sink.templates, len(sink.statuses), sink.behaviour, len(sink.estEnds), sink.estBad)
@@ -363,10 +364,12 @@ func TestRunEndToEnd(t *testing.T) {
 	if lastEst != end/width*width {
 		t.Errorf("the last estimate ends at %d, want the last closed bin %d (at the end of the stream all spikes are published: every complete bin can close)", lastEst, end/width*width)
 	}
-	// The fit begins learn+calibrate seconds in and takes a moment on a
-	// busy machine; the first estimate must still come well before the end.
-	if firstEst > start+uint64(seconds-4)*30000 {
-		t.Errorf("the first estimate ends at %d s, want by %d s", (firstEst-start)/30000, seconds-4)
+	// The fit begins learn+calibrate seconds in and runs beside the
+	// stream (a moment for 32 channels, longer on a busy machine): at
+	// least a second of bins must follow it for the check to mean much.
+	t.Logf("decoder estimates from %.2f s to %.2f s", float64(firstEst-start)/30000, float64(lastEst-start)/30000)
+	if len(sink.estEnds) < 50 {
+		t.Errorf("%d decoder estimates, want ≥ 50 (a second of 20 ms bins)", len(sink.estEnds))
 	}
 	if sink.estBad != 0 {
 		t.Errorf("%d degraded estimates on a clean link", sink.estBad)
