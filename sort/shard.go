@@ -518,13 +518,21 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 	}
 	bk, ba, bd := -1, float32(1), float32(math.Inf(1))
 	var bestE, bestL, bdot float32
+	// With several templates the choice discounts sub-sample shifts.
+	shifts := len(us) > 1
 	for k, u := range us {
 		var dot, dotD float32
 		w := u.w[:d]
-		dw := u.dw[:d]
-		for i, v := range x[:d] {
-			dot += v * w[i]
-			dotD += v * dw[i]
+		if shifts {
+			dw := u.dw[:d]
+			for i, v := range x[:d] {
+				dot += v * w[i]
+				dotD += v * dw[i]
+			}
+		} else {
+			for i, v := range x[:d] {
+				dot += v * w[i]
+			}
 		}
 		// Amplitude with a prior pulling it to 1 (weight scaleLambda), so
 		// units that differ mostly in amplitude stay apart.
@@ -537,7 +545,7 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 			}
 		}
 		dist := xx - 2*a*dot + a*a*u.e
-		if u.ed > 0 {
+		if shifts && u.ed > 0 {
 			// Less what a sub-sample shift explains (the residual's
 			// projection on the derivative), so that a sampling phase
 			// that lowers a sharp spike's samples does not make it look
