@@ -484,6 +484,16 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 					}
 				}
 			}
+			if online != nil && lastEnd > done {
+				// The bins the flushed spikes complete.
+				m := online.Model()
+				online.Add(spikes)
+				ests = online.Advance(lastEnd, ests[:0])
+				for _, e := range ests {
+					p.pub.PublishEstimate(string(m.Kind), e)
+					score.addEstimate(e.End, m.BinSamples, e.Values, e.Degraded)
+				}
+			}
 			p.publishStatus(&win, lastEnd, rate)
 			return nil
 		}
