@@ -13,6 +13,7 @@ import (
 // the sort.Config after parsing. Zero values mean the sorter's defaults.
 func registerSortFlags(fs *flag.FlagSet) func() (sort.Config, error) {
 	threshold := fs.Float64("threshold", 0, "detection threshold in noise σ (0: sorter default, 4.5)")
+	tthreshold := fs.Float64("template-threshold", 0, "lower threshold in noise σ on channels with templates: a crossing between it and --threshold is a spike only when a template explains it (0: sorter default, 0.8 × --threshold; --threshold or more: off)")
 	band := fs.String("band", "", "band-pass corners in Hz, LOW-HIGH (default 300-6000)")
 	reference := fs.String("reference", "none", "common reference: none, average (CAR) or median (CMR)")
 	sign := fs.String("sign", "negative", "detection polarity: negative, positive or both")
@@ -23,12 +24,14 @@ func registerSortFlags(fs *flag.FlagSet) func() (sort.Config, error) {
 		switch {
 		case *threshold < 0:
 			return c, usageErrorf("--threshold %g: want > 0", *threshold)
+		case *tthreshold < 0:
+			return c, usageErrorf("--template-threshold %g: want > 0", *tthreshold)
 		case *learn < 0:
 			return c, usageErrorf("--learn %g: want > 0 seconds", *learn)
 		case *workers < 0:
 			return c, usageErrorf("--workers %d: want >= 0", *workers)
 		}
-		c.Threshold, c.LearnSeconds, c.Workers = *threshold, *learn, *workers
+		c.Threshold, c.TemplateThreshold, c.LearnSeconds, c.Workers = *threshold, *tthreshold, *learn, *workers
 		var err error
 		if c.Reference, err = sort.ParseReference(*reference); err != nil {
 			return c, usageErrorf("--reference: %v", err)
