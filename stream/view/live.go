@@ -83,27 +83,13 @@ type LiveConfig struct {
 }
 
 func (c LiveConfig) withDefaults() LiveConfig {
-	if c.TraceSpan == 0 {
-		c.TraceSpan = DefaultTraceSpan
-	}
-	if c.TraceColumns == 0 {
-		c.TraceColumns = DefaultTraceColumns
-	}
-	if c.Waveforms == 0 {
-		c.Waveforms = DefaultWaveforms
-	}
-	if c.MaxWatch == 0 {
-		c.MaxWatch = DefaultMaxWatch
-	}
-	if c.MaxSelect == 0 {
-		c.MaxSelect = DefaultMaxSelect
-	}
-	if c.DetailRate == 0 {
-		c.DetailRate = DefaultDetailRate
-	}
-	if c.ScanChannels == 0 {
-		c.ScanChannels = DefaultScanChannels
-	}
+	orDefault(&c.TraceSpan, DefaultTraceSpan)
+	orDefault(&c.TraceColumns, DefaultTraceColumns)
+	orDefault(&c.Waveforms, DefaultWaveforms)
+	orDefault(&c.MaxWatch, DefaultMaxWatch)
+	orDefault(&c.MaxSelect, DefaultMaxSelect)
+	orDefault(&c.DetailRate, DefaultDetailRate)
+	orDefault(&c.ScanChannels, DefaultScanChannels)
 	return c
 }
 

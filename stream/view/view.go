@@ -76,25 +76,21 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// orDefault sets *p to def when it is the zero value.
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
 func (c Config) withDefaults() Config {
-	if c.FrameRate == 0 {
-		c.FrameRate = DefaultFrameRate
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MaxSpikesPerFrame == 0 {
-		c.MaxSpikesPerFrame = DefaultMaxSpikesPerFrame
-	}
-	if c.MaxTemplates == 0 {
-		c.MaxTemplates = DefaultMaxTemplates
-	}
-	if c.ClientQueue == 0 {
-		c.ClientQueue = DefaultClientQueue
-	}
-	if c.MaxEvents == 0 {
-		c.MaxEvents = DefaultMaxEvents
-	}
+	orDefault(&c.FrameRate, DefaultFrameRate)
+	orDefault(&c.Window, DefaultWindow)
+	orDefault(&c.MaxSpikesPerFrame, DefaultMaxSpikesPerFrame)
+	orDefault(&c.MaxTemplates, DefaultMaxTemplates)
+	orDefault(&c.ClientQueue, DefaultClientQueue)
+	orDefault(&c.MaxEvents, DefaultMaxEvents)
 	if c.Truth == nil {
 		c.Truth = DefaultTruth
 	}
