@@ -80,6 +80,7 @@ func (s *Sorter) startLearn(inline bool) {
 			}
 		}
 	}
+	s.learnJobs = jobs
 	s.collecting = false
 	s.setCollect(false)
 	s.learning = true
@@ -114,6 +115,16 @@ func (s *Sorter) installLearned(wait bool) {
 	}
 	s.learning = false
 	s.stats.Learned++
+	// The learner is done with the snippets: their buffers go back to
+	// channels that have not started collecting again, so learning
+	// windows do not allocate once the buffers have grown.
+	for _, j := range s.learnJobs {
+		sh := s.shardOf(j.ch)
+		if set := &sh.sets[j.ch-sh.c0]; cap(set.w) == 0 && cap(set.tau) == 0 {
+			*set = snippetSet{w: j.w[:0], tau: j.tau[:0], gap: j.gap[:0], prev: j.prev[:0]}
+		}
+	}
+	s.learnJobs = nil
 	for _, r := range res {
 		sh := s.shardOf(r.ch)
 		c := r.ch - sh.c0

@@ -70,6 +70,7 @@ type Sorter struct {
 	relearnAll         bool   // collect on every channel, not only those without templates
 	relearnGap         uint64 // rows between the last two learning passes
 	learnDone          chan []channelUnits
+	learnJobs          []learnJob // snippets the running learning pass owns
 	nextUnit           int32
 
 	// workers: run sets the phase and its arguments, then every shard
