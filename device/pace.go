@@ -102,7 +102,10 @@ func Paced(src Source, speed float64) *PacedSource {
 	return &PacedSource{Source: src, Pacer: Pacer{Speed: speed}}
 }
 
-// Next returns the next Block of the wrapped Source when it is due.
+// Next returns the next Block of the wrapped Source when it is due. When
+// paced, the Block's Received time is when it was released, as a device
+// delivering it in real time would have it arrive, so latencies measured
+// from it do not include the wait for its last sample.
 func (s *PacedSource) Next(ctx context.Context) (Block, error) {
 	b, err := s.Source.Next(ctx)
 	if err != nil {
@@ -110,6 +113,9 @@ func (s *PacedSource) Next(ctx context.Context) (Block, error) {
 	}
 	if err := s.Pacer.Wait(ctx, &b); err != nil {
 		return Block{}, err
+	}
+	if s.Pacer.Speed > 0 {
+		b.Received = time.Now()
 	}
 	return b, nil
 }

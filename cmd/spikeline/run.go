@@ -442,6 +442,14 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 	behEvery := max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
 	lag := uint64(p.sorter.Lag())
 
+	defer func() {
+		// A fit in progress holds the calibration data and a core: it
+		// ends before the pipeline does.
+		if fitting {
+			p.log.Info("waiting for the decoder fit in progress to finish")
+			<-fitted
+		}
+	}()
 	startFit := func() {
 		if fitting || cal == nil {
 			return
@@ -591,11 +599,15 @@ func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []in
 			}
 			score.addBehaviour(bs.Sample, behVals)
 		}
+		// Behaviour from --behaviour-subject is taken every block, before
+		// the calibrator exists too, so the queue never overflows.
 	drain:
-		for cal != nil {
+		for p.behaviour != nil {
 			select {
 			case bs := <-p.behaviour:
-				cal.AddBehaviour(bs.sample, bs.values)
+				if cal != nil {
+					cal.AddBehaviour(bs.sample, bs.values)
+				}
 				score.addBehaviour(bs.sample, bs.values)
 			default:
 				break drain
