@@ -108,7 +108,7 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 		}
 		spikes = s.TakeSpikes(spikes[:0])
 		for _, sp := range spikes {
-			line = appendSpike(line[:0], sp)
+			line = sort.AppendSpikeCSV(line[:0], sp)
 			spk.Write(line)
 		}
 		bs = s.TakeBehaviour(bs[:0])
@@ -167,17 +167,6 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 		Seed:     c.Seed,
 		DataFile: DataFile,
 	})
-}
-
-func appendSpike(b []byte, sp sort.Spike) []byte {
-	b = strconv.AppendInt(b, int64(sp.Unit), 10)
-	b = append(b, ',')
-	b = strconv.AppendUint(b, sp.Sample, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, int64(sp.Channel), 10)
-	b = append(b, ',')
-	b = strconv.AppendFloat(b, float64(sp.Amplitude), 'f', 2, 32)
-	return append(b, '\n')
 }
 
 func writeUnits(open func(string) (*bufio.Writer, error), s *Sim) error {

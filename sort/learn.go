@@ -872,17 +872,9 @@ const (
 func shapeCorr(a, b []float32) float64 {
 	best := -1.0
 	for shift := -1; shift <= 1; shift++ {
-		var ab, aa, bb float64
-		for i := max(0, -shift); i < len(a) && i+shift < len(b); i++ {
-			x, y := float64(a[i]), float64(b[i+shift])
-			ab += x * y
-			aa += x * x
-			bb += y * y
+		if ab, aa, bb := shiftedDots(a, b, shift); aa > 0 && bb > 0 {
+			best = max(best, ab/math.Sqrt(aa*bb))
 		}
-		if aa == 0 || bb == 0 {
-			continue
-		}
-		best = max(best, ab/math.Sqrt(aa*bb))
 	}
 	return best
 }
@@ -892,13 +884,7 @@ func shapeCorr(a, b []float32) float64 {
 // amplitudes within the matcher's scaling range.
 func sameShape(a, b []float32) bool {
 	for shift := -1; shift <= 1; shift++ {
-		var ab, aa, bb float64
-		for i := max(0, -shift); i < len(a) && i+shift < len(b); i++ {
-			x, y := float64(a[i]), float64(b[i+shift])
-			ab += x * y
-			aa += x * x
-			bb += y * y
-		}
+		ab, aa, bb := shiftedDots(a, b, shift)
 		if aa == 0 || bb == 0 {
 			continue
 		}
@@ -908,4 +894,16 @@ func sameShape(a, b []float32) bool {
 		}
 	}
 	return false
+}
+
+// shiftedDots returns a·b, a·a and b·b over the overlap of a and b shifted
+// by shift samples (a[i] against b[i+shift]).
+func shiftedDots(a, b []float32, shift int) (ab, aa, bb float64) {
+	for i := max(0, -shift); i < len(a) && i+shift < len(b); i++ {
+		x, y := float64(a[i]), float64(b[i+shift])
+		ab += x * y
+		aa += x * x
+		bb += y * y
+	}
+	return ab, aa, bb
 }
