@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/spikeline/spikeline/device"
 )
@@ -74,16 +75,24 @@ type Sorter struct {
 	nextUnit           int32
 
 	// workers: run sets the phase and its arguments, then every shard
-	// runs doPhase (no closures, so no allocation per step).
-	phase    int
-	in       []int16
-	inGain   float32
-	from, to uint64
-	scanFrom uint64
-	scanTo   uint64
-	rows     int
-	jobs     []chan struct{}
-	done     sync.WaitGroup
+	// runs doPhase once (no closures, so no allocation per step), by
+	// whichever goroutine claims it first: its worker, or the caller once
+	// it has done its own. So a phase never waits for a worker the Go
+	// scheduler has not started yet (a busy core: the background learner,
+	// a decoder fit), which bounded the latency tail by the scheduler's
+	// 10 ms time slice.
+	phase     int
+	in        []int16
+	inGain    float32
+	from, to  uint64
+	scanFrom  uint64
+	scanTo    uint64
+	rows      int
+	jobs      []chan struct{} // wake-ups, one buffered per worker
+	epoch     atomic.Uint64   // phases started; publishes the phase's arguments
+	claims    []atomic.Uint64 // per shard: the last epoch it was claimed for
+	remaining atomic.Int64    // shards of the current phase not yet done
+	finished  chan struct{}   // the worker that does a phase's last shard says so
 }
 
 // filterRows is the number of rows filtered before they are scanned
@@ -171,6 +180,8 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 		return nil, err
 	}
 	s.jobs = make([]chan struct{}, len(s.shards))
+	s.claims = make([]atomic.Uint64, len(s.shards))
+	s.finished = make(chan struct{}, 1)
 	for i := 1; i < len(s.shards); i++ {
 		s.jobs[i] = make(chan struct{}, 1)
 		go s.worker(i)
@@ -463,18 +474,37 @@ func (s *Sorter) emit(dst []Spike, before uint64) []Spike {
 // run runs phase on every shard in parallel and waits.
 func (s *Sorter) run(phase int) {
 	s.phase = phase
-	for i := 1; i < len(s.shards); i++ {
-		s.done.Add(1)
-		s.jobs[i] <- struct{}{}
+	n := len(s.shards)
+	s.remaining.Store(int64(n))
+	e := s.epoch.Add(1)
+	for i := 1; i < n; i++ {
+		select {
+		case s.jobs[i] <- struct{}{}:
+		default: // a wake-up is already pending
+		}
 	}
-	s.doPhase(s.shards[0])
-	s.done.Wait()
+	last := false
+	for i := range n { // its own shard first, then any no worker has taken
+		if s.claims[i].CompareAndSwap(e-1, e) {
+			s.doPhase(s.shards[i])
+			last = s.remaining.Add(-1) == 0
+		}
+	}
+	if !last {
+		<-s.finished
+	}
 }
 
 func (s *Sorter) worker(i int) {
 	for range s.jobs[i] {
+		e := s.epoch.Load()
+		if !s.claims[i].CompareAndSwap(e-1, e) {
+			continue // the caller took this shard, or a stale wake-up
+		}
 		s.doPhase(s.shards[i])
-		s.done.Done()
+		if s.remaining.Add(-1) == 0 {
+			s.finished <- struct{}{}
+		}
 	}
 }
 
