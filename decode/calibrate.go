@@ -1,6 +1,7 @@
 package decode
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,10 +21,33 @@ type CalibratorConfig struct {
 	Fit        FitConfig // decoder to fit (default Wiener, DefaultLags)
 	// MaxFeatures bounds units × lags of a live Wiener fit: with more
 	// columns than MaxFeatures/Lags, fewer lags are used (at least one),
-	// so that a fit on a large probe stays seconds of background CPU
-	// rather than minutes. Default DefaultCalibratorFeatures; at most
-	// MaxWienerFeatures.
+	// and with more columns than MaxFeatures only the MaxFeatures most
+	// active are used, so that a fit on a large probe stays seconds of
+	// background CPU rather than minutes. Default
+	// DefaultCalibratorFeatures; at most MaxWienerFeatures.
 	MaxFeatures int
+}
+
+// mostActive returns the n columns of b with the most spikes, ascending.
+func mostActive(b *Binned, n int) []int32 {
+	k := len(b.Keys)
+	total := make([]float64, k)
+	for i := range b.Len() {
+		for j, v := range b.Counts[i*k : (i+1)*k] {
+			total[j] += v
+		}
+	}
+	idx := make([]int, k)
+	for j := range idx {
+		idx[j] = j
+	}
+	slices.SortStableFunc(idx, func(a, c int) int { return cmp.Compare(total[c], total[a]) })
+	keys := make([]int32, 0, n)
+	for _, j := range idx[:n] {
+		keys = append(keys, b.Keys[j])
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // DefaultCalibratorFeatures is the default CalibratorConfig.MaxFeatures:
@@ -232,6 +256,16 @@ func (c *Calibrator) Fit() (*Online, error) {
 		budget = min(budget, MaxWienerFeatures)
 		if fc.Lags <= 0 {
 			fc.Lags = DefaultLags
+		}
+		if len(b.Keys) > budget {
+			// More columns than the budget even with one lag: keep the
+			// budget's most active ones (a large probe's quietest units
+			// carry the least), so the fit stays seconds, not minutes.
+			keys := mostActive(b, budget)
+			if b, err = BinSpikes(spikes, c.cfg.Grouping, keys, c.cfg.Rate, c.width, start, end, gaps); err != nil {
+				return nil, err
+			}
+			ds.Bins = b
 		}
 		fc.Lags = max(1, min(fc.Lags, budget/len(b.Keys)))
 	}

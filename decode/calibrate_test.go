@@ -2,6 +2,7 @@ package decode
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/spikeline/spikeline/sort"
@@ -199,7 +200,7 @@ func TestCalibratorConfigErrors(t *testing.T) {
 func TestCalibratorFeatureCap(t *testing.T) {
 	p := &population{Units: 120, Base: 30, Mod: 8, Rate: 30000, Width: 600, Bins: 1000, Rho: 0.95, Seed: 5, FirstID: 1}
 	spikes, beh := p.generate()
-	for _, c := range []struct{ max, lags, want int }{{0, 10, 4}, {300, 10, 2}, {100, 10, 1}, {5000, 3, 3}} {
+	for _, c := range []struct{ max, lags, want, units int }{{0, 10, 4, 120}, {300, 10, 2, 120}, {100, 10, 1, 100}, {5000, 3, 3, 120}} {
 		cal, err := NewCalibrator(CalibratorConfig{Rate: p.Rate, Outputs: beh.Names, Seconds: 10, MaxFeatures: c.max, Fit: FitConfig{Lags: c.lags}})
 		if err != nil {
 			t.Fatal(err)
@@ -213,8 +214,27 @@ func TestCalibratorFeatureCap(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m := o.Model(); m.Lags != c.want || len(m.Keys) != p.Units {
-			t.Errorf("MaxFeatures %d, Lags %d: fitted %d units × %d lags, want %d × %d", c.max, c.lags, len(m.Keys), m.Lags, p.Units, c.want)
+		if m := o.Model(); m.Lags != c.want || len(m.Keys) != c.units {
+			t.Errorf("MaxFeatures %d, Lags %d: fitted %d units × %d lags, want %d × %d", c.max, c.lags, len(m.Keys), m.Lags, c.units, c.want)
+		} else if c.units < p.Units {
+			// The columns kept are the most active ones.
+			counts := map[int32]int{}
+			for _, sp := range spikes {
+				counts[sp.Unit]++
+			}
+			least := math.MaxInt
+			for _, k := range m.Keys {
+				least = min(least, counts[k])
+			}
+			dropped := 0
+			for u, n := range counts {
+				if !slices.Contains(m.Keys, u) && n > least {
+					dropped++
+				}
+			}
+			if dropped > 0 {
+				t.Errorf("MaxFeatures %d: %d units more active than a kept one were dropped", c.max, dropped)
+			}
 		}
 	}
 }

@@ -736,8 +736,10 @@ func (p *pipeline) publishStatus(w *statusWindow, sample uint64, rate float64) {
 	p.pub.PublishStatus(st)
 	p.status.Store(st)
 	w.reset(len(w.counts))
-	r2, _ := p.decoderR2()
-	p.line.show(st, p.sorter.Channels(), int(p.units.Load()), p.opts.outputs, r2, p.calibrating.Load())
+	if el >= p.opts.status.Seconds()/2 { // not the short last window at the end
+		r2, _ := p.decoderR2()
+		p.line.show(st, p.sorter.Channels(), int(p.units.Load()), p.opts.outputs, r2, p.calibrating.Load())
+	}
 }
 
 // Info, Stats, Refit, SetThreshold and DeviceCommand implement
