@@ -393,12 +393,6 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	for _, l := range label {
 		k = max(k, l+1)
 	}
-	type cluster struct {
-		wave    []float32
-		count   int
-		peak    float32
-		members []int // rows of aligned
-	}
 	var cl []cluster
 	for q := range k {
 		var members []int
@@ -497,13 +491,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 				if f < chance+0.5*(1-chance) && !small {
 					continue
 				}
-				ni, nk := float32(cl[i].count), float32(cl[k].count)
-				for t := range cl[i].wave {
-					cl[i].wave[t] = (ni*cl[i].wave[t] + nk*cl[k].wave[t]) / (ni + nk)
-				}
-				cl[i].count += cl[k].count
-				cl[i].members = append(cl[i].members, cl[k].members...)
-				cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
+				cl[i].absorb(&cl[k], p.pre)
 				cl = slices.Delete(cl, k, k+1)
 				merged = true
 			}
@@ -522,13 +510,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 					learnDebug(ch, "peaks %.1fσ (%d) and %.1fσ (%d) closer than %vσ: merged",
 						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, minSeparation)
 				}
-				ni, nk := float32(cl[i].count), float32(cl[k].count)
-				for t := range cl[i].wave {
-					cl[i].wave[t] = (ni*cl[i].wave[t] + nk*cl[k].wave[t]) / (ni + nk)
-				}
-				cl[i].count += cl[k].count
-				cl[i].members = append(cl[i].members, cl[k].members...)
-				cl[i].peak = float32(math.Abs(float64(cl[i].wave[p.pre])))
+				cl[i].absorb(&cl[k], p.pre)
 				cl = slices.Delete(cl, k, k+1)
 				merged = true
 			}
@@ -866,6 +848,26 @@ const (
 	burstGapMs    = 10
 	minShare      = 0.05 // least size of a same-shape cluster, relative to its neighbour, to be a unit of its own
 )
+
+// cluster is one candidate unit of a channel's learning pass.
+type cluster struct {
+	wave    []float32 // mean snippet, µV
+	count   int
+	peak    float32 // |wave| at the aligned extremum
+	members []int   // rows of the aligned snippets
+}
+
+// absorb merges o into c: the count-weighted mean waveform, the members,
+// and the peak at sample pre.
+func (c *cluster) absorb(o *cluster, pre int) {
+	nc, no := float32(c.count), float32(o.count)
+	for t := range c.wave {
+		c.wave[t] = (nc*c.wave[t] + no*o.wave[t]) / (nc + no)
+	}
+	c.count += o.count
+	c.members = append(c.members, o.members...)
+	c.peak = float32(math.Abs(float64(c.wave[pre])))
+}
 
 // shapeCorr returns the correlation of two templates, the largest over
 // alignments within one sample.
