@@ -21,6 +21,7 @@ import (
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/view"
 )
 
 func init() {
@@ -194,6 +195,7 @@ type pipeline struct {
 
 	spikeRec    *spikeRecorder            // --record: sorted spikes and templates
 	line        *statusLine               // the live status on stdout
+	live        *view.Live                // the live page's in-process feed (nil: no page); set before the loop starts
 	units       atomic.Int64              // units the sorter has (for the status line)
 	calibrating atomic.Bool               // the live decoder is collecting its calibration data
 	items       chan item                 // device → sorter queue
@@ -389,7 +391,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		}
 	}()
 
-	err = p.loop(ctx, items, free)
+	err = p.loop(items, free)
 	cancel()
 	rerr := <-readErr
 	if err == nil && rerr != nil && !errors.Is(rerr, io.EOF) && !errors.Is(rerr, context.Canceled) {
@@ -415,7 +417,7 @@ func (p *pipeline) summary() {
 
 // loop is the sorter and decoder goroutine: it owns the Sorter, the
 // decoder and everything they produce.
-func (p *pipeline) loop(ctx context.Context, items <-chan item, free chan<- []int16) error {
+func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 	var (
 		spikes   []sort.Spike
 		ests     []decode.Estimate

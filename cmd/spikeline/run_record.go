@@ -27,7 +27,6 @@ type spikeRecorder struct {
 	f   *os.File
 	w   *bufio.Writer
 	buf []byte
-	n   uint64 // spikes written
 }
 
 func newSpikeRecorder(dir string) (*spikeRecorder, error) {
@@ -48,7 +47,6 @@ func (r *spikeRecorder) add(spikes []sort.Spike) error {
 			return fmt.Errorf("recording spikes: %w", err)
 		}
 	}
-	r.n += uint64(len(spikes))
 	return nil
 }
 

@@ -19,10 +19,6 @@ import (
 type runViewOptions struct {
 	cfg  view.Config
 	live view.LiveConfig // Channels, Rate, Sign, Threshold and R2 are filled in by startView
-	// feed is the page's in-process feed, set by startView before the
-	// sorter loop starts (on the same goroutine) and read by feedView in
-	// the loop; nil without --http.
-	feed *view.Live
 }
 
 // registerRunViewFlags registers the page's flags on run's flag set and
@@ -96,7 +92,7 @@ func (p *pipeline) startView(ctx context.Context) (handler http.Handler, stop fu
 		return nil, nil, err
 	}
 	v.SetInfo(p.Info())
-	p.opts.view.feed = live
+	p.live = live
 	vctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { v.Run(vctx); close(ran) }()
@@ -117,7 +113,7 @@ func (p *pipeline) startView(ctx context.Context) (handler http.Handler, stop fu
 // sorter loop for every block; view.Live.Feed does not allocate and holds
 // a lock only to append the spikes of the few watched channels).
 func (p *pipeline) feedView(b *device.Block, spikes []sort.Spike) {
-	if l := p.opts.view.feed; l != nil {
+	if l := p.live; l != nil {
 		l.Feed(b, spikes)
 	}
 }
