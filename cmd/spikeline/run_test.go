@@ -95,7 +95,7 @@ func TestRunPipeline(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{"run", "--nats", url, "--rig", "bench", "--channels", "8", "--units", "1-3",
-		"--seed", "7", "--pace", "0", "--duration", "60s", "--learn", "5", "--calibrate", "25",
+		"--seed", "7", "--pace", "30", "--duration", "60s", "--learn", "5", "--calibrate", "25",
 		"--status-every", "50ms"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
