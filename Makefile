@@ -4,7 +4,7 @@ PKGS ?= ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy decode-accuracy latency soak run clean
+.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy accuracy-external accuracy-external-peer gtkit decode-accuracy latency soak run clean
 
 all: vet build test
 
@@ -43,6 +43,31 @@ fuzz:
 # Full sorter accuracy figures (by SNR band) on a simulated recording.
 accuracy:
 	SPIKELINE_LONG=1 $(GO) test -count=1 -run Accuracy -v -timeout 30m ./sort/... | grep -v '^=== RUN'
+
+# Sorter accuracy on the independent ground-truth kit (docs/gtkit.md):
+# recordings made by SpikeInterface's generators, in EXTDIR (outside git).
+# Generates the kit where a recording is missing (needs SpikeInterface: see
+# scripts/gtkit/setup-ext.sh), sorts every recording with the defaults,
+# scores it and prints the tables per recording and SNR band.
+# QUICK=1: one seed per variant; ONLY=white,lfp; SEEDS=1,2; VERBOSE=1: per unit;
+# JOBS: recordings sorted at once. accuracy-external-peer adds the peer sorter
+# (PEER, default /work/shared/peers/peer_sorter.py) side by side.
+EXTDIR ?= /tmp/spikeline-gtkit
+GTKIT_EXT ?= /work/ext
+JOBS ?= 1
+GTKIT_ENV = EXTDIR='$(EXTDIR)' GTKIT_EXT='$(GTKIT_EXT)' QUICK='$(QUICK)' ONLY='$(ONLY)' SEEDS='$(SEEDS)' \
+	JOBS='$(JOBS)' VERBOSE='$(VERBOSE)' $(if $(PEER),PEER='$(PEER)')
+accuracy-external: build
+	$(GTKIT_ENV) SORTERS=spikeline scripts/gtkit/run.sh
+
+accuracy-external-peer: build
+	$(GTKIT_ENV) SORTERS='spikeline peer' scripts/gtkit/run.sh
+
+# Only generate the kit (all seeds, or QUICK/ONLY/SEEDS) into EXTDIR/kit.
+gtkit:
+	PYTHONPATH='$(GTKIT_EXT)/spikeinterface/src:$(GTKIT_EXT)/probeinterface/src:$(GTKIT_EXT)/meta' \
+	GTKIT_WAVEFORMS='$(GTKIT_EXT)/waveforms/full_data.npy' /usr/bin/python3 scripts/gtkit/gtkit.py generate '$(EXTDIR)/kit' \
+		$(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY)) $(if $(SEEDS),--seeds $(SEEDS))
 
 # Decoder accuracy figures against the theoretical bound and ground truth.
 decode-accuracy:
