@@ -15,12 +15,13 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/phy"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 func init() {
 	register(command{
 		name:    "sort",
-		summary: "sort a raw recording file offline: spikes.csv, a Phy folder and a PNG summary",
+		summary: "sort a raw recording file offline: spikes.csv, units.csv (quality metrics, good/mua), a Phy folder and a PNG summary",
 		run:     runSort,
 	})
 }
@@ -61,6 +62,9 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sort --input REC.dat --channels N --rate HZ --gain UV_PER_BIT --out DIR")
 		fmt.Fprintln(stderr, "       spikeline sort --meta recording.json --out DIR")
+		fmt.Fprintln(stderr, "\nWrites DIR/spikes.csv (every spike), DIR/units.csv (one row per unit: SpikeInterface's")
+		fmt.Fprintln(stderr, "quality metrics and a good/mua label, docs/quality.md), DIR/phy/ (docs/phy.md) and")
+		fmt.Fprintln(stderr, "DIR/summary.png.")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, false); err != nil {
@@ -376,15 +380,19 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	var clusters []phy.Cluster
+	// Quality metrics and good/mua labels (docs/quality.md), for units.csv
+	// and the Phy folder.
+	units, err := quality.Params{}.Sorting(spikes, templates, noise, st.Samples, j.raw.Rate)
+	if err != nil {
+		return err
+	}
 	if !j.noPhy {
-		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate, Positions: j.positions}
-		clusters, err = phy.Write(filepath.Join(j.out, "phy"), rec, spikes, templates, noise, phy.Options{})
-		if err != nil {
+		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate, Positions: j.positions, Samples: st.Samples}
+		if _, err = phy.Write(filepath.Join(j.out, "phy"), rec, spikes, templates, noise, phy.Options{Units: units}); err != nil {
 			return err
 		}
 	}
-	if err := writeUnitsCSV(filepath.Join(j.out, "units.csv"), spikes, templates, noise); err != nil {
+	if err := writeUnitsCSV(filepath.Join(j.out, "units.csv"), units); err != nil {
 		return err
 	}
 	if !j.noPlot {
@@ -413,16 +421,16 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d templates=%d\n", len(spikes), sorted, len(spikes)-sorted, len(unitIDs), len(templates))
 	good := 0
-	for _, c := range clusters {
-		if c.Group == "good" {
+	for _, u := range units {
+		if u.Label == quality.Good {
 			good++
 		}
 	}
 	fmt.Fprintf(stdout, "wrote %s", csvPath)
 	if !j.noPhy {
-		fmt.Fprintf(stdout, ", %s (%d clusters, %d good)", filepath.Join(j.out, "phy"), len(clusters), good)
+		fmt.Fprintf(stdout, ", %s", filepath.Join(j.out, "phy"))
 	}
-	fmt.Fprintf(stdout, ", %s", filepath.Join(j.out, "units.csv"))
+	fmt.Fprintf(stdout, ", %s (%d units, %d good)", filepath.Join(j.out, "units.csv"), len(units), good)
 	if !j.noPlot {
 		fmt.Fprintf(stdout, ", %s", filepath.Join(j.out, "summary.png"))
 	}
@@ -430,24 +438,16 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// writeUnitsCSV writes one line per sorted unit: its channel, spike count,
-// template peak, channel noise and SNR.
-func writeUnitsCSV(path string, spikes []sort.Spike, templates []sort.Template, noise []float32) error {
-	count := map[int32]int{}
-	for _, s := range spikes {
-		count[s.Unit]++
+// writeUnitsCSV writes units.csv: one row per sorted unit, its channel,
+// quality metrics and label (quality.WriteUnitsCSV).
+func writeUnitsCSV(path string, units []quality.Unit) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
-	var b strings.Builder
-	b.WriteString("unit_id,channel,n_spikes,peak_uv,noise_uv,snr\n")
-	for _, t := range templates {
-		var n, snr float64
-		if int(t.Channel) < len(noise) {
-			n = float64(noise[t.Channel])
-		}
-		if n > 0 {
-			snr = math.Abs(float64(t.PeakUV)) / n
-		}
-		fmt.Fprintf(&b, "%d,%d,%d,%.2f,%.2f,%.2f\n", t.Unit, t.Channel, count[t.Unit], t.PeakUV, n, snr)
+	if err := quality.WriteUnitsCSV(f, units); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return f.Close()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/phy"
+	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/sort/score"
 )
 
@@ -135,8 +137,35 @@ func TestSortCommand(t *testing.T) {
 		t.Errorf("summary.png: %+v %v", cfg, err)
 	}
 	units, _ := os.ReadFile(filepath.Join(out, "units.csv"))
-	if !strings.HasPrefix(string(units), "unit_id,channel,n_spikes,peak_uv,noise_uv,snr\n") {
+	if !strings.HasPrefix(string(units), quality.UnitsHeader+"\n") {
 		t.Errorf("units.csv:\n%s", units)
+	}
+	// One row per sorted unit, with a label; the well-detected units of
+	// this clean simulation are good; Phy gets Kilosort's label files.
+	rows := strings.Split(strings.TrimSpace(string(units)), "\n")[1:]
+	ids := map[int32]bool{}
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			ids[s.Unit] = true
+		}
+	}
+	good := 0
+	for _, r := range rows {
+		if strings.HasSuffix(r, ",good") {
+			good++
+		} else if !strings.HasSuffix(r, ",mua") {
+			t.Errorf("units.csv row without a label: %q", r)
+		}
+	}
+	if len(rows) < len(ids) || good < len(c.WellDetected) {
+		t.Errorf("units.csv: %d rows (%d units with spikes), %d good (%d units well detected):\n%s", len(rows), len(ids), good, len(c.WellDetected), units)
+	}
+	if !strings.Contains(stdout.String(), fmt.Sprintf("(%d units, %d good)", len(rows), good)) {
+		t.Errorf("stdout does not report %d units, %d good: %q", len(rows), good, stdout.String())
+	}
+	kslabel, _ := os.ReadFile(filepath.Join(out, "phy", "cluster_KSLabel.tsv"))
+	if n := strings.Count(string(kslabel), "\tgood\n"); !strings.HasPrefix(string(kslabel), "cluster_id\tKSLabel\n") || n != good {
+		t.Errorf("cluster_KSLabel.tsv has %d good, units.csv %d:\n%s", n, good, kslabel)
 	}
 }
 

@@ -7,8 +7,11 @@
 // spike_times.npy, spike_templates.npy, spike_clusters.npy,
 // amplitudes.npy, templates.npy, similar_templates.npy, channel_map.npy,
 // channel_positions.npy, whitening_mat.npy, whitening_mat_inv.npy,
-// params.py, cluster_group.tsv and cluster_snr.tsv. docs/phy.md says how
-// to open the result.
+// params.py, and the cluster labels and quality metrics (sort/quality) as
+// Kilosort writes them (cluster_KSLabel.tsv, cluster_group.tsv,
+// cluster_ContamPct.tsv, cluster_Amplitude.tsv) and as SpikeInterface's
+// export_to_phy does (cluster_<metric>.tsv). docs/phy.md says how to open
+// the result.
 //
 // ReadSorting reads such a folder back, or one Kilosort wrote, as
 // []sort.Spike, so that other sorters' results can be scored (sort/score)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 // Recording describes the raw file Phy reads waveforms from.
@@ -26,35 +27,43 @@ type Recording struct {
 	// Positions are the channel positions in µm (x, y), one per channel.
 	// When nil, channels are placed on a vertical line 20 µm apart.
 	Positions [][2]float64
+
+	// Samples is the recording's length in samples per channel, the
+	// duration the quality metrics are measured over (0: one past the
+	// last spike).
+	Samples uint64
 }
 
 // Options tune Write. The zero value is usable.
 type Options struct {
-	// RefractoryMs is the refractory period used to label clusters: a
-	// cluster is "good" when at most MaxViolations of its inter-spike
-	// intervals are shorter, "mua" otherwise (1.5 ms, 0.01).
-	RefractoryMs  float64
-	MaxViolations float64
-	// MinSpikes is the fewest spikes of a "good" cluster (50).
-	MinSpikes int
+	// Units are the quality metrics and labels of the sort's units
+	// (quality.Params.Sorting over the same spikes, templates and noise);
+	// nil: Write computes them with Quality.
+	Units []quality.Unit
+	// Quality are the metric parameters and the label rule when Write
+	// computes the metrics (zero: SpikeInterface's defaults,
+	// docs/quality.md).
+	Quality quality.Params
 }
 
 // Cluster is what Write reports about one exported unit.
 type Cluster struct {
-	ID         int32   // cluster id = sort unit id
-	Template   int     // row of templates.npy
-	Channel    int32   // template channel (-1 if the unit had no template)
-	Spikes     int     // spike count
-	Violations float64 // fraction of inter-spike intervals under the refractory period
-	SNR        float64 // |template peak| / channel noise (0 when unknown)
-	Group      string  // "good" or "mua"
+	ID       int32 // cluster id = sort unit id
+	Template int   // row of templates.npy
+	Channel  int32 // template channel (-1 if the unit had no template)
+	quality.Metrics
+	Label quality.Label // good or mua (cluster_KSLabel.tsv, cluster_group.tsv)
 }
 
 // Write writes a Phy template-gui folder in dir (created if needed) from
 // spikes (any order; unit 0, the unsorted spikes, is left out), the
 // templates of the sorted units and the per-channel noise σ in µV (may be
 // nil). Cluster ids are the sort's unit ids, and template i is the unit
-// with the i-th smallest id. It returns one Cluster per exported unit.
+// with the i-th smallest id. Beside the arrays it writes the cluster
+// labels and metrics as Kilosort does (cluster_KSLabel.tsv,
+// cluster_group.tsv, cluster_ContamPct.tsv, cluster_Amplitude.tsv) and
+// the other quality metrics as SpikeInterface's export_to_phy does (one
+// cluster_<metric>.tsv each). It returns one Cluster per exported unit.
 func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Template, noise []float32, opts Options) ([]Cluster, error) {
 	if rec.Channels <= 0 {
 		return nil, fmt.Errorf("phy: %d channels, want > 0", rec.Channels)
@@ -64,15 +73,6 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 	}
 	if rec.Positions != nil && len(rec.Positions) != rec.Channels {
 		return nil, fmt.Errorf("phy: %d channel positions for %d channels", len(rec.Positions), rec.Channels)
-	}
-	if opts.RefractoryMs <= 0 {
-		opts.RefractoryMs = 1.5
-	}
-	if opts.MaxViolations <= 0 {
-		opts.MaxViolations = 0.01
-	}
-	if opts.MinSpikes <= 0 {
-		opts.MinSpikes = 50
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("phy: %w", err)
@@ -207,52 +207,45 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		}
 	}
 
-	// Cluster labels from refractory-period violations.
-	refr := uint64(math.Round(opts.RefractoryMs / 1000 * rec.Rate))
-	last := map[int32]uint64{}
-	viol := map[int32]int{}
-	for _, s := range sp {
-		if l, ok := last[s.Unit]; ok && s.Sample-l < refr {
-			viol[s.Unit]++
+	// Cluster labels and quality metrics.
+	units := opts.Units
+	if units == nil {
+		samples := rec.Samples
+		if samples == 0 && len(sp) > 0 {
+			samples = sp[len(sp)-1].Sample + 1
 		}
-		last[s.Unit] = s.Sample
+		var err error
+		if units, err = opts.Quality.Sorting(sp, templates, noise, samples, rec.Rate); err != nil {
+			return nil, fmt.Errorf("phy: %w", err)
+		}
+	}
+	byID := make(map[int32]quality.Unit, len(units))
+	for _, u := range units {
+		byID[u.ID] = u
 	}
 	out := make([]Cluster, len(ids))
 	for i, u := range ids {
-		c := Cluster{ID: u, Template: i, Channel: -1, Spikes: count[u], Group: "mua"}
+		q, ok := byID[u]
+		if !ok {
+			return nil, fmt.Errorf("phy: no quality metrics for unit %d", u)
+		}
+		c := Cluster{ID: u, Template: i, Channel: -1, Metrics: q.Metrics, Label: q.Label}
 		if t, ok := tmpl[u]; ok {
 			c.Channel = t.Channel
-			if noise != nil && int(t.Channel) < len(noise) && noise[t.Channel] > 0 {
-				c.SNR = math.Abs(float64(t.PeakUV)) / float64(noise[t.Channel])
-			}
-		}
-		if c.Spikes > 1 {
-			c.Violations = float64(viol[u]) / float64(c.Spikes-1)
-		}
-		if c.Spikes >= opts.MinSpikes && c.Violations <= opts.MaxViolations {
-			c.Group = "good"
 		}
 		out[i] = c
 	}
-
-	tsv := func(name, col string, val func(Cluster) string) error {
-		return write(name, func(f *os.File) error {
-			bw := bufio.NewWriter(f)
-			fmt.Fprintf(bw, "cluster_id\t%s\n", col)
+	for _, f := range clusterFiles {
+		if err := write(f.name, func(fh *os.File) error {
+			bw := bufio.NewWriter(fh)
+			fmt.Fprintf(bw, "cluster_id\t%s\n", f.column)
 			for _, c := range out {
-				fmt.Fprintf(bw, "%d\t%s\n", c.ID, val(c))
+				fmt.Fprintf(bw, "%d\t%s\n", c.ID, f.value(c))
 			}
 			return bw.Flush()
-		})
-	}
-	if err := tsv("cluster_group.tsv", "group", func(c Cluster) string { return c.Group }); err != nil {
-		return nil, err
-	}
-	if err := tsv("cluster_snr.tsv", "snr", func(c Cluster) string { return strconv.FormatFloat(c.SNR, 'f', 2, 64) }); err != nil {
-		return nil, err
-	}
-	if err := tsv("cluster_isi_violations.tsv", "isi_viol", func(c Cluster) string { return strconv.FormatFloat(c.Violations, 'f', 4, 64) }); err != nil {
-		return nil, err
+		}); err != nil {
+			return nil, err
+		}
 	}
 
 	if err := write("params.py", func(f *os.File) error {
@@ -262,6 +255,55 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		return nil, err
 	}
 	return out, nil
+}
+
+// clusterFiles are the cluster_*.tsv files Write writes. Phy shows every
+// column of every cluster_*.tsv in its cluster view, and takes the groups
+// from the "group" column of cluster_group.tsv.
+var clusterFiles = []struct {
+	name, column string
+	value        func(Cluster) string
+}{
+	// As Kilosort (kilosort/io.py save_to_phy; utils/rezToPhy.m in 2.5).
+	{"cluster_KSLabel.tsv", "KSLabel", func(c Cluster) string { return c.Label.String() }},
+	{"cluster_group.tsv", "group", func(c Cluster) string { return c.Label.String() }},
+	{"cluster_ContamPct.tsv", "ContamPct", func(c Cluster) string {
+		// Kilosort 2.5 writes an undefined contamination as 100 %.
+		if math.IsNaN(c.RPContamination) {
+			return "100.0"
+		}
+		return strconv.FormatFloat(100*c.RPContamination, 'f', 1, 64)
+	}},
+	{"cluster_Amplitude.tsv", "Amplitude", func(c Cluster) string {
+		if math.IsNaN(c.AmplitudeMedian) {
+			return "nan"
+		}
+		return strconv.FormatFloat(math.Abs(c.AmplitudeMedian), 'f', 1, 64)
+	}},
+	// As SpikeInterface's export_to_phy (exporters/to_phy.py): one file
+	// per metric but num_spikes and firing_rate, which Phy computes;
+	// undefined values are empty.
+	{"cluster_presence_ratio.tsv", "presence_ratio", func(c Cluster) string { return tsvFloat(c.PresenceRatio) }},
+	{"cluster_snr.tsv", "snr", func(c Cluster) string { return tsvFloat(c.SNR) }},
+	{"cluster_isi_violations_ratio.tsv", "isi_violations_ratio", func(c Cluster) string { return tsvFloat(c.ISIViolationsRatio) }},
+	{"cluster_isi_violations_count.tsv", "isi_violations_count", func(c Cluster) string { return strconv.Itoa(c.ISIViolationsCount) }},
+	{"cluster_rp_contamination.tsv", "rp_contamination", func(c Cluster) string { return tsvFloat(c.RPContamination) }},
+	{"cluster_rp_violations.tsv", "rp_violations", func(c Cluster) string { return strconv.Itoa(c.RPViolations) }},
+	{"cluster_amplitude_cutoff.tsv", "amplitude_cutoff", func(c Cluster) string { return tsvFloat(c.AmplitudeCutoff) }},
+	{"cluster_amplitude_median.tsv", "amplitude_median", func(c Cluster) string { return tsvFloat(c.AmplitudeMedian) }},
+}
+
+// tsvFloat formats v as pandas' to_csv does for a float column: the
+// shortest representation, NaN as an empty field.
+func tsvFloat(v float64) string {
+	if math.IsNaN(v) {
+		return ""
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	if !strings.ContainsAny(s, ".eEn") {
+		s += ".0"
+	}
+	return s
 }
 
 // Params returns the text of Phy's params.py for rec.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 func readNPY[T Elem](t *testing.T, dir, name string) ([]int, []T) {
@@ -56,13 +57,13 @@ func TestWrite(t *testing.T) {
 		t.Fatalf("clusters = %+v", clusters)
 	}
 	c5, c9, c12 := clusters[0], clusters[1], clusters[2]
-	if c5.ID != 5 || c5.Group != "good" || c5.SNR != 8 || c5.Spikes != 60 || c5.Channel != 1 {
+	if c5.ID != 5 || c5.Label != quality.Good || c5.SNR != 8 || c5.NumSpikes != 60 || c5.Channel != 1 || c5.RPContamination != 0 {
 		t.Errorf("unit 5: %+v", c5)
 	}
-	if c9.ID != 9 || c9.Group != "mua" || c9.Violations < 0.4 {
+	if c9.ID != 9 || c9.Label != quality.MUA || c9.RPViolations != 30 || c9.RPContamination != 1 {
 		t.Errorf("unit 9: %+v", c9)
 	}
-	if c12.ID != 12 || c12.Channel != -1 || c12.Group != "mua" {
+	if c12.ID != 12 || c12.Channel != -1 || c12.Label != quality.MUA || c12.NumSpikes != 1 {
 		t.Errorf("unit 12: %+v", c12)
 	}
 
@@ -125,9 +126,38 @@ func TestWrite(t *testing.T) {
 			t.Errorf("params.py lacks %q:\n%s", line, params)
 		}
 	}
-	group, _ := os.ReadFile(filepath.Join(dir, "cluster_group.tsv"))
-	if string(group) != "cluster_id\tgroup\n5\tgood\n9\tmua\n12\tmua\n" {
-		t.Errorf("cluster_group.tsv = %q", group)
+	for name, want := range map[string]string{
+		"cluster_group.tsv":            "cluster_id\tgroup\n5\tgood\n9\tmua\n12\tmua\n",
+		"cluster_KSLabel.tsv":          "cluster_id\tKSLabel\n5\tgood\n9\tmua\n12\tmua\n",
+		"cluster_ContamPct.tsv":        "cluster_id\tContamPct\n5\t0.0\n9\t100.0\n12\t100.0\n",
+		"cluster_Amplitude.tsv":        "cluster_id\tAmplitude\n5\t80.0\n9\t50.0\n12\t30.0\n",
+		"cluster_snr.tsv":              "cluster_id\tsnr\n5\t8.0\n9\t5.0\n12\t\n",
+		"cluster_rp_violations.tsv":    "cluster_id\trp_violations\n5\t0\n9\t30\n12\t0\n",
+		"cluster_rp_contamination.tsv": "cluster_id\trp_contamination\n5\t0.0\n9\t1.0\n12\t\n",
+	} {
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q, want %q (%v)", name, got, want, err)
+		}
+	}
+	for _, name := range []string{"presence_ratio", "isi_violations_ratio", "isi_violations_count", "amplitude_cutoff", "amplitude_median"} {
+		if _, err := os.Stat(filepath.Join(dir, "cluster_"+name+".tsv")); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// Metrics given by the caller are written as given, and must cover
+	// every unit.
+	units, err := quality.Params{}.Sorting(spikes, templates, nil, 200000, 30000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	units[0].Label = quality.MUA
+	if clusters, err = Write(dir, rec, spikes, templates, nil, Options{Units: units}); err != nil || clusters[0].Label != quality.MUA {
+		t.Errorf("given units: %v %+v", err, clusters[0])
+	}
+	if _, err := Write(dir, rec, spikes, templates, nil, Options{Units: units[:2]}); err == nil || !strings.Contains(err.Error(), "unit 12") {
+		t.Errorf("units without unit 12: %v", err)
 	}
 }
 
