@@ -56,7 +56,7 @@ EXTDIR ?= /tmp/spikeline-gtkit
 GTKIT_EXT ?= /work/ext
 JOBS ?= 1
 GTKIT_ENV = EXTDIR='$(EXTDIR)' GTKIT_EXT='$(GTKIT_EXT)' QUICK='$(QUICK)' ONLY='$(ONLY)' SEEDS='$(SEEDS)' \
-	JOBS='$(JOBS)' VERBOSE='$(VERBOSE)' $(if $(PEER),PEER='$(PEER)')
+	JOBS='$(JOBS)' VERBOSE='$(VERBOSE)' RESORT='$(RESORT)' $(if $(PEER),PEER='$(PEER)')
 accuracy-external: build
 	$(GTKIT_ENV) SORTERS=spikeline scripts/gtkit/run.sh
 

@@ -435,16 +435,68 @@ def band_noise(traces):
     return np.asarray(get_noise_levels(rec, return_in_uV=False, method="mad", random_slices_kwargs=dict(seed=0)))
 
 
-def band_peak(templates):
-    """|extremum| (per unit and channel) of the mean over phases of templates (units, samples,
-    channels, phases) after the same band-pass (zero-phase, zero-padded)."""
+def band_templates(templates):
+    """The mean over phases of templates (units, samples, channels, phases) after the same
+    band-pass (zero-phase, zero-padded): (units, samples, channels)."""
     from scipy.signal import butter, sosfiltfilt
 
     sos = butter(5, [300, 6000], btype="bandpass", fs=FS, output="sos")
     t = templates.mean(axis=3)
     pad = 300
-    bp = sosfiltfilt(sos, np.pad(t, ((0, 0), (pad, pad), (0, 0))), axis=1)
-    return np.abs(bp).max(axis=1)  # (units, channels)
+    return sosfiltfilt(sos, np.pad(t, ((0, 0), (pad, pad), (0, 0))), axis=1)[:, pad:-pad]
+
+
+def noise_autocov(bg, lags):
+    """Autocovariance (lags 0..lags-1) per channel of the band-passed background: (channels, lags)."""
+    from scipy.signal import butter, sosfiltfilt
+
+    sos = butter(5, [300, 6000], btype="bandpass", fs=FS, output="sos")
+    x = sosfiltfilt(sos, bg, axis=0)
+    x = x[int(0.1 * FS) : -int(0.1 * FS)]  # filter edges
+    x = x - x.mean(axis=0)
+    n = len(x)
+    return np.array([[np.dot(x[: n - k, c], x[k:, c]) / (n - k) for k in range(lags)] for c in range(x.shape[1])])
+
+
+def separability(bp, nb, acov, jitter=0.1):
+    """For every unit, the other unit it is hardest to tell apart from, and the d' of the best
+    linear rule between the two (Fisher's discriminant): d'^2 = D' C^-1 D, with D the
+    difference of the two band-passed mean templates over -0.5 .. +1 ms around the spike
+    sample on the channels where either template reaches 10 % of the pair's extremum (at
+    most 8), and C the band-passed background's covariance (independent channels, Toeplitz in
+    time) plus the amplitude jitter's, jitter^2 (a a' + b b') / 2. Units that share no
+    channel are not compared (inf). Two units are told apart with an error of about
+    Phi(-d'/2): d' 2 -> 16 %, 3 -> 7 %, 4 -> 2.3 %, 6 -> 0.1 %."""
+    from scipy.linalg import toeplitz
+
+    w = np.arange(nb - int(0.5e-3 * FS), nb + int(1e-3 * FS))
+    nw = len(w)
+    blocks = [toeplitz(acov[c, :nw]) for c in range(acov.shape[0])]
+    nu = bp.shape[0]
+    best = np.full(nu, np.inf)
+    who = np.zeros(nu, int)
+    peak = np.abs(bp[:, w, :]).max(axis=1)  # (units, channels)
+    for u in range(nu):
+        for v in range(nu):
+            if v == u:
+                continue
+            m = np.maximum(peak[u], peak[v])
+            shared = (peak[u] >= 0.1 * peak[u].max()) & (peak[v] >= 0.1 * peak[v].max())
+            if not shared.any():
+                continue
+            chs = np.argsort(-m)[:8]
+            chs = chs[m[chs] >= 0.1 * m.max()]
+            a = bp[u][np.ix_(w, chs)].T.ravel()
+            b = bp[v][np.ix_(w, chs)].T.ravel()
+            C = np.zeros((len(a), len(a)))
+            for i, c in enumerate(chs):
+                C[i * nw : (i + 1) * nw, i * nw : (i + 1) * nw] = blocks[c]
+            C += jitter**2 * (np.outer(a, a) + np.outer(b, b)) / 2
+            d = a - b
+            dp = float(np.sqrt(d @ np.linalg.solve(C, d)))
+            if dp < best[u]:
+                best[u], who[u] = dp, v
+    return who, best
 
 
 def measure_snr(d, n_ch, frames, units, n_units, seed):
@@ -607,9 +659,11 @@ def generate(outdir, variant, seed, duration, force):
     if extra is not None:
         bg = bg + extra(0, probe_n)
     noise = band_noise(bg.astype(np.float32))
-    peaks = band_peak(templates)
+    bp = band_templates(templates)
+    peaks = np.abs(bp).max(axis=1)
     scale = snr_t * noise[chans] / peaks[np.arange(nu), chans]
     templates *= scale[:, None, None, None].astype(np.float32)
+    nn_unit, nn_dprime = separability(bp * scale[:, None, None], nb, noise_autocov(bg, 64))
 
     sorting = NumpySorting.from_samples_and_labels([frames], [units], FS, unit_ids=np.arange(nu))
     rec = InjectTemplatesRecording(
@@ -644,11 +698,11 @@ def generate(outdir, variant, seed, duration, force):
     with open(os.path.join(d, "units.csv"), "w") as f:
         f.write(
             "unit_id,channel,peak_uv,snr,band_peak_uv,noise_uv,target_snr,extremum_channel,"
-            "num_spikes,firing_hz,x_um,y_um,z_um,shape,bursting,drift_end\n"
+            "num_spikes,firing_hz,x_um,y_um,z_um,shape,bursting,drift_end,nn_unit,nn_dprime\n"
         )
         for u in range(nu):
             f.write(
-                "%d,%d,%.3f,%.4f,%.3f,%.4f,%.3f,%d,%d,%.4f,%.1f,%.1f,%.1f,%s,%s,%.3f\n"
+                "%d,%d,%.3f,%.4f,%.3f,%.4f,%.3f,%d,%d,%.4f,%.1f,%.1f,%.1f,%s,%s,%.3f,%s,%.2f\n"
                 % (
                     u + 1,
                     chans[u],
@@ -666,6 +720,8 @@ def generate(outdir, variant, seed, duration, force):
                     shapes[u],
                     str(bool(bursting[u])).lower(),
                     drift_end[u],
+                    str(nn_unit[u] + 1) if np.isfinite(nn_dprime[u]) else "",
+                    nn_dprime[u],
                 )
             )
     info["units"] = int(nu)

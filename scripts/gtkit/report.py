@@ -12,7 +12,11 @@ scripts/gtkit/run.sh leaves in RESULTS/<sorter>/<recording>/score.json:
   3. the same by variant (all seeds pooled, unit-weighted) and over the whole kit;
   4. with --verbose, one line per ground-truth unit: SNR, spikes, matched sorted unit,
      accuracy, recall, precision, tp/fn/fp and why spikes were lost (fn_cl misclassified,
-     fn_uns unsorted, fn_mis not detected), with the unit's shape source from units.csv.
+     fn_uns unsorted, fn_mis not detected), with, from units.csv, the unit's firing rate, its
+     nearest neighbour (nn) and the d' between them (how well any linear rule can tell them
+     apart, scripts/gtkit/gtkit.py separability) and its shape source.
+The variant table also gives the units with SNR >= 5 whose nearest neighbour is at d' >= 3
+(separable in principle: a linear rule errs on < 7 % of their spikes).
 
 Standard library only.
 """
@@ -119,18 +123,23 @@ def main():
             units = c["units"]
             snr5 = Acc()
             per_band = {b: Acc() for b in BANDS}
+            meta = units_csv(kit, name)
             for u in units:
+                m = meta.get(u["gt_unit"], {})
+                dp = float(m["nn_dprime"]) if m.get("nn_dprime") not in (None, "") else float("inf")
                 b = band_of(u["snr"])
                 if b:
                     per_band[b].add(u)
                 if u["snr"] >= 5:
                     snr5.add(u)
                 for key in (variant, "ALL"):
-                    p = pooled.setdefault((s, key), {"snr5": Acc(), **{b: Acc() for b in BANDS}})
+                    p = pooled.setdefault((s, key), {"snr5": Acc(), "sep": Acc(), **{b: Acc() for b in BANDS}})
                     if b:
                         p[b].add(u)
                     if u["snr"] >= 5:
                         p["snr5"].add(u)
+                        if dp >= 3:
+                            p["sep"].add(u)
             rows.append(
                 [
                     name,
@@ -170,8 +179,8 @@ def main():
         for s in sorters:
             p = pooled.get((s, v))
             if p:
-                vrows.append([v, s, p["snr5"].cell()] + [p[b].cell() for b in BANDS])
-    table(["variant", "sorter", "SNR>=5"] + [band_name(b) for b in BANDS], vrows)
+                vrows.append([v, s, p["snr5"].cell(), p["sep"].cell()] + [p[b].cell() for b in BANDS])
+    table(["variant", "sorter", "SNR>=5", "SNR>=5,d'>=3"] + [band_name(b) for b in BANDS], vrows)
     for s in sorters:
         p = pooled.get((s, "ALL"))
         if p and p["snr5"].n:
@@ -212,6 +221,8 @@ def main():
                             u["fn_unsorted"],
                             u["fn_missed"],
                             m.get("firing_hz", "")[:5],
+                            m.get("nn_unit", "") or "-",
+                            m.get("nn_dprime", "") or "-",
                             m.get("shape", "") + (" burst" if m.get("bursting") == "true" else ""),
                         ]
                     )
@@ -235,6 +246,8 @@ def main():
                 "fn_uns",
                 "fn_mis",
                 "hz",
+                "nn",
+                "nn_d'",
                 "shape",
             ],
             urows,

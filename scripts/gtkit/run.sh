@@ -12,7 +12,9 @@
 #   JOBS      recordings sorted at once (default 1; spikeline sort then uses every core)
 #   VERBOSE=1 the per-unit table too
 #   SPIKELINE the binary (default bin/spikeline, built by the Makefile)
-# The kit is generated only where a recording is missing; results are recomputed every run.
+#   RESORT=1  re-run the peer even where its result is newer than the recording
+# The kit is generated only where a recording is missing. spikeline is re-run every time;
+# the peer (a fixed script) only where it has no score newer than the recording.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EXTDIR=${EXTDIR:-/tmp/spikeline-gtkit}
@@ -60,10 +62,14 @@ fi
 cores=$(nproc)
 workers=$((cores / JOBS))
 [ "$workers" -ge 1 ] || workers=1
-export KIT RES SPIKELINE PEER PY workers
+export KIT RES SPIKELINE PEER PY workers RESORT
 
 one() { # one SORTER RECORDING
 	local s=$1 n=$2 out=$RES/$1/$2
+	if [ "$s" = peer ] && [ "${RESORT:-0}" = 0 ] && [ "$out/score.json" -nt "$KIT/$n/recording.dat" ]; then
+		printf '%-10s %-10s kept (sorted in %ss; RESORT=1 re-sorts)\n' "$s" "$n" "$(cat "$out/seconds" 2>/dev/null)"
+		return 0
+	fi
 	rm -rf "$out"
 	mkdir -p "$out"
 	local t0=$(date +%s.%N)
