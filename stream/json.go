@@ -3,10 +3,13 @@ package stream
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 // JSON forms of the messages, published on the ".json" twin subjects. Each
@@ -210,8 +213,51 @@ type jsonTemplate struct {
 
 type jsonTemplates struct {
 	jsonHead
-	Full      bool           `json:"full"`
-	Templates []jsonTemplate `json:"templates"`
+	Full        bool           `json:"full"`
+	Templates   []jsonTemplate `json:"templates"`
+	QualityFrom *uint64        `json:"quality_from,omitempty"`
+	Quality     []jsonQuality  `json:"quality,omitempty"`
+}
+
+// jsonQuality is one unit's quality record. The metrics are f32 in the
+// binary form; an undefined one (NaN) is null.
+type jsonQuality struct {
+	Unit               int32         `json:"unit"`
+	NumSpikes          int           `json:"num_spikes"`
+	FiringRate         metric        `json:"firing_rate"`
+	PresenceRatio      metric        `json:"presence_ratio"`
+	SNR                metric        `json:"snr"`
+	ISIViolationsRatio metric        `json:"isi_violations_ratio"`
+	ISIViolationsCount int           `json:"isi_violations_count"`
+	RPContamination    metric        `json:"rp_contamination"`
+	RPViolations       int           `json:"rp_violations"`
+	AmplitudeCutoff    metric        `json:"amplitude_cutoff"`
+	AmplitudeMedian    metric        `json:"amplitude_median"`
+	Label              quality.Label `json:"label"`
+}
+
+// metric is a quality metric in JSON: float32 precision, NaN as null.
+type metric float64
+
+func (v metric) MarshalJSON() ([]byte, error) {
+	f := float32(v)
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, float64(f), 'g', -1, 32), nil
+}
+
+func (v *metric) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*v = metric(math.NaN())
+		return nil
+	}
+	var f float32
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*v = metric(f)
+	return nil
 }
 
 // MarshalJSON encodes m as its JSON document.
@@ -223,6 +269,19 @@ func (m *TemplateBatch) MarshalJSON() ([]byte, error) {
 			w = []float32{}
 		}
 		j.Templates[i] = jsonTemplate{t.Unit, t.Channel, t.Pre, t.PeakUV, t.Count, w}
+	}
+	if m.Quality != nil {
+		if len(m.Quality) != len(m.Templates) {
+			return nil, fmt.Errorf("stream: %d quality records for %d templates", len(m.Quality), len(m.Templates))
+		}
+		from := m.QualityFrom
+		j.QualityFrom = &from
+		j.Quality = make([]jsonQuality, len(m.Quality))
+		for i, q := range m.Quality {
+			j.Quality[i] = jsonQuality{q.ID, q.NumSpikes, metric(q.FiringRate), metric(q.PresenceRatio), metric(q.SNR),
+				metric(q.ISIViolationsRatio), q.ISIViolationsCount, metric(q.RPContamination), q.RPViolations,
+				metric(q.AmplitudeCutoff), metric(q.AmplitudeMedian), q.Label}
+		}
 	}
 	return json.Marshal(j)
 }
@@ -248,6 +307,26 @@ func (m *TemplateBatch) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("stream: JSON templates: template %d (unit %d): pre %d outside waveform of %d samples", i, t.Unit, t.Pre, len(t.Waveform))
 		}
 		m.Templates[i] = sort.Template{Unit: t.Unit, Channel: t.Channel, Pre: t.Pre, Waveform: t.Waveform, PeakUV: t.PeakUV, Count: t.Count}
+	}
+	m.Quality, m.QualityFrom = nil, 0
+	if j.Quality != nil {
+		if len(j.Quality) != len(m.Templates) {
+			return fmt.Errorf("stream: JSON templates: %d quality records for %d templates", len(j.Quality), len(m.Templates))
+		}
+		if j.QualityFrom != nil {
+			m.QualityFrom = *j.QualityFrom
+		}
+		m.Quality = make([]quality.Unit, len(j.Quality))
+		for i, q := range j.Quality {
+			if q.Unit != m.Templates[i].Unit {
+				return fmt.Errorf("stream: JSON templates: quality record %d is unit %d, template %d is unit %d", i, q.Unit, i, m.Templates[i].Unit)
+			}
+			m.Quality[i] = quality.Unit{ID: q.Unit, Channel: m.Templates[i].Channel, Label: q.Label, Metrics: quality.Metrics{
+				NumSpikes: q.NumSpikes, FiringRate: float64(q.FiringRate), PresenceRatio: float64(q.PresenceRatio), SNR: float64(q.SNR),
+				ISIViolationsRatio: float64(q.ISIViolationsRatio), ISIViolationsCount: q.ISIViolationsCount,
+				RPContamination: float64(q.RPContamination), RPViolations: q.RPViolations,
+				AmplitudeCutoff: float64(q.AmplitudeCutoff), AmplitudeMedian: float64(q.AmplitudeMedian)}}
+		}
 	}
 	return nil
 }

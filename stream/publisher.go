@@ -303,7 +303,13 @@ func (p *Publisher) PublishTemplates(sample uint64, rate float64, templates []so
 	if full {
 		flags = FlagFullSnapshot
 	}
-	return p.publishMsg(p.subj.Templates(), &TemplateBatch{Header: Header{Flags: flags, Sample: sample, Rate: rate}, Templates: templates})
+	return p.PublishTemplateBatch(&TemplateBatch{Header: Header{Flags: flags, Sample: sample, Rate: rate}, Templates: templates})
+}
+
+// PublishTemplateBatch publishes m on spikeline.<rig>.templates: templates
+// with, when m.Quality is set, their units' quality metrics.
+func (p *Publisher) PublishTemplateBatch(m *TemplateBatch) (bool, error) {
+	return p.publishMsg(p.subj.Templates(), m)
 }
 
 // PublishRaw publishes channels [firstChannel, firstChannel+n) of b on

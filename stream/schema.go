@@ -11,6 +11,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 // Binary message layout. Every binary message starts with a HeaderSize
@@ -32,7 +33,13 @@ const (
 	eventFixed     = 40
 	templatesFixed = HeaderSize + 8
 	templateFixed  = 24
-	rawFixed       = HeaderSize + 24
+	qualityFixed   = 16 // count, record_size, reserved, from
+
+	// QualityRecordSize is the size of one unit-quality record of a
+	// templates message written by this version. Readers use the record
+	// size stored in the message, so later versions may append fields.
+	QualityRecordSize = 48
+	rawFixed          = HeaderSize + 24
 )
 
 // Offset of the publish time in the header; the publisher stamps it just
@@ -737,9 +744,15 @@ func (m *EventBatch) UnmarshalBinary(data []byte) error {
 // every current template (units absent are gone); otherwise only new or
 // changed ones. Header.Sample is the sample index at which they were
 // current.
+//
+// Quality, when not nil, holds the quality metrics and label of each
+// template's unit, in the same order (docs/quality.md), measured over the
+// device samples [QualityFrom, Header.Sample).
 type TemplateBatch struct {
 	Header
-	Templates []sort.Template
+	Templates   []sort.Template
+	Quality     []quality.Unit
+	QualityFrom uint64
 }
 
 // Full reports whether m is a full snapshot.
@@ -756,6 +769,16 @@ func (m *TemplateBatch) AppendBinary(dst []byte) ([]byte, error) {
 			return dst, fmt.Errorf("stream: template of unit %d: negative count %d", t.Unit, t.Count)
 		}
 	}
+	if m.Quality != nil {
+		if len(m.Quality) != len(m.Templates) {
+			return dst, fmt.Errorf("stream: %d quality records for %d templates", len(m.Quality), len(m.Templates))
+		}
+		for i, q := range m.Quality {
+			if q.ID != m.Templates[i].Unit {
+				return dst, fmt.Errorf("stream: quality record %d is unit %d, template %d is unit %d", i, q.ID, i, m.Templates[i].Unit)
+			}
+		}
+	}
 	dst = appendHeader(dst, TypeTemplates, m.Flags, m.Sample, m.Rate, m.Published)
 	dst = le.AppendUint32(dst, uint32(len(m.Templates)))
 	dst = le.AppendUint32(dst, 0)
@@ -769,6 +792,23 @@ func (m *TemplateBatch) AppendBinary(dst []byte) ([]byte, error) {
 		dst = le.AppendUint32(dst, uint32(min(uint64(t.Count), math.MaxUint32)))
 		for _, v := range t.Waveform {
 			dst = le.AppendUint32(dst, math.Float32bits(v))
+		}
+	}
+	if m.Quality != nil {
+		dst = le.AppendUint32(dst, uint32(len(m.Quality)))
+		dst = le.AppendUint16(dst, QualityRecordSize)
+		dst = le.AppendUint16(dst, 0)
+		dst = le.AppendUint64(dst, m.QualityFrom)
+		for i := range m.Quality {
+			q := &m.Quality[i]
+			dst = le.AppendUint32(dst, uint32(q.ID))
+			dst = le.AppendUint32(dst, uint32(min(uint64(max(q.NumSpikes, 0)), math.MaxUint32)))
+			dst = le.AppendUint32(dst, uint32(int32(max(min(q.ISIViolationsCount, math.MaxInt32), -1))))
+			dst = le.AppendUint32(dst, uint32(int32(max(min(q.RPViolations, math.MaxInt32), -1))))
+			for _, v := range [...]float64{q.FiringRate, q.PresenceRatio, q.SNR, q.ISIViolationsRatio, q.RPContamination, q.AmplitudeCutoff, q.AmplitudeMedian} {
+				dst = le.AppendUint32(dst, math.Float32bits(float32(v)))
+			}
+			dst = append(dst, byte(q.Label), 0, 0, 0)
 		}
 	}
 	return dst, nil
@@ -809,6 +849,46 @@ func (m *TemplateBatch) UnmarshalBinary(data []byte) error {
 		for j := range t.Waveform {
 			t.Waveform[j] = r.f32("waveform")
 		}
+	}
+	m.Quality, m.QualityFrom = nil, 0
+	if r.err != nil || len(r.data)-r.off < qualityFixed {
+		return r.err // no quality section (older writers, or none)
+	}
+	qn := int(r.u32("quality_count"))
+	sizeAt := r.off
+	size := int(r.u16("quality_record_size"))
+	r.u16("reserved")
+	m.QualityFrom = r.u64("quality_from")
+	switch {
+	case r.err != nil:
+		return r.err
+	case qn != len(m.Templates):
+		r.fail("quality_count", sizeAt-4, "%d quality records for %d templates", qn, len(m.Templates))
+		return r.err
+	case size < QualityRecordSize:
+		r.fail("quality_record_size", sizeAt, "%d, want >= %d", size, QualityRecordSize)
+		return r.err
+	case !r.need(qn*size, "quality"):
+		return r.err
+	}
+	m.Quality = make([]quality.Unit, qn)
+	for i := range m.Quality {
+		q := &m.Quality[i]
+		start := r.off
+		q.ID = int32(r.u32("unit"))
+		if q.ID != m.Templates[i].Unit {
+			r.fail("unit", start, "quality record %d is unit %d, template %d is unit %d", i, q.ID, i, m.Templates[i].Unit)
+			return r.err
+		}
+		q.Channel = m.Templates[i].Channel
+		q.NumSpikes = int(r.u32("num_spikes"))
+		q.ISIViolationsCount = int(int32(r.u32("isi_violations_count")))
+		q.RPViolations = int(int32(r.u32("rp_violations")))
+		for _, f := range []*float64{&q.FiringRate, &q.PresenceRatio, &q.SNR, &q.ISIViolationsRatio, &q.RPContamination, &q.AmplitudeCutoff, &q.AmplitudeMedian} {
+			*f = float64(r.f32("metric"))
+		}
+		q.Label = quality.Label(r.u8("label"))
+		r.off = start + size // fields later versions append
 	}
 	return r.err
 }

@@ -8,12 +8,14 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -39,6 +41,11 @@ func sampleMessages() []Message {
 		&TemplateBatch{Header: Header{Type: TypeTemplates, Flags: FlagFullSnapshot, Sample: 6000, Rate: 30000, Published: 11}, Templates: []sort.Template{
 			{Unit: 1, Channel: 0, Pre: 1, Waveform: []float32{-10, -80, 20}, PeakUV: -80, Count: 55},
 			{Unit: 2, Channel: 9, Pre: 0, Waveform: []float32{-60}, PeakUV: -60, Count: 1},
+		}, QualityFrom: 1000, Quality: []quality.Unit{
+			{ID: 1, Channel: 0, Label: quality.Good, Metrics: quality.Metrics{NumSpikes: 55, FiringRate: 11, PresenceRatio: 1, SNR: 8.5,
+				ISIViolationsRatio: 0, ISIViolationsCount: 0, RPContamination: 0, RPViolations: 0, AmplitudeCutoff: 0.125, AmplitudeMedian: -79.5}},
+			{ID: 2, Channel: 9, Label: quality.MUA, Metrics: quality.Metrics{NumSpikes: 1, FiringRate: 0.25, PresenceRatio: 0.5, SNR: 6,
+				ISIViolationsRatio: 0, ISIViolationsCount: 0, RPContamination: 0.75, RPViolations: 3, AmplitudeCutoff: 0.5, AmplitudeMedian: -60}},
 		}},
 		&RawBlock{Header: Header{Type: TypeRaw, Flags: FlagFiltered, Sample: 70, Rate: 30000, Published: 13}, Channels: 2, FirstChannel: 32, Gain: 0.195,
 			Samples: []int16{1, -2, 3, -4, 32767, -32768}},
@@ -90,9 +97,20 @@ func TestSchemaTruncated(t *testing.T) {
 	for _, m := range sampleMessages() {
 		b, _ := Encode(nil, m)
 		for n := 0; n < len(b); n++ {
-			_, err := Decode(b[:n])
+			got, err := Decode(b[:n])
 			if _, ok := m.(*SpikeBatch); !ok && n >= len(b) {
 				continue
+			}
+			if tb, ok := m.(*TemplateBatch); ok && err == nil && tb.Quality != nil {
+				// Cut before the quality section is complete enough to
+				// be read: a templates message without one (a prefix that
+				// is a complete message of an older writer).
+				plain := *tb
+				plain.Quality, plain.QualityFrom = nil, 0
+				pb, _ := Encode(nil, &plain)
+				if n >= len(pb) && n < len(pb)+qualityFixed && reflect.DeepEqual(got, &plain) {
+					continue
+				}
 			}
 			var de *DecodeError
 			if !errors.As(err, &de) {
@@ -236,4 +254,87 @@ func hexLine(off int, b []byte) string {
 	}
 	sb.WriteByte('\n')
 	return sb.String()
+}
+
+// Undefined metrics (NaN) cross both forms as NaN (null in JSON); a
+// templates message without quality stays without; the quality records
+// must match the templates.
+func TestSchemaTemplateQuality(t *testing.T) {
+	m := sampleMessages()[5].(*TemplateBatch)
+	q := *m
+	q.Quality = slices.Clone(m.Quality)
+	nan := math.NaN()
+	q.Quality[1].RPContamination, q.Quality[1].AmplitudeCutoff, q.Quality[1].ISIViolationsCount = nan, nan, -1
+	b, err := Encode(nil, &q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := json.Marshal(&q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(j), `"rp_contamination":null,"rp_violations":3,"amplitude_cutoff":null`) ||
+		!strings.Contains(string(j), `"quality_from":1000`) || !strings.Contains(string(j), `"label":"good"`) {
+		t.Errorf("JSON: %s", j)
+	}
+	fromBin, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromJSON, err := DecodeJSON(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range []*TemplateBatch{fromBin.(*TemplateBatch), fromJSON.(*TemplateBatch)} {
+		g := got.Quality[1]
+		if !math.IsNaN(g.RPContamination) || !math.IsNaN(g.AmplitudeCutoff) || g.ISIViolationsCount != -1 || g.RPViolations != 3 || g.Label != quality.MUA || g.Channel != 9 {
+			t.Errorf("NaN round trip: %+v", g)
+		}
+	}
+
+	plain := &TemplateBatch{Header: m.Header, Templates: m.Templates}
+	b, _ = Encode(nil, plain)
+	j, _ = json.Marshal(plain)
+	if strings.Contains(string(j), "quality") {
+		t.Errorf("JSON without quality: %s", j)
+	}
+	for _, d := range []func() (Message, error){func() (Message, error) { return Decode(b) }, func() (Message, error) { return DecodeJSON(j) }} {
+		got, err := d()
+		if err != nil || got.(*TemplateBatch).Quality != nil {
+			t.Errorf("without quality: %+v %v", got, err)
+		}
+	}
+
+	bad := q
+	bad.Quality = q.Quality[:1]
+	if _, err := Encode(nil, &bad); err == nil {
+		t.Error("1 quality record for 2 templates encoded")
+	}
+	if _, err := json.Marshal(&bad); err == nil {
+		t.Error("1 quality record for 2 templates encoded as JSON")
+	}
+	bad.Quality = []quality.Unit{q.Quality[1], q.Quality[0]}
+	if _, err := Encode(nil, &bad); err == nil {
+		t.Error("quality records in another order encoded")
+	}
+	// A record smaller than this version's is refused.
+	b, _ = Encode(nil, m)
+	at := len(b) - qualityFixed - 2*QualityRecordSize + 4
+	le.PutUint16(b[at:], 40)
+	if _, err := Decode(b); !errors.Is(err, ErrValue) || !strings.Contains(err.Error(), "quality_record_size") {
+		t.Errorf("record size 40: %v", err)
+	}
+	// A larger record (a later version's) is read by its first fields.
+	b, _ = Encode(nil, m)
+	head := b[:len(b)-2*QualityRecordSize]
+	le.PutUint16(head[len(head)-qualityFixed+4:], QualityRecordSize+8)
+	grown := slices.Clone(head)
+	for i := range 2 {
+		rec := b[len(head)+i*QualityRecordSize : len(head)+(i+1)*QualityRecordSize]
+		grown = append(append(grown, rec...), 9, 9, 9, 9, 9, 9, 9, 9)
+	}
+	got, err := Decode(grown)
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Errorf("larger records: %v\n got %+v\nwant %+v", err, got, m)
+	}
 }

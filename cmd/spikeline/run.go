@@ -20,6 +20,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -435,7 +436,10 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		behVals  = make([]float64, 2)
 		nextStat = time.Now().Add(p.opts.status)
 		win      statusWindow
-		retryAt  uint64 // no automatic fit before this sample (after a failed one)
+		retryAt  uint64           // no automatic fit before this sample (after a failed one)
+		qual     *quality.Tracker // live unit quality metrics, published with the templates
+		qualFrom uint64
+		units    []quality.Unit
 		score    = newR2Tracker(len(p.opts.outputs), int(r2Window*50)+1)
 		r2       []float64
 	)
@@ -452,6 +456,14 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 			<-fitted
 		}
 	}()
+	// A template snapshot carries the units' quality metrics over
+	// [qualFrom, done): the session so far (docs/quality.md).
+	publishTemplates := func(ts []sort.Template, sample uint64, rate float64) {
+		qual.Retain(ts)
+		units = qual.Metrics(units[:0], ts, p.sorter.Noise(nil), done)
+		p.pub.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate},
+			Templates: ts, Quality: units, QualityFrom: qualFrom})
+	}
 	startFit := func() {
 		if fitting || cal == nil {
 			return
@@ -510,6 +522,11 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		b := &it.block
 		if rate == 0 {
 			done = b.First // the device need not start at sample 0
+			var err error
+			if qual, err = quality.NewTracker(quality.Params{}, b.Rate, b.First); err != nil {
+				return err
+			}
+			qualFrom = b.First
 			if p.model != nil {
 				var err error
 				if online, err = decode.NewOnline(p.model, b.First); err != nil {
@@ -525,6 +542,7 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		if err != nil {
 			return err
 		}
+		qual.Add(spikes)
 		// Every spike before complete has now left the sorter: the batch
 		// covers [done, complete), and bins before complete can close.
 		complete := max(b.End(), lag) - lag
@@ -562,14 +580,14 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		// Templates: a full snapshot whenever learning produced new ones,
 		// and every templateEvery of device time for late subscribers.
 		if b.End() >= nextTmpl && learned > 0 {
-			p.pub.PublishTemplates(b.End(), b.Rate, p.sorter.Templates(), true)
+			publishTemplates(p.sorter.Templates(), b.End(), b.Rate)
 			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 		}
 		if st := p.sorter.Stats(); st.Learned != learned {
 			learned = st.Learned
 			p.units.Store(int64(st.Units))
 			ts := p.sorter.Templates()
-			p.pub.PublishTemplates(b.End(), b.Rate, ts, true)
+			publishTemplates(ts, b.End(), b.Rate)
 			if p.spikeRec != nil {
 				if err := p.spikeRec.templates(b.End(), b.Rate, ts); err != nil {
 					return err

@@ -19,6 +19,7 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
@@ -41,6 +42,8 @@ func TestRunPipeline(t *testing.T) {
 		sorted    int
 		bad       []string
 		templates int
+		lastTmpl  *stream.TemplateBatch
+		unitSpk   = map[int32][]uint64{}
 		status    int
 		truth     = map[uint64][2]float64{}
 		decoded   = map[uint64][2]float64{}
@@ -61,12 +64,14 @@ func TestRunPipeline(t *testing.T) {
 				spikes++
 				if s.Unit > 0 {
 					sorted++
+					unitSpk[s.Unit] = append(unitSpk[s.Unit], s.Sample)
 				}
 			}
 		},
 		Templates: func(_ string, m *stream.TemplateBatch) {
 			mu.Lock()
 			templates += len(m.Templates)
+			lastTmpl = m
 			mu.Unlock()
 		},
 		Status: func(_ string, m *stream.Status) {
@@ -125,6 +130,34 @@ func TestRunPipeline(t *testing.T) {
 	}
 	if templates == 0 || status == 0 {
 		t.Errorf("templates %d, status %d: want both > 0", templates, status)
+	}
+	// The templates carry each unit's quality metrics over the session so
+	// far: its spike count is that of the spikes published before the
+	// snapshot (up to the sorter's lag), and most units are good.
+	if lastTmpl == nil || len(lastTmpl.Quality) != len(lastTmpl.Templates) || lastTmpl.QualityFrom != 0 {
+		t.Fatalf("last templates message without quality: %+v", lastTmpl)
+	}
+	good := 0
+	for _, q := range lastTmpl.Quality {
+		lo, hi := 0, 0
+		for _, s := range unitSpk[q.ID] {
+			if s < lastTmpl.Sample-3000 {
+				lo++
+			}
+			if s < lastTmpl.Sample {
+				hi++
+			}
+		}
+		if q.NumSpikes < lo || q.NumSpikes > hi {
+			t.Errorf("unit %d: num_spikes %d, published before the snapshot %d-%d", q.ID, q.NumSpikes, lo, hi)
+		}
+		if q.Label == quality.Good {
+			good++
+		}
+	}
+	t.Logf("last snapshot at sample %d: %d units, %d good", lastTmpl.Sample, len(lastTmpl.Quality), good)
+	if good*2 < len(lastTmpl.Quality) {
+		t.Errorf("%d of %d units good, want most: %+v", good, len(lastTmpl.Quality), lastTmpl.Quality)
 	}
 	if len(decoded) < 200 {
 		t.Fatalf("%d decoder estimates, want ≥ 200 (up to 30 s after calibration at 20 ms bins, less while the fit runs)", len(decoded))

@@ -389,6 +389,11 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 				sep = ":"
 			}
 			fmt.Fprintf(sb, "%s u%d ch%d %.1fµV (%d samples, %d spikes)", sep, t.Unit, t.Channel, t.PeakUV, len(t.Waveform), t.Count)
+			if i < len(m.Quality) {
+				q := m.Quality[i]
+				fmt.Fprintf(sb, " %s %d spikes %.2fHz snr %.1f isi %.3g rp %.3g presence %.2f cutoff %.3g median %.1fµV",
+					q.Label, q.NumSpikes, q.FiringRate, q.SNR, q.ISIViolationsRatio, q.RPContamination, q.PresenceRatio, q.AmplitudeCutoff, q.AmplitudeMedian)
+			}
 		}
 	case *stream.RawBlock:
 		kind := "raw"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
@@ -77,7 +79,10 @@ func publishAll(p *stream.Publisher) {
 	p.PublishStatus(&stream.Status{Header: stream.Header{Sample: 30600, Rate: 30000}, SampleRate: 30000, SpikeRate: 12,
 		NoiseUV: []float32{6, 7, 8}, RateHz: []float32{1, 2, 3}})
 	p.PublishLinkEvents(&device.Block{First: 30600, Rate: 30000, Events: []device.Event{{Kind: device.EventGap, Sample: 30600, Count: 40}}})
-	p.PublishTemplates(30600, 30000, []sort.Template{{Unit: 7, Channel: 3, Pre: 1, Waveform: []float32{0, -84, 10}, PeakUV: -84, Count: 3}}, false)
+	p.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Sample: 30600, Rate: 30000},
+		Templates: []sort.Template{{Unit: 7, Channel: 3, Pre: 1, Waveform: []float32{0, -84, 10}, PeakUV: -84, Count: 3}},
+		Quality: []quality.Unit{{ID: 7, Channel: 3, Label: quality.MUA, Metrics: quality.Metrics{NumSpikes: 3, FiringRate: 3, PresenceRatio: math.NaN(),
+			SNR: 12, ISIViolationsRatio: 0, RPContamination: 0, AmplitudeCutoff: math.NaN(), AmplitudeMedian: -84.5}}}})
 }
 
 func TestTapText(t *testing.T) {
@@ -93,7 +98,7 @@ func TestTapText(t *testing.T) {
 		"spikeline.tapr.decode.ridge": "model ridge end 30600 1.020s vx=1.5 vy=-2",
 		"spikeline.tapr.status":       "3 ch noise median 7.0µV [6.0–8.0] rate mean 2.00Hz",
 		"spikeline.tapr.events":       "1 events: gap at sample 30600 count 40",
-		"spikeline.tapr.templates":    "changed 1 templates: u7 ch3 -84.0µV (3 samples, 3 spikes)",
+		"spikeline.tapr.templates":    "changed 1 templates: u7 ch3 -84.0µV (3 samples, 3 spikes) mua 3 spikes 3.00Hz snr 12.0 isi 0 rp 0 presence NaN cutoff NaN median -84.5µV",
 	}
 	seen := map[string]bool{}
 	for _, l := range lines {

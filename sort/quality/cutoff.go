@@ -23,7 +23,7 @@ func (p Params) amplitudeCutoff(amps, sorted []float32, negate bool) float64 {
 	if negate {
 		lo, hi = -hi, -lo
 	}
-	h := make([]int64, p.CutoffBins)
+	h := make([]float64, p.CutoffBins)
 	hb := newHistBins(lo, hi, p.CutoffBins)
 	for _, a := range amps {
 		if negate {
@@ -31,13 +31,15 @@ func (p Params) amplitudeCutoff(amps, sorted []float32, negate bool) float64 {
 		}
 		h[hb.index(a)]++
 	}
-	return cutoffFromHistogram(h, n, p.CutoffSmoothing)
+	return cutoffFromHistogram(h, n, gaussianKernel(p.CutoffSmoothing), nil)
 }
 
 // cutoffFromHistogram finishes amplitudeCutoff from the amplitude
-// histogram h of n spikes.
-func cutoffFromHistogram(h []int64, n int, sigma float64) float64 {
-	pdf := smooth(h, sigma)
+// histogram h of n spikes (counts; whole numbers but for the Tracker's),
+// smoothed with kernel w (gaussianKernel) into pdf (reused if large
+// enough).
+func cutoffFromHistogram(h []float64, n int, w []float64, pdf []int64) float64 {
+	pdf = smooth(pdf, h, w)
 	cut := pdf[0]
 	g := 0
 	for i, v := range pdf {
@@ -103,20 +105,24 @@ func (b histBins) index(v float32) int {
 	return i
 }
 
-// smooth is scipy.ndimage.gaussian_filter1d(h, sigma, mode="nearest") for
+// smooth is scipy.ndimage.gaussian_filter1d(h, sigma, mode="nearest"),
+// w = gaussianKernel(sigma), into dst, for
 // an integer histogram: the kernel has radius int(4·sigma + 0.5), the
 // edges are extended with the first and last counts, and the result is
 // truncated to integers because SciPy keeps the input's integer type.
 // The kernel and the sums are formed in the order NumPy and SciPy use
 // (pairwise kernel sum; symmetric correlation from the outside in), so
 // that the truncation falls the same way.
-func smooth(h []int64, sigma float64) []int64 {
-	w := gaussianKernel(sigma)
+func smooth(dst []int64, h []float64, w []float64) []int64 {
 	r := len(w) / 2
 	at := func(i int) float64 {
-		return float64(h[min(max(i, 0), len(h)-1)])
+		return h[min(max(i, 0), len(h)-1)]
 	}
-	out := make([]int64, len(h))
+	out := dst[:0]
+	if cap(out) < len(h) {
+		out = make([]int64, len(h))
+	}
+	out = out[:len(h)]
 	for i := range h {
 		acc := at(i) * w[r]
 		for j := -r; j < 0; j++ {

@@ -20,4 +20,13 @@
 // testdata/spikeinterface_metrics.json holds metrics computed by
 // SpikeInterface itself (scripts/golden/quality.py); the tests require every
 // value to match to the last bit.
+//
+// # Live
+//
+// A [Tracker] keeps, per unit, a few counters and a 1,024-bin amplitude
+// histogram, updated in O(1) per spike without allocating ([Tracker.Add]),
+// and computes the metrics from them when asked ([Tracker.Metrics];
+// spikeline run does so when it publishes templates). Everything but
+// amplitude_median and amplitude_cutoff is exact; those two come from the
+// histogram (docs/quality.md says how close).
 package quality
