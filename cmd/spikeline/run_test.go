@@ -148,7 +148,9 @@ func TestRunPipeline(t *testing.T) {
 				hi++
 			}
 		}
-		if q.NumSpikes < lo || q.NumSpikes > hi {
+		// (A batch the publisher dropped, reported above, lowers what
+		// the subscriber saw but not what the sorter counted.)
+		if q.NumSpikes < lo || (len(bad) == 0 && q.NumSpikes > hi) {
 			t.Errorf("unit %d: num_spikes %d, published before the snapshot %d-%d", q.ID, q.NumSpikes, lo, hi)
 		}
 		if q.Label == quality.Good {
