@@ -33,10 +33,14 @@ fmt:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) $(PKGS) | tee bench.txt
 
-# Fuzz every decoder of outside bytes for FUZZTIME each.
+# Fuzz every decoder of outside bytes for FUZZTIME each, and the
+# stimulation path (random JSON and binary requests through the host's
+# limits to the emulator) for STIM_FUZZTIME.
 FUZZTIME ?= 30s
+STIM_FUZZTIME ?= 10m
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) ./device
+	$(GO) test -run='^$$' -fuzz='^FuzzStimulate$$' -fuzztime=$(STIM_FUZZTIME) ./device
 	@for f in $$($(GO) test -list='^Fuzz' ./stream 2>/dev/null | grep '^Fuzz'); do \
 		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./stream || exit 1; done
 
