@@ -116,15 +116,11 @@ func TestConfigMutualTLS(t *testing.T) {
 		t.Error("connection not TLS")
 	}
 
-	// CA only, no client certificate: the server refuses the handshake.
-	nc, err := Connect(context.Background(), Config{URLs: []string{url}, TLSCA: pki.caFile, ReconnectWait: 10 * time.Millisecond}, "no-cert")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	time.Sleep(300 * time.Millisecond)
-	if nc.IsConnected() {
-		t.Fatal("connected without a client certificate")
+	// CA only, no client certificate: the server refuses the handshake,
+	// an error at once (waiting does not mend it).
+	_, err = Connect(context.Background(), Config{URLs: []string{url}, TLSCA: pki.caFile, ReconnectWait: 10 * time.Millisecond}, "no-cert")
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "tls") {
+		t.Fatalf("connect without a client certificate: %v, want a TLS error", err)
 	}
 }
 
@@ -148,15 +144,19 @@ func TestConfigNKeySeedFile(t *testing.T) {
 	p := newTestPublisher(t, Config{URLs: []string{s.ClientURL()}, Rig: "nk", NKeyFile: seedFile})
 	waitFor(t, 5*time.Second, "NKey publisher connected", func() bool { return p.Stats().Connected })
 
-	// Without the seed the server refuses.
-	nc, err := Connect(context.Background(), Config{URLs: []string{s.ClientURL()}, ReconnectWait: 10 * time.Millisecond}, "anon")
-	if err != nil {
-		t.Fatal(err)
+	// Without the seed the server refuses, at once and saying so.
+	start := time.Now()
+	_, err = Connect(context.Background(), Config{URLs: []string{s.ClientURL()}, ReconnectWait: 10 * time.Millisecond}, "anon")
+	if err == nil || !strings.Contains(err.Error(), "refused the credentials") || time.Since(start) > 2*time.Second {
+		t.Fatalf("connect without credentials: %v after %v, want a refusal at once", err, time.Since(start))
 	}
-	defer nc.Close()
-	time.Sleep(200 * time.Millisecond)
-	if nc.IsConnected() {
-		t.Fatal("connected without credentials")
+	// A publisher with a wrong seed fails at start.
+	other, _ := nkeys.CreateUser()
+	otherSeed, _ := other.Seed()
+	wrong := filepath.Join(t.TempDir(), "wrong.nk")
+	os.WriteFile(wrong, otherSeed, 0o600)
+	if _, err := NewPublisher(context.Background(), Config{URLs: []string{s.ClientURL()}, NKeyFile: wrong}); err == nil || !strings.Contains(err.Error(), "refused the credentials") {
+		t.Fatalf("publisher with a wrong seed: %v, want a refusal", err)
 	}
 	// A seed file that is not a seed is a clear error.
 	bad := filepath.Join(t.TempDir(), "bad.nk")

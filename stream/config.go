@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // DefaultRig is the rig name used when none is configured.
@@ -77,7 +78,31 @@ type Config struct {
 	// Logger receives connection events (credentials redacted). Nil
 	// discards them.
 	Logger *slog.Logger
+
+	// ConnectTimeout is how long to wait for the first connection. A
+	// server that refuses the credentials (or the TLS handshake) is an
+	// error at once, whatever the wait. 0 means: NewPublisher waits
+	// DefaultConnectTimeout and then fails; Connect and Dial (subscribers)
+	// keep trying in the background. Negative: always keep trying in the
+	// background (publishes are buffered meanwhile).
+	ConnectTimeout time.Duration
+
+	// Embedded server authorization (always on; docs/run.md, Security).
+	// Credentials are the roles' keys; nil makes fresh ones
+	// (Publisher.Credentials returns them, to Save for the tools).
+	// ReadersNeedCredentials refuses clients without credentials (by
+	// default they read, on a loopback server only). BehaviourSubject is
+	// the subject a behaviour publisher may publish on and the pipeline
+	// subscribes to (--behaviour-subject).
+	Credentials            *Credentials
+	ReadersNeedCredentials bool
+	BehaviourSubject       string
+
+	keyPair nkeys.KeyPair // the embedded server's pipeline key, set by NewPublisher
 }
+
+// DefaultConnectTimeout is how long NewPublisher waits for NATS at start.
+const DefaultConnectTimeout = 5 * time.Second
 
 // Embedded reports whether c asks for an embedded server.
 func (c *Config) Embedded() bool { return len(c.URLs) == 0 }
@@ -137,7 +162,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Embedded() && (auth > 0 || c.TLSCA != "" || c.TLSCert != "") {
-		return errors.New("stream: NATS credentials and TLS apply to external servers; give --nats URL")
+		return errors.New("stream: NATS credentials and TLS apply to external servers; give --nats URL (the embedded server makes its own credentials)")
+	}
+	if !c.Embedded() && (c.Credentials != nil || c.ReadersNeedCredentials) {
+		return errors.New("stream: generated credentials apply to the embedded server only")
+	}
+	if strings.ContainsAny(c.BehaviourSubject, " \t\r\n") {
+		return fmt.Errorf("stream: behaviour subject %q: not a NATS subject", c.BehaviourSubject)
 	}
 	if c.Port < -1 || c.Port > 65535 {
 		return fmt.Errorf("stream: embedded server port %d out of range", c.Port)
@@ -226,6 +257,8 @@ func (c Config) LogValue() slog.Value {
 	}
 	auth := "none"
 	switch {
+	case c.keyPair != nil:
+		auth = "embedded server's pipeline key (in memory)"
 	case c.User != "":
 		auth = "user " + c.User + " (password redacted)"
 	case c.Token != "":
@@ -238,6 +271,13 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(slog.Any("urls", urls), slog.String("rig", c.rig()), slog.String("auth", auth),
 		slog.Bool("tls", c.TLSCA != "" || c.TLSCert != ""), slog.Bool("jetstream", c.JetStream))
 }
+
+// String describes c without credentials (also for %v and %+v, so that a
+// Config printed whole never shows a password or a key).
+func (c Config) String() string { return c.LogValue().String() }
+
+// GoString is String, for %#v.
+func (c Config) GoString() string { return c.String() }
 
 // options builds the nats.go options for c.
 func (c *Config) options(name string) ([]nats.Option, error) {
@@ -255,7 +295,6 @@ func (c *Config) options(name string) ([]nats.Option, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(wait),
 		nats.ReconnectBufSize(buf),
-		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("NATS disconnected", "error", c.Redact(err.Error()))
@@ -276,6 +315,12 @@ func (c *Config) options(name string) ([]nats.Option, error) {
 		}),
 	}
 	switch {
+	case c.keyPair != nil:
+		pub, err := c.keyPair.PublicKey()
+		if err != nil {
+			return nil, fmt.Errorf("stream: pipeline key: %w", err)
+		}
+		opts = append(opts, nats.Nkey(pub, c.keyPair.Sign))
 	case c.User != "":
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	case c.Token != "":
@@ -301,10 +346,18 @@ func (c *Config) options(name string) ([]nats.Option, error) {
 // Connect opens a NATS connection to c's external servers (c.URLs, or
 // nats.DefaultURL when none are given) with c's credentials and TLS. The
 // connection reconnects forever and buffers up to ReconnectBufSize bytes
-// while disconnected. Connect returns at once: if no server answers yet,
-// the connection keeps trying in the background (nats.RetryOnFailedConnect)
-// and buffers what is published meanwhile.
+// while disconnected. A server that refuses the credentials or the TLS
+// handshake is an error at once. If no server answers, Connect waits
+// c.ConnectTimeout and fails, or with ConnectTimeout 0 or negative returns
+// at once a connection that keeps trying in the background (buffering
+// what is published meanwhile).
 func Connect(ctx context.Context, c Config, name string) (*nats.Conn, error) {
+	return connect(ctx, c, name, c.ConnectTimeout)
+}
+
+// connect connects as Connect does, waiting at most wait (> 0) for a
+// server to answer, or (wait <= 0) retrying in the background.
+func connect(ctx context.Context, c Config, name string, wait time.Duration) (*nats.Conn, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -322,13 +375,48 @@ func Connect(ctx context.Context, c Config, name string) (*nats.Conn, error) {
 	if len(urls) == 0 {
 		urls = []string{nats.DefaultURL}
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	url := strings.Join(urls, ",")
+	deadline := time.Now().Add(wait)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			c.logger().Info("NATS connected", "config", c, "server", RedactURL(nc.ConnectedUrl()))
+			return nc, nil
+		}
+		if !errors.Is(err, nats.ErrNoServers) && !errors.Is(err, nats.ErrTimeout) {
+			// Refused credentials, a failed TLS handshake, a bad
+			// option: waiting does not mend them.
+			return nil, fmt.Errorf("stream: connect to %s: %s", RedactURL(url), c.Redact(connectReason(err)))
+		}
+		if wait <= 0 {
+			nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
+			if err != nil {
+				return nil, fmt.Errorf("stream: connect to %s: %s", RedactURL(url), c.Redact(err.Error()))
+			}
+			c.logger().Info("NATS not answering yet; connecting in the background", "config", c)
+			return nc, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("stream: no NATS server answered at %s within %v (%s)", RedactURL(url), wait, c.Redact(err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), opts...)
-	if err != nil {
-		return nil, fmt.Errorf("stream: connect to %s: %s", RedactURL(strings.Join(urls, ",")), c.Redact(err.Error()))
+}
+
+// connectReason words a connection error for a person.
+func connectReason(err error) string {
+	switch {
+	case errors.Is(err, nats.ErrAuthorization):
+		return "the server refused the credentials (authorization violation): check the user, password, token, NKey or credentials file"
+	case errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+		return "the server refused the credentials: " + err.Error()
 	}
-	c.logger().Info("NATS connecting", "config", c)
-	return nc, nil
+	return err.Error()
 }

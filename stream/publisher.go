@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,12 @@ type Publisher struct {
 	done  chan struct{}
 	ended chan struct{}
 
+	creds   *Credentials // the embedded server's (nil: external)
+	limiter refusalLimiter
+
+	lastEnd  atomic.Uint64 // end of the last spike batch: the device sample the rig has reached
+	lastRate atomic.Uint64 // its rate (float64 bits)
+
 	closed  atomic.Bool
 	sent    atomic.Uint64 // messages handed to NATS
 	bytes   atomic.Uint64
@@ -82,16 +89,24 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	}
 	p := &Publisher{cfg: cfg, subj: subj, subjects: map[string]string{}}
 	log := cfg.logger()
+	n := cfg.QueueLen
+	if n == 0 {
+		n = DefaultQueueLen
+	}
+	p.queue, p.free = newQueue(n)
+	p.bulk, p.bulkF = newQueue(max(16, n/16))
+	wait := cfg.ConnectTimeout
 	if cfg.Embedded() {
-		p.srv, err = StartServer(ServerConfig{Host: cfg.Host, Port: cfg.Port, JetStream: cfg.JetStream,
-			StoreDir: cfg.StoreDir, Logger: cfg.Logger})
-		if err != nil {
+		if err := p.startServer(); err != nil {
 			return nil, err
 		}
-		p.cfg.URLs = []string{p.srv.ClientURL()}
-		log.Info("embedded NATS server listening", "url", p.srv.ClientURL(), "jetstream", cfg.JetStream)
+		log.Info("embedded NATS server listening", "url", p.srv.ClientURL(), "jetstream", cfg.JetStream,
+			"anonymous_read", !cfg.ReadersNeedCredentials)
+		wait = DefaultConnectTimeout
+	} else if wait == 0 {
+		wait = DefaultConnectTimeout
 	}
-	p.nc, err = Connect(ctx, p.cfg, "")
+	p.nc, err = connect(ctx, p.cfg, "", wait)
 	if err != nil {
 		p.shutdownServer()
 		return nil, err
@@ -103,16 +118,78 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 			return nil, err
 		}
 	}
-	n := cfg.QueueLen
-	if n == 0 {
-		n = DefaultQueueLen
-	}
-	p.queue, p.free = newQueue(n)
-	p.bulk, p.bulkF = newQueue(max(16, n/16))
 	p.done = make(chan struct{})
 	p.ended = make(chan struct{})
 	go p.loop()
 	return p, nil
+}
+
+// startServer starts the embedded server with the rig's authorization:
+// fresh credentials unless cfg.Credentials, anonymous clients reading only
+// on a loopback address, and every client the server refuses published
+// as an access_refused event.
+func (p *Publisher) startServer() error {
+	cfg := &p.cfg
+	creds := cfg.Credentials
+	if creds == nil {
+		var err error
+		if creds, err = NewCredentials(cfg.BehaviourSubject != ""); err != nil {
+			return err
+		}
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	ip := net.ParseIP(host)
+	anonymous := !cfg.ReadersNeedCredentials && (host == "localhost" || (ip != nil && ip.IsLoopback()))
+	authz, err := creds.Layout(cfg.rig(), cfg.BehaviourSubject, anonymous, cfg.JetStream).ServerConfig()
+	if err != nil {
+		return err
+	}
+	p.srv, err = StartServer(ServerConfig{Host: cfg.Host, Port: cfg.Port, JetStream: cfg.JetStream,
+		StoreDir: cfg.StoreDir, Logger: cfg.Logger, Authorization: authz,
+		Refused: p.refused})
+	if err != nil {
+		return err
+	}
+	p.creds = creds
+	// From here on the publisher is a client of that server, with the
+	// pipeline's key.
+	cfg.URLs = []string{p.srv.ClientURL()}
+	cfg.keyPair, cfg.Credentials, cfg.ReadersNeedCredentials = creds.Pipeline, nil, false
+	return nil
+}
+
+// refused logs and publishes a client the embedded server refused, at most
+// one record per RefusalEvery for alike refusals.
+func (p *Publisher) refused(r Refusal) {
+	now := time.Now()
+	ok, n := p.limiter.admit(r, now)
+	if !ok {
+		return
+	}
+	var roles map[string]string
+	if p.creds != nil {
+		roles = p.creds.Roles()
+	}
+	rec := RefusalRecord(r, now.UTC(), roles)
+	rec.Count = n
+	p.cfg.logger().Warn("NATS server refused a client", "kind", r.Kind, "subject", r.Subject, "client", r.Client, "count", n)
+	p.PublishControl(rec, -1)
+}
+
+// Credentials returns the embedded server's credentials (nil when
+// publishing to external servers): Save them for the user's tools.
+func (p *Publisher) Credentials() *Credentials { return p.creds }
+
+// PublishControl publishes an audit record on spikeline.<rig>.events (a
+// control, control_refused or access_refused event) at the device sample
+// the rig has reached (the end of the last spike batch). channel is the
+// electrode concerned, -1 for none.
+func (p *Publisher) PublishControl(r ControlRecord, channel int32) bool {
+	at := p.lastEnd.Load()
+	return p.PublishEvents(at, math.Float64frombits(p.lastRate.Load()), []Event{r.Event(at, channel)})
 }
 
 // Subjects returns the subjects the publisher uses.
@@ -212,6 +289,8 @@ func (p *Publisher) PublishSpikes(first, end uint64, rate float64, spikes []sort
 	}
 	m.subject = p.subj.Spikes()
 	m.data = AppendSpikes(m.data[:0], first, end, rate, 0, spikes)
+	p.lastEnd.Store(end)
+	p.lastRate.Store(math.Float64bits(rate))
 	return p.put(m)
 }
 

@@ -456,8 +456,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// A publisher started before its NATS server (the server comes up later)
-// starts anyway, never blocks, and delivers once the server is there.
+// With ConnectTimeout < 0, a publisher started before its NATS server (the
+// server comes up later) starts anyway, never blocks, and delivers once
+// the server is there.
 func TestPublisherServerLate(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -466,7 +467,7 @@ func TestPublisherServerLate(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	p := newTestPublisher(t, Config{URLs: []string{url}, Rig: "late", QueueLen: 16, ReconnectWait: 20 * time.Millisecond})
+	p := newTestPublisher(t, Config{URLs: []string{url}, Rig: "late", QueueLen: 16, ReconnectWait: 20 * time.Millisecond, ConnectTimeout: -1})
 	done := make(chan struct{})
 	go func() {
 		for i := range 5000 {
@@ -493,6 +494,26 @@ func TestPublisherServerLate(t *testing.T) {
 		p.PublishSpikes(1<<40, 1<<40+10, 30000, nil)
 		return c.nSpikes() > 0
 	})
+}
+
+// By default a publisher whose server does not answer fails at start,
+// after ConnectTimeout, naming the URL and without the credentials.
+func TestPublisherNoServerFails(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("nats://alice:s3cret@%s", l.Addr())
+	l.Close()
+	start := time.Now()
+	_, err = NewPublisher(context.Background(), Config{URLs: []string{url}, ConnectTimeout: 300 * time.Millisecond})
+	el := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "no NATS server answered") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("publisher without a server: %v", err)
+	}
+	if el < 300*time.Millisecond || el > 5*time.Second {
+		t.Errorf("failed after %v, want about 300ms", el)
+	}
 }
 
 // Raw blocks have their own queue: a flood of them is dropped and counted

@@ -601,6 +601,12 @@ const (
 	EventThreshold       EventKind = 67 // the detection threshold changed
 	EventRefit           EventKind = 68 // a decoder was refitted
 	EventOverload        EventKind = 69 // a stage fell behind and dropped data
+	// Control-plane audit: Detail is a ControlRecord as JSON, versioned by
+	// its "v" field. Readers that predate these kinds show them as
+	// event(70) etc.; the binary layout is unchanged.
+	EventControl        EventKind = 70 // a control call was carried out (threshold, refit, device command)
+	EventControlRefused EventKind = 71 // a control call was refused by the control service
+	EventAccessRefused  EventKind = 72 // the NATS server refused a client: credentials, or a publish or subscription its role does not allow
 )
 
 var streamEventNames = map[EventKind]string{
@@ -610,6 +616,9 @@ var streamEventNames = map[EventKind]string{
 	EventThreshold:       "threshold",
 	EventRefit:           "refit",
 	EventOverload:        "overload",
+	EventControl:         "control",
+	EventControlRefused:  "control_refused",
+	EventAccessRefused:   "access_refused",
 }
 
 func (k EventKind) String() string {

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,6 +30,51 @@ type ServerConfig struct {
 	JetStream bool
 	StoreDir  string       // JetStream store; "" = a temporary directory removed by Shutdown
 	Logger    *slog.Logger // server log lines at Debug (warnings and errors at their level); nil discards
+
+	// Authorization is nats-server configuration text (accounts, users,
+	// permissions, no_auth_user), e.g. Layout.ServerConfig; "" runs
+	// without authorization.
+	Authorization string
+	// Refused, if set, is called (instead of logging) for every client the
+	// server refuses: bad credentials, or a publish or subscription its
+	// permissions do not allow. It runs on the server's goroutine: return
+	// quickly.
+	Refused func(Refusal)
+}
+
+// Refusal is a client the NATS server refused.
+type Refusal struct {
+	Kind    string // RefusedPublish, RefusedSubscribe or RefusedAuthentication
+	Subject string // the subject refused (publish, subscribe)
+	Client  string // the server's description of the client: address, client id, "version:lang:name", "account/user"
+	Line    string // the server's log line, whole
+}
+
+// Kinds of Refusal.
+const (
+	RefusedPublish        = "publish"
+	RefusedSubscribe      = "subscribe"
+	RefusedAuthentication = "authentication"
+)
+
+// refusalLine matches nats-server's log lines for permission violations:
+// `<client> - Publish Violation - Subject "x"`, `<client> - Subscription
+// Violation - Subject "x", SID 1`, `<client> - Publish Violation - Reply "x"`.
+var refusalLine = regexp.MustCompile(`^(.*?) - (Publish|Subscription) Violation - (?:Subject|Reply) "([^"]*)"`)
+
+// parseRefusal recognises a refusal in a server error line.
+func parseRefusal(line string) (Refusal, bool) {
+	if m := refusalLine.FindStringSubmatch(line); m != nil {
+		kind := RefusedPublish
+		if m[2] == "Subscription" {
+			kind = RefusedSubscribe
+		}
+		return Refusal{Kind: kind, Subject: m[3], Client: m[1], Line: line}, true
+	}
+	if i := strings.Index(line, "authentication error"); i >= 0 {
+		return Refusal{Kind: RefusedAuthentication, Client: strings.TrimSuffix(line[:i], " - "), Line: line}, true
+	}
+	return Refusal{}, false
 }
 
 // StartServer starts an embedded nats-server and waits until it accepts
@@ -59,9 +106,18 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		Host:                  host,
 		Port:                  port,
 		NoSigs:                true,
-		NoLog:                 cfg.Logger == nil,
+		NoLog:                 cfg.Logger == nil && cfg.Refused == nil,
 		MaxPayload:            8 << 20,
 		DisableShortFirstPing: true,
+	}
+	if cfg.Authorization != "" {
+		if err := opts.ProcessConfigString(cfg.Authorization); err != nil {
+			return nil, fmt.Errorf("stream: embedded NATS server: authorization: %w", err)
+		}
+		// The configuration text sets only authorization; what it may
+		// have reset is set again.
+		opts.ServerName, opts.Host, opts.Port, opts.NoSigs = "spikeline", host, port, true
+		opts.MaxPayload, opts.DisableShortFirstPing = 8<<20, true
 	}
 	s := &Server{}
 	if cfg.JetStream {
@@ -80,8 +136,12 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		s.removeTemp()
 		return nil, fmt.Errorf("stream: embedded NATS server: %w", err)
 	}
-	if cfg.Logger != nil {
-		srv.SetLogger(serverLogger{cfg.Logger}, false, false)
+	if cfg.Logger != nil || cfg.Refused != nil {
+		l := cfg.Logger
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		srv.SetLogger(serverLogger{l, cfg.Refused}, false, false)
 	}
 	go srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
@@ -127,8 +187,12 @@ func (s *Server) removeTemp() {
 }
 
 // serverLogger adapts slog to nats-server's Logger. Fatal lines are logged
-// as errors: the embedded server never exits the process.
-type serverLogger struct{ l *slog.Logger }
+// as errors: the embedded server never exits the process. Error lines that
+// report a refused client also go to refused.
+type serverLogger struct {
+	l       *slog.Logger
+	refused func(Refusal)
+}
 
 func (l serverLogger) Noticef(format string, v ...any) {
 	l.l.Debug("nats-server: " + fmt.Sprintf(format, v...))
@@ -140,7 +204,14 @@ func (l serverLogger) Fatalf(format string, v ...any) {
 	l.l.Error("nats-server: " + fmt.Sprintf(format, v...))
 }
 func (l serverLogger) Errorf(format string, v ...any) {
-	l.l.Error("nats-server: " + fmt.Sprintf(format, v...))
+	line := fmt.Sprintf(format, v...)
+	if l.refused != nil {
+		if r, ok := parseRefusal(line); ok {
+			l.refused(r)
+			return
+		}
+	}
+	l.l.Error("nats-server: " + line)
 }
 func (l serverLogger) Debugf(format string, v ...any) {}
 func (l serverLogger) Tracef(format string, v ...any) {}

@@ -64,6 +64,7 @@ type runOptions struct {
 	record   string        // directory to record the raw stream into
 	http     string        // listen address of the live page and /metrics; "" = none
 	view     runViewOptions
+	sec      securityOptions // stimulation arming, access (run_security.go)
 }
 
 func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -84,6 +85,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "listen address of the live page and the Prometheus /metrics endpoint (port 0: any free port; if the port is taken, a free one is used; \"off\": none)")
 	viewFlags := registerRunViewFlags(fs)
+	secFlags := registerSecurityFlags(fs)
 	logCfg := logFlags(fs)
 	applyConfig := configFlag(fs)
 	fs.Usage = func() {
@@ -114,6 +116,14 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if o.view, err = viewFlags(); err != nil {
 		return err
+	}
+	if o.sec, err = secFlags(); err != nil {
+		return err
+	}
+	warnSecretFlags(fs, stderr)
+	o.nats.ReadersNeedCredentials = o.sec.noAnonymous && o.nats.Embedded()
+	if o.sec.noAnonymous && !o.nats.Embedded() {
+		return usageErrorf("--nats-no-anonymous is for the embedded server; an external server's configuration says who reads")
 	}
 	if o.http == "off" {
 		o.http = ""
@@ -161,6 +171,9 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	o.nats.Logger = log
+	if o.nats.Embedded() {
+		o.nats.BehaviourSubject = o.behSubj
+	}
 
 	src, err := o.src.open(ctx, log)
 	if err != nil {
@@ -202,6 +215,8 @@ type pipeline struct {
 	items       chan item                 // device → sorter queue
 	httpAddr    string                    // where the live page and /metrics are served
 	r2          atomic.Pointer[[]float64] // decoder R² per output, over the last r2Window (nil: no decoder yet)
+	runFile     stream.RunFile            // the embedded server's credentials, as saved (run_security.go)
+	credDir     string
 }
 
 // queued returns the blocks waiting between the device and the sorter.
@@ -272,6 +287,9 @@ func (p *pipeline) run(ctx context.Context) error {
 	}
 	defer p.sorter.Close()
 	p.thresh.Store(math.Float64bits(p.sorter.Config().Threshold))
+	if err := p.armStimulation(first.Channels); err != nil {
+		return err
+	}
 
 	p.pub, err = stream.NewPublisher(ctx, p.opts.nats)
 	if err != nil {
@@ -284,7 +302,17 @@ func (p *pipeline) run(ctx context.Context) error {
 			p.log.Warn("closing NATS", "err", err)
 		}
 	}()
-	svc, err := stream.StartService(p.pub.Conn(), p.opts.nats.Rig, p, stream.ServiceOptions{Version: version})
+	removeCreds, err := p.saveCredentials()
+	if err != nil {
+		return err
+	}
+	defer removeCreds()
+	p.warnOpenControl()
+	svcOpts := stream.ServiceOptions{Version: version, Audit: p.audit}
+	if creds := p.pub.Credentials(); creds != nil {
+		svcOpts.Roles, svcOpts.RequireVerified = creds.Roles(), true
+	}
+	svc, err := stream.StartService(p.pub.Conn(), p.opts.nats.Rig, p, svcOpts)
 	if err != nil {
 		return err
 	}
@@ -309,6 +337,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	fmt.Fprintf(p.stdout, "spikeline: spikes on %s, decoder on %s, status %s, events %s, templates %s\n",
 		subj.Spikes(), decodeSubj, subj.Status(), subj.Events(), subj.Templates())
 	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
+	p.printAccess()
 	if p.opts.http != "" {
 		stopHTTP, err := p.startHTTP(ctx)
 		if err != nil {

@@ -207,6 +207,9 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("connecting to the embedded server %s: %v", rp.url, err)
 	}
 	defer cl.Close()
+	// The tracker publishes with the behaviour credential the pipeline
+	// wrote for it (readers may not publish).
+	tracker := behaviourPublisher(t, ctx, "e2e", rp.url)
 	// A serial headstage brings no behaviour: as a motion tracker would on
 	// a rig, the client publishes the simulated hand velocity on NATS as
 	// the spikes come, up to the end of each spike batch, at 100 Hz (a
@@ -226,7 +229,7 @@ func TestRunEndToEnd(t *testing.T) {
 				Names: []string{"vx", "vy"}, Values: []float64{bs.VX, bs.VY}}
 			data, err := m.MarshalBinary()
 			if err == nil {
-				err = cl.Conn().Publish("e2e.tracker.velocity", data)
+				err = tracker.Publish("e2e.tracker.velocity", data)
 			}
 			if err != nil && pubErr == nil {
 				pubErr = err

@@ -174,6 +174,7 @@ type openSource struct {
 	statsFn      func() device.Stats
 	closeFn      func() error
 	hasBehaviour bool
+	stim         *device.StimGuard // nil: stimulation not armed (run_security.go)
 
 	scratch []sort.Spike // ground-truth spikes drained from the simulator
 }
@@ -416,10 +417,7 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 		}
 		c.Channels = a.Channels
 	case "stimulate":
-		c.Op = device.OpStimulate
-		if err := json.Unmarshal(args, &c.Stim); err != nil {
-			return nil, fmt.Errorf("stimulate: %v", err)
-		}
+		return s.stimulate(ctx, args)
 	default:
 		return nil, fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op)
 	}

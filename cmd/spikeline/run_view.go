@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"math"
-	"net"
 	"net/http"
 	"time"
 
@@ -70,6 +69,7 @@ func (p *pipeline) startView(ctx context.Context) (handler http.Handler, stop fu
 	cfg := p.opts.view.cfg
 	cfg.Rig = p.opts.nats.Rig
 	cfg.Logger = p.log
+	cfg.MaxBrowsers = p.opts.sec.maxStreams
 	v, err := view.New(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -96,12 +96,8 @@ func (p *pipeline) startView(ctx context.Context) (handler http.Handler, stop fu
 	vctx, cancel := context.WithCancel(ctx)
 	ran := make(chan struct{})
 	go func() { v.Run(vctx); close(ran) }()
-	// Bound to loopback, the page answers only requests addressed to an
-	// IP address or localhost (DNS rebinding); bound beyond, any name.
+	// startHTTP puts the Host check in front of every path.
 	var h http.Handler = v
-	if host, _, _ := net.SplitHostPort(p.opts.http); isLoopbackHost(host) {
-		h = view.LoopbackHosts(v)
-	}
 	return h, func() {
 		sub.Stop()
 		cancel()

@@ -112,7 +112,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" || cfg.Port != 0 {
 		return usageErrorf("--jetstream, --jetstream-dir, --nats-json and --nats-port are for publishers, not snapshot")
 	}
-	o.nats = cfg
+	o.nats = readerCredentials(cfg, stderr, "snapshot")
 	switch {
 	case o.duration <= 0 || o.duration > 24*time.Hour:
 		return usageErrorf("--duration %s: want > 0 and <= 24h", o.duration)

@@ -68,6 +68,7 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" {
 		return usageErrorf("--jetstream, --jetstream-dir and --nats-json are for publishers, not tap")
 	}
+	cfg = readerCredentials(cfg, stderr, "tap")
 	topics := fs.Args()
 	if *durable != "" {
 		if rig == "*" {

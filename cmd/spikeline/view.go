@@ -33,6 +33,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	window := fs.Duration("window", view.DefaultWindow, "device time shown by the raster and decoder traces (1s-10m)")
 	maxSpikes := fs.Int("max-spikes", view.DefaultMaxSpikesPerFrame, "spikes sent per frame; beyond it a uniform sample is sent with the true count")
 	maxTemplates := fs.Int("max-templates", view.DefaultMaxTemplates, "templates shown (those with the most spikes)")
+	maxBrowsers := fs.Int("max-browsers", view.DefaultMaxBrowsers, "event streams served at once; more get 503")
 	truth := fs.String("truth", strings.Join(view.DefaultTruth, ","), "decoder model names that carry the true behaviour (comma-separated), drawn dashed")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline view [--rig R] [--nats URL] [--http 127.0.0.1:8080] [flags]")
@@ -53,8 +54,9 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.JetStream || cfg.JSON || cfg.StoreDir != "" {
 		return usageErrorf("--jetstream, --jetstream-dir and --nats-json are for publishers, not view")
 	}
-	if *maxSpikes < 1 || *maxTemplates < 1 {
-		return usageErrorf("--max-spikes %d, --max-templates %d: want >= 1", *maxSpikes, *maxTemplates)
+	cfg = readerCredentials(cfg, stderr, "view")
+	if *maxSpikes < 1 || *maxTemplates < 1 || *maxBrowsers < 1 {
+		return usageErrorf("--max-spikes %d, --max-templates %d, --max-browsers %d: want >= 1", *maxSpikes, *maxTemplates, *maxBrowsers)
 	}
 	var models []string
 	for _, m := range strings.Split(*truth, ",") {
@@ -66,7 +68,7 @@ func runView(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		models = []string{} // none: every model is a decoder
 	}
 	vcfg := view.Config{Rig: cfg.Rig, FrameRate: *frameRate, Window: *window, MaxSpikesPerFrame: *maxSpikes,
-		MaxTemplates: *maxTemplates, Truth: models}
+		MaxTemplates: *maxTemplates, Truth: models, MaxBrowsers: *maxBrowsers}
 	if err := vcfg.Validate(); err != nil {
 		return usageErrorf("%s", strings.TrimPrefix(err.Error(), "view: "))
 	}

@@ -70,6 +70,10 @@ func (v *View) serveSelect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	if err := sameOrigin(r); err != nil {
+		http.Error(w, "select: "+err.Error(), http.StatusForbidden)
+		return
+	}
 	if v.live == nil {
 		http.Error(w, "this view has no live detail: traces and waveforms come with the view of 'spikeline run'", http.StatusNotFound)
 		return
@@ -114,8 +118,14 @@ func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc := http.NewResponseController(w)
-	c, first, ok := v.hub.join()
-	if !ok {
+	c, first, err := v.hub.join()
+	switch {
+	case errors.Is(err, errFull):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("spikeline view: %d browsers are already connected, the most this view serves (MaxBrowsers, --view-max-browsers); close one and reload", v.cfg.MaxBrowsers), http.StatusServiceUnavailable)
+		v.cfg.Logger.Warn("live page: event stream refused, too many browsers", "max", v.cfg.MaxBrowsers, "remote", r.RemoteAddr)
+		return
+	case err != nil:
 		http.Error(w, "view is shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -167,6 +177,29 @@ func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// sameOrigin refuses a request a browser sent from another site: its
+// Origin header, when there is one, must be this server's own origin
+// (scheme, host and port of the request), and Sec-Fetch-Site, when there
+// is one, must not say cross-site. Clients other than browsers (curl)
+// send neither and pass.
+func sameOrigin(r *http.Request) error {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return fmt.Errorf("refused a request from another site (Sec-Fetch-Site: %s)", site)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if origin != scheme+"://"+r.Host {
+		return fmt.Errorf("refused a request from origin %q: this page is %s://%s", origin, scheme, r.Host)
+	}
+	return nil
 }
 
 // LoopbackHosts wraps h to refuse requests whose Host header is not an IP

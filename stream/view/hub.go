@@ -2,6 +2,7 @@ package view
 
 import (
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,11 +202,20 @@ func (h *hub) connected(id uint64) bool {
 
 // join registers a browser and returns what it must be sent first: the
 // hello event and the recent frames. ok is false after close.
-func (h *hub) join() (c *client, first [][]byte, ok bool) {
+// join's refusals.
+var (
+	errFull   = errors.New("view: too many browsers")
+	errClosed = errors.New("view: shutting down")
+)
+
+func (h *hub) join() (c *client, first [][]byte, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, nil, false
+		return nil, nil, errClosed
+	}
+	if len(h.clients) >= h.cfg.MaxBrowsers {
+		return nil, nil, errFull
 	}
 	h.nextID++
 	hello := Hello{
@@ -231,7 +241,7 @@ func (h *hub) join() (c *client, first [][]byte, ok bool) {
 	}
 	c = &client{id: h.nextID, ch: make(chan []byte, h.cfg.ClientQueue)}
 	h.clients[c] = struct{}{}
-	return c, first, true
+	return c, first, nil
 }
 
 // leave unregisters a browser and forgets its selection.

@@ -21,9 +21,9 @@ func TestSlowBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stuck, _, ok := v.hub.join()
-	if !ok {
-		t.Fatal("join refused")
+	stuck, _, err := v.hub.join()
+	if err != nil {
+		t.Fatal(err)
 	}
 	reader, _, _ := v.hub.join()
 	got := 0
@@ -73,9 +73,9 @@ func TestReplayWindow(t *testing.T) {
 		v.AddEvents(&stream.EventBatch{Events: []stream.Event{{Kind: stream.EventKind(3), Sample: uint64(i), Unit: -1, Channel: -1}}})
 		v.step(t0.Add(time.Duration(i)*100*time.Millisecond), false, false)
 	}
-	_, first, ok := v.hub.join()
-	if !ok {
-		t.Fatal("join refused")
+	_, first, err := v.hub.join()
+	if err != nil {
+		t.Fatal(err)
 	}
 	// hello + the frames of the last 2 s (21 frames: 7.9 s to 9.9 s inclusive).
 	if n := len(first) - 1; n < 20 || n > 21 {

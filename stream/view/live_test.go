@@ -2,6 +2,7 @@ package view
 
 import (
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -501,9 +502,9 @@ func TestSelectEndpoint(t *testing.T) {
 	v, l, _ := newLiveRig(t, LiveConfig{})
 	hs := httptest.NewServer(v)
 	defer hs.Close()
-	c, _, ok := v.hub.join()
-	if !ok {
-		t.Fatal("join refused")
+	c, _, err := v.hub.join()
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer v.hub.leave(c)
 	post := func(form url.Values) (int, string) {
@@ -640,4 +641,46 @@ func BenchmarkLiveTick(b *testing.B) {
 		bytes += len(l.tick())
 	}
 	b.ReportMetric(float64(bytes)/float64(b.N), "bytes/tick")
+}
+
+// POST /select from another site is refused (403): the page's own origin,
+// or no Origin at all (curl), passes.
+func TestSelectOrigin(t *testing.T) {
+	v, _, _ := newLiveRig(t, LiveConfig{})
+	hs := httptest.NewServer(v)
+	defer hs.Close()
+	c, _, err := v.hub.join()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.hub.leave(c)
+	for _, tc := range []struct {
+		origin, fetchSite string
+		code              int
+	}{
+		{"", "", 200},
+		{hs.URL, "same-origin", 200},
+		{"http://evil.example", "", 403},
+		{"null", "", 403},
+		{strings.Replace(hs.URL, "127.0.0.1", "localhost", 1), "", 403},
+		{"", "cross-site", 403},
+	} {
+		req, _ := http.NewRequest("POST", hs.URL+"/select", strings.NewReader(url.Values{"client": {itoa(c.id)}, "ch": {"1"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		if tc.fetchSite != "" {
+			req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || (tc.code == 403 && !strings.Contains(string(body), "refused a request from")) {
+			t.Errorf("Origin %q, Sec-Fetch-Site %q: %d %q, want %d", tc.origin, tc.fetchSite, resp.StatusCode, body, tc.code)
+		}
+	}
 }

@@ -23,6 +23,7 @@ const (
 	DefaultMaxTemplates      = 256
 	DefaultClientQueue       = 64
 	DefaultMaxEvents         = 500
+	DefaultMaxBrowsers       = 64
 	// maxEstimatesPerFrame bounds the estimates kept per model per frame;
 	// decoders emit one per bin (tens of ms), so this is only reached by
 	// a misbehaving publisher.
@@ -68,6 +69,10 @@ type Config struct {
 	ClientQueue int
 	// MaxEvents is the length of the events log; default DefaultMaxEvents.
 	MaxEvents int
+	// MaxBrowsers caps the event streams served at once (each holds a
+	// queue of frames and a goroutine); more are answered 503. Default
+	// DefaultMaxBrowsers.
+	MaxBrowsers int
 	// Truth names the decoder models that carry the true behaviour rather
 	// than a decoded estimate (drawn as a dashed reference); default
 	// DefaultTruth.
@@ -91,6 +96,7 @@ func (c Config) withDefaults() Config {
 	orDefault(&c.MaxTemplates, DefaultMaxTemplates)
 	orDefault(&c.ClientQueue, DefaultClientQueue)
 	orDefault(&c.MaxEvents, DefaultMaxEvents)
+	orDefault(&c.MaxBrowsers, DefaultMaxBrowsers)
 	if c.Truth == nil {
 		c.Truth = DefaultTruth
 	}
@@ -119,6 +125,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("view: client queue %d: want >= 1", c.ClientQueue)
 	case c.MaxEvents < 1:
 		return fmt.Errorf("view: max events %d: want >= 1", c.MaxEvents)
+	case c.MaxBrowsers < 1:
+		return fmt.Errorf("view: max browsers %d: want >= 1", c.MaxBrowsers)
 	}
 	for _, t := range c.Truth {
 		if err := stream.ValidToken(t); err != nil {

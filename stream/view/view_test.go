@@ -441,3 +441,46 @@ func TestLoopbackHosts(t *testing.T) {
 		}
 	}
 }
+
+// The event streams are capped at MaxBrowsers: one more is answered 503
+// with the reason; a place freed is taken again.
+func TestMaxBrowsers(t *testing.T) {
+	r := startRig(t, view.Config{Rig: "cap", MaxBrowsers: 2})
+	first := openEvents(t, r.http.URL)
+	next(t, first, "hello", 5*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", r.http.URL+"/events", nil)
+	second, err := http.DefaultClient.Do(req)
+	if err != nil || second.StatusCode != 200 {
+		t.Fatalf("second browser: %v %v", second.StatusCode, err)
+	}
+	resp, err := http.Get(r.http.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "2 browsers are already connected") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("third browser: %d %q, want 503 saying why", resp.StatusCode, body)
+	}
+	cancel()
+	second.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(r.http.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.HasPrefix(string(b), "ok 1 browsers") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second browser's place was not freed: %s", b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	third := openEvents(t, r.http.URL)
+	next(t, third, "hello", 5*time.Second)
+}
