@@ -433,3 +433,22 @@ func TestRedactArgs(t *testing.T) {
 		t.Errorf("redactArgs = %q\nwant          %q", got, want)
 	}
 }
+
+// With --jetstream, tap --durable reads the capture as the reader, with
+// the credential it finds by itself.
+func TestRunTapDurableAsReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rp := startPipeline(t, ctx, []string{"--channels", "4", "--nats-port", "-1", "--http", "off", "--rig", "sec3",
+		"--jetstream", "--jetstream-dir", t.TempDir(), "--nats-no-anonymous", "--duration", "60s"})
+	runFileOf(t, "sec3")
+	var out, errOut bytes.Buffer
+	if err := runTap(ctx, []string{"--rig", "sec3", "--durable", "notebook", "--count", "3", "spikes"}, &out, &errOut); err != nil {
+		t.Fatalf("tap --durable: %v\n%s", err, errOut.String())
+	}
+	if strings.Count(out.String(), "spikeline.sec3.spikes") != 3 || !strings.Contains(errOut.String(), "as reader") {
+		t.Errorf("tap --durable:\n%s\n%s", out.String(), errOut.String())
+	}
+	cancel()
+	<-rp.exited
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -180,10 +181,12 @@ func (v *View) serveEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // sameOrigin refuses a request a browser sent from another site: its
-// Origin header, when there is one, must be this server's own origin
-// (scheme, host and port of the request), and Sec-Fetch-Site, when there
-// is one, must not say cross-site. Clients other than browsers (curl)
-// send neither and pass.
+// Origin header, when there is one, must name this server (the request's
+// Host, or the X-Forwarded-Host a reverse proxy set: a page elsewhere
+// cannot add that header to a cross-site request without a CORS
+// preflight, which this server does not answer), and Sec-Fetch-Site, when
+// there is one, must not say cross-site. Clients other than browsers
+// (curl) send neither and pass.
 func sameOrigin(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 		return fmt.Errorf("refused a request from another site (Sec-Fetch-Site: %s)", site)
@@ -192,14 +195,11 @@ func sameOrigin(r *http.Request) error {
 	if origin == "" {
 		return nil
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
+	u, err := url.Parse(origin)
+	if err == nil && u.Host != "" && (u.Host == r.Host || u.Host == r.Header.Get("X-Forwarded-Host")) {
+		return nil
 	}
-	if origin != scheme+"://"+r.Host {
-		return fmt.Errorf("refused a request from origin %q: this page is %s://%s", origin, scheme, r.Host)
-	}
-	return nil
+	return fmt.Errorf("refused a request from origin %q: this page is served as %s", origin, r.Host)
 }
 
 // LoopbackHosts wraps h to refuse requests whose Host header is not an IP

@@ -657,13 +657,17 @@ func TestSelectOrigin(t *testing.T) {
 	for _, tc := range []struct {
 		origin, fetchSite string
 		code              int
+		fwd               string
 	}{
-		{"", "", 200},
-		{hs.URL, "same-origin", 200},
-		{"http://evil.example", "", 403},
-		{"null", "", 403},
-		{strings.Replace(hs.URL, "127.0.0.1", "localhost", 1), "", 403},
-		{"", "cross-site", 403},
+		{"https://lab.example", "same-origin", 200, "lab.example"}, // behind a reverse proxy
+		{"", "", 200, ""},
+		{hs.URL, "same-origin", 200, ""},
+		{"http://evil.example", "", 403, ""},
+		{"null", "", 403, ""},
+		{strings.Replace(hs.URL, "127.0.0.1", "localhost", 1), "", 403, ""},
+		{"", "cross-site", 403, ""},
+		{"https://lab.example", "", 403, ""},
+		{"https://lab.example", "", 403, "other.example"},
 	} {
 		req, _ := http.NewRequest("POST", hs.URL+"/select", strings.NewReader(url.Values{"client": {itoa(c.id)}, "ch": {"1"}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -672,6 +676,9 @@ func TestSelectOrigin(t *testing.T) {
 		}
 		if tc.fetchSite != "" {
 			req.Header.Set("Sec-Fetch-Site", tc.fetchSite)
+		}
+		if tc.fwd != "" {
+			req.Header.Set("X-Forwarded-Host", tc.fwd)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
