@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -444,7 +445,7 @@ func ParseStim(data []byte) (Stim, error) {
 	if _, err := dec.Token(); err != nil { // the closing brace
 		return s, malformed("", "bad JSON: %v", err)
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); err != io.EOF {
 		return s, malformed("", "data after the request object")
 	}
 	for _, k := range []string{"channel", "pulses", "phase_us", "amplitude_ua", "biphasic", "cathodic_first"} {

@@ -61,6 +61,8 @@ func TestParseStimRefuses(t *testing.T) {
 		{`[1,2]`, "", "JSON object"},
 		{``, "", "JSON object"},
 		{okStim + `{}`, "", "after the request"},
+		{okStim + "\x00\x00", "", "after the request"}, // found by FuzzStimulate
+		{okStim + " ]", "", "after the request"},
 		{`{"channel":3,`, "", "bad JSON"},
 		{`{"channel":3,"channel":4}`, "channel", "twice"},
 		{`{"channel":3,"pad":"` + strings.Repeat("x", MaxStimRequest) + `"}`, "", "at most"},

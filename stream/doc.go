@@ -32,7 +32,9 @@
 // # Publishing
 //
 // [NewPublisher] connects as a [Config] says (starting an embedded
-// [Server] on loopback when no URL is given) and returns a [Publisher]
+// [Server] on loopback when no URL is given; a server that refuses the
+// credentials, or does not answer within Config.ConnectTimeout, is an
+// error at start) and returns a [Publisher]
 // whose PublishSpikes, PublishEstimate, PublishStatus, PublishEvents,
 // PublishLinkEvents, PublishTemplates and PublishRaw never block: they
 // encode into a recycled buffer and enqueue into a bounded queue that one
@@ -60,7 +62,23 @@
 // [StartService] registers the NATS micro service "spikeline" with the
 // endpoints info, stats, refit, threshold and command under
 // spikeline.<rig>.ctl, backed by a [Controller] the pipeline implements.
-// [Call] is the client side.
+// [Call] is the client side. Every control call goes to
+// ServiceOptions.Audit as a [ControlRecord] (who, what, carried out or
+// not, why), which [Publisher.PublishControl] publishes as an event.
+//
+// # Authorization
+//
+// The embedded server always runs with authorization: a [Layout] of roles
+// (pipeline, reader, operator, behaviour publisher) rendered as
+// nats-server configuration by [Layout.ServerConfig], with fresh NKeys
+// from [NewCredentials] at every start. Operators are in their own account
+// and reach the control service through a service import, so the server
+// stamps each request with the caller ([Caller], verified). Credentials
+// are saved for the user's tools with [Credentials.Save] in
+// [CredentialsDir] and found again with [ReadRunFile]. Clients the server
+// refuses are reported ([Refusal]) and published as access_refused
+// events. The same configuration serves an external server or cluster
+// (docs/run.md, "Security").
 //
 // # Testing
 //

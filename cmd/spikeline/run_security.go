@@ -74,6 +74,9 @@ func loadStimLimits(path string) (device.StimLimits, error) {
 		if err := dec.Decode(&l); err != nil {
 			return l, err
 		}
+		if _, err := dec.Token(); err != io.EOF {
+			return l, errors.New("data after the limits object")
+		}
 	} else {
 		md, err := toml.Decode(string(data), &l)
 		if err != nil {
@@ -155,6 +158,32 @@ func (s *openSource) stimulate(ctx context.Context, args json.RawMessage) (any, 
 		return nil, err
 	}
 	return map[string]any{"ok": true, "stim": st, "device_counter": r.Counter}, nil
+}
+
+// checkCommandArgs refuses arguments to a device command that takes none:
+// a field that would be ignored is refused, never dropped.
+func checkCommandArgs(op string, args json.RawMessage) error {
+	switch op {
+	case "start", "stop", "info", "ping":
+		if a := strings.TrimSpace(string(args)); a != "" && a != "null" && a != "{}" {
+			return stream.BadRequest(fmt.Errorf("%s takes no arguments, got %.100s", op, a))
+		}
+	}
+	return nil
+}
+
+// strictArgs decodes a device command's arguments, refusing unknown
+// fields and trailing data.
+func strictArgs(args json.RawMessage, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(args))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the arguments")
+	}
+	return nil
 }
 
 // audit logs a control call and publishes it on the events subject.

@@ -273,6 +273,19 @@ func TestRunStimulationArmed(t *testing.T) {
 			t.Errorf("%s: %v, want %s saying %q", c.args, err, c.code, c.why)
 		}
 	}
+	// Other commands are strict too.
+	for _, c := range []struct{ req, want string }{
+		{`{"op":"stop","args":{"now":true}}`, "stop takes no arguments"},
+		{`{"op":"set_rate","args":{"rate":30000,"hz":1}}`, "set_rate needs"},
+		{`{"op":"explode"}`, "unknown device command"},
+		{`{"op":"stop","delay":5}`, "unknown field"},
+	} {
+		err := stream.Call(ctx, op, "sec2", stream.EndpointCommand, []byte(c.req), nil)
+		var se *stream.ServiceError
+		if !errors.As(err, &se) || se.Code != "400" || !strings.Contains(se.Description, c.want) {
+			t.Errorf("%s: %v, want 400 saying %q", c.req, err, c.want)
+		}
+	}
 	events.wait(t, "the amplitude refusal, on channel 1", stream.EventControlRefused, func(r stream.ControlRecord) bool {
 		return r.Code == "403" && strings.Contains(r.Reason, "1000 µA")
 	})

@@ -17,6 +17,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
 )
 
 // runChannels is the simulated headstage's channel count for
@@ -384,6 +385,9 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 	if s.serial == nil {
 		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
 	}
+	if err := checkCommandArgs(op, args); err != nil {
+		return nil, err
+	}
 	var c device.Command
 	switch op {
 	case "start":
@@ -403,8 +407,8 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 		var a struct {
 			Rate uint32 `json:"rate"`
 		}
-		if err := json.Unmarshal(args, &a); err != nil || a.Rate == 0 {
-			return nil, fmt.Errorf("set_rate needs {\"rate\": HZ}")
+		if err := strictArgs(args, &a); err != nil || a.Rate == 0 {
+			return nil, stream.BadRequest(fmt.Errorf("set_rate needs {\"rate\": HZ}"))
 		}
 		c.Rate = a.Rate
 	case "set_channels":
@@ -412,14 +416,14 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 		var a struct {
 			Channels []uint16 `json:"channels"`
 		}
-		if err := json.Unmarshal(args, &a); err != nil || len(a.Channels) == 0 {
-			return nil, fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}")
+		if err := strictArgs(args, &a); err != nil || len(a.Channels) == 0 {
+			return nil, stream.BadRequest(fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}"))
 		}
 		c.Channels = a.Channels
 	case "stimulate":
 		return s.stimulate(ctx, args)
 	default:
-		return nil, fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op)
+		return nil, stream.BadRequest(fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op))
 	}
 	r, err := s.serial.Command(ctx, c)
 	if err != nil {
