@@ -33,16 +33,20 @@ fmt:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(COUNT) $(PKGS) | tee bench.txt
 
-# Fuzz every decoder of outside bytes for FUZZTIME each, and the
+# Fuzz every decoder of outside bytes for FUZZTIME each: every Fuzz function
+# of every package (wire decoder, recording sidecar and data, TOML config,
+# CSV inputs, NATS messages binary and JSON, decoder models, ...), and the
 # stimulation path (random JSON and binary requests through the host's
-# limits to the emulator) for STIM_FUZZTIME.
+# limits to the emulator, FuzzStimulate) for STIM_FUZZTIME.
 FUZZTIME ?= 30s
 STIM_FUZZTIME ?= 10m
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzDecoder -fuzztime=$(FUZZTIME) ./device
-	$(GO) test -run='^$$' -fuzz='^FuzzStimulate$$' -fuzztime=$(STIM_FUZZTIME) ./device
-	@for f in $$($(GO) test -list='^Fuzz' ./stream 2>/dev/null | grep '^Fuzz'); do \
-		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./stream || exit 1; done
+	@for p in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list='^Fuzz' $$p 2>/dev/null | grep '^Fuzz'); do \
+			t=$(FUZZTIME); if [ "$$f" = FuzzStimulate ]; then t=$(STIM_FUZZTIME); fi; \
+			echo "fuzz $$p $$f ($$t)"; \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$$t $$p || exit 1; \
+		done; done
 
 # Full sorter accuracy figures (by SNR band) on a simulated recording.
 accuracy:

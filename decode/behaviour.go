@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // ErrBehaviourHeader reports a behaviour CSV whose header is not
@@ -73,9 +75,10 @@ func (b *Behaviour) appendChecked(sample uint64, values []float64) {
 // ReadBehaviourCSV reads a behaviour CSV: a header "sample_index" followed
 // by one column per output (e.g. "sample_index,vx,vy"), then one row per
 // behaviour sample with strictly increasing sample indices. Any regular
-// rate works; rows are averaged into bins by Bin. name labels errors.
+// rate works; rows are averaged into bins by Bin. name labels errors. A
+// line longer than device.MaxLineBytes is an error.
 func ReadBehaviourCSV(r io.Reader, name string) (*Behaviour, error) {
-	cr := csv.NewReader(bufio.NewReader(r))
+	cr := csv.NewReader(bufio.NewReader(device.LineLimit(r, device.MaxLineBytes)))
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
 	cr.Comment = '#'
@@ -203,9 +206,10 @@ func (b *Behaviour) Bin(width, first uint64, nb int) (values []float64, observed
 }
 
 // ReadGapsCSV reads gaps in the neural data from a CSV with header
-// "start_sample,end_sample" (device sample indices, end exclusive).
+// "start_sample,end_sample" (device sample indices, end exclusive). A
+// line longer than device.MaxLineBytes is an error.
 func ReadGapsCSV(r io.Reader, name string) ([]Gap, error) {
-	cr := csv.NewReader(bufio.NewReader(r))
+	cr := csv.NewReader(bufio.NewReader(device.LineLimit(r, device.MaxLineBytes)))
 	cr.FieldsPerRecord = -1
 	cr.Comment = '#'
 	head, err := cr.Read()

@@ -210,6 +210,25 @@ func FuzzReadBehaviourCSV(f *testing.F) {
 	})
 }
 
+// FuzzReadGapsCSV: the --gaps reader never panics and returns *CSVErrors.
+func FuzzReadGapsCSV(f *testing.F) {
+	f.Add("start_sample,end_sample\n100,200\n# note\n300,310\n")
+	f.Add("start_sample,end_sample\n5,1\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		gaps, err := ReadGapsCSV(strings.NewReader(in), "fuzz.csv")
+		if err != nil {
+			var ce *CSVError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v is not a *CSVError", err)
+			}
+			return
+		}
+		if len(gaps) > strings.Count(in, "\n")+1 {
+			t.Fatalf("%d gaps from %d lines", len(gaps), strings.Count(in, "\n")+1)
+		}
+	})
+}
+
 func FuzzParseModel(f *testing.F) {
 	for _, k := range []Kind{Wiener, Kalman} {
 		b, _ := json.Marshal(syntheticModel(k, 3, 2, 2))

@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // Format and Version identify a model file.
@@ -306,9 +308,9 @@ func (m *Model) Save(path string) error {
 	return nil
 }
 
-// Load reads and validates a model file.
+// Load reads and validates a model file (at most device.MaxModelBytes).
 func Load(path string) (*Model, error) {
-	b, err := os.ReadFile(path)
+	b, err := device.ReadFileLimit(path, device.MaxModelBytes)
 	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}

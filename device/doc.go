@@ -42,6 +42,17 @@
 // that records Blocks crash-safely in the same raw layout. docs/formats.md
 // describes the files.
 //
+// # Limits
+//
+// Every number that comes from outside (channels, rate and gain in
+// sidecars, flags and wire frames; block and queue sizes; the size of the
+// small files read whole) is checked against the constants of limits.go
+// ([MaxChannels], [MaxRate], [MaxSidecarBytes], ...) and refused with a
+// [RangeError] naming its source, field and allowed range.
+// [ReadFileLimit], [OpenRegular] and [LineLimit] read outside files
+// without letting their size or kind (a pipe, /dev/zero) decide what is
+// allocated.
+//
 // # Pacing
 //
 // Sources read as fast as they can. A [Pacer] (or [Paced] around any

@@ -28,9 +28,6 @@ var (
 // a raw file source when RawConfig.BlockSamples is 0.
 const DefaultBlockSamples = 1024
 
-// MaxBlockBytes bounds the size of one Block read from a raw file.
-const MaxBlockBytes = 1 << 28
-
 // RawConfig describes a raw recording: interleaved (time-major) int16
 // little-endian samples with no header, the .dat/.bin layout Kilosort and
 // SpikeInterface read. See docs/formats.md.
@@ -60,15 +57,20 @@ type RawConfig struct {
 }
 
 func (c *RawConfig) check() error {
+	if err := CheckChannels("", "channels", c.Channels); err != nil {
+		return err
+	}
+	if err := CheckRate("", "sample rate", c.Rate); err != nil {
+		return err
+	}
+	if err := CheckGain("", "gain", c.Gain); err != nil {
+		return err
+	}
+	if err := CheckInt("", "samples per block", int64(c.BlockSamples), 0, int64(MaxBlockBytes/(2*c.Channels)),
+		fmt.Sprintf("(at most %d MiB of %d channels)", MaxBlockBytes>>20, c.Channels)); err != nil {
+		return err
+	}
 	switch {
-	case c.Channels <= 0 || c.Channels > math.MaxUint16:
-		return fmt.Errorf("%d channels, want 1..65535", c.Channels)
-	case !(c.Rate > 0) || math.IsInf(c.Rate, 0):
-		return fmt.Errorf("sample rate %g Hz, want > 0", c.Rate)
-	case !(c.Gain > 0) || math.IsInf(c.Gain, 0):
-		return fmt.Errorf("gain %g µV/count, want > 0", c.Gain)
-	case c.BlockSamples < 0 || c.BlockSamples > MaxBlockBytes/(2*c.Channels):
-		return fmt.Errorf("%d samples per block of %d channels, want 0..%d", c.BlockSamples, c.Channels, MaxBlockBytes/(2*c.Channels))
 	case c.Header < 0:
 		return fmt.Errorf("header of %d bytes, want >= 0", c.Header)
 	case c.Pace < 0 || math.IsNaN(c.Pace) || math.IsInf(c.Pace, 0):
@@ -101,7 +103,7 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 	if cfg.BlockSamples == 0 {
 		cfg.BlockSamples = DefaultBlockSamples
 	}
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}
@@ -109,10 +111,6 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("device: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("device: %s: not a regular file", path)
 	}
 	size := fi.Size() - cfg.Header
 	if size < 0 {
@@ -141,9 +139,13 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 				cfg.Samples, total, size, cfg.Channels),
 			Err: ErrSampleCount}
 	}
+	if !checkSpan(cfg.First, total) {
+		f.Close()
+		return nil, fmt.Errorf("device: %s: first sample %d + %d samples overflows the 64-bit sample index", path, cfg.First, total)
+	}
 	end := cfg.First
 	for i, g := range cfg.Gaps {
-		if g.Count == 0 || g.Sample < end || g.Sample+g.Count > cfg.First+total {
+		if g.Count == 0 || g.Sample < end || !checkSpan(g.Sample, g.Count) || g.Sample+g.Count > cfg.First+total {
 			f.Close()
 			return nil, fmt.Errorf("device: %s: gap %d (%d samples at sample %d) is empty, out of order or outside the file's samples %d..%d",
 				path, i, g.Count, g.Sample, cfg.First, cfg.First+total)

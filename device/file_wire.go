@@ -29,9 +29,11 @@ type WireFile struct {
 	pacer Pacer
 }
 
-// OpenWireFile opens a wire-protocol file. Close it when done.
+// OpenWireFile opens a wire-protocol file (a regular file: a pipe or a
+// device is refused; read a live stream with NewWireSource). Close it when
+// done.
 func OpenWireFile(path string) (*WireFile, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}

@@ -33,33 +33,49 @@ type MetaGap struct {
 	Count  uint64 `json:"count"`
 }
 
-// Validate reports the first impossible field of m.
+// Validate reports the first impossible or out-of-range field of m (see
+// the limits in limits.go).
 func (m Meta) Validate() error {
+	if err := CheckChannels("", "n_channels", m.Channels); err != nil {
+		return err
+	}
+	if err := CheckRate("", "sample_rate", m.Rate); err != nil {
+		return err
+	}
+	if err := CheckGain("", "gain_uv_per_bit", m.Gain); err != nil {
+		return err
+	}
 	switch {
-	case m.Channels <= 0:
-		return fmt.Errorf("n_channels = %d, want > 0", m.Channels)
-	case m.Rate <= 0:
-		return fmt.Errorf("sample_rate = %g, want > 0", m.Rate)
-	case m.Gain <= 0:
-		return fmt.Errorf("gain_uv_per_bit = %g, want > 0", m.Gain)
 	case m.Dtype != "" && m.Dtype != "int16":
 		return fmt.Errorf("dtype = %q, only int16 is supported", m.Dtype)
+	case !checkSpan(m.First, m.Samples):
+		return fmt.Errorf("first_sample %d + n_samples %d overflows the 64-bit sample index", m.First, m.Samples)
+	case len(m.Gaps) > MaxGaps:
+		return &RangeError{"", "gaps", fmt.Sprintf("%d entries", len(m.Gaps)), fmt.Sprintf("at most %d", MaxGaps)}
 	}
 	return nil
 }
 
-// ReadMeta reads and validates a recording sidecar.
+// ReadMeta reads and validates a recording sidecar. A sidecar larger than
+// MaxSidecarBytes, or something that is not a file (/dev/zero), is
+// refused without reading more than that.
 func ReadMeta(path string) (Meta, error) {
 	var m Meta
-	b, err := os.ReadFile(path)
+	b, err := ReadFileLimit(path, MaxSidecarBytes)
 	if err != nil {
 		return m, fmt.Errorf("device: %w", err)
 	}
+	return ParseMeta(b, path)
+}
+
+// ParseMeta decodes and validates a sidecar's JSON; name labels errors.
+func ParseMeta(b []byte, name string) (Meta, error) {
+	var m Meta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("device: %s: %w", path, err)
+		return Meta{}, fmt.Errorf("device: %s: %w", name, err)
 	}
 	if err := m.Validate(); err != nil {
-		return m, fmt.Errorf("device: %s: %w", path, err)
+		return Meta{}, fmt.Errorf("device: %s: %w", name, err)
 	}
 	return m, nil
 }

@@ -34,7 +34,9 @@ const initialBufferSize = 64 << 10
 //     header and frame CRCs check.
 //   - EventBadFrame: a frame whose CRCs check but whose header or payload
 //     is impossible (unknown version or type, zero channels, length
-//     mismatch...). It is skipped whole.
+//     mismatch...) or beyond the limits of limits.go (more than
+//     MaxChannels channels, a rate above MaxRate, a gain above MaxGain).
+//     It is skipped whole.
 //   - EventGap: a data frame's counter is ahead of the previous frame's
 //     end: Count samples per channel were lost, Sample is the new counter.
 //   - EventReset: a data frame's counter is behind the previous frame's
@@ -322,10 +324,14 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 			return f, fmt.Errorf("data frame with %d channels x %d samples", ch, n)
 		case 2*ch*n != len(p):
 			return f, fmt.Errorf("data frame of %d channels x %d samples with a %d-byte payload, want %d", ch, n, len(p), 2*ch*n)
-		case f.Rate == 0:
-			return f, fmt.Errorf("data frame with sample rate 0")
+		case ch > MaxChannels:
+			return f, CheckChannels("data frame", "channels", ch)
+		case f.Rate < MinRate || f.Rate > MaxRate:
+			return f, CheckRate("data frame", "sample rate", float64(f.Rate))
 		case math.IsNaN(g) || math.IsInf(g, 0) || g < 0:
 			return f, fmt.Errorf("data frame with gain %g", g)
+		case g > MaxGain:
+			return f, CheckGain("data frame", "gain", g)
 		}
 		m := ch * n
 		var s []int16

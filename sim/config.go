@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // Config describes a simulated recording. The zero value of every field
@@ -171,10 +173,10 @@ func (c Config) validate() error {
 		}
 	}
 	switch {
-	case c.Channels <= 0 || c.Channels > 1<<16:
-		return bad("Channels = %d, want 1..65536", c.Channels)
-	case c.Rate < 1000 || c.Rate > 1e6:
-		return bad("Rate = %g Hz, want 1000..1000000", c.Rate)
+	case c.Channels <= 0 || c.Channels > device.MaxChannels:
+		return bad("Channels = %d, want 1..%d", c.Channels, device.MaxChannels)
+	case c.Rate < 1000 || c.Rate > device.MaxRate:
+		return bad("Rate = %g Hz, want 1000..%d", c.Rate, device.MaxRate)
 	case c.Gain <= 0:
 		return bad("Gain = %g µV/count, want > 0", c.Gain)
 	case c.BlockSamples < 1:

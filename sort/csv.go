@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // SpikesHeader is the header WriteSpikesCSV writes.
@@ -32,9 +34,10 @@ func (e *CSVError) Unwrap() error { return e.Err }
 // ReadSpikesCSV reads spikes from CSV with a header naming at least
 // unit_id and sample_index; channel and amplitude_uv are read when present
 // (channel defaults to -1, amplitude to 0) and other columns are ignored.
-// name labels errors (usually the file name).
+// name labels errors (usually the file name). A line longer than
+// device.MaxLineBytes is an error, so memory follows the file's real size.
 func ReadSpikesCSV(r io.Reader, name string) ([]Spike, error) {
-	cr := csv.NewReader(bufio.NewReader(r))
+	cr := csv.NewReader(bufio.NewReader(device.LineLimit(r, device.MaxLineBytes)))
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
 	head, err := cr.Read()

@@ -126,8 +126,11 @@ type Stats struct {
 // µV-per-count used when a Block does not carry one.
 func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	cfg = cfg.withDefaults()
-	if channels < 1 || channels > 1<<16 {
-		return nil, fmt.Errorf("%w: %d channels", ErrConfig, channels)
+	if err := device.CheckChannels("", "channels", channels); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if err := device.CheckRate("", "sample rate", rate); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if math.IsNaN(gain) || math.IsInf(gain, 0) || gain < 0 {
 		return nil, fmt.Errorf("%w: gain %v µV/count", ErrConfig, gain)

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // configFlag registers --config on fs. After parsing, the returned
@@ -18,27 +20,24 @@ import (
 // flag not given on the command line (the command line wins). Keys are
 // flag names; a table prefixes its keys ("[nats] user = ..." is
 // --nats-user); arrays become comma-separated lists. An unknown key or a
-// bad value is a usage error naming the file and the key.
+// bad value is a usage error naming the file and the key. The file is read
+// with a cap of device.MaxConfigBytes.
 func configFlag(fs *flag.FlagSet) func() error {
 	path := fs.String("config", "", "TOML file of settings: keys are flag names (e.g. device = \"serial:/dev/ttyACM0\", channels = 64); flags on the command line win")
 	return func() error {
 		if *path == "" {
 			return nil
 		}
-		var doc map[string]any
-		if _, err := toml.DecodeFile(*path, &doc); err != nil {
-			var perr toml.ParseError
-			if errors.As(err, &perr) {
-				return usageErrorf("--config %s: line %d: %s", *path, perr.Position.Line, perr.Message)
-			}
+		b, err := device.ReadFileLimit(*path, device.MaxConfigBytes)
+		if err != nil {
+			return usageErrorf("--config: %v", err)
+		}
+		settings, err := parseConfig(b)
+		if err != nil {
 			return usageErrorf("--config %s: %v", *path, err)
 		}
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		settings := map[string]string{}
-		if err := flattenConfig("", doc, settings); err != nil {
-			return usageErrorf("--config %s: %v", *path, err)
-		}
 		keys := make([]string, 0, len(settings))
 		for k := range settings {
 			keys = append(keys, k)
@@ -58,6 +57,24 @@ func configFlag(fs *flag.FlagSet) func() error {
 		}
 		return nil
 	}
+}
+
+// parseConfig decodes a TOML configuration into flag settings (name →
+// value as it would be given on the command line); errors give the line.
+func parseConfig(b []byte) (map[string]string, error) {
+	var doc map[string]any
+	if _, err := toml.Decode(string(b), &doc); err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return nil, fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return nil, err
+	}
+	settings := map[string]string{}
+	if err := flattenConfig("", doc, settings); err != nil {
+		return nil, err
+	}
+	return settings, nil
 }
 
 // flattenConfig turns a decoded TOML document into flag settings.

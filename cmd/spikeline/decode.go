@@ -68,10 +68,13 @@ func (in *decodeInputs) check() error {
 		return usageErrorf("--spikes is required")
 	case in.behaviour == "":
 		return usageErrorf("--behaviour is required")
-	case in.rate < 0 || math.IsNaN(in.rate) || math.IsInf(in.rate, 0):
-		return usageErrorf("--rate %g: want > 0", in.rate)
 	case in.rate != 0 && in.meta != "":
 		return usageErrorf("give either --rate or --meta, not both")
+	}
+	if in.rate != 0 {
+		if err := device.CheckRate("", "--rate", in.rate); err != nil {
+			return usageErrorf("%v", err)
+		}
 	}
 	return nil
 }

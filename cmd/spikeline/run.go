@@ -160,8 +160,11 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if strings.ContainsAny(o.behSubj, " \t\r\n") {
 		return usageErrorf("--behaviour-subject %q: not a NATS subject", o.behSubj)
 	}
-	if o.status <= 0 || o.queue <= 0 || o.duration < 0 {
-		return usageErrorf("--status-every, --queue must be > 0 and --duration >= 0")
+	if o.status <= 0 || o.duration < 0 {
+		return usageErrorf("--status-every must be > 0 and --duration >= 0")
+	}
+	if err := device.CheckInt("", "--queue", int64(o.queue), 1, device.MaxQueueBlocks, "blocks"); err != nil {
+		return usageErrorf("%v", err)
 	}
 	var model *decode.Model
 	if o.model != "" {
@@ -279,7 +282,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	// The first block says what the device is sending.
 	first, err := p.src.Next(ctx)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", p.src.name, err)
+		return p.src.firstError(err)
 	}
 	p.sorter, err = sort.New(p.opts.sort, first.Channels, first.Rate, first.Gain)
 	if err != nil {
@@ -369,9 +372,15 @@ func (p *pipeline) run(ctx context.Context) error {
 
 	// Reader: device → bounded queue. Blocks are copied into recycled
 	// buffers, since sources reuse theirs.
-	items := make(chan item, p.opts.queue)
+	queue := p.opts.queue
+	if b := 2 * len(first.Samples); b > 0 && queue > device.MaxQueueBytes/b {
+		// The queue's memory is bounded in bytes too.
+		queue = max(1, device.MaxQueueBytes/b)
+		p.log.Warn("--queue shortened to fit its memory bound", "blocks", p.opts.queue, "block_bytes", b, "now", queue, "max_bytes", device.MaxQueueBytes)
+	}
+	items := make(chan item, queue)
 	p.items = items
-	free := make(chan []int16, p.opts.queue+2)
+	free := make(chan []int16, queue+2)
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(items)

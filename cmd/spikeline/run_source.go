@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -87,10 +88,6 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 			default:
 				return bad("want sim, sim:pty or sim:tcp")
 			}
-		case "serial":
-			if arg == "" {
-				return bad("want serial:PATH, e.g. serial:/dev/ttyACM0")
-			}
 		case "usb":
 			if _, _, err := splitUSB(arg); err != nil {
 				return bad("%v", err)
@@ -105,8 +102,23 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 			if arg == "" {
 				return bad("want file:PATH")
 			}
-			if _, err := os.Stat(arg); err != nil {
+			fi, err := os.Stat(arg)
+			if err != nil {
 				return bad("%v", err)
+			}
+			if !fi.Mode().IsRegular() && !fi.IsDir() {
+				// A pipe or a device would block or never end: a live
+				// stream comes through serial:, tcp: or sim serve.
+				return bad("%s is %s: want a recording file or directory (a live stream: serial:, usb: or tcp:)", arg, device.FileKind(fi.Mode()))
+			}
+		case "serial":
+			if arg == "" {
+				return bad("want serial:PATH, e.g. serial:/dev/ttyACM0")
+			}
+			// A missing port is reported when it is opened; one that
+			// exists must be a character device, not a file or a pipe.
+			if fi, err := os.Stat(arg); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
+				return bad("%s is %s, not a serial port (a recording: file:%s)", arg, device.FileKind(fi.Mode()), arg)
 			}
 		default:
 			return bad("unknown device kind %q: want sim, serial, usb, tcp or file", kind)
@@ -173,11 +185,33 @@ type openSource struct {
 	sim          *sim.Sim
 	serial       *device.SerialSource
 	statsFn      func() device.Stats
+	eventsFn     func([]device.Event) []device.Event // events not attached to a Block (wire files)
 	closeFn      func() error
 	hasBehaviour bool
 	stim         *device.StimGuard // nil: stimulation not armed (run_security.go)
 
 	scratch []sort.Spike // ground-truth spikes drained from the simulator
+}
+
+// firstError explains why the source gave no first Block: a source that
+// ends at once says what its link saw instead (a file of nothing but bad
+// frames names the first one's problem).
+func (s *openSource) firstError(err error) error {
+	if !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading %s: %w", s.name, err)
+	}
+	st := s.stats()
+	msg := fmt.Sprintf("%s ended before its first sample (%d bytes, %d bad frames, %d CRC errors, %d bytes skipped)",
+		s.name, st.Bytes, st.BadFrames, st.CRCErrors, st.SkippedBytes)
+	if s.eventsFn != nil {
+		for _, e := range s.eventsFn(nil) {
+			if e.Kind == device.EventBadFrame {
+				msg += fmt.Sprintf("; the first bad frame, at byte %d: %s", e.Offset, e.Detail)
+				break
+			}
+		}
+	}
+	return errors.New(msg)
 }
 
 func (s *openSource) Close() error {
@@ -335,7 +369,7 @@ func (o *sourceFlags) openFile() (*openSource, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + path, statsFn: wf.Stats, closeFn: wf.Close}, nil
+		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + path, statsFn: wf.Stats, eventsFn: wf.TakeEvents, closeFn: wf.Close}, nil
 	}
 	meta := o.meta
 	if meta == "" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,14 +54,17 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("give the sample rate with --rate or --meta")
 	case *rate != 0 && *metaPath != "":
 		return usageErrorf("give either --rate or --meta, not both")
-	case *rate < 0:
-		return usageErrorf("--rate %g: want > 0", *rate)
 	case *delta <= 0:
 		return usageErrorf("--delta %g: want > 0 ms", *delta)
 	case *match <= 0 || *match > 1:
 		return usageErrorf("--match-score %g: want in (0, 1]", *match)
 	case *well <= 0 || *well > 1:
 		return usageErrorf("--well-detected %g: want in (0, 1]", *well)
+	}
+	if *rate != 0 {
+		if err := device.CheckRate("", "--rate", *rate); err != nil {
+			return usageErrorf("%v", err)
+		}
 	}
 	if *metaPath != "" {
 		path := *metaPath
@@ -148,52 +152,82 @@ func readSpikesFile(path string) ([]sort.Spike, error) {
 	return sort.ReadSpikesCSV(f, path)
 }
 
-// readUnitsSNR reads unit_id and snr from a units CSV (other columns are
-// ignored); errors name the file and line.
+// unitsNumeric are the numeric columns of the units CSVs spikeline writes
+// (spikeline sim's and spikeline sort's units.csv). When present, each
+// must hold a finite number on every row (snr may be inf: a unit on a
+// channel without noise), so that a damaged file is refused, not half read.
+var unitsNumeric = map[string]bool{
+	"unit_id": true, "unit": true, "channel": true, "snr": true, "n_spikes": true,
+	"peak_uv": true, "band_peak_uv": true, "noise_uv": true, "baseline_hz": true, "modulation_hz": true,
+	"preferred_dir_rad": true, "width_ms": true, "refractory_ms": true, "burst_prob": true, "band_lag_samples": true,
+}
+
+// readUnitsSNR reads a units CSV file (readUnitsCSV).
 func readUnitsSNR(path string) (map[int32]float64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = -1
-	head, err := r.Read()
+	return readUnitsCSV(f, path)
+}
+
+// readUnitsCSV reads unit_id and snr from a units CSV. Other columns are
+// ignored, except that the numeric ones spikeline writes (unitsNumeric)
+// must be numbers; a unit listed twice, a NaN or a line longer than
+// device.MaxLineBytes is an error. Errors name the file, line and column.
+func readUnitsCSV(r io.Reader, name string) (map[int32]float64, error) {
+	cr := csv.NewReader(device.LineLimit(r, device.MaxLineBytes))
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	head, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("%s:1: reading header: %w", path, err)
+		return nil, fmt.Errorf("%s:1: reading header: %w", name, err)
 	}
 	iu, is := -1, -1
+	var numeric []int
+	cols := make([]string, len(head))
 	for i, h := range head {
-		switch strings.ToLower(strings.TrimSpace(h)) {
+		h = strings.ToLower(strings.TrimSpace(h))
+		cols[i] = h
+		switch h {
 		case "unit_id", "unit":
 			iu = i
 		case "snr":
 			is = i
 		}
+		if unitsNumeric[h] {
+			numeric = append(numeric, i)
+		}
 	}
 	if iu < 0 || is < 0 {
-		return nil, fmt.Errorf("%s:1: units CSV needs columns unit_id and snr (header %q)", path, strings.Join(head, ","))
+		return nil, fmt.Errorf("%s:1: units CSV needs columns unit_id and snr (header %q)", name, strings.Join(head, ","))
 	}
 	out := map[int32]float64{}
 	for line := 2; ; line++ {
-		rec, err := r.Read()
+		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
+			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
 		}
-		if len(rec) <= max(iu, is) {
-			return nil, fmt.Errorf("%s:%d: %d fields, want at least %d", path, line, len(rec), max(iu, is)+1)
+		if len(rec) != len(head) {
+			return nil, fmt.Errorf("%s:%d: %d fields, the header has %d", name, line, len(rec), len(head))
+		}
+		for _, i := range numeric {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rec[i]), 64)
+			if err != nil || math.IsNaN(v) || (math.IsInf(v, 0) && i != is) || math.IsInf(v, -1) {
+				return nil, fmt.Errorf("%s:%d: %s = %q, want a number", name, line, cols[i], rec[i])
+			}
 		}
 		u, err := strconv.ParseInt(strings.TrimSpace(rec[iu]), 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: unit_id: %w", path, line, err)
+			return nil, fmt.Errorf("%s:%d: %s = %q, want an integer unit id", name, line, cols[iu], rec[iu])
 		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rec[is]), 64)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: snr: %w", path, line, err)
+		if _, dup := out[int32(u)]; dup {
+			return nil, fmt.Errorf("%s:%d: unit %d listed twice", name, line, u)
 		}
-		out[int32(u)] = v
+		out[int32(u)], _ = strconv.ParseFloat(strings.TrimSpace(rec[is]), 64)
 	}
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spikeline/spikeline/device"
+)
+
+// The hostile inputs of docs/hostile.md, one case each: every one ends
+// with the documented exit status and an error naming what is wrong and
+// where, never a panic, a hang or an allocation the input's size does not
+// justify.
+
+// hostileCase is one command line run against files a setup prepared.
+type hostileCase struct {
+	name  string
+	args  func(dir string) []string
+	code  int
+	want  []string // substrings of stderr
+	extra func(t *testing.T, dir string)
+}
+
+func runHostile(t *testing.T, cases []hostileCase, setup func(t *testing.T, dir string)) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			setup(t, dir)
+			var stdout, stderr bytes.Buffer
+			code := realMain(c.args(dir), &stdout, &stderr)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, stdout.String(), stderr.String())
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), w)
+				}
+			}
+			if c.extra != nil {
+				c.extra(t, dir)
+			}
+		})
+	}
+}
+
+// writeSidecar writes a recording.json with the given JSON beside a
+// 16-channel data file of n samples.
+func writeHostileRecording(t *testing.T, dir, sidecar string, channels, n int) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "recording.json"), []byte(sidecar), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "recording.dat"), make([]byte, 2*channels*n), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHostileNumbers(t *testing.T) {
+	rec := func(rate string) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			writeHostileRecording(t, dir, `{"n_channels":16,"sample_rate":`+rate+`,"gain_uv_per_bit":0.195}`, 16, 3000)
+		}
+	}
+	for _, rate := range []string{"1e300", "1e10", "1e12"} {
+		runHostile(t, []hostileCase{
+			{name: "sort sample_rate " + rate, args: func(dir string) []string {
+				return []string{"sort", "--meta", dir, "--out", filepath.Join(dir, "out"), "--quiet"}
+			}, code: exitFailed, want: []string{"recording.json: sample_rate = " + strings.Replace(rate, "e", "e+", 1) + ", want 1..200000 Hz"},
+				extra: func(t *testing.T, dir string) {
+					if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+						t.Errorf("sort wrote output for a refused sidecar")
+					}
+				}},
+			{name: "run sample_rate " + rate, args: func(dir string) []string {
+				return []string{"run", "--device", "file:" + dir, "--http", "off", "--nats-port", "-1"}
+			}, code: exitFailed, want: []string{"sample_rate = " + strings.Replace(rate, "e", "e+", 1) + ", want 1..200000 Hz"}},
+		}, rec(rate))
+	}
+}
+
+func TestHostileWireFrames(t *testing.T) {
+	frames := func(channels int, rate uint32) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			var b []byte
+			n := max(1, min(64, (device.MaxPayload/2)/channels))
+			for i := range 4 {
+				b = device.AppendData(b, uint64(i*n), rate, 0.195, channels, make([]int16, channels*n), 0)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "cap.spkw"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	args := func(dir string) []string {
+		return []string{"run", "--device", "file:" + filepath.Join(dir, "cap.spkw"), "--http", "off", "--nats-port", "-1"}
+	}
+	runHostile(t, []hostileCase{{name: "4e9 Hz", args: args, code: exitFailed,
+		want: []string{"ended before its first sample", "4 bad frames", "data frame: sample rate = 4e+09, want 1..200000 Hz"}}}, frames(32, 4_000_000_000))
+	runHostile(t, []hostileCase{{name: "65535 channels", args: args, code: exitFailed,
+		want: []string{"ended before its first sample", "4 bad frames", "data frame: channels = 65535, want 1..8192 channels"}}}, frames(65535, 30000))
+}
+
+func TestHostileFilesAndFlags(t *testing.T) {
+	haveDevZero := true
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		haveDevZero = false
+	}
+	setup := func(t *testing.T, dir string) {
+		writeHostileRecording(t, dir, `{"n_channels":4,"sample_rate":30000,"gain_uv_per_bit":0.195}`, 4, 3000)
+		os.WriteFile(filepath.Join(dir, "behaviour.csv"), []byte("sample_index,vx,vy\n0,1,2\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "gt.csv"), []byte("unit_id,sample_index\n1,100\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "units_peak.csv"), []byte("unit_id,channel,peak_uv,snr\n1,0,abc,4.7\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "units_nan.csv"), []byte("unit_id,channel,peak_uv,snr\n1,0,-50,NaN\n"), 0o644)
+		mkfifo(filepath.Join(dir, "fifo")) // where named pipes exist
+	}
+	cases := []hostileCase{
+		{name: "run --queue 1e9", args: func(string) []string { return []string{"run", "--queue", "1000000000"} },
+			code: exitUsage, want: []string{"--queue = 1000000000, want 1..100000 blocks"}},
+		{name: "score non-numeric peak_uv", args: func(dir string) []string {
+			return []string{"score", "--gt", filepath.Join(dir, "gt.csv"), "--sorted", filepath.Join(dir, "gt.csv"), "--units", filepath.Join(dir, "units_peak.csv"), "--rate", "30000"}
+		}, code: exitFailed, want: []string{"units_peak.csv:2: peak_uv = \"abc\", want a number"}},
+		{name: "score NaN snr", args: func(dir string) []string {
+			return []string{"score", "--gt", filepath.Join(dir, "gt.csv"), "--sorted", filepath.Join(dir, "gt.csv"), "--units", filepath.Join(dir, "units_nan.csv"), "--rate", "30000"}
+		}, code: exitFailed, want: []string{"units_nan.csv:2: snr = \"NaN\", want a number"}},
+	}
+	if haveDevZero {
+		cases = append(cases,
+			hostileCase{name: "run --config /dev/zero", args: func(string) []string { return []string{"run", "--config", "/dev/zero"} },
+				code: exitUsage, want: []string{"--config: /dev/zero: size = more than 1048576 bytes, want at most 1048576 bytes"}},
+			hostileCase{name: "run --meta /dev/zero", args: func(dir string) []string {
+				return []string{"run", "--device", "file:" + filepath.Join(dir, "recording.dat"), "--meta", "/dev/zero", "--http", "off", "--nats-port", "-1"}
+			}, code: exitFailed, want: []string{"/dev/zero: size = more than 16777216 bytes"}},
+			hostileCase{name: "decode fit --spikes /dev/zero", args: func(dir string) []string {
+				return []string{"decode", "fit", "--spikes", "/dev/zero", "--behaviour", filepath.Join(dir, "behaviour.csv"), "--out", filepath.Join(dir, "m.json")}
+			}, code: exitFailed, want: []string{"/dev/zero:1: line length = more than 1048576 bytes"}},
+		)
+	}
+	if mkfifo(filepath.Join(t.TempDir(), "fifo")) == nil {
+		cases = append(cases, hostileCase{name: "run file: FIFO", args: func(dir string) []string {
+			return []string{"run", "--device", "file:" + filepath.Join(dir, "fifo"), "--http", "off", "--nats-port", "-1"}
+		}, code: exitUsage, want: []string{"fifo is a named pipe (FIFO): want a recording file or directory"}})
+	}
+	runHostile(t, cases, setup)
+}
