@@ -55,8 +55,9 @@ type Publisher struct {
 	done  chan struct{}
 	ended chan struct{}
 
-	creds   *Credentials // the embedded server's (nil: external)
-	limiter refusalLimiter
+	creds     *Credentials // the embedded server's (nil: external)
+	anonymous bool         // the embedded server lets clients without credentials read
+	limiter   refusalLimiter
 
 	lastEnd  atomic.Uint64 // end of the last spike batch: the device sample the rig has reached
 	lastRate atomic.Uint64 // its rate (float64 bits)
@@ -101,7 +102,7 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 			return nil, err
 		}
 		log.Info("embedded NATS server listening", "url", p.srv.ClientURL(), "jetstream", cfg.JetStream,
-			"anonymous_read", !cfg.ReadersNeedCredentials)
+			"anonymous_read", p.anonymous)
 		wait = DefaultConnectTimeout
 	} else if wait == 0 {
 		wait = DefaultConnectTimeout
@@ -147,13 +148,14 @@ func (p *Publisher) startServer() error {
 	if err != nil {
 		return err
 	}
+	// Set before the server starts: its refusals read them.
+	p.creds, p.anonymous = creds, anonymous
 	p.srv, err = StartServer(ServerConfig{Host: cfg.Host, Port: cfg.Port, JetStream: cfg.JetStream,
 		StoreDir: cfg.StoreDir, Logger: cfg.Logger, Authorization: authz,
 		Refused: p.refused})
 	if err != nil {
 		return err
 	}
-	p.creds = creds
 	// From here on the publisher is a client of that server, with the
 	// pipeline's key.
 	cfg.URLs = []string{p.srv.ClientURL()}
