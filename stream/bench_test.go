@@ -167,7 +167,27 @@ func BenchmarkPublishLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close(context.Background())
-	sub, _ := nats.Connect(s.ClientURL())
+	publishLatency(b, p, s.ClientURL())
+}
+
+// BenchmarkPublishLatencyAuthorized is BenchmarkPublishLatency through the
+// embedded server with its authorization (the pipeline's key, permission
+// checks on every publish, an anonymous reader): compare the two in one
+// run for the cost of the permissions.
+func BenchmarkPublishLatencyAuthorized(b *testing.B) {
+	p, err := NewPublisher(context.Background(), Config{Port: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close(context.Background())
+	publishLatency(b, p, p.ServerURL())
+}
+
+func publishLatency(b *testing.B, p *Publisher, url string) {
+	sub, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer sub.Close()
 	recv := make(chan time.Time, 1)
 	var m SpikeBatch
