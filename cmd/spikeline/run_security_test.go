@@ -25,14 +25,28 @@ import (
 // TestMain keeps the credentials the tests' pipelines write out of the
 // user's own runtime directory.
 func TestMain(m *testing.M) {
+	// A test that runs this binary again as a child (signals) shares the
+	// parent's directory, which the parent removes.
+	if os.Getenv("SPIKELINE_TEST_RUNTIME_DIR") != "" {
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "spikeline-test-run-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Setenv("XDG_RUNTIME_DIR", dir)
+	os.Setenv("SPIKELINE_TEST_RUNTIME_DIR", dir)
 	code := m.Run()
-	os.RemoveAll(dir)
+	// A pipeline a test left running may still be writing there: retry.
+	for i := 0; i < 40; i++ {
+		if err := os.RemoveAll(dir); err == nil {
+			if _, err := os.Stat(dir); os.IsNotExist(err) {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	os.Exit(code)
 }
 
