@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -302,7 +301,7 @@ func (m *Model) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := device.WriteFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}
 	return nil

@@ -13,6 +13,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/spikeline/spikeline/device"
 )
 
 // PlotEvaluation writes a PNG to path with one panel per output: the true
@@ -106,7 +108,7 @@ func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds 
 			return fmt.Errorf("decode: %w", err)
 		}
 	}
-	f, err := os.Create(path)
+	f, err := device.CreateFile(path)
 	if err != nil {
 		return fmt.Errorf("decode: %w", err)
 	}

@@ -54,6 +54,11 @@ type RawConfig struct {
 	// Pace, if > 0, releases Blocks at Pace times real time (1 = the
 	// rate the device recorded them); 0 reads as fast as possible.
 	Pace float64
+	// Unfinished reads a recording that was not closed (recording.json
+	// in_progress): the file must hold at least Samples samples, which
+	// are read; what follows them (samples written after the last sync,
+	// perhaps a torn last sample) is ignored (RawSource.Ignored).
+	Unfinished bool
 }
 
 func (c *RawConfig) check() error {
@@ -90,6 +95,8 @@ type RawSource struct {
 	gap   int    // index in cfg.Gaps of the first gap not yet passed
 	buf   []byte
 	pacer Pacer
+
+	ignored int64 // bytes after the samples read (RawConfig.Unfinished)
 }
 
 // OpenRaw opens a raw int16 recording. The file's size must be a whole
@@ -120,6 +127,18 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 			Err:    ErrTruncated}
 	}
 	frame := int64(2 * cfg.Channels)
+	var ignored int64
+	if cfg.Unfinished {
+		if cfg.Samples > uint64(size/frame) {
+			f.Close()
+			return nil, &FrameError{Name: path, Offset: cfg.Header + size,
+				Reason: fmt.Sprintf("recording.json says %d samples were synced but the file holds %d (%d bytes of %d channels): data lost after the sync",
+					cfg.Samples, size/frame, size, cfg.Channels),
+				Err: ErrSampleCount}
+		}
+		ignored = size - int64(cfg.Samples)*frame
+		size = int64(cfg.Samples) * frame
+	}
 	if rem := size % frame; rem != 0 {
 		f.Close()
 		return nil, &FrameError{Name: path, Offset: cfg.Header + size - rem,
@@ -152,7 +171,7 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 		}
 		end = g.Sample + g.Count
 	}
-	s := &RawSource{f: f, name: path, cfg: cfg, total: total}
+	s := &RawSource{f: f, name: path, cfg: cfg, total: total, ignored: ignored}
 	s.pacer.Speed = cfg.Pace
 	return s, nil
 }
@@ -160,7 +179,10 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 // OpenRecording opens a recording described by a recording.json sidecar
 // (see Meta): path is the sidecar or the directory holding it. The raw file
 // is Meta.DataFile relative to the sidecar ("recording.dat" if empty), and
-// its size is checked against Meta.Samples. cfg supplies BlockSamples and
+// its size is checked against Meta.Samples. A recording not closed
+// (Meta.InProgress: being written, or left by a crash) is read up to its
+// last sync (Meta.Synced samples); RawSource.Ignored says how many bytes
+// follow them. cfg supplies BlockSamples and
 // Pace, and First if the sidecar has no first_sample; Channels, Rate, Gain
 // and Samples are taken from the sidecar.
 func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
@@ -181,16 +203,31 @@ func OpenRecording(path string, cfg RawConfig) (*RawSource, Meta, error) {
 	if !filepath.IsAbs(data) {
 		data = filepath.Join(filepath.Dir(path), data)
 	}
-	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples, cfg.Gaps = m.Channels, m.Rate, m.Gain, m.Samples, m.Gaps
-	if cfg.First == 0 {
-		cfg.First = m.First
-	}
-	s, err := OpenRaw(data, cfg)
+	s, err := OpenRaw(data, m.RawConfig(cfg))
 	return s, m, err
 }
 
-// Samples returns the number of samples per channel in the file.
+// RawConfig returns cfg with what the sidecar m says about its data file:
+// channels, rate, gain, samples, gaps, and First if cfg has none; for a
+// recording not closed, the synced samples and Unfinished.
+func (m Meta) RawConfig(cfg RawConfig) RawConfig {
+	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples, cfg.Gaps = m.Channels, m.Rate, m.Gain, m.Samples, m.Gaps
+	if m.InProgress {
+		cfg.Samples, cfg.Unfinished = m.Synced, true
+	}
+	if cfg.First == 0 {
+		cfg.First = m.First
+	}
+	return cfg
+}
+
+// Samples returns the number of samples per channel in the file (that
+// are read: for an unfinished recording, those synced).
 func (s *RawSource) Samples() uint64 { return s.total }
+
+// Ignored returns the bytes of an unfinished recording (RawConfig.Unfinished)
+// after the samples read: written after the last sync, or torn.
+func (s *RawSource) Ignored() int64 { return s.ignored }
 
 // Config returns the source's configuration, with defaults filled in.
 func (s *RawSource) Config() RawConfig { return s.cfg }

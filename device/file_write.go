@@ -14,37 +14,122 @@ const (
 	RecordingMeta = "recording.json" // the Meta sidecar
 )
 
-// Errors a RawWriter returns (wrapped) when a Block cannot extend the
-// recording; start a new recording instead.
+// Errors a RawWriter (and a Segmenter) returns, wrapped, when a Block
+// cannot extend the recording: the Block starts a new segment, to be
+// recorded in a new RawWriter.
 var (
 	ErrFormatChange = errors.New("block format differs from the recording's")
 	ErrBackwards    = errors.New("block starts before the end of the recording")
 	ErrGapTooLarge  = errors.New("gap too large to fill")
+	ErrTooManyGaps  = errors.New("the recording lists the most gaps it may (MaxGaps)")
 )
 
 // DefaultMaxGapSeconds is the longest gap a RawWriter fills with zeros
 // when RawWriter.MaxGap is 0, in seconds of samples.
 const DefaultMaxGapSeconds = 60
 
+// Segmenter cuts a stream of Blocks into segments, each of which one
+// recording (and one sorter) can take whole: a Block continues the
+// segment when it has the segment's channel count, rate and gain, starts
+// at or after the end of the previous Block, leaves a gap of at most
+// MaxGap samples (zero-filled in a recording), and the segment lists
+// fewer than MaxGaps gaps. Anything else — a format change, a counter
+// reset, a long gap — starts a new segment. The zero Segmenter is ready.
+type Segmenter struct {
+	// MaxGap is the largest gap, in samples per channel, a segment
+	// spans (0: DefaultMaxGapSeconds of samples at the segment's rate).
+	MaxGap uint64
+
+	started  bool
+	channels int
+	rate     float64
+	gain     float64
+	next     uint64 // device sample index the next Block should start at
+	gaps     int
+}
+
+// Check reports why b cannot continue the segment, as an error wrapping
+// ErrFormatChange, ErrBackwards, ErrGapTooLarge or ErrTooManyGaps, or nil
+// if it can (or is the first Block). It changes nothing.
+func (s *Segmenter) Check(b *Block) error {
+	if !s.started {
+		return nil
+	}
+	switch {
+	case b.Channels != s.channels || b.Rate != s.rate || b.Gain != s.gain:
+		return fmt.Errorf("block at sample %d: %d channels at %g Hz, %g µV/count; segment has %d at %g Hz, %g: %w",
+			b.First, b.Channels, b.Rate, b.Gain, s.channels, s.rate, s.gain, ErrFormatChange)
+	case b.First < s.next:
+		return fmt.Errorf("block at sample %d, segment ends at %d: %w", b.First, s.next, ErrBackwards)
+	case b.First > s.next:
+		gap := b.First - s.next
+		if limit := s.maxGap(); gap > limit {
+			return fmt.Errorf("gap of %d samples at sample %d exceeds %d: %w", gap, s.next, limit, ErrGapTooLarge)
+		}
+		if s.gaps >= MaxGaps {
+			return fmt.Errorf("gap at sample %d: %w", s.next, ErrTooManyGaps)
+		}
+	}
+	return nil
+}
+
+func (s *Segmenter) maxGap() uint64 {
+	if s.MaxGap != 0 {
+		return s.MaxGap
+	}
+	return uint64(DefaultMaxGapSeconds * s.rate)
+}
+
+// Next reports whether b starts a new segment, with the reason (an error
+// from Check; nil for the very first Block, which starts the first
+// segment), and makes b part of the current segment.
+func (s *Segmenter) Next(b *Block) (bool, error) {
+	first := !s.started
+	why := s.Check(b)
+	if why != nil {
+		s.started, s.gaps = false, 0
+	}
+	s.add(b)
+	return first || why != nil, why
+}
+
+// add extends the segment with b, which Check accepted.
+func (s *Segmenter) add(b *Block) {
+	if !s.started {
+		s.started = true
+		s.channels, s.rate, s.gain, s.next = b.Channels, b.Rate, b.Gain, b.First
+	}
+	if b.First > s.next {
+		s.gaps++
+	}
+	s.next = b.First + uint64(b.Len())
+}
+
 // RawWriter records Blocks as a raw recording: RecordingData (time-major
 // int16, the layout OpenRaw reads) and its RecordingMeta sidecar, in one
 // directory. File position is device time: a gap between Blocks is filled
-// with zeros and listed in Meta.Gaps, so nothing is papered over.
+// with zeros and listed in Meta.Gaps, so nothing is papered over. A
+// RawWriter records one segment (see Segmenter): a Block that would start
+// a new one is refused.
 //
-// Crash safety: Blocks are appended whole; the sidecar is replaced
-// atomically (temporary file, fsync, rename) on the first Block, by Sync
-// and by Close. Only Close writes n_samples, so a sidecar with n_samples
-// marks a recording that was closed cleanly. A recording left by a crash
-// (no n_samples, perhaps a torn last sample) is made readable by
-// RecoverRecording.
+// Crash safety: Blocks are appended whole. While recording, the sidecar
+// says "in_progress": true and "synced_samples": the samples (and gaps)
+// made durable by the last Sync; it is replaced atomically (a temporary
+// file created exclusively, fsync, rename, fsync of the directory) on the
+// first Block, by Sync and by Close. Close writes the final sidecar, with
+// n_samples and without in_progress. A reader of a recording left by a
+// crash (or still being written) takes its synced samples, whose gaps
+// the sidecar lists completely, and ignores what follows them (at most
+// what was written since the last Sync, perhaps a torn last sample);
+// RecoverRecording makes that final.
 type RawWriter struct {
 	dir  string
 	f    *os.File
 	meta Meta
 	buf  []byte
+	seg  Segmenter
 
 	started bool
-	next    uint64 // device sample index the next Block should start at
 	samples uint64 // samples per channel in the file, including zeros
 
 	// MaxGap is the largest gap, in samples per channel, filled with zeros
@@ -54,14 +139,16 @@ type RawWriter struct {
 }
 
 // CreateRecording creates dir (if needed) and a new recording in it. It
-// refuses to overwrite an existing recording.
+// refuses to overwrite an existing recording, and to write through a
+// symbolic link planted where its files go.
 func CreateRecording(dir string) (*RawWriter, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("device: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, RecordingMeta)); err == nil {
+	if _, err := os.Lstat(filepath.Join(dir, RecordingMeta)); err == nil {
 		return nil, fmt.Errorf("device: %s: a recording exists already", filepath.Join(dir, RecordingMeta))
 	}
+	// O_EXCL: an existing file or symbolic link is refused, not followed.
 	f, err := os.OpenFile(filepath.Join(dir, RecordingData), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("device: %w", err)
@@ -69,46 +156,43 @@ func CreateRecording(dir string) (*RawWriter, error) {
 	return &RawWriter{dir: dir, f: f}, nil
 }
 
+// Dir returns the recording's directory.
+func (w *RawWriter) Dir() string { return w.dir }
+
 // Write appends b to the recording. The first Block sets the channel
-// count, rate, gain and first sample; later Blocks must match them
-// (ErrFormatChange), must not start before the end of the recording
-// (ErrBackwards), and may leave a gap of at most MaxGap samples, written
-// as zeros.
+// count, rate, gain and first sample; later Blocks must continue the
+// segment (Segmenter.Check: ErrFormatChange, ErrBackwards,
+// ErrGapTooLarge, ErrTooManyGaps), a gap being written as zeros.
 func (w *RawWriter) Write(b *Block) error {
 	if !w.started {
-		if b.Channels <= 0 || !(b.Rate > 0) || !(b.Gain > 0) {
-			return fmt.Errorf("device: %s: first block has %d channels, %g Hz, gain %g", w.dir, b.Channels, b.Rate, b.Gain)
+		if err := CheckChannels("", "channels", b.Channels); err != nil {
+			return fmt.Errorf("device: %s: first block: %w", w.dir, err)
+		}
+		if err := CheckRate("", "rate", b.Rate); err != nil {
+			return fmt.Errorf("device: %s: first block: %w", w.dir, err)
+		}
+		if err := CheckGain("", "gain", b.Gain); err != nil {
+			return fmt.Errorf("device: %s: first block: %w", w.dir, err)
 		}
 		w.meta = Meta{Channels: b.Channels, Rate: b.Rate, Gain: b.Gain, First: b.First,
-			DataFile: RecordingData, Dtype: "int16", Interleave: "time-major"}
-		w.next = b.First
+			DataFile: RecordingData, Dtype: "int16", Interleave: "time-major", InProgress: true}
 		w.started = true
+		w.seg.MaxGap = w.MaxGap
 		if err := w.writeMeta(false); err != nil {
 			return err
 		}
 	}
-	m := &w.meta
-	switch {
-	case b.Channels != m.Channels || b.Rate != m.Rate || b.Gain != m.Gain:
-		return fmt.Errorf("device: %s: block at sample %d: %d channels at %g Hz, %g µV/count; recording has %d at %g Hz, %g: %w",
-			w.dir, b.First, b.Channels, b.Rate, b.Gain, m.Channels, m.Rate, m.Gain, ErrFormatChange)
-	case b.First < w.next:
-		return fmt.Errorf("device: %s: block at sample %d, recording ends at %d: %w", w.dir, b.First, w.next, ErrBackwards)
-	case b.First > w.next:
-		gap := b.First - w.next
-		limit := w.MaxGap
-		if limit == 0 {
-			limit = uint64(DefaultMaxGapSeconds * m.Rate)
-		}
-		if gap > limit {
-			return fmt.Errorf("device: %s: gap of %d samples at sample %d exceeds %d: %w", w.dir, gap, w.next, limit, ErrGapTooLarge)
-		}
+	if err := w.seg.Check(b); err != nil {
+		return fmt.Errorf("device: %s: %w", w.dir, err)
+	}
+	if b.First > w.seg.next && w.seg.started {
+		gap := b.First - w.seg.next
 		if err := w.zeros(gap); err != nil {
 			return err
 		}
-		m.Gaps = append(m.Gaps, MetaGap{Sample: w.next, Count: gap})
-		w.next += gap
+		w.meta.Gaps = append(w.meta.Gaps, MetaGap{Sample: w.seg.next, Count: gap})
 	}
+	w.seg.add(b)
 	n := b.Len()
 	if n == 0 {
 		return nil
@@ -123,7 +207,6 @@ func (w *RawWriter) Write(b *Block) error {
 		return fmt.Errorf("device: %w", err)
 	}
 	w.samples += uint64(n)
-	w.next += uint64(n)
 	return nil
 }
 
@@ -155,15 +238,17 @@ func (w *RawWriter) Meta() Meta {
 	return m
 }
 
-// Sync flushes the samples to stable storage and then rewrites the
-// sidecar (with the gaps so far, without n_samples).
+// Sync makes the samples written so far durable (fsync) and then
+// rewrites the sidecar with them as synced_samples, and the gaps so far.
+// Every fsync error is returned.
 func (w *RawWriter) Sync() error {
 	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("device: %w", err)
+		return fmt.Errorf("device: fsync %s: %w", w.f.Name(), err)
 	}
 	if !w.started {
 		return nil
 	}
+	w.meta.Synced = w.samples
 	return w.writeMeta(false)
 }
 
@@ -175,6 +260,9 @@ func (w *RawWriter) Close() error {
 		return os.Remove(filepath.Join(w.dir, RecordingData))
 	}
 	err := w.f.Sync()
+	if err != nil {
+		err = fmt.Errorf("fsync %s: %w", w.f.Name(), err)
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
@@ -187,7 +275,7 @@ func (w *RawWriter) Close() error {
 func (w *RawWriter) writeMeta(final bool) error {
 	m := w.meta
 	if final {
-		m.Samples = w.samples
+		m.Samples, m.Synced, m.InProgress = w.samples, 0, false
 	}
 	return writeMetaAtomic(filepath.Join(w.dir, RecordingMeta), m)
 }
@@ -205,40 +293,14 @@ func writeMetaAtomic(path string, m Meta) error {
 	return nil
 }
 
-// WriteFileAtomic replaces path with data through a temporary file,
-// fsync and rename: a reader sees the old or the new content, never a
-// mixture, even after a crash or a power loss.
-func WriteFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync() // make the rename durable; not all systems support it
-		d.Close()
-	}
-	return nil
-}
-
-// RecoverRecording makes a recording whose writer did not Close (a crash,
-// a power cut) readable: it cuts a torn trailing sample off the data file
-// and writes n_samples into the sidecar. It returns the repaired sidecar
-// and how many bytes were cut. A recording closed cleanly is left as is.
+// RecoverRecording makes final a recording whose writer did not Close
+// (a crash, a power cut), so that it reads like one closed cleanly: for a
+// sidecar in_progress, it cuts the data file after the synced samples
+// (what was written after the last sync is not known to be complete: a
+// gap there may be unlisted) and writes n_samples; for an older sidecar
+// without n_samples, it cuts a torn trailing sample. It returns the
+// repaired sidecar and how many bytes were cut. A recording closed cleanly
+// is left as is.
 func RecoverRecording(dir string) (Meta, int64, error) {
 	metaPath := filepath.Join(dir, RecordingMeta)
 	m, err := ReadMeta(metaPath)
@@ -252,25 +314,48 @@ func RecoverRecording(dir string) (Meta, int64, error) {
 	if !filepath.IsAbs(data) {
 		data = filepath.Join(dir, data)
 	}
-	fi, err := os.Stat(data)
+	fi, err := os.Lstat(data)
 	if err != nil {
 		return m, 0, fmt.Errorf("device: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		return m, 0, fmt.Errorf("device: %s: %s, not a regular file", data, FileKind(fi.Mode()))
+	}
 	frame := int64(2 * m.Channels)
-	cut := fi.Size() % frame
-	total := uint64(fi.Size() / frame)
-	if m.Samples == total && cut == 0 {
-		return m, 0, nil
-	}
-	if m.Samples > total {
+	keep := fi.Size() - fi.Size()%frame // a torn trailing sample goes
+	switch {
+	case m.InProgress:
+		if int64(m.Synced) > fi.Size()/frame {
+			return m, 0, fmt.Errorf("device: %s: recording.json says %d samples were synced but %s holds %d: data lost, not a crash while writing",
+				metaPath, m.Synced, data, fi.Size()/frame)
+		}
+		keep = int64(m.Synced) * frame
+	case m.Samples == uint64(fi.Size()/frame) && keep == fi.Size():
+		return m, 0, nil // closed cleanly
+	case m.Samples > uint64(fi.Size()/frame):
 		return m, 0, fmt.Errorf("device: %s: recording.json says n_samples=%d but %s holds %d: data lost, not a torn write",
-			metaPath, m.Samples, data, total)
+			metaPath, m.Samples, data, fi.Size()/frame)
+	case m.Samples != 0:
+		return m, 0, fmt.Errorf("device: %s: recording.json says n_samples=%d but %s holds %d bytes (%d samples): closed cleanly, then changed; not recovering",
+			metaPath, m.Samples, data, fi.Size(), fi.Size()/frame)
 	}
+	cut := fi.Size() - keep
 	if cut != 0 {
-		if err := os.Truncate(data, fi.Size()-cut); err != nil {
+		if err := os.Truncate(data, keep); err != nil {
 			return m, 0, fmt.Errorf("device: %w", err)
 		}
+		f, err := os.OpenFile(data, os.O_WRONLY, 0)
+		if err != nil {
+			return m, 0, fmt.Errorf("device: %w", err)
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return m, 0, fmt.Errorf("device: fsync %s: %w", data, err)
+		}
 	}
-	m.Samples = total
+	m.Samples, m.Synced, m.InProgress = uint64(keep/frame), 0, false
 	return m, cut, writeMetaAtomic(metaPath, m)
 }

@@ -85,8 +85,9 @@ func TestRawWriter(t *testing.T) {
 	}
 }
 
-// TestRecoverRecording simulates a crash: the writer synced, wrote more,
-// and died in the middle of a sample.
+// TestRecoverRecording simulates a crash: the writer synced, wrote more
+// (with a gap the sidecar does not list yet), and died in the middle of a
+// sample. Readers take the synced part; RecoverRecording makes it final.
 func TestRecoverRecording(t *testing.T) {
 	dir := t.TempDir()
 	w, err := CreateRecording(dir)
@@ -94,32 +95,67 @@ func TestRecoverRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &Block{First: 0, Rate: 1000, Channels: 3, Gain: 1, Samples: make([]int16, 3*10)}
+	for i := range b.Samples {
+		b.Samples[i] = int16(i + 1)
+	}
 	w.Write(b)
-	w.Sync()
-	b.First = 10
+	b.First = 12 // a gap of 2, synced
+	w.Write(b)
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	b.First = 30 // a gap of 8 the sidecar does not know yet
 	w.Write(b)
 	w.f.Write([]byte{1, 2, 3}) // a torn sample
 	w.f.Close()                // no Close: the process died
 
-	if _, _, err := OpenRecording(dir, RawConfig{}); !errors.Is(err, ErrPartialSample) {
-		t.Fatalf("crashed recording: %v, want ErrPartialSample", err)
-	}
-	m, cut, err := RecoverRecording(dir)
-	if err != nil || cut != 3 || m.Samples != 20 {
-		t.Fatalf("recover: %+v, cut %d, %v", m, cut, err)
+	m, err := ReadMeta(filepath.Join(dir, RecordingMeta))
+	if err != nil || !m.InProgress || m.Synced != 22 || m.Samples != 0 || !slices.Equal(m.Gaps, []MetaGap{{10, 2}}) {
+		t.Fatalf("sidecar after the crash: %+v, %v", m, err)
 	}
 	src, _, err := OpenRecording(dir, RawConfig{})
 	if err != nil {
+		t.Fatalf("crashed recording: %v", err)
+	}
+	got, err := readAll(t, src)
+	src.Close()
+	if !errors.Is(err, io.EOF) || len(concat(got)) != 60 || src.Samples() != 22 || src.Ignored() != (8+10)*6+3 {
+		t.Fatalf("crashed recording read: %d samples, %v; Samples %d, Ignored %d", len(concat(got)), err, src.Samples(), src.Ignored())
+	}
+	m, cut, err := RecoverRecording(dir)
+	if err != nil || cut != (8+10)*6+3 || m.Samples != 22 || m.InProgress || m.Synced != 0 {
+		t.Fatalf("recover: %+v, cut %d, %v", m, cut, err)
+	}
+	src, m2, err := OpenRecording(dir, RawConfig{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
-	got, err := readAll(t, src)
-	if !errors.Is(err, io.EOF) || len(concat(got)) != 60 {
-		t.Fatalf("recovered: %d samples, %v", len(concat(got)), err)
+	got, err = readAll(t, src)
+	src.Close()
+	if !errors.Is(err, io.EOF) || len(concat(got)) != 60 || m2.InProgress || !slices.Equal(m2.Gaps, []MetaGap{{10, 2}}) {
+		t.Fatalf("recovered: %d samples, %v, %+v", len(concat(got)), err, m2)
 	}
 	if _, cut, err := RecoverRecording(dir); err != nil || cut != 0 {
 		t.Fatalf("recovering again: %d, %v", cut, err)
 	}
+
+	// An older sidecar without n_samples or in_progress: the reader
+	// refuses the torn sample, RecoverRecording cuts it.
+	legacy := t.TempDir()
+	os.WriteFile(filepath.Join(legacy, RecordingMeta), []byte(`{"n_channels":3,"sample_rate":1000,"gain_uv_per_bit":1}`), 0o644)
+	os.WriteFile(filepath.Join(legacy, RecordingData), make([]byte, 6*5+4), 0o644)
+	if _, _, err := OpenRecording(legacy, RawConfig{}); !errors.Is(err, ErrPartialSample) {
+		t.Fatalf("legacy torn recording: %v, want ErrPartialSample", err)
+	}
+	if m, cut, err := RecoverRecording(legacy); err != nil || cut != 4 || m.Samples != 5 {
+		t.Fatalf("legacy recover: %+v, cut %d, %v", m, cut, err)
+	}
+	// A closed recording that grew afterwards is not "recovered".
+	os.WriteFile(filepath.Join(legacy, RecordingData), make([]byte, 6*7), 0o644)
+	if _, _, err := RecoverRecording(legacy); err == nil {
+		t.Fatal("recovered a closed recording that changed afterwards")
+	}
+
 	// An empty recording leaves nothing behind.
 	empty := filepath.Join(t.TempDir(), "empty")
 	w, _ = CreateRecording(empty)
@@ -128,6 +164,45 @@ func TestRecoverRecording(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
 		t.Fatalf("empty recording left %v", entries)
+	}
+}
+
+// TestSegmenter: what starts a new segment, and why.
+func TestSegmenter(t *testing.T) {
+	mk := func(first uint64, ch int, rate float64) *Block {
+		return &Block{First: first, Rate: rate, Channels: ch, Gain: 0.195, Samples: make([]int16, ch*10)}
+	}
+	var s Segmenter
+	steps := []struct {
+		b    *Block
+		cut  bool
+		want error
+	}{
+		{mk(100, 2, 1000), true, nil},                   // the first segment
+		{mk(110, 2, 1000), false, nil},                  // contiguous
+		{mk(200, 2, 1000), false, nil},                  // a short gap
+		{mk(5, 2, 1000), true, ErrBackwards},            // a counter reset
+		{mk(15, 4, 1000), true, ErrFormatChange},        // more channels
+		{mk(25, 4, 2000), true, ErrFormatChange},        // another rate
+		{mk(35+120_001, 4, 2000), true, ErrGapTooLarge}, // a gap over 60 s
+		{mk(120_046, 4, 2000), false, nil},
+	}
+	for i, st := range steps {
+		cut, why := s.Next(st.b)
+		if cut != st.cut || !errors.Is(why, st.want) || (st.want == nil) != (why == nil) {
+			t.Errorf("step %d (block at %d): cut %v, %v; want %v, %v", i, st.b.First, cut, why, st.cut, st.want)
+		}
+	}
+	// MaxGaps gaps at most per segment.
+	s = Segmenter{}
+	for i := range MaxGaps + 1 {
+		cut, why := s.Next(mk(uint64(i)*20, 1, 1000))
+		if cut != (i == 0) || why != nil {
+			t.Fatalf("gap %d: cut %v, %v", i, cut, why)
+		}
+	}
+	if cut, why := s.Next(mk(uint64(MaxGaps+1)*20+5, 1, 1000)); !cut || !errors.Is(why, ErrTooManyGaps) {
+		t.Fatalf("gap %d: cut %v, %v", MaxGaps+1, cut, why)
 	}
 }
 

@@ -3,7 +3,6 @@ package device
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 )
 
 // Meta is a recording's JSON sidecar (recording.json): what is needed to
@@ -23,6 +22,12 @@ type Meta struct {
 	// Gaps lists stretches the device lost while recording, which the
 	// file holds as zeros so that file position stays device time.
 	Gaps []MetaGap `json:"gaps,omitempty"`
+	// InProgress marks a recording whose writer has not closed it: one
+	// being written, or left by a crash. Only its first Synced samples
+	// per channel were made durable, with every gap before them listed;
+	// readers take those and ignore the rest of the file (see RawWriter).
+	InProgress bool   `json:"in_progress,omitempty"`
+	Synced     uint64 `json:"synced_samples,omitempty"`
 }
 
 // MetaGap is a stretch of a recording filled with zeros because the
@@ -50,6 +55,12 @@ func (m Meta) Validate() error {
 		return fmt.Errorf("dtype = %q, only int16 is supported", m.Dtype)
 	case !checkSpan(m.First, m.Samples):
 		return fmt.Errorf("first_sample %d + n_samples %d overflows the 64-bit sample index", m.First, m.Samples)
+	case m.InProgress && m.Samples != 0:
+		return fmt.Errorf("in_progress with n_samples = %d: a recording is either closed (n_samples) or not (in_progress)", m.Samples)
+	case !m.InProgress && m.Synced != 0:
+		return fmt.Errorf("synced_samples = %d without in_progress", m.Synced)
+	case !checkSpan(m.First, m.Synced):
+		return fmt.Errorf("first_sample %d + synced_samples %d overflows the 64-bit sample index", m.First, m.Synced)
 	case len(m.Gaps) > MaxGaps:
 		return &RangeError{"", "gaps", fmt.Sprintf("%d entries", len(m.Gaps)), fmt.Sprintf("at most %d", MaxGaps)}
 	}
@@ -92,7 +103,7 @@ func WriteMeta(path string, m Meta) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := WriteFileAtomic(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"image/color"
-	"os"
 	"time"
 
 	"gonum.org/v1/plot"
@@ -13,6 +12,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -119,7 +119,7 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 	raw.Draw(top)
 	band.Draw(bottom)
 	tp.Draw(right)
-	f, err := os.Create(path)
+	f, err := device.CreateFile(path)
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}

@@ -56,7 +56,7 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 	files := map[string]*os.File{}
 	writers := map[string]*bufio.Writer{}
 	open := func(name string) (*bufio.Writer, error) {
-		f, err := os.Create(filepath.Join(dir, name))
+		f, err := device.CreateFile(filepath.Join(dir, name))
 		if err != nil {
 			return nil, fmt.Errorf("sim: %w", err)
 		}
@@ -155,7 +155,7 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 	if err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), append(conf, '\n'), 0o644); err != nil {
+	if err := device.WriteFile(filepath.Join(dir, ConfigFile), append(conf, '\n')); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
 	// The sidecar last: its presence says the recording is complete.

@@ -607,6 +607,10 @@ const (
 	EventControl        EventKind = 70 // a control call was carried out (threshold, refit, device command)
 	EventControlRefused EventKind = 71 // a control call was refused by the control service
 	EventAccessRefused  EventKind = 72 // the NATS server refused a client: credentials, or a publish or subscription its role does not allow
+	// EventSegment: the session went on in a new segment (a format
+	// change, a counter reset or a long gap): Count is the segment number,
+	// Detail the reason; after a format change the sorter restarted.
+	EventSegment EventKind = 73
 )
 
 var streamEventNames = map[EventKind]string{
@@ -619,6 +623,7 @@ var streamEventNames = map[EventKind]string{
 	EventControl:         "control",
 	EventControlRefused:  "control_refused",
 	EventAccessRefused:   "access_refused",
+	EventSegment:         "segment",
 }
 
 func (k EventKind) String() string {

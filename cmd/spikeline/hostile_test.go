@@ -146,3 +146,113 @@ func TestHostileFilesAndFlags(t *testing.T) {
 	}
 	runHostile(t, cases, setup)
 }
+
+// TestHostileOutputs: outputs never go through a symbolic link and never
+// overwrite a recording or a sort without --force.
+func TestHostileOutputs(t *testing.T) {
+	rec := simRecording(t, 4, 3)
+	victim := func(dir string) string { return filepath.Join(dir, "victim") }
+	plant := func(t *testing.T, dir, name string) {
+		t.Helper()
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(victim(dir), []byte("precious"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim(dir), filepath.Join(dir, name)); err != nil {
+			t.Skip(err)
+		}
+	}
+	intact := func(t *testing.T, dir string) {
+		t.Helper()
+		if b, err := os.ReadFile(victim(dir)); err != nil || string(b) != "precious" {
+			t.Errorf("the symbolic link's target was written: %q, %v", b, err)
+		}
+	}
+	runHostile(t, []hostileCase{
+		{name: "record: symlink at recording.json.tmp", args: func(dir string) []string {
+			plant(t, filepath.Join(dir, "out"), "recording.json.tmp")
+			return []string{"run", "--device", "file:" + rec, "--record", filepath.Join(dir, "out"), "--http", "off", "--nats-port", "-1"}
+		}, code: exitOK, extra: func(t *testing.T, dir string) {
+			intact(t, filepath.Join(dir, "out"))
+			if m, err := device.ReadMeta(filepath.Join(dir, "out", "recording.json")); err != nil || m.Samples != 90000 {
+				t.Errorf("recording: %+v, %v", m, err)
+			}
+		}},
+		{name: "record: symlink at templates.json", args: func(dir string) []string {
+			plant(t, filepath.Join(dir, "out"), "templates.json")
+			return []string{"run", "--device", "file:" + rec, "--record", filepath.Join(dir, "out"), "--http", "off", "--nats-port", "-1"}
+		}, code: exitUsage, want: []string{"templates.json exists: a recording is never overwritten"},
+			extra: func(t *testing.T, dir string) { intact(t, filepath.Join(dir, "out")) }},
+		{name: "record into an existing recording: refused before anything starts", args: func(dir string) []string {
+			return []string{"run", "--device", "file:" + rec, "--record", rec, "--nats-port", "-1"}
+		}, code: exitUsage, want: []string{"recording.dat exists: a recording is never overwritten"}},
+		{name: "sort --out onto an earlier sort", args: func(dir string) []string {
+			os.MkdirAll(filepath.Join(dir, "out"), 0o755)
+			os.WriteFile(filepath.Join(dir, "out", "spikes.csv"), []byte("earlier"), 0o644)
+			return []string{"sort", "--meta", rec, "--out", filepath.Join(dir, "out"), "--quiet", "--passes", "1"}
+		}, code: exitUsage, want: []string{"is not empty (spikes.csv): choose a new directory, or add --force"},
+			extra: func(t *testing.T, dir string) {
+				if b, _ := os.ReadFile(filepath.Join(dir, "out", "spikes.csv")); string(b) != "earlier" {
+					t.Errorf("spikes.csv overwritten")
+				}
+			}},
+		{name: "sort --out --force with planted symlinks", args: func(dir string) []string {
+			out := filepath.Join(dir, "out")
+			plant(t, out, "units.csv")
+			os.MkdirAll(filepath.Join(out, "phy"), 0o755)
+			os.Symlink(victim(out), filepath.Join(out, "phy", "params.py"))
+			return []string{"sort", "--meta", rec, "--out", out, "--quiet", "--passes", "1", "--force"}
+		}, code: exitOK, extra: func(t *testing.T, dir string) {
+			out := filepath.Join(dir, "out")
+			intact(t, out)
+			for _, f := range []string{"units.csv", "phy/params.py"} {
+				if fi, err := os.Lstat(filepath.Join(out, f)); err != nil || !fi.Mode().IsRegular() {
+					t.Errorf("%s: %v, %v: want a new regular file", f, fi, err)
+				}
+			}
+		}},
+	}, func(t *testing.T, dir string) {})
+}
+
+// TestHostileSegments: a format change, a counter reset or a gap over 60 s
+// in the device's stream does not end the run: each starts a new segment
+// of the session, recorded in DIR/segment-2, and every segment reads back.
+func TestHostileSegments(t *testing.T) {
+	capture := func(segs ...[3]int) func(t *testing.T, dir string) { // channels, frames, counter (-1: continue)
+		return func(t *testing.T, dir string) {
+			var b []byte
+			var counter uint64
+			for _, s := range segs {
+				if s[2] >= 0 {
+					counter = uint64(s[2])
+				}
+				for range s[1] {
+					b = device.AppendData(b, counter, 30000, 0.195, s[0], make([]int16, s[0]*128), 0)
+					counter += 128
+				}
+			}
+			os.WriteFile(filepath.Join(dir, "cap.spkw"), b, 0o644)
+		}
+	}
+	args := func(dir string) []string {
+		return []string{"run", "--device", "file:" + filepath.Join(dir, "cap.spkw"), "--record", filepath.Join(dir, "rec"), "--http", "off", "--nats-port", "-1"}
+	}
+	check := func(first, second [3]int) func(t *testing.T, dir string) {
+		return func(t *testing.T, dir string) {
+			for i, s := range [][3]int{first, second} {
+				d := segmentDir(filepath.Join(dir, "rec"), i+1)
+				m, err := device.ReadMeta(filepath.Join(d, "recording.json"))
+				if err != nil || m.Channels != s[0] || m.Samples != uint64(128*s[1]) || m.InProgress {
+					t.Errorf("segment %d: %+v, %v; want %d channels, %d samples", i+1, m, err, s[0], 128*s[1])
+				}
+				if _, err := os.Stat(filepath.Join(d, recordSpikes)); err != nil {
+					t.Errorf("segment %d: %v", i+1, err)
+				}
+			}
+		}
+	}
+	a, fmtChange, reset, jump := [3]int{32, 200, 0}, [3]int{16, 100, -1}, [3]int{32, 100, 0}, [3]int{32, 100, 9_000_000}
+	runHostile(t, []hostileCase{{name: "format change", args: args, code: exitOK, want: []string{`reason="format change"`, "sorter restarted"}, extra: check(a, fmtChange)}}, capture(a, fmtChange))
+	runHostile(t, []hostileCase{{name: "counter reset", args: args, code: exitOK, want: []string{`reason="counter reset"`}, extra: check(a, reset)}}, capture(a, reset))
+	runHostile(t, []hostileCase{{name: "gap over 60 s", args: args, code: exitOK, want: []string{`reason="long gap"`}, extra: check(a, jump)}}, capture(a, jump))
+}

@@ -67,7 +67,7 @@ type runOptions struct {
 	sec      securityOptions // stimulation arming, access (run_security.go)
 }
 
-func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) (rerr error) {
 	fs := newFlagSet("run", stderr)
 	var o runOptions
 	srcFlags := registerSourceFlags(fs, &o.src)
@@ -178,13 +178,24 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		o.nats.BehaviourSubject = o.behSubj
 	}
 
-	src, err := o.src.open(ctx, log)
-	if err != nil {
+	// Pre-flight: the output directory is checked and its files created
+	// before any server or device starts.
+	p := &pipeline{opts: o, log: log, model: model, stdout: stdout, line: newStatusLine(stdout)}
+	if o.record != "" {
+		if p.rec, p.spikeRec, err = openRecord(o.record); err != nil {
+			return err
+		}
+		defer func() {
+			if err := p.closeRecord(); err != nil && rerr == nil {
+				rerr = err
+			}
+		}()
+	}
+
+	if p.src, err = o.src.open(ctx, log); err != nil {
 		return err
 	}
-	defer src.Close()
-
-	p := &pipeline{opts: o, log: log, src: src, model: model, stdout: stdout, line: newStatusLine(stdout)}
+	defer p.src.Close()
 	return p.run(ctx)
 }
 
@@ -210,7 +221,7 @@ type pipeline struct {
 	behDropped  atomic.Uint64        // behaviour samples dropped: the loop fell behind
 	behRejected atomic.Uint64        // behaviour messages that were not estimates of len(outputs) values
 
-	spikeRec    *spikeRecorder            // --record: sorted spikes and templates
+	spikeRec    *spikeRecorder            // --record: sorted spikes and templates (loop goroutine)
 	line        *statusLine               // the live status on stdout
 	live        *view.Live                // the live page's in-process feed (nil: no page); set before the loop starts
 	units       atomic.Int64              // units the sorter has (for the status line)
@@ -220,6 +231,11 @@ type pipeline struct {
 	r2          atomic.Pointer[[]float64] // decoder R² per output, over the last r2Window (nil: no decoder yet)
 	runFile     stream.RunFile            // the embedded server's credentials, as saved (run_security.go)
 	credDir     string
+
+	// Segments of the session (run_segment.go).
+	rec        *rawRecorder                // --record: the raw stream (reader goroutine)
+	sorterNow  atomic.Pointer[sort.Sorter] // the loop's sorter, for other goroutines (it changes at a format change)
+	viewSorter *sort.Sorter                // the first sorter, kept for the live page after a format change
 }
 
 // queued returns the blocks waiting between the device and the sorter.
@@ -271,6 +287,8 @@ func (p *pipeline) subscribeBehaviour(subj string) (func() error, error) {
 type item struct {
 	block     device.Block
 	behaviour []sim.BehaviourSample
+	segment   int   // the session segment the block belongs to (1-based)
+	why       error // why the block starts a new segment (device.Segmenter), if it does
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -288,7 +306,13 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer p.sorter.Close()
+	p.sorterNow.Store(p.sorter)
+	defer func() {
+		p.sorter.Close() // the last segment's (run_segment.go)
+		if p.viewSorter != nil {
+			p.viewSorter.Close()
+		}
+	}()
 	p.thresh.Store(math.Float64bits(p.sorter.Config().Threshold))
 	if err := p.armStimulation(first.Channels); err != nil {
 		return err
@@ -349,24 +373,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		defer stopHTTP()
 	}
 
-	var rec *device.RawWriter
-	if p.opts.record != "" {
-		if rec, err = device.CreateRecording(p.opts.record); err != nil {
-			return err
-		}
-		defer func() {
-			if err := rec.Close(); err != nil {
-				p.log.Error("closing the recording", "dir", p.opts.record, "err", err)
-			}
-		}()
-		if p.spikeRec, err = newSpikeRecorder(p.opts.record); err != nil {
-			return err
-		}
-		defer func() {
-			if err := p.spikeRec.close(); err != nil {
-				p.log.Error("closing the recorded spikes", "dir", p.opts.record, "err", err)
-			}
-		}()
+	if p.rec != nil {
 		fmt.Fprintf(p.stdout, "spikeline: recording raw data and sorted spikes into %s\n", p.opts.record)
 	}
 
@@ -388,6 +395,7 @@ func (p *pipeline) run(ctx context.Context) error {
 		// --duration counts samples received, not the device counter,
 		// which may jump (gaps, resets).
 		var want, got uint64
+		var segs segments
 		if p.opts.duration > 0 {
 			want = uint64(p.opts.duration.Seconds() * first.Rate)
 		}
@@ -398,6 +406,7 @@ func (p *pipeline) run(ctx context.Context) error {
 			default:
 			}
 			it := item{block: b}
+			it.segment, it.why = segs.next(&b)
 			it.block.Samples = append(buf[:0], b.Samples...)
 			it.block.Events = slices.Clone(b.Events)
 			it.behaviour = p.src.takeBehaviour()
@@ -407,13 +416,10 @@ func (p *pipeline) run(ctx context.Context) error {
 				readErr <- ctx.Err()
 				return
 			}
-			if rec != nil && b.Len() > 0 {
-				if err := rec.Write(&b); err != nil {
-					readErr <- fmt.Errorf("recording: %w", err)
+			if p.rec != nil {
+				if err := p.rec.write(&b, it.segment); err != nil {
+					readErr <- err
 					return
-				}
-				if got/uint64(b.Rate) != (got+uint64(b.Len()))/uint64(b.Rate) {
-					rec.Sync() // the sidecar on disk follows every second
 				}
 			}
 			got += uint64(b.Len())
@@ -480,6 +486,7 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		units    []quality.Unit
 		score    = newR2Tracker(len(p.opts.outputs), int(r2Window*50)+1)
 		r2       []float64
+		seg      int // the session segment being sorted (run_segment.go)
 	)
 	channels := p.sorter.Channels()
 	win.reset(channels)
@@ -528,8 +535,9 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 			startFit()
 			continue
 		}
-		if !ok {
-			// End of stream: flush what the sorter still holds.
+		// flush ends a segment: what the sorter still holds is published,
+		// recorded and decoded.
+		flush := func() error {
 			spikes = p.sorter.Flush(spikes[:0])
 			if lastEnd > done {
 				p.pub.PublishSpikes(done, lastEnd, rate, spikes)
@@ -554,10 +562,67 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 					score.addEstimate(e.End, m.BinSamples, e.Values, e.Degraded)
 				}
 			}
+			return nil
+		}
+		if !ok {
+			// End of stream: flush what the sorter still holds.
+			if err := flush(); err != nil {
+				return err
+			}
 			p.publishStatus(&win, lastEnd, rate)
 			return nil
 		}
 		b := &it.block
+		if it.segment != seg {
+			if seg != 0 {
+				// A new segment (a format change, a counter reset, a long
+				// gap): the old one is flushed, the sorter restarted if
+				// the format changed, the decoder set on the new clock.
+				if err := flush(); err != nil {
+					return err
+				}
+				if fitting {
+					r := <-fitted
+					fitting = false
+					if r.err == nil {
+						online = r.online
+					}
+					for _, w := range waiters {
+						w <- r.err
+					}
+					waiters = waiters[:0]
+				}
+				ns, err := p.startSegment(b, it.segment, it.why)
+				if err != nil {
+					return err
+				}
+				var keep *decode.Model // the live decoder, fitted on this format
+				if online != nil && p.model == nil && ns == nil {
+					keep = online.Model()
+				}
+				online, retryAt = nil, 0
+				score = newR2Tracker(len(p.opts.outputs), int(r2Window*50)+1)
+				if ns != nil {
+					cal, learned, nextTmpl = nil, 0, 0
+					p.calibrating.Store(false)
+					p.r2.Store(nil)
+					channels, lag = ns.Channels(), uint64(ns.Lag())
+					behEvery = max(uint64(ns.Rate()/50), 1)
+					win.reset(channels)
+				} else if cal != nil {
+					if cal, err = p.newCalibrator(b.Rate); err != nil {
+						return err
+					}
+				}
+				if keep != nil {
+					if online, err = decode.NewOnline(keep, b.First); err != nil {
+						return err
+					}
+				}
+			}
+			seg = it.segment
+			rate = 0 // the segment starts below, as the stream did
+		}
 		if rate == 0 {
 			done = b.First // the device need not start at sample 0
 			var err error
@@ -633,15 +698,7 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 			}
 			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 			if cal == nil && online == nil && p.src.hasBehaviour {
-				cal, err = decode.NewCalibrator(decode.CalibratorConfig{
-					Rate: b.Rate, Outputs: outputs, Grouping: p.opts.grouping,
-					Seconds: p.opts.calib, Fit: decode.FitConfig{Kind: p.opts.kind},
-					// Refits use the recent past; a fixed window keeps
-					// memory flat on a large probe (1,024 channels sort
-					// ~16,000 spikes/s: 120 s is ~50 MB of spikes).
-					MaxSeconds: max(2*p.opts.calib, 120),
-				})
-				if err != nil {
+				if cal, err = p.newCalibrator(b.Rate); err != nil {
 					return err
 				}
 				p.log.Info("templates learned; calibrating the decoder", "units", st.Units, "seconds", p.opts.calib)
@@ -806,7 +863,7 @@ func (p *pipeline) publishStatus(w *statusWindow, sample uint64, rate float64) {
 func (p *pipeline) Info() stream.Info {
 	in := stream.Info{
 		Rig: p.opts.nats.Rig, Version: version, Device: p.src.name,
-		Channels: p.sorter.Channels(), Rate: p.sorter.Rate(), Gain: p.src.gain,
+		Channels: p.sorterNow.Load().Channels(), Rate: p.sorterNow.Load().Rate(), Gain: p.src.gain,
 		Threshold: math.Float64frombits(p.thresh.Load()), Started: p.started,
 		Models: []string{behaviourModel, string(p.opts.kind)},
 	}
@@ -842,12 +899,12 @@ func (p *pipeline) Refit(ctx context.Context, model string) error {
 }
 
 func (p *pipeline) SetThreshold(sigma float64) error {
-	if err := p.sorter.SetThreshold(sigma); err != nil {
+	if err := p.sorterNow.Load().SetThreshold(sigma); err != nil {
 		return err
 	}
 	p.thresh.Store(math.Float64bits(sigma))
 	at := p.done.Load()
-	p.pub.PublishEvents(at, p.sorter.Rate(), []stream.Event{{Kind: stream.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
+	p.pub.PublishEvents(at, p.sorterNow.Load().Rate(), []stream.Event{{Kind: stream.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
 	p.log.Info("detection threshold changed", "sigma", sigma)
 	return nil
 }

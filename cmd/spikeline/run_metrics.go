@@ -56,11 +56,12 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	counter(mSamples, p.received.Load())
-	gauge(mChannels, float64(p.sorter.Channels()))
-	gauge(mRate, p.sorter.Rate())
+	sorter := p.sorterNow.Load() // it changes at a format change
+	gauge(mChannels, float64(sorter.Channels()))
+	gauge(mRate, sorter.Rate())
 	gauge(mThreshold, math.Float64frombits(p.thresh.Load()))
 	gauge(mQueue, float64(p.queued()))
-	st := p.sorter.Stats()
+	st := sorter.Stats()
 	counter(mSpikes, st.Spikes)
 	counter(mSorted, st.Sorted)
 	counter(mLearned, st.Learned)

@@ -27,9 +27,15 @@ type spikeRecorder struct {
 	f   *os.File
 	w   *bufio.Writer
 	buf []byte
+	n   int // spikes added
 }
 
+// newSpikeRecorder creates dir if needed and a new spikes.csv in it,
+// exclusively: an existing file or a symbolic link there is refused.
 func newSpikeRecorder(dir string) (*spikeRecorder, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("recording spikes: %w", err)
+	}
 	f, err := os.OpenFile(filepath.Join(dir, recordSpikes), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("recording spikes: %w", err)
@@ -47,6 +53,7 @@ func (r *spikeRecorder) add(spikes []sort.Spike) error {
 			return fmt.Errorf("recording spikes: %w", err)
 		}
 	}
+	r.n += len(spikes)
 	return nil
 }
 
@@ -56,7 +63,7 @@ func (r *spikeRecorder) sync() error {
 		return fmt.Errorf("recording spikes: %w", err)
 	}
 	if err := r.f.Sync(); err != nil {
-		return fmt.Errorf("recording spikes: %w", err)
+		return fmt.Errorf("recording spikes: fsync %s: %w", r.f.Name(), err)
 	}
 	return nil
 }

@@ -255,7 +255,7 @@ func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, 
 		}
 		return o.openSerial(ctx, cfg, o.kind+":"+o.arg, log)
 	case "file":
-		return o.openFile()
+		return o.openFile(log)
 	}
 	sm, err := sim.New(o.sim)
 	if err != nil {
@@ -355,7 +355,7 @@ func (o *sourceFlags) openSerial(ctx context.Context, cfg device.SerialConfig, n
 // openFile opens file:PATH: a wire-protocol capture (recognised by its
 // sync word) or a raw int16 recording described by --meta, by a sidecar
 // found beside it, or by --channels, --rate and --gain.
-func (o *sourceFlags) openFile() (*openSource, error) {
+func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
 	path := o.arg
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		if o.meta == "" {
@@ -395,6 +395,10 @@ func (o *sourceFlags) openFile() (*openSource, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if rs.Config().Unfinished {
+		log.Warn("the recording was not closed (still being written, or cut by a crash): replaying the samples synced; 'spikeline recover' makes this final",
+			"recording", meta, "samples", rs.Samples(), "seconds", float64(rs.Samples())/rs.Config().Rate, "ignored_bytes", rs.Ignored())
 	}
 	return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + path, gain: gain, closeFn: rs.Close}, nil
 }

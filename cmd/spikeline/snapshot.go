@@ -913,7 +913,7 @@ func (s *snapshot) write(o snapOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(jpath, append(b, '\n'), 0o644); err != nil {
+	if err := device.WriteFile(jpath, append(b, '\n')); err != nil {
 		return err
 	}
 	lines = append(lines, [2]string{jpath, "the numbers shown"})

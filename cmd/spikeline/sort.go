@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -40,7 +41,11 @@ type sortJob struct {
 	noPhy     bool
 	noPlot    bool
 	quiet     bool
+	force     bool
 }
+
+// sortOutputs are the files and folders 'spikeline sort' writes in --out.
+var sortOutputs = []string{"spikes.csv", "units.csv", "summary.png", "phy"}
 
 func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sort", stderr)
@@ -59,6 +64,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
 	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
 	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&j.force, "force", false, "write into a non-empty --out, replacing the outputs of an earlier sort there (spikes.csv, units.csv, summary.png, phy/)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sort --input REC.dat --channels N --rate HZ --gain UV_PER_BIT --out DIR")
 		fmt.Fprintln(stderr, "       spikeline sort --meta recording.json --out DIR")
@@ -100,12 +106,16 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	j.cfg = cfg
+	if err := checkOutDir("--out", j.out, j.force, sortOutputs); err != nil {
+		return err
+	}
 	// Open the input now so that a bad file or sidecar is refused before
 	// any output is written.
 	src, err := j.open()
 	if err != nil {
 		return err
 	}
+	warnUnfinished(stderr, "sort", cmp.Or(j.meta, j.input), src)
 	src.Close()
 	if *positionsPath != "" {
 		f, err := os.Open(*positionsPath)
@@ -161,8 +171,7 @@ func (j *sortJob) open() (*device.RawSource, error) {
 		return nil, err
 	}
 	j.raw.Channels, j.raw.Rate, j.raw.Gain = m.Channels, m.Rate, m.Gain
-	cfg.Channels, cfg.Rate, cfg.Gain, cfg.Samples = m.Channels, m.Rate, m.Gain, m.Samples
-	return device.OpenRaw(j.input, cfg)
+	return device.OpenRaw(j.input, m.RawConfig(cfg))
 }
 
 // Pass 1 of an offline sort learns from more snippets per channel and
@@ -368,8 +377,13 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	elapsed := time.Since(start)
 
+	if j.force {
+		if err := removeOutputs(j.out, sortOutputs); err != nil {
+			return err
+		}
+	}
 	csvPath := filepath.Join(j.out, "spikes.csv")
-	f, err := os.Create(csvPath)
+	f, err := device.CreateFile(csvPath)
 	if err != nil {
 		return err
 	}
@@ -441,7 +455,7 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 // writeUnitsCSV writes units.csv: one row per sorted unit, its channel,
 // quality metrics and label (quality.WriteUnitsCSV).
 func writeUnitsCSV(path string, units []quality.Unit) error {
-	f, err := os.Create(path)
+	f, err := device.CreateFile(path)
 	if err != nil {
 		return err
 	}

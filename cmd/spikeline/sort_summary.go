@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"io"
 	"math"
-	"os"
 	"slices"
 
 	"gonum.org/v1/plot"
@@ -17,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -428,7 +428,7 @@ func drawPanelGrid(c draw.Canvas, panels []*panel, cols int, noise []float32, pr
 
 // savePNG writes img to path as a PNG.
 func savePNG(path string, img *vgimg.Canvas) error {
-	f, err := os.Create(path)
+	f, err := device.CreateFile(path)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 )
@@ -170,7 +171,7 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 
 	write := func(name string, f func(*os.File) error) error {
 		p := filepath.Join(dir, name)
-		fh, err := os.Create(p)
+		fh, err := device.CreateFile(p) // never through a symbolic link
 		if err != nil {
 			return fmt.Errorf("phy: %w", err)
 		}
