@@ -59,6 +59,9 @@ type RawConfig struct {
 	// are read; what follows them (samples written after the last sync,
 	// perhaps a torn last sample) is ignored (RawSource.Ignored).
 	Unfinished bool
+	// SkipLayoutCheck reads the file with Channels channels even if its
+	// first samples contradict that count (ErrLayout; see checkLayout).
+	SkipLayoutCheck bool
 }
 
 func (c *RawConfig) check() error {
@@ -157,6 +160,12 @@ func OpenRaw(path string, cfg RawConfig) (*RawSource, error) {
 			Reason: fmt.Sprintf("recording.json says n_samples=%d but file holds %d (%d bytes of %d channels)",
 				cfg.Samples, total, size, cfg.Channels),
 			Err: ErrSampleCount}
+	}
+	if !cfg.SkipLayoutCheck {
+		if err := checkLayout(f, path, cfg.Header, size, cfg.Channels); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	if !checkSpan(cfg.First, total) {
 		f.Close()

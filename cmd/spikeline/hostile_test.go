@@ -256,3 +256,30 @@ func TestHostileSegments(t *testing.T) {
 	runHostile(t, []hostileCase{{name: "counter reset", args: args, code: exitOK, want: []string{`reason="counter reset"`}, extra: check(a, reset)}}, capture(a, reset))
 	runHostile(t, []hostileCase{{name: "gap over 60 s", args: args, code: exitOK, want: []string{`reason="long gap"`}, extra: check(a, jump)}}, capture(a, jump))
 }
+
+// TestHostileLayout: a 3-channel sidecar on a 16-channel file whose size
+// is a multiple of 3 channels (no n_samples to contradict it) is refused
+// by what the samples say, instead of sorting garbage.
+func TestHostileLayout(t *testing.T) {
+	rec := simRecording(t, 16, 1)
+	setup := func(t *testing.T, dir string) {
+		b, err := os.ReadFile(filepath.Join(rec, "recording.dat"))
+		if err != nil || len(b)%6 != 0 {
+			t.Fatalf("%d bytes, %v", len(b), err)
+		}
+		os.WriteFile(filepath.Join(dir, "recording.dat"), b, 0o644)
+		os.WriteFile(filepath.Join(dir, "recording.json"), []byte(`{"n_channels":3,"sample_rate":30000,"gain_uv_per_bit":0.195}`), 0o644)
+	}
+	want := []string{"do not look like 3 interleaved channels", "is the channel count 16?"}
+	runHostile(t, []hostileCase{
+		{name: "sort", args: func(dir string) []string {
+			return []string{"sort", "--meta", dir, "--out", filepath.Join(dir, "out"), "--quiet"}
+		}, code: exitFailed, want: want},
+		{name: "run", args: func(dir string) []string {
+			return []string{"run", "--device", "file:" + dir, "--http", "off", "--nats-port", "-1"}
+		}, code: exitFailed, want: want},
+		{name: "sort --skip-layout-check", args: func(dir string) []string {
+			return []string{"sort", "--meta", dir, "--out", filepath.Join(dir, "out"), "--quiet", "--passes", "1", "--skip-layout-check", "--no-phy", "--no-plot"}
+		}, code: exitOK},
+	}, setup)
+}

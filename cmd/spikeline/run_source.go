@@ -40,14 +40,15 @@ const runChannels = 256
 //
 // The simulator is configured by the same flags as 'spikeline sim'.
 type sourceFlags struct {
-	spec     string // as given
-	kind     string // sim, serial, usb, tcp, file
-	arg      string // what follows kind:
-	via      string // sim: "", "pty" or "tcp"
-	baud     int
-	meta     string
-	pace     float64 // × real time; 0 as fast as possible
-	realtime bool
+	spec       string // as given
+	kind       string // sim, serial, usb, tcp, file
+	arg        string // what follows kind:
+	via        string // sim: "", "pty" or "tcp"
+	baud       int
+	meta       string
+	skipLayout bool    // --skip-layout-check
+	pace       float64 // × real time; 0 as fast as possible
+	realtime   bool
 	// channels and rate as given explicitly (0: not given): checked
 	// against a hardware headstage and sent to it as commands.
 	channels int
@@ -59,6 +60,7 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT or file:PATH (see docs/run.md)")
 	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
 	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of a raw file:PATH (default: PATH.json or recording.json beside it)")
+	fs.BoolVar(&s.skipLayout, "skip-layout-check", false, "replay a raw file:PATH with its channel count even if its samples contradict it (see docs/formats.md)")
 	fs.BoolVar(&s.realtime, "realtime", false, "replay file:PATH at the recorded rate (default: as fast as possible)")
 	pace := fs.Float64("pace", -1, "speed of the simulator and of file replay, × real time; 0: as fast as possible (default 1 for sim, 0 for files, 1 with --realtime)")
 	simCfg := simFlags(fs, runChannels)
@@ -132,6 +134,9 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 		}
 		if s.meta != "" && kind != "file" {
 			return usageErrorf("--meta is for file: devices")
+		}
+		if s.skipLayout && kind != "file" {
+			return usageErrorf("--skip-layout-check is for file: devices")
 		}
 		if s.realtime && kind != "file" {
 			return usageErrorf("--realtime is for file: devices (the simulator runs in real time unless --pace says otherwise)")
@@ -385,13 +390,13 @@ func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
 	gain := o.sim.Gain
 	if meta != "" {
 		var m device.Meta
-		rs, m, err = device.OpenRecording(meta, device.RawConfig{})
+		rs, m, err = device.OpenRecording(meta, device.RawConfig{SkipLayoutCheck: o.skipLayout})
 		gain = m.Gain
 	} else {
 		if o.channels == 0 {
 			return nil, usageErrorf("--device %s: a raw file needs --meta (recording.json) or --channels, --rate and --gain", o.spec)
 		}
-		rs, err = device.OpenRaw(path, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain})
+		rs, err = device.OpenRaw(path, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain, SkipLayoutCheck: o.skipLayout})
 	}
 	if err != nil {
 		return nil, err

@@ -42,6 +42,9 @@ type sortJob struct {
 	noPlot    bool
 	quiet     bool
 	force     bool
+	// skipLayout skips the check that the data fit the channel count
+	// (--skip-layout-check; set after the first open has made it).
+	skipLayout bool
 }
 
 // sortOutputs are the files and folders 'spikeline sort' writes in --out.
@@ -64,6 +67,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
 	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
 	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
+	fs.BoolVar(&j.skipLayout, "skip-layout-check", false, "read the file with the channel count given even if its samples contradict it (see docs/formats.md)")
 	fs.BoolVar(&j.force, "force", false, "write into a non-empty --out, replacing the outputs of an earlier sort there (spikes.csv, units.csv, summary.png, phy/)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sort --input REC.dat --channels N --rate HZ --gain UV_PER_BIT --out DIR")
@@ -117,6 +121,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	warnUnfinished(stderr, "sort", cmp.Or(j.meta, j.input), src)
 	src.Close()
+	j.skipLayout = true // checked once
 	if *positionsPath != "" {
 		f, err := os.Open(*positionsPath)
 		if err != nil {
@@ -138,7 +143,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // open opens the raw input and fills j.raw from the sidecar if any.
 func (j *sortJob) open() (*device.RawSource, error) {
-	cfg := device.RawConfig{Channels: j.raw.Channels, Rate: j.raw.Rate, Gain: j.raw.Gain, BlockSamples: 4096}
+	cfg := device.RawConfig{Channels: j.raw.Channels, Rate: j.raw.Rate, Gain: j.raw.Gain, BlockSamples: 4096, SkipLayoutCheck: j.skipLayout}
 	if j.meta == "" {
 		return device.OpenRaw(j.input, cfg)
 	}
