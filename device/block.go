@@ -20,6 +20,16 @@ type Block struct {
 	Samples  []int16   // len = Channels * Len(), time-major
 	Received time.Time // host receive time (monotonic), for latency accounting
 	Events   []Event   // anomalies seen since the previous Block, in stream order
+
+	// A headstage in spike-event or feature mode (docs/protocol.md,
+	// version 2) sends Spikes or Features instead of samples: the Block
+	// then has no Samples (Len() is 0) and covers Span samples per
+	// channel from First. Settings, when not nil, are the device's
+	// detector settings, new since the previous Block.
+	Span     int
+	Spikes   *Spikes
+	Features *Features
+	Settings *Settings
 }
 
 // Len returns the number of samples per channel in the block.
@@ -30,8 +40,14 @@ func (b *Block) Len() int {
 	return len(b.Samples) / b.Channels
 }
 
-// End returns the device sample index one past the block's last sample.
-func (b *Block) End() uint64 { return b.First + uint64(b.Len()) }
+// End returns the device sample index one past the block's last sample
+// (or the end of the Span it covers).
+func (b *Block) End() uint64 {
+	if len(b.Samples) == 0 && b.Span > 0 {
+		return b.First + uint64(b.Span)
+	}
+	return b.First + uint64(b.Len())
+}
 
 // At returns the count of channel ch at sample t (0-based within the block).
 func (b *Block) At(t, ch int) int16 { return b.Samples[t*b.Channels+ch] }

@@ -19,6 +19,16 @@
 // carry a [Command] (start, stop, set rate, set channels, ping, stimulate,
 // info) and reply frames a [Reply].
 //
+// Version 2 of the protocol adds what an implant's radio needs: a
+// [Compressor] writes compressed data frames (lossless, each decodable on
+// its own), and a device in spike-event or feature mode runs the
+// [Detector] (integer arithmetic, the algorithm of the C reference) and
+// sends [Spikes] ([AppendSpikes]) or [Features] ([AppendFeatures]), with
+// its [Settings] ([AppendSettings]); the host picks the [Mode] and the
+// thresholds by command ([OpSetMode], [OpSetThresholds]...). The Decoder
+// reads every type; a [WireSource] turns compressed frames into Blocks of
+// samples, and spike and feature frames into Blocks carrying them.
+//
 // # Where anomalies are detected
 //
 // The [Decoder] is the one place that checks a byte stream: it resyncs

@@ -35,8 +35,8 @@ import (
 // All multi-byte fields are little-endian. Data payloads are int16 LE
 // samples in time-major order (all channels of sample 0, then sample 1...).
 
-// ProtocolVersion is the wire protocol version this package writes and the
-// only one it accepts.
+// ProtocolVersion is the wire protocol version of data, command and reply
+// frames. The Decoder also accepts ProtocolVersion2 (wire_v2.go).
 const ProtocolVersion = 1
 
 // Frame layout sizes and bounds.
@@ -74,6 +74,9 @@ func (t FrameType) String() string {
 	case FrameReply:
 		return "reply"
 	}
+	if n := v2Name(t); n != "" {
+		return n
+	}
 	return fmt.Sprintf("frame_type(%d)", uint8(t))
 }
 
@@ -93,9 +96,16 @@ type Frame struct {
 	Rate     uint32  // data frames: sample rate in Hz
 	Gain     float32 // data frames: µV per count (0 if the device does not say)
 	Counter  uint64  // data frames: device sample index of the frame's first sample
-	Samples  []int16 // data frames: time-major, Channels*Len(); valid until the next Decoder.Next
+	Samples  []int16 // data and compressed frames: time-major, Channels*Len(); valid until the next Decoder.Next
 	Command  Command // FrameCommand
 	Reply    Reply   // FrameReply
+
+	// Version 2 (wire_v2.go): spike and feature frames cover Span
+	// samples per channel from Counter and carry no Samples.
+	Span     int
+	Spikes   *Spikes   // FrameSpikes
+	Features *Features // FrameFeatures
+	Settings *Settings // FrameSettings
 }
 
 // Len returns the number of samples per channel in a data frame.

@@ -19,6 +19,12 @@ const (
 	OpPing        Op = 5 // reply at once, echoing Command.PingTime
 	OpStimulate   Op = 6 // deliver a pulse train (Command.Stim)
 	OpInfo        Op = 7 // describe the device in Reply.Message
+
+	// Version 2 (wire_command_v2.go): modes and on-device detection.
+	OpSetMode       Op = 8  // stream Command.Mode
+	OpSetThresholds Op = 9  // set level Command.Level's thresholds (Command.Thresholds)
+	OpSetSnippet    Op = 10 // snippet samples (Command.Pre, Command.Post, Command.NoSnippets)
+	OpSetFeatures   Op = 11 // feature bins (Command.BinSamples, Command.Levels, Command.CountBits)
 )
 
 var opNames = [...]string{
@@ -29,6 +35,11 @@ var opNames = [...]string{
 	OpPing:        "ping",
 	OpStimulate:   "stimulate",
 	OpInfo:        "info",
+
+	OpSetMode:       "set_mode",
+	OpSetThresholds: "set_thresholds",
+	OpSetSnippet:    "set_snippet",
+	OpSetFeatures:   "set_features",
 }
 
 func (o Op) String() string {
@@ -47,6 +58,15 @@ type Command struct {
 	Channels []uint16 // OpSetChannels: enabled channels, 0-based, in stream order
 	PingTime uint64   // OpPing: opaque host timestamp (e.g. ns), echoed in the Reply
 	Stim     Stim     // OpStimulate
+
+	Mode       Mode    // OpSetMode
+	Level      uint8   // OpSetThresholds: threshold level, 0..MaxLevels-1 (0: detection's)
+	Thresholds []int16 // OpSetThresholds: one per enabled channel, counts of the band-passed signal (Settings.Thresholds)
+	Pre, Post  uint8   // OpSetSnippet: snippet samples before and after the extremum
+	NoSnippets bool    // OpSetSnippet: spike events without snippet samples
+	BinSamples uint16  // OpSetFeatures: samples per bin
+	Levels     uint8   // OpSetFeatures: threshold levels counted, 1..MaxLevels
+	CountBits  uint8   // OpSetFeatures: bits per count, 4 or 8
 }
 
 // Stim describes a train of current pulses on one electrode.
@@ -92,6 +112,9 @@ func (c *Command) payloadSize() int {
 	case OpStimulate:
 		return commandFixed + stimSize
 	}
+	if n, ok := c.payloadSizeV2(); ok {
+		return n
+	}
 	return commandFixed
 }
 
@@ -129,6 +152,8 @@ func (c *Command) put(b []byte) {
 		}
 		le.PutUint16(a[20:], f)
 		le.PutUint16(a[22:], 0)
+	default:
+		c.putV2(a)
 	}
 }
 
@@ -189,6 +214,11 @@ func parseCommand(b []byte) (Command, error) {
 			if a := float64(s.AmplitudeUA); math.IsNaN(a) || math.IsInf(a, 0) {
 				return c, fmt.Errorf("stimulate with amplitude %g µA", a)
 			}
+		}
+	default:
+		var err error
+		if want, err = c.parseV2(a); err != nil {
+			return c, err
 		}
 	}
 	if want >= 0 && len(a) != want {

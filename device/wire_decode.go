@@ -82,6 +82,8 @@ type Decoder struct {
 	gain       float32
 	next       uint64 // expected counter of the next data frame
 
+	v2 v2state // version 2 frames (wire_v2.go)
+
 	stats   Stats
 	events  []Event
 	dropped uint64 // events not queued because MaxPendingEvents were pending
@@ -267,7 +269,7 @@ func (d *Decoder) Next() (Frame, error) {
 			d.event(Event{Kind: EventBadFrame, Sample: d.next, Count: 1, Offset: off, Detail: err.Error()})
 			continue
 		}
-		if f.Type == FrameData {
+		if f.Type.isStream() {
 			d.follow(&f, off)
 		}
 		return f, nil
@@ -306,8 +308,8 @@ func (d *Decoder) readError(err error) error {
 func (d *Decoder) parse(h, p []byte) (Frame, error) {
 	le := binary.LittleEndian
 	var f Frame
-	if h[4] != ProtocolVersion {
-		return f, fmt.Errorf("protocol version %d, want %d", h[4], ProtocolVersion)
+	if h[4] != ProtocolVersion && h[4] != ProtocolVersion2 {
+		return f, fmt.Errorf("protocol version %d, want %d or %d", h[4], ProtocolVersion, ProtocolVersion2)
 	}
 	f.Type = FrameType(h[5])
 	f.Flags = le.Uint16(h[6:])
@@ -339,7 +341,7 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 			s = make([]int16, m)
 		} else {
 			if cap(d.samples) < m {
-				d.samples = make([]int16, m, max(m, 2*cap(d.samples)))
+				d.samples = make([]int16, m, max(m, min(2*cap(d.samples), MaxPayload/2)))
 			}
 			s = d.samples[:m]
 		}
@@ -357,6 +359,8 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 			return f, err
 		}
 		f.Reply = r
+	case FrameCompressed, FrameSpikes, FrameFeatures, FrameSettings:
+		return d.parseV2(f, h, p)
 	default:
 		return f, fmt.Errorf("unknown frame type %d", h[5])
 	}
@@ -366,7 +370,7 @@ func (d *Decoder) parse(h, p []byte) (Frame, error) {
 // follow checks a data frame's counter and format against the previous
 // data frame and queues gap, reset and format events.
 func (d *Decoder) follow(f *Frame, off int64) {
-	n := uint64(f.Len())
+	n := uint64(f.covered())
 	if d.haveFormat {
 		if f.Channels != d.channels || f.Rate != d.rate || f.Gain != d.gain {
 			d.event(Event{Kind: EventFormat, Sample: f.Counter, Offset: off,

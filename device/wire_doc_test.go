@@ -28,7 +28,23 @@ func docExamples() map[string][]byte {
 		"data": AppendData(nil, 1000, 30000, 0.195, 2, []int16{100, -100, 1, -1}, 0),
 		"ping": AppendCommand(nil, Command{Seq: 7, Op: OpPing, PingTime: 0x0102030405060708}),
 		"pong": AppendReply(nil, Reply{Seq: 7, Op: OpPing, Status: StatusOK, PingTime: 0x0102030405060708, Counter: 1004, Rate: 30000, Channels: 2, Message: "ok"}),
+
+		"compressed": NewCompressor(CompressConfig{}).AppendCompressed(nil, 1000, 30000, 0.195, 2, []int16{100, -100, 102, -98, 101, -99, 103, -101}, 0),
+		"spikes": AppendSpikes(nil, 1000, 30, 30000, 0.195, 2, &Spikes{Pre: 1, Post: 2, Snippets: true,
+			Events: []SpikeEvent{{Sample: 1003, Channel: 1, Shift: 1, Snippet: []int8{-10, -60, -20, 5}}}}, 0),
+		"features": AppendFeatures(nil, 1200, 30000, 0.195, &Features{BinSamples: 600, Levels: 2, CountBits: 4, Channels: 2,
+			Power: []uint8{PowerCode(1000), PowerCode(5000)}, Counts: []uint8{3, 0, 5, 1}}, 0),
+		"settings":       AppendSettings(nil, 1200, 30000, 0.195, 2, docSettings()),
+		"set_thresholds": AppendCommand(nil, Command{Seq: 8, Op: OpSetThresholds, Level: 0, Thresholds: []int16{-120, -110}}),
 	}
+}
+
+// docSettings are the settings of the settings frame docs/protocol.md shows.
+func docSettings() *Settings {
+	s := DefaultSettings(30000, 2)
+	s.Mode, s.Levels = ModeFeatures, 2
+	s.Thresholds = [][]int16{{-120, -110}, {-80, -75}}
+	return s
 }
 
 // TestProtocolDoc checks that the worked examples and the CRC check value

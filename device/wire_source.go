@@ -33,6 +33,8 @@ type WireSource struct {
 	// DefaultGain is the Block Gain used for frames whose Gain is 0 (the
 	// device does not say). NewWireSource sets it to IntanGain.
 	DefaultGain float64
+
+	settings *Settings // from a settings frame, for the next Block
 }
 
 // NewWireSource returns a WireSource decoding r.
@@ -66,7 +68,7 @@ func (s *WireSource) Next(ctx context.Context) (Block, error) {
 			return Block{}, err
 		}
 		switch f.Type {
-		case FrameData:
+		case FrameData, FrameCompressed, FrameSpikes, FrameFeatures:
 			b := Block{
 				First:    f.Counter,
 				Rate:     float64(f.Rate),
@@ -74,12 +76,19 @@ func (s *WireSource) Next(ctx context.Context) (Block, error) {
 				Gain:     float64(f.Gain),
 				Samples:  f.Samples, // a fresh slice per frame
 				Received: time.Now(),
+				Span:     f.Span,
+				Spikes:   f.Spikes,
+				Features: f.Features,
+				Settings: s.settings,
 			}
+			s.settings = nil
 			if b.Gain == 0 {
 				b.Gain = s.DefaultGain
 			}
 			b.Events = s.dec.TakeEvents(nil)
 			return b, nil
+		case FrameSettings:
+			s.settings = f.Settings
 		case FrameReply:
 			if s.OnReply != nil {
 				s.OnReply(f.Reply)

@@ -493,7 +493,7 @@ func TestDecoderBadFrames(t *testing.T) {
 		return b
 	}
 	cases := map[string][]byte{
-		"version":       mutate(func(b []byte) { b[4] = 2 }),
+		"version":       mutate(func(b []byte) { b[4] = 3 }),
 		"type":          mutate(func(b []byte) { b[5] = 9 }),
 		"zero channels": mutate(func(b []byte) { b[12], b[13] = 0, 0 }),
 		"length":        mutate(func(b []byte) { b[14] = 3 }),
