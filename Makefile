@@ -4,7 +4,7 @@ PKGS ?= ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: all build test test-race test-long vet fmt bench bench-save fuzz accuracy accuracy-external accuracy-external-peer gtkit decode-accuracy latency soak run clean
+.PHONY: hostile all build test test-race test-long vet fmt bench bench-save fuzz accuracy accuracy-external accuracy-external-peer gtkit decode-accuracy latency soak run clean
 
 all: vet build test
 
@@ -47,6 +47,11 @@ fuzz:
 			echo "fuzz $$p $$f ($$t)"; \
 			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$$t $$p || exit 1; \
 		done; done
+
+# Every hostile input of docs/hostile.md against the built binary; prints
+# the table the document holds.
+hostile: build
+	$(GO) run ./scripts/hostile -bin bin/spikeline
 
 # Full sorter accuracy figures (by SNR band) on a simulated recording.
 accuracy:

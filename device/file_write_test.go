@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -222,5 +223,21 @@ func BenchmarkRawWrite(b *testing.B) {
 		if err := w.Write(blk); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRawWriterSyncError: an fsync that fails is returned, with the file.
+func TestRawWriterSyncError(t *testing.T) {
+	w, err := CreateRecording(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(&Block{Rate: 1000, Channels: 1, Gain: 1, Samples: make([]int16, 10)})
+	w.f.Close() // the next fsync fails
+	if err := w.Sync(); err == nil || !strings.Contains(err.Error(), "fsync") {
+		t.Fatalf("Sync after the file failed: %v", err)
+	}
+	if err := w.Close(); err == nil {
+		t.Fatal("Close after the file failed: no error")
 	}
 }

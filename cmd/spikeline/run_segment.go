@@ -80,8 +80,17 @@ func openRecord(dir string) (*rawRecorder, *spikeRecorder, error) {
 		w.Close()
 		return nil, nil, usageErrorf("--record: %v", err)
 	}
-	return &rawRecorder{base: dir, seg: 1, w: w, dirs: []string{dir}}, sr, nil
+	return &rawRecorder{base: dir, seg: 1, w: w, dirs: []string{dir}, create: createSegment}, sr, nil
 }
+
+// segmentWriter records one segment: a *device.RawWriter.
+type segmentWriter interface {
+	Write(b *device.Block) error
+	Sync() error
+	Close() error
+}
+
+func createSegment(dir string) (segmentWriter, error) { return device.CreateRecording(dir) }
 
 // rawRecorder writes the raw stream of every segment, for the reader
 // goroutine: one device.RawWriter per segment, synced every second of
@@ -89,7 +98,8 @@ func openRecord(dir string) (*rawRecorder, *spikeRecorder, error) {
 type rawRecorder struct {
 	base     string
 	seg      int
-	w        *device.RawWriter
+	w        segmentWriter
+	create   func(dir string) (segmentWriter, error)
 	unsynced uint64   // samples written since the last Sync
 	wrote    bool     // a Block has been recorded
 	dirs     []string // the segments' directories, in order
@@ -105,7 +115,7 @@ func (r *rawRecorder) write(b *device.Block, seg int) error {
 			return fmt.Errorf("recording: closing segment %d: %w", r.seg, err)
 		}
 		dir := segmentDir(r.base, seg)
-		w, err := device.CreateRecording(dir)
+		w, err := r.create(dir)
 		if err != nil {
 			return fmt.Errorf("recording segment %d: %w", seg, err)
 		}
