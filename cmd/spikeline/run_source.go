@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spikeline/spikeline/device"
@@ -374,7 +375,10 @@ func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &openSource{Source: device.Paced(wf, o.pace), name: "file:" + path, statsFn: wf.Stats, eventsFn: wf.TakeEvents, closeFn: wf.Close}, nil
+		// The reader goroutine decodes; the loop reads the link counters
+		// for its status: they cross through an atomic snapshot.
+		ss := &statsSource{Source: device.Paced(wf, o.pace), stats: wf.Stats}
+		return &openSource{Source: ss, name: "file:" + path, statsFn: ss.snapshot, eventsFn: wf.TakeEvents, closeFn: wf.Close}, nil
 	}
 	meta := o.meta
 	if meta == "" {
@@ -406,6 +410,28 @@ func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
 			"recording", meta, "samples", rs.Samples(), "seconds", float64(rs.Samples())/rs.Config().Rate, "ignored_bytes", rs.Ignored())
 	}
 	return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + path, gain: gain, closeFn: rs.Close}, nil
+}
+
+// statsSource publishes the link counters of a source that is not safe
+// for concurrent use (a wire file) after every Next, for other goroutines.
+type statsSource struct {
+	device.Source
+	stats func() device.Stats
+	snap  atomic.Pointer[device.Stats]
+}
+
+func (s *statsSource) Next(ctx context.Context) (device.Block, error) {
+	b, err := s.Source.Next(ctx)
+	st := s.stats()
+	s.snap.Store(&st)
+	return b, err
+}
+
+func (s *statsSource) snapshot() device.Stats {
+	if st := s.snap.Load(); st != nil {
+		return *st
+	}
+	return device.Stats{}
 }
 
 // isWireFile reports whether path starts with the wire protocol's sync
