@@ -189,6 +189,9 @@ func setup() {
 	write("view3/recording.dat", data)
 
 	capture("rate4e9.spkw", [4]int64{32, 8, 4_000_000_000, 0})
+	capture("largest.spkw", [4]int64{device.MaxChannels, 4, device.MaxRate, 0})
+	sidecar("largest", map[string]any{"n_channels": device.MaxChannels, "sample_rate": device.MaxRate, "gain_uv_per_bit": 0.195})
+	write("largest/recording.dat", make([]byte, 2*device.MaxChannels*256))
 	capture("ch65535.spkw", [4]int64{65535, 4, 30000, 0})
 	capture("format.spkw", [4]int64{32, 470, 30000, 0}, [4]int64{16, 470, 30000, -1})
 	capture("reset.spkw", [4]int64{32, 470, 30000, 0}, [4]int64{32, 470, 30000, 0})
@@ -259,6 +262,8 @@ var cases = []hostileCase{
 	{input: "`sample_rate` 1e12", args: []string{"sort", "--meta", "rate1e12", "--out", "o3", "--quiet"}},
 	{input: "wire frames announcing 4e9 Hz", args: []string{"run", "--device", "file:rate4e9.spkw", "--http", "off", "--nats-port", "-1"}},
 	{input: "wire frames announcing 65,535 channels", args: []string{"run", "--device", "file:ch65535.spkw", "--http", "off", "--nats-port", "-1"}},
+	{input: "the largest frames the limits allow: 8192 channels at 200 kHz (4 MB)", args: []string{"run", "--device", "file:largest.spkw", "--http", "off", "--nats-port", "-1"}},
+	{input: "a sidecar at the limits: 8192 channels at 200 kHz, 4 MiB of samples", args: []string{"sort", "--meta", "largest", "--out", "o6", "--quiet"}},
 	{input: "`--config /dev/zero`", args: []string{"run", "--config", "/dev/zero"}},
 	{input: "`--meta /dev/zero`", args: []string{"run", "--device", "file:rec16/recording.dat", "--meta", "/dev/zero", "--http", "off", "--nats-port", "-1"}},
 	{input: "`decode fit --spikes /dev/zero`", args: []string{"decode", "fit", "--spikes", "/dev/zero", "--behaviour", "rec16/behaviour.csv", "--out", "m.json"}},

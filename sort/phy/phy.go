@@ -3,7 +3,9 @@ package phy
 import (
 	"bufio"
 	"cmp"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -164,10 +166,6 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 			pos = append(pos, 0, float32(20*c))
 		}
 	}
-	eye := make([]float64, nc*nc)
-	for c := range nc {
-		eye[c*nc+c] = 1
-	}
 
 	write := func(name string, f func(*os.File) error) error {
 		p := filepath.Join(dir, name)
@@ -199,8 +197,8 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		}},
 		{"channel_map.npy", func(w *os.File) error { return WriteNPY(w, []int{nc}, chanMap) }},
 		{"channel_positions.npy", func(w *os.File) error { return WriteNPY(w, []int{nc, 2}, pos) }},
-		{"whitening_mat.npy", func(w *os.File) error { return WriteNPY(w, []int{nc, nc}, eye) }},
-		{"whitening_mat_inv.npy", func(w *os.File) error { return WriteNPY(w, []int{nc, nc}, eye) }},
+		{"whitening_mat.npy", func(w *os.File) error { return writeIdentity(w, nc) }},
+		{"whitening_mat_inv.npy", func(w *os.File) error { return writeIdentity(w, nc) }},
 	}
 	for _, s := range steps {
 		if err := write(s.name, s.f); err != nil {
@@ -397,4 +395,25 @@ func similarity(ids []int32, tmpl map[int32]sort.Template) []float32 {
 		}
 	}
 	return out
+}
+
+// writeIdentity writes the nc×nc float64 identity matrix as NPY, a row at
+// a time: at 8192 channels the matrix is 512 MiB, which need not be in
+// memory at once.
+func writeIdentity(w io.Writer, nc int) error {
+	h, err := header(Descr[float64](), []int{nc, nc})
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<16)
+	bw.Write(h)
+	row := make([]float64, nc)
+	for c := range nc {
+		row[c] = 1
+		if err := binary.Write(bw, binary.LittleEndian, row); err != nil {
+			return err
+		}
+		row[c] = 0
+	}
+	return bw.Flush()
 }
