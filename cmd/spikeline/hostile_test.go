@@ -118,6 +118,9 @@ func TestHostileFilesAndFlags(t *testing.T) {
 		mkfifo(filepath.Join(dir, "fifo")) // where named pipes exist
 	}
 	cases := []hostileCase{
+		{name: "run serial: on a regular file", args: func(dir string) []string {
+			return []string{"run", "--device", "serial:" + filepath.Join(dir, "recording.dat")}
+		}, code: exitUsage, want: []string{"recording.dat is a regular file, not a serial port (a recording: file:"}},
 		{name: "run --queue 1e9", args: func(string) []string { return []string{"run", "--queue", "1000000000"} },
 			code: exitUsage, want: []string{"--queue = 1000000000, want 1..100000 blocks"}},
 		{name: "score non-numeric peak_uv", args: func(dir string) []string {
