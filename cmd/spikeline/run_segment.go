@@ -142,8 +142,8 @@ func (r *rawRecorder) close() error {
 	return r.w.Close()
 }
 
-// errSegment is what the loop reports for a segment that started because
-// of why (nil: the first).
+// segmentReason names why a segment started (why from Segmenter; nil:
+// the first), for the log and the segment event.
 func segmentReason(why error) string {
 	switch {
 	case why == nil:
