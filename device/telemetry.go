@@ -127,6 +127,9 @@ func PowerValue(code uint8) float64 {
 // Settings are a device's detector settings as a settings frame reports
 // them (docs/protocol.md, "Settings frames").
 type Settings struct {
+	// From is the device sample index from which they apply: a settings
+	// frame's counter (AppendSettings takes it apart).
+	From       uint64
 	Mode       Mode
 	Filter     int // shift of the detection filter's high-pass poles (Detector)
 	Pre, Post  int // snippet samples before and after the extremum

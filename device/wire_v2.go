@@ -136,6 +136,7 @@ func (d *Decoder) parseV2(f Frame, h, p []byte) (Frame, error) {
 		if err != nil {
 			return f, err
 		}
+		st.From = f.Counter
 		f.Settings = st
 	}
 	return f, nil

@@ -46,6 +46,17 @@
 // fate as ground truth. [TestPattern] is a Source whose every sample can
 // be checked (`spikeline sim serve --pattern`).
 //
+// The emulator speaks version 2 of the protocol too: the host selects the
+// lossless, spike-event or feature mode and sets thresholds, snippets and
+// bins by command (set_mode, set_thresholds, set_snippet, set_features),
+// and the emulator sends what device.Compressor and device.Detector — the
+// algorithm of the C reference headstage — make of the samples it would
+// have sent, preceded by a settings frame whenever the settings change, a
+// host connects or streaming starts. It sends version-2 frames only to a
+// host that has sent a version-2 command. Link faults apply to every
+// frame alike; the detector runs on frames the link loses too, as a
+// device's would.
+//
 // # The signal
 //
 // On channel c at sample n, in µV before quantisation to counts of Gain:

@@ -237,6 +237,7 @@ type Emulator struct {
 	wmu sync.Mutex // serialises writes to the connection
 
 	mu        sync.Mutex // guards the fields below
+	modes     modeState  // version 2: mode, detector settings (emulator_modes.go)
 	streaming bool
 	enabled   []int // channel subset, nil: all
 	srcCh     int
@@ -379,6 +380,7 @@ func damage(b []byte, r *rand.Rand, p float64, skip *int64, dst []int) []int {
 func (e *Emulator) Serve(ctx context.Context, conn io.ReadWriteCloser) error {
 	e.mu.Lock()
 	e.stats.Connections++
+	e.modes.announce = true // a new host learns the settings
 	pending := e.unplugReq > 0
 	e.mu.Unlock()
 	if !pending { // a stale request to close an earlier connection
@@ -704,21 +706,10 @@ func (e *Emulator) emit(w io.Writer, n int) error {
 	late := !e.cfg.Unpaced && time.Since(e.due(n, e.cfg.Speed)) > e.cfg.MaxLag
 	f := &e.cfg.Faults
 	var err error
-	switch {
-	case !streaming:
-		rec.Fate = FrameIdle
-	case late:
-		// The host has not been reading: the device buffer overflows
-		// until the device clock is back within MaxLag of real time.
-		rec.Fate = FrameOverflowed
-		e.flagNext |= device.FlagOverflow
-	case f.DropRate > 0 && e.dataRNG.Float64() < f.DropRate:
-		rec.Fate = FrameDropped
-	default:
-		rec.Flags |= e.flagNext
-		e.flagNext = 0
+	var samples []int16 // the enabled channels of the frame's samples
+	if streaming {
 		src := r.buf[r.off : r.off+n*r.channels]
-		samples := src
+		samples = src
 		if enabled != nil {
 			e.frame = e.frame[:0]
 			for t := range n {
@@ -729,7 +720,23 @@ func (e *Emulator) emit(w io.Writer, n int) error {
 			}
 			samples = e.frame
 		}
-		e.wbuf = device.AppendData(e.wbuf[:0], rec.Counter, uint32(math.Round(r.rate)), float32(r.gain), rec.Channels, samples, rec.Flags)
+	}
+	switch {
+	case !streaming:
+		rec.Fate = FrameIdle
+	case late:
+		// The host has not been reading: the device buffer overflows
+		// until the device clock is back within MaxLag of real time.
+		rec.Fate = FrameOverflowed
+		e.flagNext |= device.FlagOverflow
+		e.detectOnly(rec.Counter, samples, rec.Channels, r.rate)
+	case f.DropRate > 0 && e.dataRNG.Float64() < f.DropRate:
+		rec.Fate = FrameDropped
+		e.detectOnly(rec.Counter, samples, rec.Channels, r.rate)
+	default:
+		rec.Flags |= e.flagNext
+		e.flagNext = 0
+		e.wbuf = e.appendFrame(e.wbuf[:0], rec.Counter, uint32(math.Round(r.rate)), float32(r.gain), rec.Channels, samples, rec.Flags)
 		var hit [8]int
 		damaged := damage(e.wbuf, e.dataRNG, f.CorruptRate, &e.dataSkip, hit[:0])
 		rec.Fate = FrameSent
@@ -918,6 +925,7 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 		e.wmu.Lock()
 		e.mu.Lock()
 		e.streaming = c.Op == device.OpStart
+		e.modes.announce = e.modes.announce || c.Op == device.OpStart // settings again when streaming starts
 		e.mu.Unlock()
 		e.wmu.Unlock()
 	case device.OpSetChannels:
@@ -948,6 +956,7 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 		e.wmu.Lock()
 		e.mu.Lock()
 		e.enabled = enabled
+		e.modes.channelsChanged() // thresholds were per channel
 		e.mu.Unlock()
 		e.wmu.Unlock()
 	case device.OpSetRate:
@@ -999,7 +1008,9 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 			Streaming    bool    `json:"streaming"`
 			SetRate      bool    `json:"set_rate"`
 			Stimulate    bool    `json:"stimulate"`
-		}{e.cfg.Name, e.srcCh, e.srcCh, e.rate, e.gain, e.cfg.FrameSamples, e.streaming, false, false}
+			Protocol     int     `json:"protocol"` // highest wire protocol version spoken
+			Mode         string  `json:"mode"`
+		}{e.cfg.Name, e.srcCh, e.srcCh, e.rate, e.gain, e.cfg.FrameSamples, e.streaming, false, false, device.ProtocolVersion2, e.modes.mode().String()}
 		if e.enabled != nil {
 			info.Enabled = len(e.enabled)
 		}
@@ -1008,6 +1019,10 @@ func (e *Emulator) handle(ctx context.Context, c device.Command) device.Reply {
 		_, info.Stimulate = e.src.(Stimulator)
 		b, _ := json.Marshal(info)
 		r.Message = string(b)
+	case device.OpSetMode, device.OpSetThresholds, device.OpSetSnippet, device.OpSetFeatures:
+		if msg := e.setMode(ctx, c); msg != "" {
+			fail(device.StatusError, "%s", msg)
+		}
 	default:
 		fail(device.StatusUnsupported, "unknown operation %d", uint8(c.Op))
 	}
