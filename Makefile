@@ -112,6 +112,29 @@ soak:
 		echo "exit $$?"; uptime ) | tee $(SOAK_OUT)
 	@grep -q '^exit 0$$' $(SOAK_OUT)
 
+# The Intan RHX path (docs/intan.md): the simulator behind the RHX emulator
+# on loopback, read by spikeline run --device rhx:. rhx-latency: data block
+# arrival -> spikes on NATS at 64 and 512 channels, TCPNumberDataBlocksPerWrite
+# 1 and 10 (RHX_LATENCY_N seconds measured per case); rhx-soak: RHX_SOAK of
+# real time at each of RHX_CHANNELS, failing on any lost sample or the
+# pipeline falling a second behind. Raw output in the _OUT files.
+RHX_LATENCY_N ?= 20
+RHX_LATENCY_OUT ?= cmd/spikeline/testdata/rhx_latency.txt
+rhx-latency:
+	@mkdir -p $(dir $(RHX_LATENCY_OUT))
+	( uptime; $(GO) test -run='^$$' -bench='^BenchmarkRHXLatency$$' -benchtime=$(RHX_LATENCY_N)x -count=1 \
+		-timeout 60m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(RHX_LATENCY_OUT)
+	@grep -q '^exit 0$$' $(RHX_LATENCY_OUT)
+
+RHX_SOAK ?= 10m
+RHX_CHANNELS ?= 64,512
+RHX_SOAK_OUT ?= cmd/spikeline/testdata/rhx_soak.txt
+rhx-soak:
+	@mkdir -p $(dir $(RHX_SOAK_OUT))
+	( uptime; SPIKELINE_RHX_SOAK=$(RHX_SOAK) SPIKELINE_RHX_CHANNELS=$(RHX_CHANNELS) $(GO) test -count=1 -run='^TestRHXSoak$$' -v \
+		-timeout 120m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(RHX_SOAK_OUT)
+	@grep -q '^exit 0$$' $(RHX_SOAK_OUT)
+
 # The main job on embedded defaults: simulated headstage -> sorter -> decoder -> embedded NATS.
 run:
 	$(GO) run ./cmd/spikeline run

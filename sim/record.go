@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/device/openephys"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -39,6 +40,36 @@ const UnitsHeader = "unit_id,channel,peak_uv,snr,baseline_hz,modulation_hz,prefe
 // (see the *File constants). progress, if not nil, is called after each
 // chunk with the samples per channel done so far.
 func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64, progress func(done, total uint64)) error {
+	return WriteRecordingWith(ctx, dir, cfg, samples, RecordOptions{}, progress)
+}
+
+// Formats of RecordOptions.Format.
+const (
+	FormatRaw       = "raw"       // recording.dat and its recording.json sidecar
+	FormatOpenEphys = "openephys" // an Open Ephys binary recording (device/openephys)
+)
+
+// RecordOptions are the choices of WriteRecordingWith beyond the
+// simulation itself.
+type RecordOptions struct {
+	// Format of the data: FormatRaw (default) or FormatOpenEphys, which
+	// also holds the ground-truth spikes as sorted spikes (the units'
+	// ids as clusters) and the stimulation trains as TTL events. The
+	// ground-truth files are written beside it either way.
+	Format string
+	// StimEvery, if > 0, delivers Stim every StimEvery samples (at the
+	// first chunk boundary after each period, from StimEvery on): its
+	// artifact is in the data and in artifacts.csv.
+	StimEvery uint64
+	Stim      device.Stim
+}
+
+// WriteRecordingWith is WriteRecording in a format, with stimulation.
+func WriteRecordingWith(ctx context.Context, dir string, cfg Config, samples uint64, opts RecordOptions, progress func(done, total uint64)) error {
+	oe := opts.Format == FormatOpenEphys
+	if opts.Format != "" && opts.Format != FormatRaw && !oe {
+		return fmt.Errorf("sim: format %q, want %s or %s", opts.Format, FormatRaw, FormatOpenEphys)
+	}
 	if samples == 0 {
 		return errors.New("sim: WriteRecording of 0 samples")
 	}
@@ -70,10 +101,17 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 			f.Close()
 		}
 	}()
-	dat, err := open(DataFile)
-	if err != nil {
+	var dat *bufio.Writer
+	var oew *openephys.Writer
+	if oe {
+		if oew, err = openephys.Create(dir, openephys.WriterConfig{StreamName: "sim"}); err != nil {
+			return err
+		}
+		defer oew.Close()
+	} else if dat, err = open(DataFile); err != nil {
 		return err
 	}
+	nextStim := opts.StimEvery
 	spk, err := open(SpikesFile)
 	if err != nil {
 		return err
@@ -95,6 +133,23 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if nextStim > 0 && s.Emitted() >= nextStim && s.Emitted() < samples {
+			at := s.Emitted()
+			if err := s.Stimulate(opts.Stim); err != nil {
+				return err
+			}
+			if oew != nil {
+				st := opts.Stim
+				text := fmt.Sprintf("stimulate channel=%d amplitude_ua=%g phase_us=%d pulses=%d period_us=%d biphasic=%t cathodic_first=%t",
+					st.Channel, st.AmplitudeUA, st.PhaseUs, st.Pulses, st.PeriodUs, st.Biphasic, st.CathodicFirst)
+				if err := oew.Stimulation(at, uint64(math.Ceil(st.TrainUs()*s.cfg.Rate/1e6)), text); err != nil {
+					return err
+				}
+			}
+			for nextStim <= at {
+				nextStim += opts.StimEvery
+			}
+		}
 		b, err := s.Next(ctx)
 		if err == io.EOF {
 			break
@@ -102,11 +157,22 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 		if err != nil {
 			return err
 		}
-		buf = appendLE(buf[:0], b.Samples)
-		if _, err := dat.Write(buf); err != nil {
-			return fmt.Errorf("sim: %s: %w", DataFile, err)
+		if oew != nil {
+			if err := oew.Write(&b); err != nil {
+				return err
+			}
+		} else {
+			buf = appendLE(buf[:0], b.Samples)
+			if _, err := dat.Write(buf); err != nil {
+				return fmt.Errorf("sim: %s: %w", DataFile, err)
+			}
 		}
 		spikes = s.TakeSpikes(spikes[:0])
+		if oew != nil {
+			if err := oew.Spikes(1, spikes); err != nil {
+				return err
+			}
+		}
 		for _, sp := range spikes {
 			line = sort.AppendSpikeCSV(line[:0], sp)
 			spk.Write(line)
@@ -157,6 +223,11 @@ func WriteRecording(ctx context.Context, dir string, cfg Config, samples uint64,
 	}
 	if err := device.WriteFile(filepath.Join(dir, ConfigFile), append(conf, '\n')); err != nil {
 		return fmt.Errorf("sim: %w", err)
+	}
+	if oew != nil {
+		// The spikes split into their electrode folders, structure.oebin
+		// final: the recording is complete.
+		return oew.Close()
 	}
 	// The sidecar last: its presence says the recording is complete.
 	return device.WriteMeta(filepath.Join(dir, MetaFile), device.Meta{

@@ -42,6 +42,11 @@ type RHXStats struct {
 	BytesSent     uint64
 	Garbage       uint64 // garbage bytes injected (InjectGarbage)
 	Connections   uint64 // waveform connections accepted
+	// MaxLate is the longest a write was finished after its samples were
+	// all acquired (paced emulators): a host that cannot keep up makes
+	// RHX's writes late, and RHX's FIFO overflows when they fall seconds
+	// behind.
+	MaxLate time.Duration
 }
 
 // RHXEmulator serves a device.Source as the Intan RHX software does
@@ -318,8 +323,9 @@ func (e *RHXEmulator) acquire(ctx context.Context) error {
 			}
 			return err
 		}
+		var due time.Time
 		if !e.cfg.Unpaced {
-			due := start.Add(time.Duration(float64(sent+uint64(n)) / e.rate / e.cfg.Speed * float64(time.Second)))
+			due = start.Add(time.Duration(float64(sent+uint64(n)) / e.rate / e.cfg.Speed * float64(time.Second)))
 			if d := time.Until(due); d > 0 {
 				timer.Reset(d)
 				select {
@@ -383,6 +389,9 @@ func (e *RHXEmulator) acquire(ctx context.Context) error {
 					e.logf("sim: RHX waveform port: writing: %v", err)
 				}
 			} else {
+				if !due.IsZero() {
+					e.stats.MaxLate = max(e.stats.MaxLate, time.Since(due))
+				}
 				e.stats.Writes++
 				e.stats.BlocksSent += uint64(perWrite)
 				e.stats.BytesSent += uint64(len(out))

@@ -62,6 +62,7 @@ type runOptions struct {
 	queue    int           // blocks buffered between source and sorter
 	duration time.Duration // 0 = until interrupted
 	record   string        // directory to record the raw stream into
+	recFmt   string        // --record-format: raw or openephys (run_interop.go)
 	http     string        // listen address of the live page and /metrics; "" = none
 	view     runViewOptions
 	sec      securityOptions // stimulation arming, access (run_security.go)
@@ -82,6 +83,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	fs.DurationVar(&o.status, "status-every", time.Second, "period of the status message")
 	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
 	fs.StringVar(&o.record, "record", "", "also record the raw stream into this directory (recording.dat + recording.json, crash-safe; gaps zero-filled and listed)")
+	fs.StringVar(&o.recFmt, "record-format", recordRaw, "format of --record: raw (recording.dat + recording.json) or openephys (an Open Ephys binary recording, docs/openephys.md); spikes.csv and templates.json either way")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this much device time (0: run until interrupted)")
 	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "listen address of the live page and the Prometheus /metrics endpoint (port 0: any free port; if the port is taken, a free one is used; \"off\": none)")
 	viewFlags := registerRunViewFlags(fs)
@@ -182,7 +184,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	// before any server or device starts.
 	p := &pipeline{opts: o, log: log, model: model, stdout: stdout, line: newStatusLine(stdout)}
 	if o.record != "" {
-		if p.rec, p.spikeRec, err = openRecord(o.record); err != nil {
+		if p.rec, p.spikeRec, err = openRecordAs(o.record, o.recFmt); err != nil {
 			return err
 		}
 		defer func() {
@@ -195,6 +197,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if p.src, err = o.src.open(ctx, log); err != nil {
 		return err
 	}
+	p.interopOpened()
 	defer p.src.Close()
 	return p.run(ctx)
 }

@@ -66,6 +66,12 @@ func BenchmarkRunLatency(b *testing.B) {
 // benchRunLatency runs BenchmarkRunLatency on one device whose blocks
 // have blockSamples samples per channel.
 func benchRunLatency(b *testing.B, dev string, channels, blockSamples int) {
+	benchLatency(b, []string{"--device", dev, "--channels", fmt.Sprint(channels), "--rate", "30000", "--seed", "1", "--pace", "1"}, channels, blockSamples)
+}
+
+// benchLatency measures the latency of a pipeline run with the device
+// flags dev (30 kHz, channels channels, blocks of blockSamples).
+func benchLatency(b *testing.B, dev []string, channels, blockSamples int) {
 	const rate = 30000
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -91,8 +97,7 @@ func benchRunLatency(b *testing.B, dev string, channels, blockSamples int) {
 	defer func() { batchPublished = nil }()
 
 	// No --duration: the run ends when the measured window has arrived.
-	args := []string{"--device", dev, "--channels", fmt.Sprint(channels), "--rate", fmt.Sprint(rate), "--seed", "1",
-		"--pace", "1", "--http", "off", "--nats-port", "-1", "--rig", "bench", "--learn", "2", "--calibrate", "600"}
+	args := append(dev, "--http", "off", "--nats-port", "-1", "--rig", "bench", "--learn", "2", "--calibrate", "600")
 	b.ResetTimer()
 	rp := startPipeline(b, ctx, args)
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "latency-bench"})

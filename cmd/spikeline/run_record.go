@@ -27,7 +27,8 @@ type spikeRecorder struct {
 	f   *os.File
 	w   *bufio.Writer
 	buf []byte
-	n   int // spikes added
+	n   int       // spikes added
+	oe  *oeSpikes // --record-format openephys: the segment's spikes also go there (run_interop.go)
 }
 
 // newSpikeRecorder creates dir if needed and a new spikes.csv in it,
@@ -54,6 +55,9 @@ func (r *spikeRecorder) add(spikes []sort.Spike) error {
 		}
 	}
 	r.n += len(spikes)
+	if r.oe != nil {
+		return r.oe.add(spikes)
+	}
 	return nil
 }
 
@@ -82,6 +86,11 @@ func (r *spikeRecorder) templates(sample uint64, rate float64, ts []sort.Templat
 
 func (r *spikeRecorder) close() error {
 	err := r.sync()
+	if r.oe != nil {
+		if oerr := r.oe.finish(); err == nil {
+			err = oerr
+		}
+	}
 	if cerr := r.f.Close(); err == nil {
 		err = cerr
 	}

@@ -157,6 +157,9 @@ func (s *openSource) stimulate(ctx context.Context, args json.RawMessage) (any, 
 	if err != nil {
 		return nil, err
 	}
+	if s.onStim != nil {
+		s.onStim(st, r.Counter)
+	}
 	return map[string]any{"ok": true, "stim": st, "device_counter": r.Counter}, nil
 }
 

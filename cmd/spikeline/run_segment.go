@@ -217,6 +217,7 @@ func (p *pipeline) startSegment(b *device.Block, seg int, why error) (*sort.Sort
 		if err != nil {
 			return nil, err
 		}
+		sr.oe = p.spikeRec.oe.next(seg)
 		p.spikeRec = sr
 	}
 	if b.Channels == p.sorter.Channels() && b.Rate == p.sorter.Rate() {

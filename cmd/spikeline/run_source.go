@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/device/openephys"
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
@@ -35,9 +36,11 @@ const runChannels = 256
 //	serial:PATH       a headstage on a serial port (e.g. /dev/ttyACM0), --baud for UART bridges
 //	usb:VID:PID[:SN]  a USB headstage found by its ids
 //	tcp:HOST:PORT     a network headstage speaking the wire protocol
+//	rhx:HOST[:PORT]   the Intan RHX software's TCP command and waveform ports (run_interop.go)
 //	file:PATH         a recording: a raw int16 .dat with --meta (or a
 //	                  recording directory, or PATH.json / recording.json
-//	                  beside it), or a wire-protocol capture
+//	                  beside it), a wire-protocol capture, an Intan
+//	                  .rhd/.rhs file or an Open Ephys binary recording
 //
 // The simulator is configured by the same flags as 'spikeline sim'.
 type sourceFlags struct {
@@ -55,10 +58,12 @@ type sourceFlags struct {
 	channels int
 	rate     float64
 	sim      sim.Config
+	interop  interopFlags // rhx: and the Intan and Open Ephys files (run_interop.go)
 }
 
 func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
-	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT or file:PATH (see docs/run.md)")
+	fs.StringVar(&s.spec, "device", "sim", "the headstage: sim, sim:pty, sim:tcp, serial:PATH, usb:VID:PID[:SERIAL], tcp:HOST:PORT, rhx:HOST[:PORT] (Intan RHX) or file:PATH (see docs/run.md)")
+	registerInteropFlags(fs, &s.interop)
 	fs.IntVar(&s.baud, "baud", 0, "serial line rate for a UART bridge (USB CDC ignores it; default 921600)")
 	fs.StringVar(&s.meta, "meta", "", "recording.json sidecar of a raw file:PATH (default: PATH.json or recording.json beside it)")
 	fs.BoolVar(&s.skipLayout, "skip-layout-check", false, "replay a raw file:PATH with its channel count even if its samples contradict it (see docs/formats.md)")
@@ -114,6 +119,7 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 				// stream comes through serial:, tcp: or sim serve.
 				return bad("%s is %s: want a recording file or directory (a live stream: serial:, usb: or tcp:)", arg, device.FileKind(fi.Mode()))
 			}
+		case "rhx": // checked by checkInterop
 		case "serial":
 			if arg == "" {
 				return bad("want serial:PATH, e.g. serial:/dev/ttyACM0")
@@ -124,9 +130,9 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 				return bad("%s is %s, not a serial port (a recording: file:%s)", arg, device.FileKind(fi.Mode()), arg)
 			}
 		default:
-			return bad("unknown device kind %q: want sim, serial, usb, tcp or file", kind)
+			return bad("unknown device kind %q: want sim, serial, usb, tcp, rhx or file", kind)
 		}
-		hardware := kind == "serial" || kind == "usb" || kind == "tcp"
+		hardware := kind == "serial" || kind == "usb" || kind == "tcp" || kind == "rhx"
 		if s.baud != 0 && kind != "serial" && kind != "usb" {
 			return usageErrorf("--baud is for serial: and usb: devices")
 		}
@@ -157,7 +163,7 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 		default:
 			s.pace = *pace
 		}
-		return nil
+		return s.checkInterop()
 	}
 }
 
@@ -194,7 +200,10 @@ type openSource struct {
 	eventsFn     func([]device.Event) []device.Event // events not attached to a Block (wire files)
 	closeFn      func() error
 	hasBehaviour bool
-	stim         *device.StimGuard // nil: stimulation not armed (run_security.go)
+	stim         *device.StimGuard         // nil: stimulation not armed (run_security.go)
+	names        []string                  // channel names, when the device has them (run_interop.go)
+	oe           *openephys.Continuous     // the stream of an Open Ephys recording read
+	onStim       func(device.Stim, uint64) // a stimulation train delivered at a device sample (--record-format openephys)
 
 	scratch []sort.Spike // ground-truth spikes drained from the simulator
 }
@@ -260,6 +269,8 @@ func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, 
 			cfg.Path, cfg.SerialNumber = "", serial
 		}
 		return o.openSerial(ctx, cfg, o.kind+":"+o.arg, log)
+	case "rhx":
+		return o.openRHX(ctx, log)
 	case "file":
 		return o.openFile(log)
 	}
@@ -362,6 +373,9 @@ func (o *sourceFlags) openSerial(ctx context.Context, cfg device.SerialConfig, n
 // sync word) or a raw int16 recording described by --meta, by a sidecar
 // found beside it, or by --channels, --rate and --gain.
 func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
+	if src, ok, err := o.openInteropFile(log); ok {
+		return src, err
+	}
 	path := o.arg
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		if o.meta == "" {

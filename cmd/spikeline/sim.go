@@ -153,6 +153,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	quiet := fs.Bool("quiet", false, "no progress line")
 	plot := fs.String("plot", "", "also write a PNG of the first seconds of data and the unit templates to this file")
 	build := simFlags(fs, 32)
+	recordOpts := simRecordFlags(fs) // run_interop.go
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline sim --out DIR [--channels N] [--duration D] [--seed S] [flags]")
 		fmt.Fprintln(stderr, "       spikeline sim serve [flags]   (emulate a headstage on a pty, TCP or file)")
@@ -171,6 +172,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return usageErrorf("--duration: %v", err)
 	}
 	cfg, err := build()
+	if err != nil {
+		return err
+	}
+	opts, err := recordOpts(cfg)
 	if err != nil {
 		return err
 	}
@@ -196,7 +201,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stderr)
 		}
 	}
-	if err := sim.WriteRecording(ctx, *out, cfg, samples, progress); err != nil {
+	if err := sim.WriteRecordingWith(ctx, *out, cfg, samples, opts, progress); err != nil {
 		return err
 	}
 	if *plot != "" {

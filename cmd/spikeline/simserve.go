@@ -26,6 +26,7 @@ func runSimServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	link := fs.String("link", "", "with --pty: stable path of the device, a symlink to the current pty (default: a new temporary directory's \"headstage\")")
 	tcpAddr := fs.String("tcp", "", "serve on this TCP address, e.g. 127.0.0.1:7000 (port 0: any free port)")
 	file := fs.String("file", "", "write a wire-protocol capture to this file instead of serving a host")
+	rhxAddr := fs.String("rhx", "", "serve as the Intan RHX software: its command port on this address (e.g. 127.0.0.1:5000; port 0: any free pair) and its waveform port on the next port (docs/intan.md)")
 	dur := fs.String("duration", "", "stop after this much device time (a Go duration or seconds); default: until interrupted, 10s with --file")
 	frame := fs.Int("frame", 0, "samples per channel in each data frame (default: 1 ms of samples)")
 	pace := fs.Float64("pace", -1, "pacing as a multiple of real time; 0 = as fast as the host reads (default 1, 0 with --file)")
@@ -41,7 +42,7 @@ func runSimServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	verbose := fs.Bool("v", false, "log connections, commands refused, unplugs and resets to stderr")
 	build := simFlags(fs, 32)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: spikeline sim serve (--pty [--link PATH] | --tcp ADDR | --file PATH) [flags]")
+		fmt.Fprintln(stderr, "usage: spikeline sim serve (--pty [--link PATH] | --tcp ADDR | --rhx ADDR | --file PATH) [flags]")
 		fmt.Fprintln(stderr, "\nEmulates a headstage: streams simulated data as wire-protocol frames, obeys host")
 		fmt.Fprintln(stderr, "commands (start, stop, set rate, set channels, ping, stimulate, info) and injects")
 		fmt.Fprintln(stderr, "faults. Prints the device path (or TCP address) to open on stdout. While it runs,")
@@ -52,13 +53,13 @@ func runSimServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	modes := 0
-	for _, on := range []bool{*usePTY, *tcpAddr != "", *file != ""} {
+	for _, on := range []bool{*usePTY, *tcpAddr != "", *file != "", *rhxAddr != ""} {
 		if on {
 			modes++
 		}
 	}
 	if modes != 1 {
-		return usageErrorf("give exactly one of --pty, --tcp ADDR or --file PATH")
+		return usageErrorf("give exactly one of --pty, --tcp ADDR, --rhx ADDR or --file PATH")
 	}
 	if *link != "" && !*usePTY {
 		return usageErrorf("--link needs --pty")
@@ -156,6 +157,9 @@ func runSimServe(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		ctx, cancel = context.WithTimeout(ctx, wall)
 		defer cancel()
+	}
+	if *rhxAddr != "" { // run_interop.go
+		return serveRHX(ctx, *rhxAddr, src, *pace, ecfg.Logf, *corrupt > 0 || *drop > 0 || *unplugAt > 0 || *resetAt > 0 || *waitStart, stdout, stderr)
 	}
 	stopSignals := faultSignals(em)
 	defer stopSignals()

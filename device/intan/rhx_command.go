@@ -74,7 +74,10 @@ func dialCommand(ctx context.Context, addr string, timeout time.Duration) (*comm
 // exchange sends cmds and "get runmode" in one write and returns the
 // text received before the RunMode reply, and the run mode.
 func (cc *commandConn) exchange(ctx context.Context, cmds ...string) (string, string, error) {
-	line := strings.Join(append(cmds, "get runmode"), ";")
+	line := "get runmode"
+	if len(cmds) > 0 {
+		line = strings.Join(cmds, ";") + ";" + line // never append to cmds: it may be a caller's slice
+	}
 	deadline := time.Now().Add(cc.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d

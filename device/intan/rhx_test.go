@@ -367,3 +367,22 @@ func TestParseChannels(t *testing.T) {
 		}
 	}
 }
+
+// TestRHXManyChannels: enabling hundreds of channels takes many command
+// batches (each must reach RHX in one piece), and they all stream.
+func TestRHXManyChannels(t *testing.T) {
+	_, addr := startRHX(t, 300, 30000, sim.RHXConfig{Unpaced: true})
+	src, err := intan.OpenRHX(context.Background(), intan.RHXConfig{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	if n := len(src.ChannelNames()); n != 300 {
+		t.Fatalf("%d channels", n)
+	}
+	b, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, b, seq(0, 300))
+}

@@ -50,7 +50,7 @@ func writeTest(t *testing.T, dir string, channels int, spikes []sort.Spike) *ope
 			t.Fatal(err)
 		}
 	}
-	if err := w.Spikes(spikes); err != nil {
+	if err := w.Spikes(0, spikes); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Stimulation(1200, 30, "stimulate channel 2"); err != nil {
@@ -182,6 +182,13 @@ func TestRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The spikes of the first recording come late, as a sorter's do.
+	if err := w.Spikes(1, []sort.Spike{{Sample: 650, Channel: 1, Unit: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Spikes(0, []sort.Spike{{Sample: 50, Channel: 2, Unit: 4}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +202,10 @@ func TestRestart(t *testing.T) {
 		src.Close()
 		if err != nil || b.First != want[0] || uint64(b.Len()) != want[1] {
 			t.Errorf("%s: block at %d of %d (%v), want %v", d, b.First, b.Len(), err, want)
+		}
+		sp, err := openephys.ReadSpikes(d)
+		if err != nil || len(sp) != 1 || sp[0].Sample != []uint64{650, 50}[i] || sp[0].Waveform[8] != value(sp[0].Sample, sp[0].Channel) {
+			t.Errorf("%s: spikes %+v (%v)", d, sp, err)
 		}
 	}
 }

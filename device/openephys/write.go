@@ -108,17 +108,20 @@ func (c *WriterConfig) folder() string {
 //
 // Crash safety: samples are appended; Sync flushes them and rewrites the
 // counts in the .npy headers, so after a crash the files hold everything
-// up to the last Sync as valid arrays. Spikes are staged in one file and
-// split into the per-electrode spike folders by Close.
+// up to the last Sync as valid arrays, listed in structure.oebin. Spikes
+// are staged in one file per recording (.spikes.staging, 16 bytes each:
+// sample, channel, unit) and split into the per-electrode spike folders
+// by Close, since they may arrive after their recording has ended (a
+// sorter lags its input).
 //
-// Write is called from one goroutine; Spikes, TTL, Stimulation and
-// Message may be called from others.
+// Write and EndRecording are called from one goroutine; Spikes, TTL,
+// Stimulation and Message may be called from others.
 type Writer struct {
 	mu     sync.Mutex
 	dir    string // the Record Node folder
 	cfg    WriterConfig
-	rec    *recording
-	n      int // recordings started
+	rec    *recording   // the recording being written, nil between recordings
+	recs   []*recording // every recording started, in order
 	closed bool
 }
 
@@ -139,19 +142,54 @@ func Create(dir string, cfg WriterConfig) (*Writer, error) {
 	return &Writer{dir: node, cfg: cfg}, nil
 }
 
-// Dir returns the folder of the recording being written ("" before the
-// first Block).
+// Dir returns the folder of the recording being written, or of the last
+// one ("" before the first Block).
 func (w *Writer) Dir() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.rec == nil {
+	if len(w.recs) == 0 {
 		return ""
 	}
-	return w.rec.dir
+	return w.recs[len(w.recs)-1].dir
 }
 
-// Write appends b to the current recording, starting a new one on a
-// change of format or a Block that starts before the end of the last.
+// Recordings returns the number of recordings started.
+func (w *Writer) Recordings() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.recs)
+}
+
+// SetChannelNames names the channels of the recordings started from now
+// on (nil: CH1..CHn).
+func (w *Writer) SetChannelNames(names []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cfg.ChannelNames = append([]string(nil), names...)
+	if names == nil {
+		w.cfg.ChannelNames = nil
+	}
+}
+
+// SetStream sets the source processor, its id and the stream name of the
+// recordings started from now on (empty and 0 keep the current ones).
+func (w *Writer) SetStream(processor string, id int, stream string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if processor != "" {
+		w.cfg.Processor = processor
+	}
+	if id > 0 {
+		w.cfg.ProcessorID = id
+	}
+	if stream != "" {
+		w.cfg.StreamName = stream
+	}
+}
+
+// Write appends b to the current recording, starting the next one on a
+// change of format or a Block that starts before the end of the last
+// (and after EndRecording).
 func (w *Writer) Write(b *device.Block) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -162,10 +200,9 @@ func (w *Writer) Write(b *device.Block) error {
 		return nil
 	}
 	if r := w.rec; r != nil && (b.Channels != r.channels || b.Rate != r.rate || b.Gain != r.gain || (r.samples > 0 && b.First < r.next)) {
-		if err := r.close(); err != nil {
+		if err := w.end(); err != nil {
 			return err
 		}
-		w.rec = nil
 	}
 	if w.rec == nil {
 		r, err := w.start(b)
@@ -173,20 +210,51 @@ func (w *Writer) Write(b *device.Block) error {
 			return err
 		}
 		w.rec = r
+		w.recs = append(w.recs, r)
 	}
 	return w.rec.write(b)
 }
 
-// Spikes records sorted spikes (unit 0: detected, not sorted). Each
-// needs a sample of the current recording; its waveform is cut from the
-// recorded samples when the recording is closed.
-func (w *Writer) Spikes(spikes []sort.Spike) error {
+// EndRecording ends the current recording: its continuous data and
+// events are flushed and closed; the next Block starts the next
+// recording folder. Its spikes are still taken (Spikes) until Close.
+func (w *Writer) EndRecording() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.rec == nil || len(spikes) == 0 {
+	return w.end()
+}
+
+func (w *Writer) end() error {
+	if w.rec == nil {
 		return nil
 	}
-	return w.rec.spikes(spikes)
+	err := w.rec.end()
+	w.rec = nil
+	return err
+}
+
+// Spikes records sorted spikes (unit 0: detected, not sorted) of
+// recording n (1-based; 0: the current or last one). Each waveform is
+// cut from the recorded samples by Close.
+func (w *Writer) Spikes(n int, spikes []sort.Spike) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(spikes) == 0 {
+		return nil
+	}
+	if w.closed {
+		return errors.New("openephys: spikes for a closed recording")
+	}
+	if n == 0 {
+		n = len(w.recs)
+	}
+	if n < 1 || n > len(w.recs) {
+		return fmt.Errorf("openephys: spikes of recording %d: %d recordings started", n, len(w.recs))
+	}
+	if w.recs[n-1].finished {
+		return fmt.Errorf("openephys: spikes of recording %d after its spikes were finished", n)
+	}
+	return w.recs[n-1].spikes(spikes)
 }
 
 // TTL records TTL line (1..64) going on or off at sample.
@@ -233,22 +301,56 @@ func (w *Writer) Message(sample uint64, text string) error {
 	return w.rec.message(sample, text)
 }
 
+// FinishSpikes writes the spike folders of recording n (1-based) and its
+// final structure.oebin, once its spikes are all in; Close does it for
+// the recordings left. It ends the recording if it is the current one.
+// The work (reading every waveform back) is done without blocking Write.
+func (w *Writer) FinishSpikes(n int) error {
+	w.mu.Lock()
+	if n < 1 || n > len(w.recs) {
+		w.mu.Unlock()
+		return nil // nothing was recorded in it
+	}
+	r := w.recs[n-1]
+	if r == w.rec {
+		if err := w.end(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
+	if r.finished {
+		w.mu.Unlock()
+		return nil
+	}
+	r.finished = true // Spikes refuses more from now on
+	w.mu.Unlock()
+	return r.finish()
+}
+
 // Sync makes everything written so far durable and readable: the
 // samples, events and staged spikes are flushed and the .npy headers
 // count them.
 func (w *Writer) Sync() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	for _, r := range w.recs {
+		if r.finished {
+			continue
+		}
+		if err := r.spkW.Flush(); err != nil {
+			return fmt.Errorf("openephys: %s: %w", r.spkPath, err)
+		}
+	}
 	if w.rec == nil {
 		return nil
 	}
 	return w.rec.sync(true)
 }
 
-// Close finishes the current recording: the spikes are split into their
-// electrode folders with their waveforms and structure.oebin lists
-// everything written. A Writer that received no Block leaves an empty
-// experiment folder behind, which it removes.
+// Close ends the current recording and finishes every recording: the
+// spikes are split into their electrode folders with their waveforms and
+// structure.oebin lists everything written. A Writer that received no
+// Block removes the empty folders it made.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -256,15 +358,20 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	if w.rec == nil {
-		if w.n == 0 {
-			os.Remove(filepath.Join(w.dir, "experiment"+strconv.Itoa(w.cfg.Experiment)))
-			os.Remove(w.dir)
+	err := w.end()
+	for _, r := range w.recs {
+		if r.finished {
+			continue
 		}
-		return nil
+		r.finished = true
+		if ferr := r.finish(); err == nil {
+			err = ferr
+		}
 	}
-	err := w.rec.close()
-	w.rec = nil
+	if len(w.recs) == 0 {
+		os.Remove(filepath.Join(w.dir, "experiment"+strconv.Itoa(w.cfg.Experiment)))
+		os.Remove(w.dir)
+	}
 	return err
 }
 
@@ -297,10 +404,12 @@ type recording struct {
 	word                              uint64
 	msgSN, msgTS, msgText             *npyWriter
 
-	spk     *os.File // staged spikes: sample (8), channel (4), unit (4)
-	spkW    *bufio.Writer
-	spkPath string
-	nspk    int64
+	ended    bool
+	finished bool
+	spk      *os.File // staged spikes: sample (8), channel (4), unit (4)
+	spkW     *bufio.Writer
+	spkPath  string
+	nspk     int64
 
 	buf []byte
 }
@@ -322,9 +431,8 @@ func (w *Writer) start(b *device.Block) (*recording, error) {
 	if len(names) != b.Channels {
 		return nil, fmt.Errorf("openephys: %d channel names for %d channels", len(names), b.Channels)
 	}
-	w.n++
 	r := &recording{cfg: &w.cfg, channels: b.Channels, rate: b.Rate, gain: b.Gain, names: names, folder: w.cfg.folder(), next: b.First}
-	r.dir = filepath.Join(w.dir, "experiment"+strconv.Itoa(w.cfg.Experiment), "recording"+strconv.Itoa(w.n))
+	r.dir = filepath.Join(w.dir, "experiment"+strconv.Itoa(w.cfg.Experiment), "recording"+strconv.Itoa(len(w.recs)+1))
 	cont := filepath.Join(r.dir, "continuous", r.folder)
 	if err := os.MkdirAll(cont, 0o755); err != nil {
 		return nil, fmt.Errorf("openephys: %w", err)
@@ -352,7 +460,7 @@ func (w *Writer) start(b *device.Block) (*recording, error) {
 	if err == nil {
 		// A first message marks the start: readers that need an event
 		// stream in every recording (neo up to 0.12) find one.
-		err = r.message(b.First, fmt.Sprintf("spikeline: recording %d started: %d channels at %s Hz", w.n, b.Channels, strconv.FormatFloat(b.Rate, 'f', -1, 64)))
+		err = r.message(b.First, fmt.Sprintf("spikeline: recording %d started: %d channels at %s Hz", len(w.recs)+1, b.Channels, strconv.FormatFloat(b.Rate, 'f', -1, 64)))
 	}
 	if err == nil {
 		err = r.writeStructure(nil)
@@ -546,9 +654,12 @@ func (r *recording) sync(fsync bool) error {
 	return nil
 }
 
-// close writes the spike folders and the final structure.oebin and
-// closes every file.
-func (r *recording) close() error {
+// end flushes and closes the continuous data and events.
+func (r *recording) end() error {
+	if r.ended {
+		return nil
+	}
+	r.ended = true
 	err := r.sync(false)
 	if cerr := r.dat.Sync(); err == nil && cerr != nil {
 		err = fmt.Errorf("openephys: %s: %w", r.datPath, cerr)
@@ -561,16 +672,26 @@ func (r *recording) close() error {
 			err = cerr
 		}
 	}
+	if err == nil {
+		err = r.writeStructure(nil)
+	}
+	return err
+}
+
+// finish writes the spike folders and the final structure.oebin of a
+// recording that has ended and takes no more spikes (finished).
+func (r *recording) finish() error {
+	err := r.spkW.Flush()
 	var spikes []Spikes
 	if err == nil {
 		spikes, err = r.writeSpikes()
 	}
 	r.spk.Close()
-	if err == nil {
-		os.Remove(r.spkPath)
-		err = r.writeStructure(spikes)
+	if err != nil {
+		return err
 	}
-	return err
+	os.Remove(r.spkPath)
+	return r.writeStructure(spikes)
 }
 
 // maxOpenSpikeChannels bounds the electrode folders written at once when

@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/device/intan"
+	"github.com/spikeline/spikeline/device/openephys"
+	"github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+)
+
+// The inputs and outputs of other acquisition systems in 'spikeline run'
+// (docs/intan.md, docs/openephys.md): --device rhx:HOST[:PORT] (the Intan
+// RHX software over TCP), file:PATH of an Intan .rhd/.rhs file or an Open
+// Ephys binary recording, and --record-format openephys. The device
+// kinds plug into the device registry when it lands (issue 15); until
+// then run_source.go calls the openers here.
+
+// interopFlags are the flags of these inputs.
+type interopFlags struct {
+	rhxChannels string
+	rhxBand     string
+	rhxBlocks   int
+	oeStream    string
+}
+
+func registerInteropFlags(fs *flag.FlagSet, f *interopFlags) {
+	fs.StringVar(&f.rhxChannels, "rhx-channels", "", "rhx: the amplifier channels to stream, e.g. A-000..A-031,B (default: every channel of every port)")
+	fs.StringVar(&f.rhxBand, "rhx-band", "wide", "rhx: the band RHX streams: wide (the amplifier signal), low or high (RHX's software filters)")
+	fs.IntVar(&f.rhxBlocks, "rhx-blocks-per-write", 1, "rhx: TCPNumberDataBlocksPerWrite, 128-sample blocks per TCP write (1..100; 1 for the lowest latency)")
+	fs.StringVar(&f.oeStream, "oe-stream", "", "file: of an Open Ephys recording: the continuous stream to read (folder or stream name; default: the one with electrode channels)")
+}
+
+// checkInterop checks the flags above against the device kind, and the
+// address of rhx:HOST[:PORT].
+func (s *sourceFlags) checkInterop() error {
+	f := &s.interop
+	if s.kind == "rhx" {
+		if s.arg == "" {
+			return usageErrorf("--device rhx: want rhx:HOST[:PORT], e.g. rhx:127.0.0.1 (RHX's command port, default 5000)")
+		}
+		if s.channels > 0 || s.rate > 0 {
+			return usageErrorf("--device %s: RHX chooses its channels with --rhx-channels, and its sample rate in RHX itself", s.spec)
+		}
+		if _, err := intan.Band(f.rhxBand).Parameter(); err != nil {
+			return usageErrorf("--rhx-band %q: want wide, low or high", f.rhxBand)
+		}
+		if f.rhxBlocks < 1 || f.rhxBlocks > 100 {
+			return usageErrorf("--rhx-blocks-per-write %d: want 1..100", f.rhxBlocks)
+		}
+		if f.rhxChannels != "" {
+			// The syntax now; the channels against what RHX has when it
+			// answers.
+			all := map[byte]int{}
+			for i := range len(intan.Ports) {
+				all[intan.Ports[i]] = intan.MaxPortChannels
+			}
+			if _, err := intan.ParseChannels(f.rhxChannels, all); err != nil {
+				return usageErrorf("--rhx-channels: %v", err)
+			}
+		}
+		return nil
+	}
+	if f.rhxChannels != "" || f.rhxBand != "wide" || f.rhxBlocks != 1 {
+		return usageErrorf("--rhx-channels, --rhx-band and --rhx-blocks-per-write are for --device rhx:HOST")
+	}
+	if f.oeStream != "" && s.kind != "file" {
+		return usageErrorf("--oe-stream is for --device file: of an Open Ephys recording")
+	}
+	return nil
+}
+
+// openRHX opens rhx:HOST[:PORT].
+func (o *sourceFlags) openRHX(ctx context.Context, log *slog.Logger) (*openSource, error) {
+	f := o.interop
+	rs, err := intan.OpenRHX(ctx, intan.RHXConfig{Addr: o.arg, Channels: f.rhxChannels, Band: intan.Band(f.rhxBand),
+		BlocksPerWrite: f.rhxBlocks, Reconnect: true, Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }})
+	if err != nil {
+		return nil, err
+	}
+	info := rs.Info()
+	log.Info("Intan RHX", "address", o.arg, "controller", info.Type, "rate_hz", info.SampleRate, "run_mode", info.RunMode,
+		"channels", len(rs.ChannelNames()), "blocks_per_write", info.BlocksPerWrite, "notch_hz", info.Notch)
+	return &openSource{Source: rs, name: "rhx:" + o.arg, gain: intan.Gain, statsFn: rs.Stats, closeFn: rs.Close, names: rs.ChannelNames()}, nil
+}
+
+// openInteropFile opens file:PATH if it is an Intan .rhd/.rhs file or an
+// Open Ephys binary recording (ok false otherwise).
+func (o *sourceFlags) openInteropFile(log *slog.Logger) (src *openSource, ok bool, err error) {
+	path := o.arg
+	ext := strings.ToLower(filepath.Ext(path))
+	if ext == ".rhd" || ext == ".rhs" {
+		if o.meta != "" || o.channels > 0 {
+			return nil, true, usageErrorf("--device %s: an Intan file describes itself (no --meta or --channels)", o.spec)
+		}
+		fs, err := intan.OpenFile(path, intan.FileConfig{Pace: o.pace})
+		if err != nil {
+			return nil, true, err
+		}
+		h := fs.Header()
+		log.Info("Intan data file", "file", path, "version", fmt.Sprintf("%d.%d", h.Major, h.Minor), "channels", len(h.Amplifier),
+			"rate_hz", h.SampleRate, "seconds", float64(h.Samples())/h.SampleRate, "notch_hz", h.NotchHz, "notch_applied", h.NotchApplied)
+		if h.NotchHz > 0 && !h.NotchApplied {
+			log.Warn("the recording was made with a notch filter the data do not have (Intan's readers apply it; spikeline's band-pass makes it moot for spikes)", "notch_hz", h.NotchHz)
+		}
+		return &openSource{Source: fs, name: "file:" + path, gain: intan.Gain, closeFn: fs.Close, names: fs.ChannelNames()}, true, nil
+	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		if _, err := os.Stat(filepath.Join(path, device.RecordingMeta)); err == nil || o.meta != "" {
+			return nil, false, nil // a raw recording
+		}
+	}
+	if !openephys.IsRecording(path) {
+		if o.interop.oeStream != "" {
+			return nil, true, usageErrorf("--oe-stream: %s is not an Open Ephys recording", path)
+		}
+		return nil, false, nil
+	}
+	if o.meta != "" || o.channels > 0 {
+		return nil, true, usageErrorf("--device %s: an Open Ephys recording describes itself (no --meta or --channels)", o.spec)
+	}
+	oes, err := openephys.Open(path, openephys.Config{Stream: o.interop.oeStream, Pace: o.pace})
+	if err != nil {
+		return nil, true, err
+	}
+	info := oes.Info()
+	log.Info("Open Ephys recording", "folder", oes.Dir(), "stream", info.FolderName, "channels", len(oes.ChannelNames()),
+		"of", info.NumChannels, "rate_hz", info.SampleRate, "seconds", float64(oes.Samples())/info.SampleRate)
+	return &openSource{Source: oes, name: "file:" + oes.Dir(), gain: oes.Gain(), closeFn: oes.Close, names: oes.ChannelNames(), oe: &info}, true, nil
+}
+
+// Record formats of --record-format.
+const (
+	recordRaw       = "raw"
+	recordOpenEphys = "openephys"
+)
+
+// openRecordAs is openRecord for --record-format: raw (recording.dat and
+// its sidecar) or openephys (an Open Ephys binary recording, beside the
+// spikes.csv and templates.json of every format).
+func openRecordAs(dir, format string) (*rawRecorder, *spikeRecorder, error) {
+	switch format {
+	case recordRaw:
+		return openRecord(dir)
+	case recordOpenEphys:
+	default:
+		return nil, nil, usageErrorf("--record-format %q: want raw or openephys", format)
+	}
+	for _, name := range []string{recordSpikes, recordTemplates, openephys.DefaultRecordNode} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return nil, nil, usageErrorf("--record %s: %s exists: a recording is never overwritten; choose a new directory", dir, filepath.Join(dir, name))
+		}
+	}
+	w, err := openephys.Create(dir, openephys.WriterConfig{})
+	if err != nil {
+		return nil, nil, usageErrorf("--record: %v", err)
+	}
+	sr, err := newSpikeRecorder(dir)
+	if err != nil {
+		w.Close()
+		return nil, nil, usageErrorf("--record: %v", err)
+	}
+	sr.oe = &oeSpikes{w: w, rec: 1}
+	// Every segment of the session is the next recording folder of the
+	// same experiment (segment-N directories hold its spikes.csv).
+	create := func(string) (segmentWriter, error) { return oeSegment{w}, nil }
+	return &rawRecorder{base: dir, seg: 1, w: oeSegment{w}, dirs: []string{dir}, create: create}, sr, nil
+}
+
+// oeSegment is one segment of a session recorded in the Open Ephys
+// format: one recording folder of the Writer.
+type oeSegment struct{ w *openephys.Writer }
+
+func (s oeSegment) Write(b *device.Block) error { return s.w.Write(b) }
+func (s oeSegment) Sync() error                 { return s.w.Sync() }
+
+// Close ends the segment's recording folder; a Writer that recorded
+// nothing removes its folders.
+func (s oeSegment) Close() error {
+	if s.w.Recordings() == 0 {
+		return s.w.Close()
+	}
+	return s.w.EndRecording()
+}
+
+// oeSpikes sends the sorted spikes of one segment to its Open Ephys
+// recording folder, for the loop's spikeRecorder.
+type oeSpikes struct {
+	w   *openephys.Writer
+	rec int // the recording (segment) number
+}
+
+func (o *oeSpikes) add(spikes []sort.Spike) error {
+	if err := o.w.Spikes(o.rec, spikes); err != nil {
+		return fmt.Errorf("recording spikes: %w", err)
+	}
+	return nil
+}
+
+// finish writes the segment's spike folders (waveforms cut from its
+// samples) and its final structure.oebin.
+func (o *oeSpikes) finish() error {
+	if err := o.w.FinishSpikes(o.rec); err != nil {
+		return fmt.Errorf("recording spikes: %w", err)
+	}
+	return nil
+}
+
+// next returns the oeSpikes of segment seg.
+func (o *oeSpikes) next(seg int) *oeSpikes {
+	if o == nil {
+		return nil
+	}
+	return &oeSpikes{w: o.w, rec: seg}
+}
+
+// interopOpened wires the opened device into an Open Ephys recording:
+// its channel names and stream, and its stimulation trains as TTL events.
+func (p *pipeline) interopOpened() {
+	if p.spikeRec == nil || p.spikeRec.oe == nil {
+		return
+	}
+	w := p.spikeRec.oe.w
+	w.SetChannelNames(p.src.names)
+	if c := p.src.oe; c != nil {
+		// An Open Ephys recording replayed keeps its processor and stream.
+		w.SetStream(c.SourceProcessorName, c.SourceProcessorID, c.StreamName)
+	}
+	p.src.onStim = func(st device.Stim, counter uint64) {
+		samples := uint64(st.TrainUs() * p.sorterNow.Load().Rate() / 1e6)
+		text := fmt.Sprintf("stimulate channel=%d amplitude_ua=%s phase_us=%d pulses=%d period_us=%d biphasic=%t cathodic_first=%t",
+			st.Channel, strconv.FormatFloat(float64(st.AmplitudeUA), 'g', -1, 32), st.PhaseUs, st.Pulses, st.PeriodUs, st.Biphasic, st.CathodicFirst)
+		if err := w.Stimulation(counter, samples, text); err != nil {
+			p.log.Warn("recording the stimulation as a TTL event", "err", err)
+		}
+	}
+}
+
+// simRecordFlags registers the format and stimulation flags of
+// 'spikeline sim' and returns a function that builds its
+// sim.RecordOptions once the simulator's configuration is known.
+func simRecordFlags(fs *flag.FlagSet) func(cfg sim.Config) (sim.RecordOptions, error) {
+	format := fs.String("format", sim.FormatRaw, "output format: raw (recording.dat + recording.json) or openephys (an Open Ephys binary recording with the ground-truth spikes as sorted spikes and stimulation as TTL events; docs/openephys.md)")
+	every := fs.Duration("stim-every", 0, "deliver a stimulation train this often (0: never): its artifact is in the data, artifacts.csv lists it, openephys marks it as TTL events")
+	channel := fs.Int("stim-channel", 0, "channel of the stimulation trains")
+	ua := fs.Float64("stim-ua", 20, "amplitude of the stimulation pulses in µA (5 biphasic, cathodic-first pulses of 200 µs phases at 100 Hz)")
+	return func(cfg sim.Config) (sim.RecordOptions, error) {
+		o := sim.RecordOptions{Format: *format}
+		if o.Format != sim.FormatRaw && o.Format != sim.FormatOpenEphys {
+			return o, usageErrorf("--format %q: want raw or openephys", *format)
+		}
+		switch {
+		case *every < 0:
+			return o, usageErrorf("--stim-every %v: want >= 0", *every)
+		case *every == 0:
+			return o, nil
+		case *channel < 0 || *channel >= cfg.Channels:
+			return o, usageErrorf("--stim-channel %d: want 0..%d", *channel, cfg.Channels-1)
+		case !(*ua > 0 && *ua <= 1000):
+			return o, usageErrorf("--stim-ua %g: want > 0 and <= 1000 µA", *ua)
+		}
+		o.StimEvery = uint64(every.Seconds() * cfg.Rate)
+		if o.StimEvery == 0 {
+			return o, usageErrorf("--stim-every %v is shorter than a sample", *every)
+		}
+		o.Stim = device.Stim{Channel: uint16(*channel), AmplitudeUA: float32(*ua), PhaseUs: 200, InterphaseUs: 50,
+			Pulses: 5, PeriodUs: 10000, Biphasic: true, CathodicFirst: true}
+		return o, nil
+	}
+}
+
+// serveRHX runs 'spikeline sim serve --rhx ADDR': src behind an RHX
+// command port on ADDR and its waveform port on the next port, until ctx
+// ends.
+func serveRHX(ctx context.Context, addr string, src device.Source, pace float64, logf func(string, ...any), faults bool, stdout, stderr io.Writer) error {
+	if faults {
+		return usageErrorf("--rhx: --corrupt, --drop, --unplug-at, --reset-at and --wait-start are faults of the wire protocol's emulator")
+	}
+	cmd, wave, err := listenRHX(addr)
+	if err != nil {
+		return err
+	}
+	em, err := sim.NewRHX(ctx, src, sim.RHXConfig{Speed: max(pace, 1e-9), Unpaced: pace == 0, Logf: logf})
+	if err != nil {
+		cmd.Close()
+		wave.Close()
+		return err
+	}
+	fmt.Fprintf(stderr, "sim serve: Intan RHX emulator: commands on %s, waveforms on %s (stopped: a host sets it running)\n", cmd.Addr(), wave.Addr())
+	fmt.Fprintln(stdout, cmd.Addr().String())
+	err = em.Serve(ctx, cmd, wave)
+	st := em.Stats()
+	fmt.Fprintf(stderr, "sim serve: %d command batches (%d errors), %d data blocks sent in %d writes, %d discarded (no host or no channel), %d waveform connections\n",
+		st.Commands, st.Errors, st.BlocksSent, st.Writes, st.BlocksDropped, st.Connections)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// listenRHX listens on addr and on the next port; port 0 finds a free
+// pair.
+func listenRHX(addr string) (net.Listener, net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, usageErrorf("--rhx %q: want HOST:PORT: %v", addr, err)
+	}
+	for try := 0; try < 50; try++ {
+		cmd, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		p := cmd.Addr().(*net.TCPAddr).Port
+		wave, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p+1)))
+		if err == nil {
+			return cmd, wave, nil
+		}
+		cmd.Close()
+		if port != "0" {
+			return nil, nil, fmt.Errorf("listening on the waveform port %s: %w", net.JoinHostPort(host, strconv.Itoa(p+1)), err)
+		}
+	}
+	return nil, nil, fmt.Errorf("--rhx %s: no two adjacent free ports", addr)
+}
