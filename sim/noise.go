@@ -8,7 +8,7 @@ import (
 
 	"gonum.org/v1/gonum/dsp/fourier"
 
-	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // Background noise is read from a small bank of precomputed, seamlessly
@@ -30,10 +30,10 @@ const (
 
 // band300to6000 returns the spike-band filter used for calibration and
 // SNR: the sorter's default 3rd-order Butterworth band-pass.
-func bandFilter(rate float64) []sort.Section {
+func bandFilter(rate float64) []dsp.Section {
 	hi := math.Min(6000, 0.45*rate)
 	lo := math.Min(300, hi/4)
-	sec, err := sort.Butterworth(3, lo, hi, rate)
+	sec, err := dsp.Butterworth(3, lo, hi, rate)
 	if err != nil {
 		panic("sim: band filter: " + err.Error()) // rate is validated
 	}
@@ -42,7 +42,7 @@ func bandFilter(rate float64) []sort.Section {
 
 // filterSOS runs x through sections in place (direct form II transposed),
 // starting from state z (len 2·len(sec)), which it updates.
-func filterSOS(sec []sort.Section, z []float64, x []float64) {
+func filterSOS(sec []dsp.Section, z []float64, x []float64) {
 	for i, v := range x {
 		for k, s := range sec {
 			y := s.B0*v + z[2*k]
@@ -56,7 +56,7 @@ func filterSOS(sec []sort.Section, z []float64, x []float64) {
 
 // bandRMS is the rms of periodic x after the band filter in steady state
 // (the filter runs over x twice; the second pass is measured).
-func bandRMS(sec []sort.Section, x []float64) float64 {
+func bandRMS(sec []dsp.Section, x []float64) float64 {
 	z := make([]float64, 2*len(sec))
 	y := make([]float64, len(x))
 	copy(y, x)
@@ -233,19 +233,19 @@ type lfpParams struct {
 	a, ga        float64 // brown component: AR(1)
 	tc1, tc2, gt float64 // theta resonator AR(2) coefficients and gain
 	bc1, bc2, gb float64 // beta resonator
-	lp           []sort.Section
+	lp           []dsp.Section
 }
 
 // lowPass4 is a 4th-order Butterworth low-pass at fc as two biquads
 // (bilinear transform with prewarping, RBJ form with the Butterworth Qs).
-func lowPass4(fc, fs float64) []sort.Section {
-	var sec []sort.Section
+func lowPass4(fc, fs float64) []dsp.Section {
+	var sec []dsp.Section
 	w := 2 * math.Pi * fc / fs
 	cw, sw := math.Cos(w), math.Sin(w)
 	for _, q := range []float64{0.5411961001461969, 1.3065629648763766} {
 		alpha := sw / (2 * q)
 		a0 := 1 + alpha
-		sec = append(sec, sort.Section{
+		sec = append(sec, dsp.Section{
 			B0: (1 - cw) / 2 / a0, B1: (1 - cw) / a0, B2: (1 - cw) / 2 / a0,
 			A1: -2 * cw / a0, A2: (1 - alpha) / a0,
 		})

@@ -7,14 +7,14 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // bandpass filters one channel of time-major data (in µV) with the
 // sorter's default band-pass and drops the first settle samples.
 func bandpass(t testing.TB, data []int16, C, ch int, gain, rate float64, settle int) []float64 {
 	t.Helper()
-	sec, err := sort.Butterworth(3, 300, 6000, rate)
+	sec, err := dsp.Butterworth(3, 300, 6000, rate)
 	if err != nil {
 		t.Fatal(err)
 	}

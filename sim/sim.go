@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -341,7 +342,7 @@ func (s *Sim) restart() uint64 { return s.origin * 0x9e3779b97f4a7c15 }
 
 // bandPeak is the signed extremum of the template after the causal band
 // filter, and its index.
-func bandPeak(sec []sort.Section, t []float32, rate float64) (float64, int) {
+func bandPeak(sec []dsp.Section, t []float32, rate float64) (float64, int) {
 	pad := int(0.005 * rate)
 	x := make([]float64, len(t)+pad)
 	for i, v := range t {

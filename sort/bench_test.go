@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // benchData is a recording of many channels tiled from a small synthetic
@@ -154,7 +155,7 @@ func BenchmarkFilter(b *testing.B) {
 	for _, ch := range benchChannels {
 		b.Run(fmt.Sprintf("ch=%d", ch), func(b *testing.B) {
 			d := getBenchData(b, ch)
-			secs, _ := Butterworth(3, 300, 6000, d.rate)
+			secs, _ := dsp.Butterworth(3, 300, 6000, d.rate)
 			f := NewFilter(secs, ch)
 			rows := 300
 			in := d.samples[:rows*ch]

@@ -1,5 +1,7 @@
 package sort
 
+import "github.com/spikeline/spikeline/dsp"
+
 // This file holds the filter's hot loop: a cascade of biquads (transposed
 // direct form II) in float32, run over time-major rows with the channel
 // loop inside the time loop so that each section's coefficients stay in
@@ -21,7 +23,7 @@ type sec32 struct{ b0, b1, b2, a1, a2 float32 }
 
 // NewFilter returns a filter running sections over channels channels,
 // with zero state.
-func NewFilter(sections []Section, channels int) *Filter {
+func NewFilter(sections []dsp.Section, channels int) *Filter {
 	f := &Filter{channels: channels, z: make([]float32, 2*len(sections)*channels)}
 	for _, s := range sections {
 		f.sec = append(f.sec, sec32{float32(s.B0), float32(s.B1), float32(s.B2), float32(s.A1), float32(s.A2)})

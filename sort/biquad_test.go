@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // refFilterInt16 is the plain reference loop the optimised kernels must
@@ -16,7 +18,7 @@ import (
 //	y = b0*v + z1;  z1 = b1*v - a1*y + z2;  z2 = b2*v - a2*y;  v = y
 //
 // with its own state (z[c][k] = {z1, z2}), independent of Filter's layout.
-func refFilterInt16(secs []Section, channels int, settle []float32, in []int16, gain float32) []float32 {
+func refFilterInt16(secs []dsp.Section, channels int, settle []float32, in []int16, gain float32) []float32 {
 	type s32 struct{ b0, b1, b2, a1, a2 float32 }
 	ss := make([]s32, len(secs))
 	for k, s := range secs {
@@ -60,7 +62,7 @@ func TestFilterMatchesReferenceLoop(t *testing.T) {
 	t.Logf("SIMD %v, AVX2 assembly %v", SIMD(), useAVX2)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, order := range []int{1, 2, 3, 4, 6} {
-		secs, err := Butterworth(order, 250, 7000, 30000)
+		secs, err := dsp.Butterworth(order, 250, 7000, 30000)
 		if err != nil {
 			t.Fatal(err)
 		}

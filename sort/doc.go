@@ -10,7 +10,8 @@
 // # Where things are
 //
 //   - config.go: Config and its defaults.
-//   - filter.go: Butterworth design (scipy-compatible second-order sections).
+//   - the Butterworth design (scipy-compatible second-order sections) is
+//     package dsp; filter_test.go checks the filter against scipy.
 //   - biquad.go: the filter's hot loop (scalar reference, and the fused
 //     loop for three sections); biquad_amd64.s the AVX2 assembly filter
 //     and 64-channel threshold scan used on amd64 CPUs with AVX2 in every

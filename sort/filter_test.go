@@ -3,18 +3,11 @@ package sort
 import (
 	"encoding/json"
 	"math"
-	"math/cmplx"
 	"os"
 	"testing"
-)
 
-type goldenSOS struct {
-	Cases []struct {
-		Order           int
-		Low, High, Rate float64
-		SOS             [][6]float64
-	}
-}
+	"github.com/spikeline/spikeline/dsp"
+)
 
 func readJSON(t *testing.T, name string, v any) {
 	t.Helper()
@@ -24,55 +17,6 @@ func readJSON(t *testing.T, name string, v any) {
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatalf("%s: %v", name, err)
-	}
-}
-
-// TestFilterButterworthGolden compares the designed sections with
-// scipy.signal.butter(..., output="sos") (testdata/butter_sos.json).
-func TestFilterButterworthGolden(t *testing.T) {
-	var g goldenSOS
-	readJSON(t, "testdata/butter_sos.json", &g)
-	if len(g.Cases) == 0 {
-		t.Fatal("no golden cases")
-	}
-	for _, c := range g.Cases {
-		secs, err := Butterworth(c.Order, c.Low, c.High, c.Rate)
-		if err != nil {
-			t.Fatalf("order %d %v–%v Hz @ %v: %v", c.Order, c.Low, c.High, c.Rate, err)
-		}
-		if len(secs) != len(c.SOS) {
-			t.Fatalf("order %d %v–%v Hz @ %v: %d sections, scipy %d", c.Order, c.Low, c.High, c.Rate, len(secs), len(c.SOS))
-		}
-		for i, s := range secs {
-			want := c.SOS[i]
-			got := [6]float64{s.B0, s.B1, s.B2, 1, s.A1, s.A2}
-			for j := range got {
-				if math.Abs(got[j]-want[j]) > 1e-10 {
-					t.Errorf("order %d %v–%v Hz @ %v: section %d coef %d = %.15g, scipy %.15g",
-						c.Order, c.Low, c.High, c.Rate, i, j, got[j], want[j])
-				}
-			}
-		}
-		// The cascade is a band-pass: -3 dB at the corners, ~0 dB inside.
-		for _, f := range []float64{c.Low, c.High} {
-			if db := 20 * math.Log10(cmplx.Abs(Response(secs, f, c.Rate))); math.Abs(db+3.0103) > 0.01 {
-				t.Errorf("order %d: %v Hz at %.3f dB, want -3.01", c.Order, f, db)
-			}
-		}
-		if g := cmplx.Abs(Response(secs, math.Sqrt(c.Low*c.High), c.Rate)); math.Abs(g-1) > 1e-3 {
-			t.Errorf("order %d: centre gain %v", c.Order, g)
-		}
-	}
-}
-
-func TestFilterButterworthErrors(t *testing.T) {
-	for _, c := range []struct {
-		order        int
-		lo, hi, rate float64
-	}{{0, 300, 6000, 30000}, {3, 0, 6000, 30000}, {3, 6000, 300, 30000}, {3, 300, 15000, 30000}, {3, 300, 6000, math.NaN()}} {
-		if _, err := Butterworth(c.order, c.lo, c.hi, c.rate); err == nil {
-			t.Errorf("Butterworth(%d, %v, %v, %v): no error", c.order, c.lo, c.hi, c.rate)
-		}
 	}
 }
 
@@ -90,7 +34,7 @@ func TestFilterSosfiltGolden(t *testing.T) {
 	readJSON(t, "testdata/butter_sosfilt.json", &g)
 	const channels = 5 // the same input on every channel, scaled by channel
 	for _, gf := range g.Filters {
-		secs, err := Butterworth(gf.Order, gf.Low, gf.High, gf.Rate)
+		secs, err := dsp.Butterworth(gf.Order, gf.Low, gf.High, gf.Rate)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +84,7 @@ func (f *Filter) processScaled(in []int16, out []float32) {
 }
 
 func TestFilterProcessInt16MatchesProcess(t *testing.T) {
-	secs, _ := Butterworth(3, 300, 6000, 30000)
+	secs, _ := dsp.Butterworth(3, 300, 6000, 30000)
 	a, b := NewFilter(secs, 3), NewFilter(secs, 3)
 	in := make([]int16, 3*500)
 	x := make([]float32, len(in))
@@ -163,7 +107,7 @@ func TestFilterProcessInt16MatchesProcess(t *testing.T) {
 // build both sides are the reference.
 func TestFilterVectorMatchesScalar(t *testing.T) {
 	t.Logf("SIMD: %v", SIMD())
-	secs, _ := Butterworth(3, 300, 6000, 30000)
+	secs, _ := dsp.Butterworth(3, 300, 6000, 30000)
 	for _, ch := range []int{1, 7, 8, 9, 37, 64} {
 		a, b := NewFilter(secs, ch), NewFilter(secs, ch)
 		x := make([]float32, ch)

@@ -3,6 +3,8 @@ package sort
 import (
 	"math"
 	"math/bits"
+
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // shard is a contiguous range of channels run by one worker: its filter
@@ -98,7 +100,7 @@ type snippetSet struct {
 	prev []float32 // sign-corrected amplitude of that detection, µV
 }
 
-func newShard(s *Sorter, index, c0, n int, secs []Section) *shard {
+func newShard(s *Sorter, index, c0, n int, secs []dsp.Section) *shard {
 	sh := &shard{
 		s: s, index: index, c0: c0, n: n,
 		filt:        NewFilter(secs, n),

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // ErrFormat reports a Block whose channel count or sample rate differs
@@ -145,7 +146,7 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	if high <= cfg.Low {
 		return nil, fmt.Errorf("%w: band %v–%v Hz does not fit below Nyquist at %v Hz", ErrConfig, cfg.Low, cfg.High, rate)
 	}
-	secs, err := Butterworth(cfg.Order, cfg.Low, high, rate)
+	secs, err := dsp.Butterworth(cfg.Order, cfg.Low, high, rate)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}

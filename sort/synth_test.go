@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // synth is a small synthetic recording for the sorter's own tests:
@@ -90,7 +91,7 @@ func newSynth(cfg synthConfig) *synth {
 		waves[ui] = w
 		_ = waves
 		// Peak after the default band-pass, for the SNR.
-		secs, _ := Butterworth(3, 300, 6000, rate)
+		secs, _ := dsp.Butterworth(3, 300, 6000, rate)
 		f := NewFilter(secs, 1)
 		buf := make([]float32, 3*wlen)
 		for i, v := range w {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 )
 
 // TestWatchTrace checks that Trace returns exactly the filter's output for
@@ -34,7 +35,7 @@ func TestWatchTrace(t *testing.T) {
 	}
 	// The reference: the same filter, run on channel 37 alone.
 	cfg := s.Config()
-	secs, err := Butterworth(cfg.Order, cfg.Low, math.Min(cfg.High, 0.45*rate), rate)
+	secs, err := dsp.Butterworth(cfg.Order, cfg.Low, math.Min(cfg.High, 0.45*rate), rate)
 	if err != nil {
 		t.Fatal(err)
 	}

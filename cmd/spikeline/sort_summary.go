@@ -17,6 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -191,7 +192,7 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*panel, before, aft
 		order = 3
 	}
 	high = math.Min(high, 0.45*j.raw.Rate)
-	secs, err := sort.Butterworth(order, low, high, j.raw.Rate)
+	secs, err := dsp.Butterworth(order, low, high, j.raw.Rate)
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,9 @@
 
 Run once with Debian's scipy (apt-get install python3-scipy):
 
-    /usr/bin/python3 scripts/golden/butter.py sort/testdata
+    /usr/bin/python3 scripts/golden/butter.py dsp/testdata sort/testdata
 
-It writes sort/testdata/butter_sos.json (second-order sections from
+It writes dsp/testdata/butter_sos.json (second-order sections from
 scipy.signal.butter(N, [lo, hi], btype='band', output='sos', fs=fs)) and
 sort/testdata/butter_sosfilt.json (an int16 input and the float64 output of
 scipy.signal.sosfilt started from sosfilt_zi scaled by the first sample,
@@ -19,7 +19,8 @@ import numpy as np
 import scipy
 from scipy import signal
 
-out = sys.argv[1] if len(sys.argv) > 1 else "sort/testdata"
+out_sos = sys.argv[1] if len(sys.argv) > 1 else "dsp/testdata"
+out = sys.argv[2] if len(sys.argv) > 2 else "sort/testdata"
 
 cases = [
     (3, 300, 6000, 30000),
@@ -37,7 +38,7 @@ for n, lo, hi, fs in cases:
     s = signal.butter(n, [lo, hi], btype="band", output="sos", fs=fs)
     sos.append({"order": n, "low": lo, "high": hi, "rate": fs, "sos": s.tolist()})
 meta = {"scipy": scipy.__version__, "numpy": np.__version__}
-with open(f"{out}/butter_sos.json", "w") as f:
+with open(f"{out_sos}/butter_sos.json", "w") as f:
     json.dump({"made_with": meta, "cases": sos}, f, indent=1)
 
 # A deterministic input: DC offset, LFP-like slow wave, mains hum, a tone in

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/dsp"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -83,7 +84,7 @@ func MeasureSNR(ctx context.Context, src device.Source, gt []sort.Spike, opts SN
 	})
 
 	var (
-		secs     []sort.Section
+		secs     []dsp.Section
 		nch      int
 		rate     float64
 		half     int         // window half-width, samples
@@ -109,7 +110,7 @@ func MeasureSNR(ctx context.Context, src device.Source, gt []sort.Spike, opts SN
 			started = true
 			nch, rate, t = b.Channels, b.Rate, b.First
 			high := math.Min(opts.High, 0.45*rate)
-			if secs, err = sort.Butterworth(opts.Order, opts.Low, high, rate); err != nil {
+			if secs, err = dsp.Butterworth(opts.Order, opts.Low, high, rate); err != nil {
 				return nil, fmt.Errorf("score: %w", err)
 			}
 			half = max(1, int(math.Round(opts.Window/1000*rate)))

@@ -1,4 +1,4 @@
-package sort
+package dsp
 
 import (
 	"fmt"
@@ -27,11 +27,11 @@ type Section struct {
 // "nearest" pairing, so the sections match scipy's to rounding.
 func Butterworth(order int, low, high, rate float64) ([]Section, error) {
 	if order < 1 || order > 20 {
-		return nil, fmt.Errorf("sort: Butterworth order %d (want 1–20)", order)
+		return nil, fmt.Errorf("dsp: Butterworth order %d (want 1–20)", order)
 	}
 	nyq := rate / 2
 	if !(low > 0 && high > low && high < nyq) {
-		return nil, fmt.Errorf("sort: Butterworth band %v–%v Hz at %v Hz: need 0 < low < high < Nyquist", low, high, rate)
+		return nil, fmt.Errorf("dsp: Butterworth band %v–%v Hz at %v Hz: need 0 < low < high < Nyquist", low, high, rate)
 	}
 	// Prewarp (scipy: fs=2 after normalising by Nyquist).
 	const fs = 2.0
