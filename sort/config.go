@@ -86,10 +86,10 @@ type Config struct {
 
 	Reference Reference // common reference across channels (RefNone)
 
-	Threshold float64 // detection threshold in noise σ (4.5)
+	Threshold float64 // detection threshold in noise σ (4)
 	// TemplateThreshold, in noise σ, is the lower threshold of channels
 	// with templates: a crossing between it and Threshold is a spike only
-	// when a template explains it (0.8·Threshold; Threshold or more turns
+	// when a template explains it (0.75·Threshold; Threshold or more turns
 	// this off). SetThreshold keeps the ratio of the two.
 	TemplateThreshold float64
 	Sign              Sign    // polarity of detection (Negative)
@@ -139,7 +139,7 @@ func (c Config) withDefaults() Config {
 	if c.Order == 0 {
 		c.Order = 3
 	}
-	def(&c.Threshold, 4.5)
+	def(&c.Threshold, 4)
 	def(&c.TemplateThreshold, defaultTemplateShare*c.Threshold)
 	def(&c.DeadTime, 1)
 	def(&c.Pre, 0.5)
@@ -173,7 +173,7 @@ func (c *Config) templateThreshold() float64 {
 }
 
 // defaultTemplateShare is the default TemplateThreshold over Threshold.
-const defaultTemplateShare = 0.8
+const defaultTemplateShare = 0.75
 
 // Default returns the configuration a zero Config stands for, with every
 // default filled in (useful for printing and for flags).

@@ -325,7 +325,8 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	for r := range keep {
 		keep[r] = r
 	}
-	// Features: PCA of the matched window in σ units.
+	// Features for a first partition: PCA of the matched window in σ
+	// units, over-clustered by k-means.
 	X := mat.NewDense(n, p.d, nil)
 	for r, i := range keep {
 		row := X.RawRowView(r)
@@ -376,15 +377,29 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	if learnDebug != nil {
 		learnDebug(j.ch, "snippets %d kept %d k0 %d sizes %v", len(j.tau), n, k0, sizes(label))
 	}
-	// Clusters too small to be units are outliers; the rest merge while
-	// unimodal.
+	// The clusters are merged and re-divided on the whole snippet
+	// (split.go): the first partition only seeds that.
+	//
+	// The first partition over-splits on purpose, so a rare unit may come
+	// out in pieces smaller than MinSpikes: only the smallest pieces are
+	// put aside, the rest may merge back into a unit (clusters still under
+	// MinSpikes after that are dropped below).
 	sz := sizes(label)
 	for r, l := range label {
-		if sz[l] < p.minSpikes {
+		if sz[l] < minPiece {
 			label[r] = -1
 		}
 	}
-	label = mergeUnimodal(j.ch, feat, label)
+	whole := make([][]float64, n)
+	for r := range n {
+		row := make([]float64, p.dfull)
+		for t, v := range snip(r) {
+			row[t] = float64(v) / sig
+		}
+		whole[r] = row
+	}
+	white, _ := whiten(whole, label)
+	label = isoSplit(j.ch, white, label)
 	if learnDebug != nil {
 		learnDebug(j.ch, "after merge sizes %v", sizes(label))
 	}
@@ -546,6 +561,10 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	return waves, counts
 }
 
+// minPiece is the smallest cluster of the first partition kept for
+// merging; smaller ones are outliers.
+const minPiece = 4
+
 // kmeansBest runs k-means++ restarts times and keeps the lowest inertia.
 func kmeansBest(x [][]float64, k int, rng *rand.Rand, restarts int) []int {
 	var best []int
@@ -661,133 +680,6 @@ func compact(label []int) []int {
 		label[i] = v
 	}
 	return label
-}
-
-// mergeUnimodal merges clusters while some pair is not separated by a
-// density dip along the line through their centres, the least separated
-// pair first. Label -1 (outlier) is left alone.
-func mergeUnimodal(ch int, x [][]float64, label []int) []int {
-	label = compact(label)
-	const dipRatio = 0.45 // valley/peak density above this: one cluster
-	for {
-		k := 0
-		for _, l := range label {
-			k = max(k, l+1)
-		}
-		if k <= 1 {
-			return label
-		}
-		bi, bj, bs := -1, -1, -1.0
-		for i := range k {
-			for j := i + 1; j < k; j++ {
-				if s := unimodality(x, label, i, j); s > bs {
-					bi, bj, bs = i, j, s
-				}
-			}
-		}
-		if learnDebug != nil {
-			learnDebug(ch, "k %d best pair %d,%d ratio %.2f", k, bi, bj, bs)
-		}
-		if bs < dipRatio {
-			return label
-		}
-		for t, l := range label {
-			if l == bj {
-				label[t] = bi
-			}
-		}
-		label = compact(label)
-	}
-}
-
-// unimodality projects clusters a and b onto the line through their
-// centres and returns the density at the deepest valley between the two
-// centres over the smaller of the two peaks (1 = no dip, 0 = empty gap).
-// The density is a Gaussian kernel estimate with a bandwidth set by the
-// spread within the clusters, so a real gap is not smoothed away.
-func unimodality(x [][]float64, label []int, a, b int) float64 {
-	dim := len(x[0])
-	ca, cb := make([]float64, dim), make([]float64, dim)
-	var na, nb int
-	for i, p := range x {
-		switch label[i] {
-		case a:
-			na++
-			for t := range dim {
-				ca[t] += p[t]
-			}
-		case b:
-			nb++
-			for t := range dim {
-				cb[t] += p[t]
-			}
-		}
-	}
-	if na == 0 || nb == 0 {
-		return 1
-	}
-	dir := make([]float64, dim)
-	var norm float64
-	for t := range dim {
-		ca[t] /= float64(na)
-		cb[t] /= float64(nb)
-		dir[t] = cb[t] - ca[t]
-		norm += dir[t] * dir[t]
-	}
-	norm = math.Sqrt(norm)
-	if norm == 0 {
-		return 1
-	}
-	proj := make([]float64, 0, na+nb)
-	var ssa, ssb, ma, mb float64
-	for i, p := range x {
-		if label[i] != a && label[i] != b {
-			continue
-		}
-		var v float64
-		for t := range dim {
-			v += (p[t] - ca[t]) * dir[t] / norm
-		}
-		proj = append(proj, v)
-		if label[i] == a {
-			ma += v
-			ssa += v * v
-		} else {
-			mb += v
-			ssb += v * v
-		}
-	}
-	ma /= float64(na)
-	mb /= float64(nb)
-	within := math.Sqrt((ssa - float64(na)*ma*ma + ssb - float64(nb)*mb*mb) / float64(na+nb))
-	if within == 0 {
-		return 0
-	}
-	h := 1.06 * within * math.Pow(float64(na+nb), -0.2)
-	const grid = 48
-	dens := make([]float64, grid)
-	for g := range grid {
-		z := ma + (mb-ma)*float64(g)/float64(grid-1)
-		var s float64
-		for _, v := range proj {
-			u := (v - z) / h
-			s += math.Exp(-0.5 * u * u)
-		}
-		dens[g] = s
-	}
-	vi := 0
-	for g := range grid {
-		if dens[g] < dens[vi] {
-			vi = g
-		}
-	}
-	left := slices.Max(dens[:vi+1])
-	right := slices.Max(dens[vi:])
-	peak := min(left, right)
-	if peak == 0 {
-		return 0
-	}
-	return dens[vi] / peak
 }
 
 // learnLabels, when set (tests), receives each channel's clustering.

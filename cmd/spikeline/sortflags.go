@@ -12,8 +12,8 @@ import (
 // that sort (sort, run) on fs and returns a function that builds and checks
 // the sort.Config after parsing. Zero values mean the sorter's defaults.
 func registerSortFlags(fs *flag.FlagSet) func() (sort.Config, error) {
-	threshold := fs.Float64("threshold", 0, "detection threshold in noise σ (0: sorter default, 4.5)")
-	tthreshold := fs.Float64("template-threshold", 0, "lower threshold in noise σ on channels with templates: a crossing between it and --threshold is a spike only when a template explains it (0: sorter default, 0.8 × --threshold; --threshold or more: off)")
+	threshold := fs.Float64("threshold", 0, "detection threshold in noise σ (0: sorter default, 4)")
+	tthreshold := fs.Float64("template-threshold", 0, "lower threshold in noise σ on channels with templates: a crossing between it and --threshold is a spike only when a template explains it (0: sorter default, 0.75 × --threshold; --threshold or more: off)")
 	band := fs.String("band", "", "band-pass corners in Hz, LOW-HIGH (default 300-6000)")
 	reference := fs.String("reference", "none", "common reference: none, average (CAR) or median (CMR)")
 	sign := fs.String("sign", "negative", "detection polarity: negative, positive or both")
