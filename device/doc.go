@@ -8,6 +8,20 @@
 // sample counter); anomalies are never skipped silently: each is counted in
 // Stats and reported as an Event carrying its device sample position.
 //
+// # Opening devices
+//
+// [Open] opens a device from a specification "kind:arg" and [Options]
+// through a registry of kinds: this package registers serial:PATH,
+// usb:VID:PID[:SERIAL], tcp:HOST:PORT and file:PATH; package sim
+// registers sim (sim, sim:pty, sim:tcp) and device/intan rhx:HOST[:PORT],
+// each from its own init ([Register]). file: tries the formats other
+// packages register ([RegisterFormat]: Intan .rhd/.rhs, Open Ephys
+// recordings), then a wire-protocol capture, then a raw recording. A new
+// kind is one file and one Register line. What a device can do beyond
+// Next is an optional interface the caller asserts: [StatsReporter],
+// [Commander], [Pinger], [ChannelNamer], [EventTaker], io.Closer and
+// fmt.Stringer (its name). A bad specification is an [ErrSpec] error.
+//
 // # Wire protocol
 //
 // A frame is a 36-byte header (sync word A5 5A C3 3C, version, type,

@@ -18,7 +18,6 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
-	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
@@ -209,6 +208,7 @@ type pipeline struct {
 	src    *openSource
 	model  *decode.Model
 	stdout io.Writer
+	gain   float64 // µV per count, from the device's first block
 
 	pub    *stream.Publisher
 	sorter *sort.Sorter
@@ -289,9 +289,9 @@ func (p *pipeline) subscribeBehaviour(subj string) (func() error, error) {
 // simulator's behaviour samples that arrived with it.
 type item struct {
 	block     device.Block
-	behaviour []sim.BehaviourSample
-	segment   int   // the session segment the block belongs to (1-based)
-	why       error // why the block starts a new segment (device.Segmenter), if it does
+	behaviour []behaviourSample // from the device (the simulator)
+	segment   int               // the session segment the block belongs to (1-based)
+	why       error             // why the block starts a new segment (device.Segmenter), if it does
 }
 
 func (p *pipeline) run(ctx context.Context) error {
@@ -305,6 +305,7 @@ func (p *pipeline) run(ctx context.Context) error {
 	if err != nil {
 		return p.src.firstError(err)
 	}
+	p.gain = first.Gain
 	p.sorter, err = sort.New(p.opts.sort, first.Channels, first.Rate, first.Gain)
 	if err != nil {
 		return err
@@ -480,7 +481,6 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		done     uint64 // spikes before this sample have all been published
 		rate     float64
 		outputs  = p.opts.outputs
-		behVals  = make([]float64, 2)
 		nextStat = time.Now().Add(p.opts.status)
 		win      statusWindow
 		retryAt  uint64           // no automatic fit before this sample (after a failed one)
@@ -711,11 +711,10 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 
 		// Behaviour: published as it is, and fed to the calibrator.
 		for _, bs := range it.behaviour {
-			behVals[0], behVals[1] = bs.VX, bs.VY
 			if cal != nil {
-				cal.AddBehaviour(bs.Sample, behVals)
+				cal.AddBehaviour(bs.sample, bs.values)
 			}
-			score.addBehaviour(bs.Sample, behVals)
+			score.addBehaviour(bs.sample, bs.values)
 		}
 		// Behaviour from --behaviour-subject is taken every block, before
 		// the calibrator exists too, so the queue never overflows.
@@ -734,8 +733,7 @@ func (p *pipeline) loop(items <-chan item, free chan<- []int16) error {
 		if n := len(it.behaviour); n > 0 && b.End()/behEvery != b.First/behEvery {
 			// At 50 Hz on the device clock: enough for displays.
 			last := it.behaviour[n-1]
-			behVals[0], behVals[1] = last.VX, last.VY
-			p.pub.PublishEstimate(behaviourModel, decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: behVals})
+			p.pub.PublishEstimate(behaviourModel, decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: last.values})
 		}
 
 		for _, e := range b.Events {
@@ -866,7 +864,7 @@ func (p *pipeline) publishStatus(w *statusWindow, sample uint64, rate float64) {
 func (p *pipeline) Info() stream.Info {
 	in := stream.Info{
 		Rig: p.opts.nats.Rig, Version: version, Device: p.src.name,
-		Channels: p.sorterNow.Load().Channels(), Rate: p.sorterNow.Load().Rate(), Gain: p.src.gain,
+		Channels: p.sorterNow.Load().Channels(), Rate: p.sorterNow.Load().Rate(), Gain: p.gain,
 		Threshold: math.Float64frombits(p.thresh.Load()), Started: p.started,
 		Models: []string{behaviourModel, string(p.opts.kind)},
 	}

@@ -6,12 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/device/intan"
@@ -24,8 +22,8 @@ import (
 // (docs/intan.md, docs/openephys.md): --device rhx:HOST[:PORT] (the Intan
 // RHX software over TCP), file:PATH of an Intan .rhd/.rhs file or an Open
 // Ephys binary recording, and --record-format openephys. The device
-// kinds plug into the device registry when it lands (issue 15); until
-// then run_source.go calls the openers here.
+// kinds are entries of the device registry (device/intan/open.go,
+// device/openephys/open.go); here are their flags.
 
 // interopFlags are the flags of these inputs.
 type interopFlags struct {
@@ -78,66 +76,10 @@ func (s *sourceFlags) checkInterop() error {
 	if f.oeStream != "" && s.kind != "file" {
 		return usageErrorf("--oe-stream is for --device file: of an Open Ephys recording")
 	}
+	if f.oeStream != "" && !openephys.IsRecording(s.arg) {
+		return usageErrorf("--oe-stream: %s is not an Open Ephys recording", s.arg)
+	}
 	return nil
-}
-
-// openRHX opens rhx:HOST[:PORT].
-func (o *sourceFlags) openRHX(ctx context.Context, log *slog.Logger) (*openSource, error) {
-	f := o.interop
-	rs, err := intan.OpenRHX(ctx, intan.RHXConfig{Addr: o.arg, Channels: f.rhxChannels, Band: intan.Band(f.rhxBand),
-		BlocksPerWrite: f.rhxBlocks, Reconnect: true, Logf: func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }})
-	if err != nil {
-		return nil, err
-	}
-	info := rs.Info()
-	log.Info("Intan RHX", "address", o.arg, "controller", info.Type, "rate_hz", info.SampleRate, "run_mode", info.RunMode,
-		"channels", len(rs.ChannelNames()), "blocks_per_write", info.BlocksPerWrite, "notch_hz", info.Notch)
-	return &openSource{Source: rs, name: "rhx:" + o.arg, gain: intan.Gain, statsFn: rs.Stats, closeFn: rs.Close, names: rs.ChannelNames()}, nil
-}
-
-// openInteropFile opens file:PATH if it is an Intan .rhd/.rhs file or an
-// Open Ephys binary recording (ok false otherwise).
-func (o *sourceFlags) openInteropFile(log *slog.Logger) (src *openSource, ok bool, err error) {
-	path := o.arg
-	ext := strings.ToLower(filepath.Ext(path))
-	if ext == ".rhd" || ext == ".rhs" {
-		if o.meta != "" || o.channels > 0 {
-			return nil, true, usageErrorf("--device %s: an Intan file describes itself (no --meta or --channels)", o.spec)
-		}
-		fs, err := intan.OpenFile(path, intan.FileConfig{Pace: o.pace})
-		if err != nil {
-			return nil, true, err
-		}
-		h := fs.Header()
-		log.Info("Intan data file", "file", path, "version", fmt.Sprintf("%d.%d", h.Major, h.Minor), "channels", len(h.Amplifier),
-			"rate_hz", h.SampleRate, "seconds", float64(h.Samples())/h.SampleRate, "notch_hz", h.NotchHz, "notch_applied", h.NotchApplied)
-		if h.NotchHz > 0 && !h.NotchApplied {
-			log.Warn("the recording was made with a notch filter the data do not have (Intan's readers apply it; spikeline's band-pass makes it moot for spikes)", "notch_hz", h.NotchHz)
-		}
-		return &openSource{Source: fs, name: "file:" + path, gain: intan.Gain, closeFn: fs.Close, names: fs.ChannelNames()}, true, nil
-	}
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		if _, err := os.Stat(filepath.Join(path, device.RecordingMeta)); err == nil || o.meta != "" {
-			return nil, false, nil // a raw recording
-		}
-	}
-	if !openephys.IsRecording(path) {
-		if o.interop.oeStream != "" {
-			return nil, true, usageErrorf("--oe-stream: %s is not an Open Ephys recording", path)
-		}
-		return nil, false, nil
-	}
-	if o.meta != "" || o.channels > 0 {
-		return nil, true, usageErrorf("--device %s: an Open Ephys recording describes itself (no --meta or --channels)", o.spec)
-	}
-	oes, err := openephys.Open(path, openephys.Config{Stream: o.interop.oeStream, Pace: o.pace})
-	if err != nil {
-		return nil, true, err
-	}
-	info := oes.Info()
-	log.Info("Open Ephys recording", "folder", oes.Dir(), "stream", info.FolderName, "channels", len(oes.ChannelNames()),
-		"of", info.NumChannels, "rate_hz", info.SampleRate, "seconds", float64(oes.Samples())/info.SampleRate)
-	return &openSource{Source: oes, name: "file:" + oes.Dir(), gain: oes.Gain(), closeFn: oes.Close, names: oes.ChannelNames(), oe: &info}, true, nil
 }
 
 // Record formats of --record-format.
@@ -232,9 +174,12 @@ func (p *pipeline) interopOpened() {
 		return
 	}
 	w := p.spikeRec.oe.w
-	w.SetChannelNames(p.src.names)
-	if c := p.src.oe; c != nil {
+	if n, ok := p.src.Source.(device.ChannelNamer); ok {
+		w.SetChannelNames(n.ChannelNames())
+	}
+	if oe, ok := p.src.Source.(interface{ Info() openephys.Continuous }); ok {
 		// An Open Ephys recording replayed keeps its processor and stream.
+		c := oe.Info()
 		w.SetStream(c.SourceProcessorName, c.SourceProcessorID, c.StreamName)
 	}
 	p.src.onStim = func(st device.Stim, counter uint64) {

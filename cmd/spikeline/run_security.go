@@ -122,7 +122,7 @@ func (p *pipeline) armStimulation(channels int) error {
 	if !o.allowStim {
 		return nil
 	}
-	if p.src.serial == nil {
+	if _, ok := p.src.Source.(device.Commander); !ok {
 		return fmt.Errorf("--allow-stimulation: device %s takes no commands (stimulation needs serial:, usb:, tcp:, sim:pty or sim:tcp)", p.src.name)
 	}
 	g, err := device.NewStimGuard(o.limits, channels, nil)
@@ -143,7 +143,7 @@ func (s *openSource) stimulate(ctx context.Context, args json.RawMessage) (any, 
 	if s.stim == nil {
 		return nil, stream.Refused(errors.New("stimulation is not armed: start spikeline run with --allow-stimulation and --stim-limits FILE"))
 	}
-	st, r, err := s.stim.Stimulate(ctx, s.serial, args)
+	st, r, err := s.stim.Stimulate(ctx, s.Source.(device.Commander), args)
 	var se *device.StimError
 	if errors.As(err, &se) {
 		// The service says "command: stimulate: "; the field and reason

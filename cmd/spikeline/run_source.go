@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,15 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/device/intan"
 	"github.com/spikeline/spikeline/device/openephys"
 	"github.com/spikeline/spikeline/sim"
-	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 )
 
@@ -97,7 +94,7 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 				return bad("want sim, sim:pty or sim:tcp")
 			}
 		case "usb":
-			if _, _, err := splitUSB(arg); err != nil {
+			if _, _, err := device.SplitUSB(arg); err != nil {
 				return bad("%v", err)
 			}
 		case "tcp":
@@ -171,41 +168,20 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 // behind a pty or TCP port); its behaviour is known.
 func (s *sourceFlags) isSim() bool { return s.kind == "sim" }
 
-// splitUSB splits VID:PID[:SERIAL].
-func splitUSB(s string) (vidpid, serial string, err error) {
-	parts := strings.SplitN(s, ":", 3)
-	if len(parts) < 2 {
-		return "", "", fmt.Errorf("%q: want VID:PID[:SERIAL]", s)
-	}
-	vidpid = parts[0] + ":" + parts[1]
-	if _, _, err := device.ParseUSBID(vidpid); err != nil {
-		return "", "", err
-	}
-	if len(parts) == 3 {
-		serial = parts[2]
-	}
-	return vidpid, serial, nil
+// behaviourSource is a device that also knows the behaviour behind its
+// spikes (the simulator).
+type behaviourSource interface {
+	TakeBehaviour(add func(sample uint64, values []float64))
 }
 
 // openSource is an opened device with what the pipeline needs beyond
-// device.Source: a name, link statistics, behaviour (simulator) and
-// headstage commands (serial).
+// device.Source: a name, behaviour, and the stimulation guard.
 type openSource struct {
 	device.Source
 	name         string
-	gain         float64
-	sim          *sim.Sim
-	serial       *device.SerialSource
-	statsFn      func() device.Stats
-	eventsFn     func([]device.Event) []device.Event // events not attached to a Block (wire files)
-	closeFn      func() error
 	hasBehaviour bool
 	stim         *device.StimGuard         // nil: stimulation not armed (run_security.go)
-	names        []string                  // channel names, when the device has them (run_interop.go)
-	oe           *openephys.Continuous     // the stream of an Open Ephys recording read
 	onStim       func(device.Stim, uint64) // a stimulation train delivered at a device sample (--record-format openephys)
-
-	scratch []sort.Spike // ground-truth spikes drained from the simulator
 }
 
 // firstError explains why the source gave no first Block: a source that
@@ -218,8 +194,8 @@ func (s *openSource) firstError(err error) error {
 	st := s.stats()
 	msg := fmt.Sprintf("%s ended before its first sample (%d bytes, %d bad frames, %d CRC errors, %d bytes skipped)",
 		s.name, st.Bytes, st.BadFrames, st.CRCErrors, st.SkippedBytes)
-	if s.eventsFn != nil {
-		for _, e := range s.eventsFn(nil) {
+	if et, ok := s.Source.(device.EventTaker); ok {
+		for _, e := range et.TakeEvents(nil) {
 			if e.Kind == device.EventBadFrame {
 				msg += fmt.Sprintf("; the first bad frame, at byte %d: %s", e.Offset, e.Detail)
 				break
@@ -229,243 +205,68 @@ func (s *openSource) firstError(err error) error {
 	return errors.New(msg)
 }
 
-func (s *openSource) Close() error {
-	if s.closeFn != nil {
-		return s.closeFn()
-	}
-	return nil
-}
+func (s *openSource) Close() error { return device.Close(s.Source) }
 
 func (s *openSource) stats() device.Stats {
-	if s.statsFn != nil {
-		return s.statsFn()
+	if r, ok := s.Source.(device.StatsReporter); ok {
+		return r.Stats()
 	}
 	return device.Stats{}
 }
 
-// takeBehaviour returns the simulator's behaviour samples since the last
-// call (nil for real devices); it also drains the ground-truth spikes,
-// which the live pipeline does not use.
-func (s *openSource) takeBehaviour() []sim.BehaviourSample {
-	if s.sim == nil {
+// takeBehaviour returns the device's behaviour samples since the last
+// call (nil for devices that know none).
+func (s *openSource) takeBehaviour() []behaviourSample {
+	bs, ok := s.Source.(behaviourSource)
+	if !ok {
 		return nil
 	}
-	s.scratch = s.sim.TakeSpikes(s.scratch[:0])
-	return s.sim.TakeBehaviour(nil)
+	var out []behaviourSample
+	bs.TakeBehaviour(func(sample uint64, values []float64) {
+		out = append(out, behaviourSample{sample, slices.Clone(values)})
+	})
+	return out
 }
 
+// open opens the device through the registry (device.Open).
 func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
+	opts := device.Options{Pace: o.pace, Baud: o.baud, Meta: o.meta, SkipLayoutCheck: o.skipLayout, Logger: log}
+	spec := o.kind
+	if o.arg != "" {
+		spec += ":" + o.arg
+	}
 	switch o.kind {
-	case "serial", "usb", "tcp":
-		// A network headstage goes through the serial source too: the
-		// same reconnection, gap accounting and commands.
-		cfg := device.SerialConfig{Path: o.arg, Baud: o.baud}
-		switch o.kind {
-		case "tcp":
-			cfg.Path = "tcp://" + o.arg
-		case "usb":
-			vidpid, serial, _ := splitUSB(o.arg)
-			cfg.VID, cfg.PID, _ = device.ParseUSBID(vidpid)
-			cfg.Path, cfg.SerialNumber = "", serial
-		}
-		return o.openSerial(ctx, cfg, o.kind+":"+o.arg, log)
-	case "rhx":
-		return o.openRHX(ctx, log)
+	case "sim":
+		opts.Config = o.sim
 	case "file":
-		return o.openFile(log)
-	}
-	sm, err := sim.New(o.sim)
-	if err != nil {
-		return nil, usageErrorf("simulator: %v", err)
-	}
-	name := fmt.Sprintf("sim(seed %d)", o.sim.Seed)
-	if o.via == "" {
-		return &openSource{Source: device.Paced(sm, o.pace), name: name, gain: sm.Config().Gain, sim: sm, hasBehaviour: true}, nil
-	}
-	// The simulator as a headstage: an emulator serves it on a pty or a
-	// loopback port and the pipeline reads it like hardware.
-	em := sim.NewEmulator(sm, sim.EmulatorConfig{Speed: max(o.pace, 0), Unpaced: o.pace == 0, Seed: uint64(o.sim.Seed)})
-	ectx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	where := make(chan string, 1)
-	if o.via == "pty" {
-		go func() {
-			served <- em.ServePTY(ectx, "", func(tty string) {
-				select {
-				case where <- tty:
-				default:
-				}
-			})
-		}()
-	} else {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			stop()
-			return nil, err
+		// A raw file without a sidecar: --channels, and --rate and --gain
+		// or the simulator's defaults.
+		opts.Channels, opts.Rate, opts.Gain = o.channels, o.sim.Rate, o.sim.Gain
+		if o.interop.oeStream != "" {
+			opts.Config = openephys.Config{Stream: o.interop.oeStream}
 		}
-		where <- "tcp://" + ln.Addr().String()
-		go func() { served <- em.ServeTCP(ectx, ln) }()
+	case "rhx":
+		f := o.interop
+		opts.Config = intan.RHXConfig{Channels: f.rhxChannels, Band: intan.Band(f.rhxBand), BlocksPerWrite: f.rhxBlocks}
+	default:
+		// A hardware headstage is asked for what was given explicitly.
+		opts.Channels, opts.Rate = o.channels, o.rate
 	}
-	var path string
-	select {
-	case path = <-where:
-	case err := <-served:
-		stop()
-		return nil, fmt.Errorf("simulated headstage on %s: %w", o.via, err)
-	case <-time.After(10 * time.Second):
-		stop()
-		return nil, fmt.Errorf("simulated headstage on %s did not start", o.via)
-	}
-	src, err := o.openSerial(ctx, device.SerialConfig{Path: path}, fmt.Sprintf("%s via %s %s", name, o.via, strings.TrimPrefix(path, "tcp://")), log)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	src.sim, src.hasBehaviour, src.gain = sm, true, sm.Config().Gain
-	closeSerial := src.closeFn
-	src.closeFn = func() error {
-		err := closeSerial()
-		stop()
-		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) && err == nil {
-			err = serr
-		}
-		return err
-	}
-	return src, nil
-}
-
-// openSerial opens a headstage on a serial port, USB or TCP with
-// reconnection, and asks it for --channels and --rate when they were
-// given.
-func (o *sourceFlags) openSerial(ctx context.Context, cfg device.SerialConfig, name string, log *slog.Logger) (*openSource, error) {
-	cfg.Reconnect = true
-	cfg.Logf = func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) }
-	ss, err := device.OpenSerial(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	src := &openSource{Source: ss, name: name, serial: ss, statsFn: ss.Stats, closeFn: ss.Close}
-	if o.kind == "sim" {
-		return src, nil // the simulator's channels and rate are its own flags
-	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if o.rate > 0 {
-		if _, err := ss.Command(cctx, device.Command{Op: device.OpSetRate, Rate: uint32(o.rate)}); err != nil {
-			ss.Close()
-			return nil, fmt.Errorf("%s: setting --rate %g: %w", name, o.rate, err)
-		}
-	}
-	if o.channels > 0 {
-		chans := make([]uint16, o.channels)
-		for i := range chans {
-			chans[i] = uint16(i)
-		}
-		if _, err := ss.Command(cctx, device.Command{Op: device.OpSetChannels, Channels: chans}); err != nil {
-			ss.Close()
-			return nil, fmt.Errorf("%s: setting --channels %d: %w", name, o.channels, err)
-		}
-	}
-	return src, nil
-}
-
-// openFile opens file:PATH: a wire-protocol capture (recognised by its
-// sync word) or a raw int16 recording described by --meta, by a sidecar
-// found beside it, or by --channels, --rate and --gain.
-func (o *sourceFlags) openFile(log *slog.Logger) (*openSource, error) {
-	if src, ok, err := o.openInteropFile(log); ok {
-		return src, err
-	}
-	path := o.arg
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		if o.meta == "" {
-			o.meta = filepath.Join(path, "recording.json")
-		}
-	} else if isWireFile(path) {
-		if o.meta != "" {
-			return nil, usageErrorf("--meta: %s is a wire-protocol capture, which describes itself", path)
-		}
-		wf, err := device.OpenWireFile(path)
-		if err != nil {
-			return nil, err
-		}
-		// The reader goroutine decodes; the loop reads the link counters
-		// for its status: they cross through an atomic snapshot.
-		ss := &statsSource{Source: device.Paced(wf, o.pace), stats: wf.Stats}
-		return &openSource{Source: ss, name: "file:" + path, statsFn: ss.snapshot, eventsFn: wf.TakeEvents, closeFn: wf.Close}, nil
-	}
-	meta := o.meta
-	if meta == "" {
-		for _, m := range []string{strings.TrimSuffix(path, filepath.Ext(path)) + ".json", filepath.Join(filepath.Dir(path), "recording.json")} {
-			if _, err := os.Stat(m); err == nil {
-				meta = m
-				break
-			}
-		}
-	}
-	var rs *device.RawSource
-	var err error
-	gain := o.sim.Gain
-	if meta != "" {
-		var m device.Meta
-		rs, m, err = device.OpenRecording(meta, device.RawConfig{SkipLayoutCheck: o.skipLayout})
-		gain = m.Gain
-	} else {
-		if o.channels == 0 {
-			return nil, usageErrorf("--device %s: a raw file needs --meta (recording.json) or --channels, --rate and --gain", o.spec)
-		}
-		rs, err = device.OpenRaw(path, device.RawConfig{Channels: o.sim.Channels, Rate: o.sim.Rate, Gain: o.sim.Gain, SkipLayoutCheck: o.skipLayout})
+	src, err := device.Open(ctx, spec, opts)
+	if errors.Is(err, device.ErrSpec) {
+		return nil, usageErrorf("%v", err)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if rs.Config().Unfinished {
-		log.Warn("the recording was not closed (still being written, or cut by a crash): replaying the samples synced; 'spikeline recover' makes this final",
-			"recording", meta, "samples", rs.Samples(), "seconds", float64(rs.Samples())/rs.Config().Rate, "ignored_bytes", rs.Ignored())
-	}
-	return &openSource{Source: device.Paced(rs, o.pace), name: "file:" + path, gain: gain, closeFn: rs.Close}, nil
-}
-
-// statsSource publishes the link counters of a source that is not safe
-// for concurrent use (a wire file) after every Next, for other goroutines.
-type statsSource struct {
-	device.Source
-	stats func() device.Stats
-	snap  atomic.Pointer[device.Stats]
-}
-
-func (s *statsSource) Next(ctx context.Context) (device.Block, error) {
-	b, err := s.Source.Next(ctx)
-	st := s.stats()
-	s.snap.Store(&st)
-	return b, err
-}
-
-func (s *statsSource) snapshot() device.Stats {
-	if st := s.snap.Load(); st != nil {
-		return *st
-	}
-	return device.Stats{}
-}
-
-// isWireFile reports whether path starts with the wire protocol's sync
-// word.
-func isWireFile(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [4]byte
-	if _, err := f.Read(b[:]); err != nil {
-		return false
-	}
-	return bytes.Equal(b[:], device.Sync[:])
+	_, beh := src.(behaviourSource)
+	return &openSource{Source: src, name: device.Name(src, spec), hasBehaviour: beh}, nil
 }
 
 // command sends a headstage command named op with JSON arguments.
 func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
-	if s.serial == nil {
+	cmd, ok := s.Source.(device.Commander)
+	if !ok {
 		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
 	}
 	if err := checkCommandArgs(op, args); err != nil {
@@ -480,7 +281,11 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 	case "info":
 		c.Op = device.OpInfo
 	case "ping":
-		rtt, err := s.serial.Ping(ctx)
+		p, ok := s.Source.(device.Pinger)
+		if !ok {
+			return nil, stream.BadRequest(fmt.Errorf("device %s does not answer ping", s.name))
+		}
+		rtt, err := p.Ping(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -508,7 +313,7 @@ func (s *openSource) command(ctx context.Context, op string, args json.RawMessag
 	default:
 		return nil, stream.BadRequest(fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op))
 	}
-	r, err := s.serial.Command(ctx, c)
+	r, err := cmd.Command(ctx, c)
 	if err != nil {
 		return nil, err
 	}
