@@ -137,7 +137,9 @@ type Headstage struct {
 func (h *Headstage) Sim() *Sim { return h.dev.sim }
 
 // TakeBehaviour is Device.TakeBehaviour.
-func (h *Headstage) TakeBehaviour(add func(sample uint64, values []float64)) { h.dev.TakeBehaviour(add) }
+func (h *Headstage) TakeBehaviour(add func(sample uint64, values []float64)) {
+	h.dev.TakeBehaviour(add)
+}
 
 // Close closes the port, then stops the emulator.
 func (h *Headstage) Close() error {
