@@ -137,7 +137,7 @@ func openFile(ctx context.Context, path string, o Options) (Source, error) {
 		if o.Meta == "" {
 			o.Meta = filepath.Join(path, RecordingMeta)
 		}
-	} else if isWireFile(path) {
+	} else if IsWireFile(path) {
 		if o.Meta != "" {
 			return nil, SpecErrorf("--meta: %s is a wire-protocol capture, which describes itself", path)
 		}
@@ -217,9 +217,9 @@ func (s *wireFileSource) TakeEvents(dst []Event) []Event { return s.wf.TakeEvent
 func (s *wireFileSource) Close() error                   { return s.wf.Close() }
 func (s *wireFileSource) String() string                 { return s.name }
 
-// isWireFile reports whether path starts with the wire protocol's sync
+// IsWireFile reports whether path starts with the wire protocol's sync
 // word.
-func isWireFile(path string) bool {
+func IsWireFile(path string) bool {
 	f, err := os.Open(path)
 	if err != nil {
 		return false
