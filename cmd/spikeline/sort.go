@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/probe"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/phy"
 	"github.com/spikeline/spikeline/sort/quality"
@@ -127,15 +128,11 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	src.Close()
 	j.skipLayout = true // checked once
 	if *positionsPath != "" {
-		f, err := os.Open(*positionsPath)
+		p, err := probe.Open(*positionsPath, j.raw.Channels)
 		if err != nil {
 			return usageErrorf("--positions: %v", err)
 		}
-		j.positions, err = phy.ReadPositionsCSV(f, *positionsPath, j.raw.Channels)
-		f.Close()
-		if err != nil {
-			return usageErrorf("--positions: %v", err)
-		}
+		j.positions = p.Positions
 	}
 	s, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain)
 	if err != nil {

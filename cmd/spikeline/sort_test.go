@@ -191,7 +191,7 @@ func TestSortCommandErrors(t *testing.T) {
 		{"bad passes", []string{"--meta", meta, "--passes", "3", "--out", out}, 2, "--passes"},
 		{"negative learn pass", []string{"--meta", meta, "--learn-pass", "-1", "--out", out}, 2, "--learn-pass -1"},
 		{"NaN learn pass", []string{"--meta", meta, "--learn-pass", "NaN", "--out", out}, 2, "--learn-pass NaN"},
-		{"positions count", []string{"--meta", meta, "--positions", writeFile(t, dir, "probe.csv", "x,y\n0,0\n0,20\n"), "--out", out}, 2, "2 channel positions, the recording has 3"},
+		{"positions count", []string{"--meta", meta, "--positions", writeFile(t, dir, "probe.csv", "x,y\n0,0\n0,20\n"), "--out", out}, 2, "probe.csv: 2 channels, the recording has 3"},
 		{"band above nyquist", []string{"--meta", meta, "--band", "14000-20000", "--out", out}, 2, "Nyquist"},
 		{"partial sample", []string{"--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "odd.dat"},
 		{"missing file", []string{"--input", filepath.Join(dir, "none.dat"), "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "none.dat"},
