@@ -28,10 +28,21 @@ const (
 	// practice), with key -(channel+1). It keeps the information of units
 	// the sorter detects but has not (yet) assigned.
 	ByUnitAndUnsorted Grouping = "unit+unsorted"
+
+	// The groupings of a headstage's features (features.go): every
+	// feature (crossings at each level and power), crossings only,
+	// power only, or sorted units and every feature.
+	ByFeatures        Grouping = "features"
+	ByCrossings       Grouping = "crossings"
+	ByPower           Grouping = "power"
+	ByUnitAndFeatures Grouping = "unit+features"
 )
 
 // Key returns the column key of s under g and whether s counts at all.
 func (g Grouping) Key(s sort.Spike) (int32, bool) {
+	if k, ok, handled := g.featureKey(s); handled {
+		return k, ok
+	}
 	switch g {
 	case ByChannel:
 		return s.Channel, s.Channel >= 0
@@ -50,13 +61,20 @@ func (g Grouping) Columns() string {
 		return "channels"
 	case ByUnitAndUnsorted:
 		return "units and unsorted channels"
+	case ByFeatures, ByCrossings, ByPower:
+		return string(g) + " features"
+	case ByUnitAndFeatures:
+		return "units and features"
 	}
 	return "units"
 }
 
 func (g Grouping) valid() error {
-	if g != ByUnit && g != ByChannel && g != ByUnitAndUnsorted {
-		return fmt.Errorf("decode: grouping %q, want %q, %q or %q", string(g), ByUnit, ByChannel, ByUnitAndUnsorted)
+	switch g {
+	case ByUnit, ByChannel, ByUnitAndUnsorted, ByFeatures, ByCrossings, ByPower, ByUnitAndFeatures:
+	default:
+		return fmt.Errorf("decode: grouping %q, want %q, %q, %q, %q, %q, %q or %q", string(g),
+			ByUnit, ByChannel, ByUnitAndUnsorted, ByFeatures, ByCrossings, ByPower, ByUnitAndFeatures)
 	}
 	return nil
 }
@@ -191,7 +209,7 @@ func BinSpikes(spikes []sort.Spike, g Grouping, keys []int32, rate float64, widt
 			continue
 		}
 		i := int(s.Sample/width - first)
-		b.Counts[i*n+j]++
+		b.Counts[i*n+j] += g.weight(s)
 	}
 	return b, nil
 }

@@ -145,7 +145,7 @@ func (o *Online) Add(spikes []sort.Spike) {
 			o.grow(k)
 		}
 		slot := int(k % o.slots())
-		o.e.addCount(o.ring[slot*o.p:(slot+1)*o.p], int(j-1), 1)
+		o.e.addCount(o.ring[slot*o.p:(slot+1)*o.p], int(j-1), g.weight(*s))
 	}
 }
 

@@ -72,7 +72,7 @@ type Spikes struct {
 type Features struct {
 	BinSamples int // samples per bin; bins start at multiples of it
 	Levels     int // threshold levels counted (1..MaxLevels)
-	CountBits  int // bits per count (4 or 8): counts saturate at 2^CountBits-1
+	CountBits  int // bits per count (2, 4 or 8): counts saturate at 2^CountBits-1
 	Channels   int
 	// Power holds bins × channels codes of the mean square of the
 	// band-passed signal (PowerValue); Counts bins × Levels × channels
@@ -93,6 +93,9 @@ func (f *Features) Bins() int {
 func (f *Features) Count(b, l, ch int) int {
 	return int(f.Counts[(b*f.Levels+l)*f.Channels+ch])
 }
+
+// validCountBits reports whether n bits per crossing count are allowed.
+func validCountBits(n int) bool { return n == 2 || n == 4 || n == 8 }
 
 // MaxLevels is the most threshold levels a device counts.
 const MaxLevels = 4
@@ -138,7 +141,7 @@ type Settings struct {
 	Snippets   bool
 	BinSamples int // samples per feature bin
 	Levels     int // threshold levels counted in features (1..MaxLevels)
-	CountBits  int // bits per feature count, 4 or 8
+	CountBits  int // bits per feature count, 2, 4 or 8
 	// Thresholds[l][c] is channel c's threshold at level l in counts of
 	// the band-passed signal: negative, a trough below it; positive, a
 	// peak above it; 0, off. Level 0 is also spike detection's.
@@ -227,8 +230,8 @@ func (s *Settings) check() error {
 		return fmt.Errorf("settings with %d samples per bin", s.BinSamples)
 	case s.Levels < 1 || s.Levels > MaxLevels:
 		return fmt.Errorf("settings with %d threshold levels, want 1..%d", s.Levels, MaxLevels)
-	case s.CountBits != 4 && s.CountBits != 8:
-		return fmt.Errorf("settings with %d bits per count, want 4 or 8", s.CountBits)
+	case !validCountBits(s.CountBits):
+		return fmt.Errorf("settings with %d bits per count, want 2, 4 or 8", s.CountBits)
 	}
 	return nil
 }
@@ -359,7 +362,7 @@ func AppendFeatures(dst []byte, counter uint64, rate uint32, gain float32, f *Fe
 	nb := f.Bins()
 	span := nb * f.BinSamples
 	if f.Channels <= 0 || f.Channels > math.MaxUint16 || nb < 1 || span > math.MaxUint16 || len(f.Counts) != nb*f.Levels*f.Channels ||
-		f.Levels < 1 || f.Levels > MaxLevels || (f.CountBits != 4 && f.CountBits != 8) {
+		f.Levels < 1 || f.Levels > MaxLevels || !validCountBits(f.CountBits) {
 		panic(fmt.Sprintf("device.AppendFeatures: %d bins of %d samples, %d channels, %d levels of %d-bit counts (%d counts)",
 			nb, f.BinSamples, f.Channels, f.Levels, f.CountBits, len(f.Counts)))
 	}
@@ -397,8 +400,8 @@ func parseFeatures(p []byte, channels, span int, counter uint64) (*Features, err
 		return nil, fmt.Errorf("feature frame starting at sample %d, not a multiple of its %d-sample bins", counter, f.BinSamples)
 	case f.Levels < 1 || f.Levels > MaxLevels:
 		return nil, fmt.Errorf("feature frame with %d threshold levels, want 1..%d", f.Levels, MaxLevels)
-	case f.CountBits != 4 && f.CountBits != 8:
-		return nil, fmt.Errorf("feature frame with %d bits per count, want 4 or 8", f.CountBits)
+	case !validCountBits(f.CountBits):
+		return nil, fmt.Errorf("feature frame with %d bits per count, want 2, 4 or 8", f.CountBits)
 	}
 	nb := span / f.BinSamples
 	per := featureBinBytes(channels, f.Levels, f.CountBits)

@@ -66,7 +66,7 @@ type Command struct {
 	NoSnippets bool    // OpSetSnippet: spike events without snippet samples
 	BinSamples uint16  // OpSetFeatures: samples per bin
 	Levels     uint8   // OpSetFeatures: threshold levels counted, 1..MaxLevels
-	CountBits  uint8   // OpSetFeatures: bits per count, 4 or 8
+	CountBits  uint8   // OpSetFeatures: bits per count, 2, 4 or 8
 }
 
 // Stim describes a train of current pulses on one electrode.

@@ -95,7 +95,7 @@ func (c *Command) parseV2(a []byte) (int, error) {
 // threshold list that is not one per enabled channel, a level beyond the
 // levels counted, snippets beyond MaxSnippetSide or shorter after the
 // extremum than the search for it, an empty bin, 0 or more than
-// MaxLevels levels, counts of other than 4 or 8 bits. Changing the
+// MaxLevels levels, counts of other than 2, 4 or 8 bits. Changing the
 // number of levels keeps the thresholds of the levels kept and turns
 // new ones off. The dead time follows Post (it is never shorter).
 func (s *Settings) Apply(c Command, channels int) error {

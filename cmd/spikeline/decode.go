@@ -25,8 +25,8 @@ func init() {
 
 func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	help := func(w io.Writer) {
-		fmt.Fprintln(w, "usage: spikeline decode fit  --spikes S.csv --behaviour B.csv [--model wiener|kalman] --out model.json [flags]")
-		fmt.Fprintln(w, "       spikeline decode eval --model model.json --spikes S.csv --behaviour B.csv [--plot out.png] [flags]")
+		fmt.Fprintln(w, "usage: spikeline decode fit  --spikes S.csv|--features F.spkw --behaviour B.csv [--model wiener|kalman] --out model.json [flags]")
+		fmt.Fprintln(w, "       spikeline decode eval --model model.json --spikes S.csv|--features F.spkw --behaviour B.csv [--plot out.png] [flags]")
 		fmt.Fprintln(w, "\nRun 'spikeline decode fit -h' or 'spikeline decode eval -h' for the flags. See docs/decoding.md.")
 	}
 	if len(args) == 0 {
@@ -51,6 +51,8 @@ func runDecode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 type decodeInputs struct {
 	spikes, behaviour, meta, gaps string
 	rate                          float64
+	features                      string // a file of feature frames (decode_features.go)
+	feature                       *decode.FeatureFile
 }
 
 func (in *decodeInputs) register(fs *flag.FlagSet) {
@@ -60,12 +62,13 @@ func (in *decodeInputs) register(fs *flag.FlagSet) {
 	fs.StringVar(&in.meta, "meta", "", "recording.json sidecar giving the sample rate")
 	fs.Float64Var(&in.rate, "rate", 0, "sample rate in Hz (default: from --meta, else 30000)")
 	fs.StringVar(&in.gaps, "gaps", "", "optional CSV start_sample,end_sample of samples lost in the neural data (bins overlapping them are excluded)")
+	fs.StringVar(&in.features, "features", "", "file of feature frames (spikeline encode --mode features, or a headstage's capture): decode from threshold crossings and spike-band power, alone or with --spikes' sorted units")
 }
 
 func (in *decodeInputs) check() error {
 	switch {
-	case in.spikes == "":
-		return usageErrorf("--spikes is required")
+	case in.spikes == "" && in.features == "":
+		return usageErrorf("--spikes or --features is required")
 	case in.behaviour == "":
 		return usageErrorf("--behaviour is required")
 	case in.rate != 0 && in.meta != "":
@@ -79,8 +82,12 @@ func (in *decodeInputs) check() error {
 	return nil
 }
 
-// sampleRate resolves the rate from --rate, --meta or the default.
+// sampleRate resolves the rate from --rate, --meta, the features or the
+// default.
 func (in *decodeInputs) sampleRate() (float64, error) {
+	if in.feature != nil && in.rate == 0 && in.meta == "" {
+		return in.feature.Rate, nil
+	}
 	if in.rate > 0 {
 		return in.rate, nil
 	}
@@ -94,21 +101,27 @@ func (in *decodeInputs) sampleRate() (float64, error) {
 	return decode.DefaultRate, nil
 }
 
-// load reads the spikes, behaviour and gaps files.
+// load reads the spikes, features, behaviour and gaps files.
 func (in *decodeInputs) load() ([]sort.Spike, *decode.Behaviour, []decode.Gap, error) {
-	f, err := os.Open(in.spikes)
-	if err != nil {
-		return nil, nil, nil, err
+	var spikes []sort.Spike
+	if in.spikes != "" {
+		f, err := os.Open(in.spikes)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		spikes, err = sort.ReadSpikesCSV(f, in.spikes)
+		f.Close()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if len(spikes) == 0 {
+			return nil, nil, nil, fmt.Errorf("%s: no spikes", in.spikes)
+		}
 	}
-	spikes, err := sort.ReadSpikesCSV(f, in.spikes)
-	f.Close()
-	if err != nil {
-		return nil, nil, nil, err
+	if in.feature != nil {
+		spikes = append(spikes, in.feature.Records...)
 	}
-	if len(spikes) == 0 {
-		return nil, nil, nil, fmt.Errorf("%s: no spikes", in.spikes)
-	}
-	f, err = os.Open(in.behaviour)
+	f, err := os.Open(in.behaviour)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -129,6 +142,9 @@ func (in *decodeInputs) load() ([]sort.Spike, *decode.Behaviour, []decode.Gap, e
 			return nil, nil, nil, err
 		}
 	}
+	if in.feature != nil {
+		gaps = append(gaps, in.feature.Gaps...)
+	}
 	return spikes, beh, gaps, nil
 }
 
@@ -143,6 +159,7 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	lags := fs.Int("lags", decode.DefaultLags, "wiener: causal lags in bins, counting the current one")
 	folds := fs.Int("folds", decode.DefaultFolds, "wiener: chronological cross-validation folds for the ridge penalty")
 	crossings := fs.Bool("threshold-crossings", false, "decode from all detections per channel (threshold crossings) instead of sorted units")
+	featureSet := fs.String("feature-set", "all", "with --features: all (crossings at every level and power), crossings or power; with --spikes too, units and all features")
 	unsorted := fs.Bool("with-unsorted", false, "add each channel's unsorted spikes (unit_id 0) as one more column beside the sorted units")
 	state := fs.String("state", decode.StateVelocity, "kalman: state layout, velocity or position-velocity")
 	steady := fs.Bool("steady", false, "kalman: run with the steady-state gain (Riccati equation iterated to convergence)")
@@ -155,6 +172,17 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if err := in.check(); err != nil {
+		return err
+	}
+	switch {
+	case in.features != "" && (*crossings || *unsorted):
+		return usageErrorf("--features: drop --threshold-crossings and --with-unsorted (the device counted the crossings)")
+	case *featureSet != "all" && *featureSet != "crossings" && *featureSet != "power":
+		return usageErrorf("--feature-set %q: want all, crossings or power", *featureSet)
+	case *featureSet != "all" && (in.features == "" || in.spikes != ""):
+		return usageErrorf("--feature-set %s is for --features alone", *featureSet)
+	}
+	if err := in.loadFeatures(ctx, *binMS); err != nil {
 		return err
 	}
 	cfg := decode.FitConfig{Kind: decode.Kind(*kind), Lags: *lags, Folds: *folds, State: *state, Steady: *steady, Shrink: *shrink}
@@ -198,6 +226,10 @@ func runDecodeFit(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		g = decode.ByChannel
 	case *unsorted:
 		g = decode.ByUnitAndUnsorted
+	case in.features != "" && in.spikes != "":
+		g = decode.ByUnitAndFeatures
+	case in.features != "":
+		g = map[string]decode.Grouping{"all": decode.ByFeatures, "crossings": decode.ByCrossings, "power": decode.ByPower}[*featureSet]
 	}
 	width := decode.BinSamples(*binMS/1000, rate)
 	ds, err := decode.NewDataset(spikes, beh, g, nil, rate, width, gaps)
@@ -263,6 +295,9 @@ func runDecodeEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	m, err := decode.Load(*modelPath)
 	if err != nil {
+		return err
+	}
+	if err := in.loadFeatures(ctx, 1000*m.BinSeconds()); err != nil {
 		return err
 	}
 	if in.rate > 0 || in.meta != "" {

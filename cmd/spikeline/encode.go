@@ -7,6 +7,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spikeline/spikeline/device"
 )
@@ -25,6 +27,7 @@ type encodeJob struct {
 	out     string
 	restore string
 	cfg     device.EncodeConfig
+	levels  []float64 // features: σ of each level's threshold
 }
 
 func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -35,11 +38,11 @@ func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&j.out, "out", "", "file of frames to write (encode), or directory to restore into (--restore)")
 	fs.StringVar(&j.restore, "restore", "", "restore the recording a lossless (or raw) file of frames carries into --out (recording.dat + recording.json)")
 	frameMs := fs.Float64("frame-ms", 1, "lossless, spikes and raw: length of a frame in ms (the latency a device adds; longer frames compress better)")
-	sigmas := fs.Float64("threshold", 4.5, "spikes, features: detection threshold in noise σ of each channel's band-passed signal, measured on the first --calibrate seconds (troughs; negative: peaks)")
+	sigmas := fs.Float64("threshold", 4.5, "spikes: detection threshold in noise σ of each channel's band-passed signal, measured on the first --calibrate seconds (troughs; negative: peaks)")
 	calib := fs.Float64("calibrate", 10, "spikes, features: seconds of the recording the thresholds are measured on")
 	binMs := fs.Float64("bin-ms", 20, "features: bin length in ms")
-	levels := fs.Int("levels", 1, "features: threshold levels counted, level l at (1 - l/(2·levels)) × --threshold (2 levels: 4.5σ and 3.4σ)")
-	countBits := fs.Int("count-bits", 4, "features: bits per crossing count, 4 or 8")
+	featThr := fs.String("feature-thresholds", "3.5,5,7,10", "features: the thresholds crossings are counted at, in noise σ, one per level (1 to 4; troughs, negative: peaks)")
+	countBits := fs.Int("count-bits", 2, "features: bits per crossing count, 2, 4 or 8 (counts saturate at 3, 15, 255)")
 	preMs := fs.Float64("pre-ms", 0.5, "spikes: snippet before the extremum, ms")
 	postMs := fs.Float64("post-ms", 1, "spikes: snippet after the extremum, ms")
 	noSnippets := fs.Bool("no-snippets", false, "spikes: events without snippets (time and channel only)")
@@ -82,15 +85,25 @@ func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErrorf("--calibrate %g: want > 0 seconds", *calib)
 	case !(*binMs > 0):
 		return usageErrorf("--bin-ms %g: want > 0", *binMs)
-	case *levels < 1 || *levels > device.MaxLevels:
-		return usageErrorf("--levels %d: want 1..%d", *levels, device.MaxLevels)
-	case *countBits != 4 && *countBits != 8:
-		return usageErrorf("--count-bits %d: want 4 or 8", *countBits)
+	case *countBits != 2 && *countBits != 4 && *countBits != 8:
+		return usageErrorf("--count-bits %d: want 2, 4 or 8", *countBits)
 	case !(*preMs >= 0) || !(*postMs > 0):
 		return usageErrorf("--pre-ms %g, --post-ms %g: want >= 0 and > 0", *preMs, *postMs)
 	case *order < -1 || *order > 8:
 		return usageErrorf("--lpc-order %d: want -1..8", *order)
 	}
+	var levels []float64
+	for _, f := range strings.Split(*featThr, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v == 0 || math.IsInf(v, 0) || math.Abs(v) > 100 {
+			return usageErrorf("--feature-thresholds %q: want 1 to %d non-zero numbers of σ, comma-separated", *featThr, device.MaxLevels)
+		}
+		levels = append(levels, v)
+	}
+	if len(levels) > device.MaxLevels {
+		return usageErrorf("--feature-thresholds %q: at most %d levels", *featThr, device.MaxLevels)
+	}
+	j.levels = levels
 	src, meta, err := device.OpenRecording(j.meta, device.RawConfig{BlockSamples: 4096})
 	if err != nil {
 		return err
@@ -100,7 +113,7 @@ func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	set := device.DefaultSettings(uint32(math.Round(rate)), meta.Channels)
 	for _, c := range []device.Command{
 		{Op: device.OpSetSnippet, Pre: uint8(min(math.Round(*preMs*rate/1000), 127)), Post: uint8(min(math.Round(*postMs*rate/1000), 127)), NoSnippets: *noSnippets},
-		{Op: device.OpSetFeatures, BinSamples: uint16(min(max(math.Round(*binMs*rate/1000), 1), math.MaxUint16)), Levels: uint8(*levels), CountBits: uint8(*countBits)},
+		{Op: device.OpSetFeatures, BinSamples: uint16(min(max(math.Round(*binMs*rate/1000), 1), math.MaxUint16)), Levels: uint8(len(levels)), CountBits: uint8(*countBits)},
 	} {
 		if err := set.Apply(c, meta.Channels); err != nil {
 			return usageErrorf("%v", err)
@@ -114,23 +127,18 @@ func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		CalibrateSeconds: *calib,
 		Compress:         device.CompressConfig{Order: *order},
 	}
-	return j.runEncode(ctx, src, meta, *levels, stdout)
+	return j.runEncode(ctx, src, meta, stdout)
 }
 
-func (j *encodeJob) runEncode(ctx context.Context, src *device.RawSource, meta device.Meta, levels int, stdout io.Writer) error {
-	if m := j.cfg.Mode; (m == device.ModeSpikes || m == device.ModeFeatures) && levels > 1 {
-		// More levels: thresholds at 1, 3/4, 1/2... of the first.
-		th, err := device.Calibrate(ctx, src, j.cfg.CalibrateSeconds, j.cfg.Sigmas)
-		if err != nil {
-			return err
-		}
-		j.cfg.Settings.Thresholds = make([][]int16, levels)
-		for l := range levels {
-			t := make([]int16, len(th))
-			for c, v := range th {
-				t[c] = int16(math.Round(float64(v) * (1 - float64(l)/(2*float64(levels)))))
+func (j *encodeJob) runEncode(ctx context.Context, src *device.RawSource, meta device.Meta, stdout io.Writer) error {
+	if j.cfg.Mode == device.ModeFeatures {
+		// The levels' thresholds, measured as the device's host would.
+		for l, sg := range j.levels {
+			th, err := device.Calibrate(ctx, src, j.cfg.CalibrateSeconds, -sg)
+			if err != nil {
+				return err
 			}
-			j.cfg.Settings.Thresholds[l] = t
+			j.cfg.Settings.Thresholds[l] = th
 		}
 	}
 	tmp := j.out + ".tmp"

@@ -69,8 +69,8 @@ func TestEncodeCommand(t *testing.T) {
 		t.Errorf("spike mode: ratio %g:\n%s", rs, out)
 	}
 	features := filepath.Join(dir, "features.spkw")
-	rf, out := encodeRatio(t, "--meta", rec, "--mode", "features", "--levels", "2", "--out", features)
-	if rf < 50 || !strings.Contains(out, "bins=1000 of 600 samples, 2 threshold level(s)") {
+	rf, out := encodeRatio(t, "--meta", rec, "--mode", "features", "--out", features)
+	if rf < 50 || !strings.Contains(out, "bins=1000 of 600 samples, 4 threshold level(s), 2-bit counts") {
 		t.Errorf("feature mode: ratio %g:\n%s", rf, out)
 	}
 
@@ -127,7 +127,8 @@ func TestEncodeCommandErrors(t *testing.T) {
 		{[]string{"--out", out}, "--meta is required"},
 		{[]string{"--meta", rec, "--mode", "mp3", "--out", out}, "unknown mode"},
 		{[]string{"--meta", rec, "--frame-ms", "0", "--out", out}, "--frame-ms"},
-		{[]string{"--meta", rec, "--levels", "5", "--out", out}, "--levels"},
+		{[]string{"--meta", rec, "--feature-thresholds", "3,4,5,6,7", "--out", out}, "at most 4 levels"},
+		{[]string{"--meta", rec, "--feature-thresholds", "3,x", "--out", out}, "--feature-thresholds"},
 		{[]string{"--meta", rec, "--count-bits", "6", "--out", out}, "--count-bits"},
 		{[]string{"--meta", rec, "--threshold", "0", "--out", out}, "--threshold"},
 		{[]string{"--restore", out, "--meta", rec, "--out", out}, "drop --meta"},

@@ -130,7 +130,7 @@ static void apply(const uint8_t *cmd, uint32_t n) {
         }
         break;
     case 11: /* set_features */
-        if (n == 12 && get16(a) >= 1 && a[2] >= 1 && a[2] <= MAXLEVELS && (a[3] == 4 || a[3] == 8)) {
+        if (n == 12 && get16(a) >= 1 && a[2] >= 1 && a[2] <= MAXLEVELS && (a[3] == 2 || a[3] == 4 || a[3] == 8)) {
             for (int l = st.levels; l < a[2]; l++)
                 for (int c = 0; c < NCH; c++)
                     st.thr[l][c] = 0;
