@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/probe"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/phy"
 	"github.com/spikeline/spikeline/sort/score"
@@ -38,6 +39,8 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	match := flags.Float64("match-score", 0.5, "minimum agreement to pair a sorted unit with a ground-truth unit")
 	well := flags.Float64("well-detected", 0.8, "agreement of a well-detected unit")
 	asJSON := flags.Bool("json", false, "write the comparison as JSON instead of text")
+	positions := flags.String("positions", "", "probe layout (probeinterface JSON, CSV channel,x_um,y_um, or a built-in layout with --meta): a spike then matches only on a channel within --radius-um of the true one")
+	radius := flags.Float64("radius-um", 0, "with --positions: how far from the true main channel a detection still counts, µm (0: 50)")
 	flags.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline score --gt gt_spikes.csv --sorted spikes.csv [--units units.csv] (--rate HZ | --meta recording.json)")
 		flags.PrintDefaults()
@@ -60,12 +63,17 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageErrorf("--match-score %g: want in (0, 1]", *match)
 	case *well <= 0 || *well > 1:
 		return usageErrorf("--well-detected %g: want in (0, 1]", *well)
+	case *radius < 0 || math.IsNaN(*radius) || math.IsInf(*radius, 0):
+		return usageErrorf("--radius-um %g: want > 0 µm", *radius)
+	case *radius != 0 && *positions == "":
+		return usageErrorf("--radius-um needs --positions")
 	}
 	if *rate != 0 {
 		if err := device.CheckRate("", "--rate", *rate); err != nil {
 			return usageErrorf("%v", err)
 		}
 	}
+	metaChannels := 0
 	if *metaPath != "" {
 		path := *metaPath
 		if fi, err := os.Stat(path); err == nil && fi.IsDir() {
@@ -76,6 +84,21 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		*rate = m.Rate
+		metaChannels = m.Channels
+	}
+	var pos [][2]float64
+	if *positions != "" {
+		var p *probe.Probe
+		var err error
+		if metaChannels > 0 {
+			p, err = probe.Open(*positions, metaChannels)
+		} else {
+			p, err = probe.ReadFile(*positions)
+		}
+		if err != nil {
+			return usageErrorf("--positions: %v", err)
+		}
+		pos = p.Positions
 	}
 	var notes []string
 	read := func(path string) ([]sort.Spike, error) {
@@ -129,7 +152,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			fmt.Fprintf(stdout, "# SNR measured from %s (|mean band-passed waveform extremum| / MAD noise)\n", *metaPath)
 		}
 	}
-	c, err := score.Compare(gt, sorted, *rate, score.Options{DeltaTime: *delta, MatchScore: *match, WellDetectedScore: *well})
+	c, err := score.Compare(gt, sorted, *rate, score.Options{DeltaTime: *delta, MatchScore: *match, WellDetectedScore: *well, Positions: pos, RadiusUM: *radius})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,6 +69,29 @@ func TestScoreCommand(t *testing.T) {
 	if code := realMain([]string{"score", "--gt", gtPath, "--sorted", soPath, "--meta", meta}, &out, &errb); code != 0 {
 		t.Fatalf("--meta: exit %d: %s", code, errb.String())
 	}
+
+	// Geometry: unit 1 reported on channel 1, 400 µm from its own, is a
+	// detection by time alone and none within 50 µm.
+	far := writeFile(t, dir, "far.csv", strings.ReplaceAll(so.String(), ",0,-80.00", ",1,-80.00"))
+	pos := writeFile(t, dir, "probe.csv", "channel,x_um,y_um\n0,0,0\n1,0,400\n")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "mean_accuracy_snr5=1.000\n"},
+		{[]string{"--positions", pos}, "mean_accuracy_snr5=0.000\n"},
+		{[]string{"--positions", pos, "--radius-um", "500"}, "mean_accuracy_snr5=1.000\n"},
+		{[]string{"--positions", "linear:400", "--meta", meta}, "mean_accuracy_snr5=0.000\n"},
+	} {
+		out.Reset()
+		args := append([]string{"score", "--gt", gtPath, "--sorted", far, "--units", units}, tt.args...)
+		if !slices.Contains(tt.args, "--meta") {
+			args = append(args, "--rate", "30000")
+		}
+		if code := realMain(args, &out, &errb); code != 0 || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: exit %d (%s), want %q in\n%s", tt.args, code, errb.String(), tt.want, out.String())
+		}
+	}
 }
 
 func TestScoreCommandErrors(t *testing.T) {
@@ -87,6 +111,10 @@ func TestScoreCommandErrors(t *testing.T) {
 		{"bad delta", []string{"--gt", good, "--sorted", good, "--rate", "1", "--delta", "-1"}, 2, "--delta"},
 		{"bad csv", []string{"--gt", good, "--sorted", bad, "--rate", "30000"}, 1, "bad.csv:3"},
 		{"bad units", []string{"--gt", good, "--sorted", good, "--units", badUnits, "--rate", "30000"}, 1, "units.csv:2: snr"},
+		{"radius alone", []string{"--gt", good, "--sorted", good, "--rate", "1", "--radius-um", "30"}, 2, "--radius-um needs --positions"},
+		{"bad positions", []string{"--gt", good, "--sorted", good, "--rate", "1", "--positions", writeFile(t, dir, "p.csv", "x,y\n0,0\n0,0\n")}, 2, "p.csv:3: channels 0 and 1 share position"},
+		{"built-in without meta", []string{"--gt", good, "--sorted", good, "--rate", "1", "--positions", "linear"}, 2, "--positions"},
+		{"channel off the probe", []string{"--gt", writeFile(t, dir, "gt3.csv", "unit_id,sample_index,channel\n1,10,3\n"), "--sorted", good, "--rate", "30000", "--positions", writeFile(t, dir, "p2.csv", "x,y\n0,0\n0,20\n")}, 1, "channel 3, the probe has 2"},
 		{"missing file", []string{"--gt", filepath.Join(dir, "nope.csv"), "--sorted", good, "--rate", "30000"}, 1, "nope.csv"},
 	}
 	for _, tt := range tests {

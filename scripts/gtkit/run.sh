@@ -101,8 +101,13 @@ one() { # one SORTER RECORDING
 	esac
 	local t1=$(date +%s.%N)
 	echo "$t0 $t1" | awk '{printf "%.1f\n", $2-$1}' >"$out/seconds"
+	# A detection counts on a channel within 50 µm of the true main channel
+	# (the probe's layout; on the Utah-like layouts, 400 µm apart, that is
+	# the unit's own electrode).
+	local geo=()
+	[ -f "$KIT/$n/probe.json" ] && geo=(--positions "$KIT/$n/probe.json" --radius-um 50)
 	"$SPIKELINE" score --gt "$KIT/$n/gt_spikes.csv" --sorted "$out/spikes.csv" --units "$KIT/$n/units.csv" \
-		--meta "$KIT/$n" --json >"$out/score.json" 2>"$out/score.log" ||
+		--meta "$KIT/$n" "${geo[@]}" --json >"$out/score.json" 2>"$out/score.log" ||
 		{ echo "$s $n: score failed, see $out/score.log" >&2; return 1; }
 	printf '%-10s %-10s sorted in %5ss\n' "$s" "$n" "$(cat "$out/seconds")"
 }

@@ -18,6 +18,15 @@ type Options struct {
 	WellDetectedScore float64 // agreement of a well-detected unit (default 0.8)
 	RedundantScore    float64 // agreement above which an unpaired unit is redundant (default 0.2)
 	OvermergedScore   float64 // agreement above which a unit may be overmerged (default 0.2)
+
+	// Positions, when set, are the channel positions in µm (index =
+	// channel; probe.Probe.Positions) and two spikes match only when
+	// their channels are at most RadiusUM apart (default 50 µm): a
+	// detection on any channel near the true main channel counts, one
+	// across the probe does not. Every spike's channel must then be one
+	// of Positions. Without Positions, spikes match by time alone.
+	Positions [][2]float64
+	RadiusUM  float64
 }
 
 // withDefaults fills zero fields with SpikeInterface's defaults.
@@ -33,6 +42,9 @@ func (o Options) withDefaults() Options {
 	def(&o.WellDetectedScore, 0.8)
 	def(&o.RedundantScore, 0.2)
 	def(&o.OvermergedScore, 0.2)
+	if o.Positions != nil {
+		def(&o.RadiusUM, 50)
+	}
 	return o
 }
 
@@ -144,6 +156,7 @@ func (c *Comparison) Unit(gt int32) (UnitResult, bool) {
 type event struct {
 	sample uint64
 	unit   int32 // index into the unit list
+	ch     int32
 }
 
 // units lists the distinct non-zero unit ids of spikes, ascending, with
@@ -182,7 +195,7 @@ func units(spikes []sort.Spike) (ids []int32, index map[int32]int, count []int, 
 			}
 			chCount[i][s.Channel]++
 		}
-		ev = append(ev, event{s.Sample, int32(i)})
+		ev = append(ev, event{s.Sample, int32(i), s.Channel})
 	}
 	channel = make([]int32, len(ids))
 	for i, m := range chCount {
@@ -210,28 +223,58 @@ func Compare(gt, sorted []sort.Spike, rate float64, opts Options) (*Comparison, 
 		return nil, fmt.Errorf("score: sample rate %g Hz, want > 0", rate)
 	}
 	opts = opts.withDefaults()
+	if opts.Positions != nil {
+		if !(opts.RadiusUM > 0) || math.IsInf(opts.RadiusUM, 0) {
+			return nil, fmt.Errorf("score: radius %g µm, want > 0", opts.RadiusUM)
+		}
+		for _, set := range []struct {
+			name   string
+			spikes []sort.Spike
+		}{{"ground-truth", gt}, {"sorted", sorted}} {
+			for _, s := range set.spikes {
+				if s.Channel < 0 || int(s.Channel) >= len(opts.Positions) {
+					return nil, fmt.Errorf("score: %s spike at sample %d on channel %d, the probe has %d channels", set.name, s.Sample, s.Channel, len(opts.Positions))
+				}
+			}
+		}
+	}
 	c := &Comparison{Options: opts, Rate: rate}
 	c.DeltaFrames = int(opts.DeltaTime / 1000 * rate)
 	var gtChannel []int32
 	var gtEv, soEv []event
 	c.GTUnits, c.gtIndex, c.gtCount, gtChannel, gtEv = units(gt)
 	c.SortedUnits, c.sortedIndex, c.sortedCount, c.sortedChannel, soEv = units(sorted)
-	c.pairs = matchCounts(gtEv, soEv, len(c.GTUnits), len(c.SortedUnits), uint64(c.DeltaFrames))
+	near := nearFunc(opts)
+	c.pairs = matchCounts(gtEv, soEv, len(c.GTUnits), len(c.SortedUnits), uint64(c.DeltaFrames), near)
 	c.pair(gtChannel)
-	c.classifyMisses(gtEv, soEv, unsortedSamples(sorted), uint64(c.DeltaFrames))
+	c.classifyMisses(gtEv, soEv, unsorted(sorted), uint64(c.DeltaFrames), near)
 	return c, nil
 }
 
-// unsortedSamples returns the sample indices of the unit-0 spikes, sorted.
-func unsortedSamples(spikes []sort.Spike) []uint64 {
-	var out []uint64
+// nearFunc returns whether two channels are close enough for their
+// spikes to match (always, without Positions).
+func nearFunc(o Options) func(a, b int32) bool {
+	if o.Positions == nil {
+		return nil
+	}
+	pos, r2 := o.Positions, o.RadiusUM*o.RadiusUM
+	return func(a, b int32) bool {
+		dx, dy := pos[a][0]-pos[b][0], pos[a][1]-pos[b][1]
+		return dx*dx+dy*dy <= r2
+	}
+}
+
+// unsorted returns the unit-0 spikes as events, sorted by sample.
+func unsorted(spikes []sort.Spike) []event {
+	var out []event
 	for _, s := range spikes {
 		if s.Unit == 0 {
-			out = append(out, s.Sample)
+			out = append(out, event{s.Sample, -1, s.Channel})
 		}
 	}
-	if !slices.IsSorted(out) {
-		slices.Sort(out)
+	bySample := func(a, b event) int { return cmp.Compare(a.sample, b.sample) }
+	if !slices.IsSortedFunc(out, bySample) {
+		slices.SortFunc(out, bySample)
 	}
 	return out
 }
@@ -239,21 +282,18 @@ func unsortedSamples(spikes []sort.Spike) []uint64 {
 // classifyMisses splits each ground-truth unit's false negatives into
 // Misclassified, Unsorted and Missed. It redoes, per paired unit, the
 // greedy matching of matchCounts to know which spikes matched.
-func (c *Comparison) classifyMisses(gt, so []event, unsorted []uint64, delta uint64) {
-	trains := func(ev []event, n int) [][]uint64 {
-		out := make([][]uint64, n)
+func (c *Comparison) classifyMisses(gt, so []event, unsorted []event, delta uint64, nearCh func(a, b int32) bool) {
+	trains := func(ev []event, n int) [][]event {
+		out := make([][]event, n)
 		for _, e := range ev {
-			out[e.unit] = append(out[e.unit], e.sample)
+			out[e.unit] = append(out[e.unit], e)
 		}
 		return out
 	}
 	gtTrains := trains(gt, len(c.GTUnits))
 	soTrains := trains(so, len(c.SortedUnits))
-	// near reports whether times (sorted) has a value within delta of t.
-	near := func(times []uint64, t uint64) bool {
-		i, _ := slices.BinarySearch(times, t-min(t, delta))
-		return i < len(times) && times[i] <= t+delta
-	}
+	bySample := func(e event, x uint64) int { return cmp.Compare(e.sample, x) }
+	nearBy := func(a, b int32) bool { return nearCh == nil || nearCh(a, b) }
 	for a := range c.Units {
 		u := &c.Units[a]
 		g := gtTrains[a]
@@ -264,12 +304,15 @@ func (c *Comparison) classifyMisses(gt, so []event, unsorted []uint64, delta uin
 			s := soTrains[own]
 			j := 0
 			for i, t := range g {
-				for j < len(s) && s[j]+delta < t {
+				for j < len(s) && s[j].sample+delta < t.sample {
 					j++
 				}
-				if j < len(s) && s[j] <= t+delta {
-					matched[i] = true
-					j++
+				for k := j; k < len(s) && s[k].sample <= t.sample+delta; k++ {
+					if nearBy(t.ch, s[k].ch) {
+						matched[i] = true
+						j = k + 1
+						break
+					}
 				}
 			}
 		}
@@ -277,19 +320,26 @@ func (c *Comparison) classifyMisses(gt, so []event, unsorted []uint64, delta uin
 			if matched[i] {
 				continue
 			}
-			// Another sorted unit's spike within the tolerance?
-			k, _ := slices.BinarySearchFunc(so, t-min(t, delta), func(e event, x uint64) int { return cmp.Compare(e.sample, x) })
-			other := false
-			for ; k < len(so) && so[k].sample <= t+delta; k++ {
-				if so[k].unit != own {
+			// Another sorted unit's spike within the tolerance (and near)?
+			other, uns := false, false
+			k, _ := slices.BinarySearchFunc(so, t.sample-min(t.sample, delta), bySample)
+			for ; k < len(so) && so[k].sample <= t.sample+delta; k++ {
+				if so[k].unit != own && nearBy(t.ch, so[k].ch) {
 					other = true
+					break
+				}
+			}
+			k, _ = slices.BinarySearchFunc(unsorted, t.sample-min(t.sample, delta), bySample)
+			for ; k < len(unsorted) && unsorted[k].sample <= t.sample+delta; k++ {
+				if nearBy(t.ch, unsorted[k].ch) {
+					uns = true
 					break
 				}
 			}
 			switch {
 			case other:
 				u.Misclassified++
-			case near(unsorted, t):
+			case uns:
 				u.Unsorted++
 			default:
 				u.Missed++
@@ -312,7 +362,10 @@ const denseLimit = 1 << 21
 // every sorted unit, to the earliest sorted spike of that unit within its
 // window that no earlier spike of the same ground-truth unit took. With
 // windows of equal width this greedy matching is maximum.
-func matchCounts(gt, so []event, nGT, nSorted int, delta uint64) map[pairKey]pairCount {
+//
+// With near (Options.Positions), a pair of spikes matches only when near
+// says their channels are close.
+func matchCounts(gt, so []event, nGT, nSorted int, delta uint64, near func(a, b int32) bool) map[pairKey]pairCount {
 	type state struct {
 		matches int32
 		lastGT  int32 // index in gt of the last ground-truth spike matched, -1: none
@@ -336,6 +389,9 @@ func matchCounts(gt, so []event, nGT, nSorted int, delta uint64) map[pairKey]pai
 			lo++
 		}
 		for j := lo; j < len(so) && so[j].sample <= g.sample+delta; j++ {
+			if near != nil && !near(g.ch, so[j].ch) {
+				continue
+			}
 			var s *state
 			if dense != nil {
 				s = &dense[int(g.unit)*nSorted+int(so[j].unit)]

@@ -402,3 +402,42 @@ func TestCompareMissBreakdown(t *testing.T) {
 		t.Fatalf("unit = %+v", u)
 	}
 }
+
+// TestCompareRadius: with channel positions, a detection counts on any
+// channel within the radius of the true main channel and not across the
+// probe; the misses' breakdown follows the same rule.
+func TestCompareRadius(t *testing.T) {
+	pos := [][2]float64{{0, 0}, {0, 25}, {0, 400}}
+	times := regular(1000, 3000, 100)
+	gt := train(1, 0, times...)
+	// Unit 7 on the neighbour finds every spike; unit 9, 400 µm away,
+	// fires at the same times (another neuron in step by chance).
+	sorted := slices.Concat(train(7, 1, shift(times[:80], 3)...), train(9, 2, shift(times, 2)...), train(0, 2, times[80:90]...))
+	slices.SortFunc(sorted, func(a, b sort.Spike) int { return cmp.Compare(a.Sample, b.Sample) })
+	c, err := Compare(gt, sorted, rate, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := c.Units[0]; u.Sorted != 9 {
+		t.Fatalf("time alone: paired with %d, want the far unit 9 (it matches all 100)", u.Sorted)
+	}
+	c, err = Compare(gt, sorted, rate, Options{Positions: pos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := c.Units[0]
+	if c.Options.RadiusUM != 50 || u.Sorted != 7 || u.TP != 80 || u.FN != 20 || u.Misclassified != 0 || u.Unsorted != 0 || u.Missed != 20 {
+		t.Fatalf("radius %g: paired with %d, tp %d fn %d (cl %d uns %d mis %d); want unit 7, 80 tp, 20 missed (the far unit and the far unsorted spikes are not near)",
+			c.Options.RadiusUM, u.Sorted, u.TP, u.FN, u.Misclassified, u.Unsorted, u.Missed)
+	}
+	if !slices.Equal(c.FalsePositive, []int32{9}) {
+		t.Fatalf("false positive units %v, want [9]", c.FalsePositive)
+	}
+	c, err = Compare(gt, sorted, rate, Options{Positions: pos, RadiusUM: 500})
+	if err != nil || c.Units[0].Sorted != 9 {
+		t.Fatalf("radius 500: %v %v", c.Units[0].Sorted, err)
+	}
+	if _, err := Compare(gt, train(3, 5, 10), rate, Options{Positions: pos}); err == nil || !strings.Contains(err.Error(), "channel 5, the probe has 3") {
+		t.Fatalf("channel outside the probe: %v", err)
+	}
+}

@@ -41,6 +41,15 @@
 // redundant, and bad when unpaired. Unit 0 (detected but unsorted) is not
 // a unit on either side and its spikes are ignored.
 //
+// # Geometry
+//
+// With Options.Positions (the probe's channel positions) two spikes match
+// only when their channels are at most Options.RadiusUM apart (50 µm by
+// default), so that on a dense probe, where one neuron shows on several
+// channels, a detection on any channel near the true main channel counts
+// and a coincidence across the probe does not. The greedy matching then
+// skips pairs too far apart.
+//
 // # SNR
 //
 // Summary groups units by an SNR the caller supplies (the simulator's
