@@ -398,3 +398,7 @@ func RemoveCredentials(dir string, rf RunFile) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Alive reports whether the process that wrote the run file still runs
+// (on systems where that cannot be told, whether it named one).
+func (rf RunFile) Alive() bool { return processAlive(rf.PID) }

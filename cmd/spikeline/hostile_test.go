@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/rig"
 )
 
 // The hostile inputs of docs/hostile.md, one case each: every one ends
@@ -243,12 +244,12 @@ func TestHostileSegments(t *testing.T) {
 	check := func(first, second [3]int) func(t *testing.T, dir string) {
 		return func(t *testing.T, dir string) {
 			for i, s := range [][3]int{first, second} {
-				d := segmentDir(filepath.Join(dir, "rec"), i+1)
+				d := rig.SegmentDir(filepath.Join(dir, "rec"), i+1)
 				m, err := device.ReadMeta(filepath.Join(d, "recording.json"))
 				if err != nil || m.Channels != s[0] || m.Samples != uint64(128*s[1]) || m.InProgress {
 					t.Errorf("segment %d: %+v, %v; want %d channels, %d samples", i+1, m, err, s[0], 128*s[1])
 				}
-				if _, err := os.Stat(filepath.Join(d, recordSpikes)); err != nil {
+				if _, err := os.Stat(filepath.Join(d, rig.SpikesFile)); err != nil {
 					t.Errorf("segment %d: %v", i+1, err)
 				}
 			}

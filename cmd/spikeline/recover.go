@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/rig"
 )
 
 func init() {
@@ -74,12 +75,12 @@ func recoverOne(dir string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "%s: recovered: %d samples (%.1f s) on %d channels, %d gaps listed; cut %d bytes (%.2f s) written after the last sync or torn\n",
 			dir, m.Samples, float64(m.Samples)/m.Rate, m.Channels, len(m.Gaps), cut, float64(cut)/float64(2*m.Channels)/m.Rate)
 	}
-	torn, err := cutTornLine(filepath.Join(dir, recordSpikes))
+	torn, err := cutTornLine(filepath.Join(dir, rig.SpikesFile))
 	if err != nil {
 		return err
 	}
 	if torn > 0 {
-		fmt.Fprintf(stdout, "%s: cut a torn last line (%d bytes)\n", filepath.Join(dir, recordSpikes), torn)
+		fmt.Fprintf(stdout, "%s: cut a torn last line (%d bytes)\n", filepath.Join(dir, rig.SpikesFile), torn)
 	}
 	return nil
 }

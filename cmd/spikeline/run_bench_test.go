@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 )
@@ -76,7 +77,7 @@ func benchLatency(b *testing.B, dev []string, channels, blockSamples int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	// The pipeline calls batchPublished from its sorter loop right after
+	// The rig calls Config.OnBatch from its sorter loop right after
 	// handing a batch to the publisher; the subscriber notes when the
 	// batch arrives. They are paired by the batch's end sample.
 	var (
@@ -89,17 +90,18 @@ func benchLatency(b *testing.B, dev []string, channels, blockSamples int) {
 		to       = from + uint64(b.N)*rate
 		doneMeas = make(chan struct{})
 	)
-	batchPublished = func(end uint64, received time.Time) {
-		mu.Lock()
-		handed[end] = received
-		mu.Unlock()
+	onBatch := func(c *rig.Config) {
+		c.OnBatch = func(end uint64, received time.Time) {
+			mu.Lock()
+			handed[end] = received
+			mu.Unlock()
+		}
 	}
-	defer func() { batchPublished = nil }()
 
 	// No --duration: the run ends when the measured window has arrived.
 	args := append(dev, "--http", "off", "--nats-port", "-1", "--rig", "bench", "--learn", "2", "--calibrate", "600")
 	b.ResetTimer()
-	rp := startPipeline(b, ctx, args)
+	rp := startRig(b, ctx, args, onBatch)
 	cl, err := stream.Dial(ctx, stream.Config{URLs: []string{rp.url}, Name: "latency-bench"})
 	if err != nil {
 		b.Fatal(err)
@@ -294,7 +296,7 @@ func TestRunSoak(t *testing.T) {
 			spikes += len(m.Spikes)
 		},
 		Estimate: func(_ string, m *stream.EstimateMsg) {
-			if m.Model == behaviourModel {
+			if m.Model == rig.BehaviourModel {
 				return
 			}
 			mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/decode"
+	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/score"
@@ -75,7 +76,7 @@ func (s *e2eSink) handler() stream.Handler {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			switch m.Model {
-			case behaviourModel:
+			case rig.BehaviourModel:
 				s.behaviour++
 			case string(decode.Wiener):
 				s.estEnds = append(s.estEnds, m.Sample)
@@ -393,10 +394,16 @@ type runningPipeline struct {
 // embedded NATS server) and returns once it has printed the server's URL.
 func startPipeline(tb testing.TB, ctx context.Context, args []string) *runningPipeline {
 	tb.Helper()
+	return startRig(tb, ctx, args, nil)
+}
+
+// startRig is startPipeline with tune changing the rig's Config (runRig).
+func startRig(tb testing.TB, ctx context.Context, args []string, tune func(*rig.Config)) *runningPipeline {
+	tb.Helper()
 	rp := &runningPipeline{exited: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}, started: time.Now()}
 	pr, pw := io.Pipe()
 	go func() {
-		err := runPipeline(ctx, args, io.MultiWriter(pw, rp.stdout), rp.stderr)
+		err := runRig(ctx, args, io.MultiWriter(pw, rp.stdout), rp.stderr, tune)
 		pw.Close()
 		rp.exited <- err
 	}()

@@ -1,23 +1,17 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/device/intan"
 	"github.com/spikeline/spikeline/device/openephys"
 	"github.com/spikeline/spikeline/sim"
-	"github.com/spikeline/spikeline/stream"
 )
 
 // runChannels is the simulated headstage's channel count for
@@ -168,68 +162,9 @@ func registerSourceFlags(fs *flag.FlagSet, s *sourceFlags) func() error {
 // behind a pty or TCP port); its behaviour is known.
 func (s *sourceFlags) isSim() bool { return s.kind == "sim" }
 
-// behaviourSource is a device that also knows the behaviour behind its
-// spikes (the simulator).
-type behaviourSource interface {
-	TakeBehaviour(add func(sample uint64, values []float64))
-}
-
-// openSource is an opened device with what the pipeline needs beyond
-// device.Source: a name, behaviour, and the stimulation guard.
-type openSource struct {
-	device.Source
-	name         string
-	hasBehaviour bool
-	stim         *device.StimGuard         // nil: stimulation not armed (run_security.go)
-	onStim       func(device.Stim, uint64) // a stimulation train delivered at a device sample (--record-format openephys)
-}
-
-// firstError explains why the source gave no first Block: a source that
-// ends at once says what its link saw instead (a file of nothing but bad
-// frames names the first one's problem).
-func (s *openSource) firstError(err error) error {
-	if !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading %s: %w", s.name, err)
-	}
-	st := s.stats()
-	msg := fmt.Sprintf("%s ended before its first sample (%d bytes, %d bad frames, %d CRC errors, %d bytes skipped)",
-		s.name, st.Bytes, st.BadFrames, st.CRCErrors, st.SkippedBytes)
-	if et, ok := s.Source.(device.EventTaker); ok {
-		for _, e := range et.TakeEvents(nil) {
-			if e.Kind == device.EventBadFrame {
-				msg += fmt.Sprintf("; the first bad frame, at byte %d: %s", e.Offset, e.Detail)
-				break
-			}
-		}
-	}
-	return errors.New(msg)
-}
-
-func (s *openSource) Close() error { return device.Close(s.Source) }
-
-func (s *openSource) stats() device.Stats {
-	if r, ok := s.Source.(device.StatsReporter); ok {
-		return r.Stats()
-	}
-	return device.Stats{}
-}
-
-// takeBehaviour returns the device's behaviour samples since the last
-// call (nil for devices that know none).
-func (s *openSource) takeBehaviour() []behaviourSample {
-	bs, ok := s.Source.(behaviourSource)
-	if !ok {
-		return nil
-	}
-	var out []behaviourSample
-	bs.TakeBehaviour(func(sample uint64, values []float64) {
-		out = append(out, behaviourSample{sample, slices.Clone(values)})
-	})
-	return out
-}
-
-// open opens the device through the registry (device.Open).
-func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, error) {
+// options returns the device specification and the Options of
+// device.Open for the flags.
+func (o *sourceFlags) options(log *slog.Logger) (string, device.Options) {
 	opts := device.Options{Pace: o.pace, Baud: o.baud, Meta: o.meta, SkipLayoutCheck: o.skipLayout, Logger: log}
 	spec := o.kind
 	if o.arg != "" {
@@ -252,70 +187,5 @@ func (o *sourceFlags) open(ctx context.Context, log *slog.Logger) (*openSource, 
 		// A hardware headstage is asked for what was given explicitly.
 		opts.Channels, opts.Rate = o.channels, o.rate
 	}
-	src, err := device.Open(ctx, spec, opts)
-	if errors.Is(err, device.ErrSpec) {
-		return nil, usageErrorf("%v", err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	_, beh := src.(behaviourSource)
-	return &openSource{Source: src, name: device.Name(src, spec), hasBehaviour: beh}, nil
-}
-
-// command sends a headstage command named op with JSON arguments.
-func (s *openSource) command(ctx context.Context, op string, args json.RawMessage) (any, error) {
-	cmd, ok := s.Source.(device.Commander)
-	if !ok {
-		return nil, fmt.Errorf("device %s takes no commands (only serial, USB and TCP headstages do)", s.name)
-	}
-	if err := checkCommandArgs(op, args); err != nil {
-		return nil, err
-	}
-	var c device.Command
-	switch op {
-	case "start":
-		c.Op = device.OpStart
-	case "stop":
-		c.Op = device.OpStop
-	case "info":
-		c.Op = device.OpInfo
-	case "ping":
-		p, ok := s.Source.(device.Pinger)
-		if !ok {
-			return nil, stream.BadRequest(fmt.Errorf("device %s does not answer ping", s.name))
-		}
-		rtt, err := p.Ping(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]any{"rtt_us": rtt.Microseconds()}, nil
-	case "set_rate":
-		c.Op = device.OpSetRate
-		var a struct {
-			Rate uint32 `json:"rate"`
-		}
-		if err := strictArgs(args, &a); err != nil || a.Rate == 0 {
-			return nil, stream.BadRequest(fmt.Errorf("set_rate needs {\"rate\": HZ}"))
-		}
-		c.Rate = a.Rate
-	case "set_channels":
-		c.Op = device.OpSetChannels
-		var a struct {
-			Channels []uint16 `json:"channels"`
-		}
-		if err := strictArgs(args, &a); err != nil || len(a.Channels) == 0 {
-			return nil, stream.BadRequest(fmt.Errorf("set_channels needs {\"channels\": [0, 1, ...]}"))
-		}
-		c.Channels = a.Channels
-	case "stimulate":
-		return s.stimulate(ctx, args)
-	default:
-		return nil, stream.BadRequest(fmt.Errorf("unknown device command %q (start, stop, info, ping, set_rate, set_channels, stimulate)", op))
-	}
-	r, err := cmd.Command(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return spec, opts
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
@@ -87,7 +88,7 @@ func TestRunPipeline(t *testing.T) {
 				return
 			}
 			v := [2]float64{m.Values[0], m.Values[1]}
-			if m.Model == behaviourModel {
+			if m.Model == rig.BehaviourModel {
 				truth[m.Sample/600] = v // 20 ms bins at 30 kHz
 			} else {
 				decoded[(m.Sample-1)/600] = v
@@ -327,12 +328,12 @@ func TestRunSerial(t *testing.T) {
 	}
 	// The sorted spikes were recorded beside the raw data, in the CSV of
 	// 'spikeline sort', all of them.
-	f, err := os.Open(filepath.Join(recDir, recordSpikes))
+	f, err := os.Open(filepath.Join(recDir, rig.SpikesFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	spikes, err := sort.ReadSpikesCSV(f, recordSpikes)
+	spikes, err := sort.ReadSpikesCSV(f, rig.SpikesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,11 +344,11 @@ func TestRunSerial(t *testing.T) {
 		}
 	}
 	if len(spikes) == 0 || len(spikes) != detected {
-		t.Errorf("%s holds %d spikes, the summary says %d", recordSpikes, len(spikes), detected)
+		t.Errorf("%s holds %d spikes, the summary says %d", rig.SpikesFile, len(spikes), detected)
 	}
 	for i := 1; i < len(spikes); i++ {
 		if spikes[i].Sample < spikes[i-1].Sample || spikes[i].Channel < 0 || spikes[i].Channel >= 8 {
-			t.Fatalf("%s line %d: spike %+v after %+v", recordSpikes, i+2, spikes[i], spikes[i-1])
+			t.Fatalf("%s line %d: spike %+v after %+v", rig.SpikesFile, i+2, spikes[i], spikes[i-1])
 		}
 	}
 }

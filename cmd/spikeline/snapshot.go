@@ -26,6 +26,7 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/view"
@@ -88,7 +89,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.IntVar(&o.height, "height", 900, fmt.Sprintf("height of every PNG in pixels (%d-%d)", snapMinPixels, snapMaxPixels))
 	fs.IntVar(&o.dpi, "dpi", 100, "dots per inch: the scale of text and lines relative to the image (30-600)")
 	chans := fs.String("channels", "", "channels drawn, e.g. 0-15,32,40-47 (default: all)")
-	fs.StringVar(&o.truth, "truth", behaviourModel, "decoder model that carries the true behaviour, against which the other models are scored (R²)")
+	fs.StringVar(&o.truth, "truth", rig.BehaviourModel, "decoder model that carries the true behaviour, against which the other models are scored (R²)")
 	fs.IntVar(&o.maxPanels, "max-panels", 16, "most channels drawn in templates.png (those with the most sorted spikes)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: spikeline snapshot [--rig R] [--nats URL] [--duration 10s] [--out DIR] [flags]")

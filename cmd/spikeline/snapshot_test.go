@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/streamtest"
@@ -280,7 +281,7 @@ func TestParseChannelList(t *testing.T) {
 // rates, missed batches, and the decoder scored against the behaviour
 // interpolated at its bin centres.
 func TestSnapshotCollector(t *testing.T) {
-	o := snapOptions{nats: stream.Config{Rig: "hand"}, url: "nats://x", duration: time.Second, window: 10 * time.Second, truth: behaviourModel}
+	o := snapOptions{nats: stream.Config{Rig: "hand"}, url: "nats://x", duration: time.Second, window: 10 * time.Second, truth: rig.BehaviourModel}
 	c := newSnapCollector(o)
 	const rate = 1000.0
 	noise := []float32{7, 7, 0.2, 40, 7, 7}
@@ -296,7 +297,7 @@ func TestSnapshotCollector(t *testing.T) {
 	// Behaviour every 20 samples: vx = sample/1000; the decoder's 10-sample
 	// bins report the value at their centre (R² 1), or at their end (not).
 	for s := uint64(0); s <= 2000; s += 20 {
-		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: s, Rate: rate}, Model: behaviourModel,
+		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: s, Rate: rate}, Model: rig.BehaviourModel,
 			Names: []string{"vx"}, Values: []float64{float64(s) / 1000}})
 	}
 	for e := uint64(10); e <= 1990; e += 10 {
@@ -356,7 +357,7 @@ func TestSnapshotCollector(t *testing.T) {
 // decoder, and every file is still written.
 func TestSnapshotOnlyEstimates(t *testing.T) {
 	o := snapOptions{nats: stream.Config{Rig: "est"}, url: "nats://x", duration: time.Second, window: time.Second,
-		truth: behaviourModel, channels: []int{3, 4}}
+		truth: rig.BehaviourModel, channels: []int{3, 4}}
 	c := newSnapCollector(o)
 	for e := uint64(600); e <= 60000; e += 600 {
 		c.onEstimate("est", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: 30000}, Model: "kalman",
@@ -388,7 +389,7 @@ func TestSnapshotOnlyEstimates(t *testing.T) {
 //	go test ./cmd/spikeline -run '^$' -bench SnapshotWrite -benchtime 5x
 func BenchmarkSnapshotWrite(b *testing.B) {
 	const rate, nch = 30000.0, 256
-	o := snapOptions{nats: stream.Config{Rig: "bench"}, url: "nats://x", duration: 10 * time.Second, window: 10 * time.Second, truth: behaviourModel}
+	o := snapOptions{nats: stream.Config{Rig: "bench"}, url: "nats://x", duration: 10 * time.Second, window: 10 * time.Second, truth: rig.BehaviourModel}
 	c := newSnapCollector(o)
 	noise := make([]float32, nch)
 	rates := make([]float32, nch)
@@ -419,7 +420,7 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 	}
 	for e := uint64(600); e <= 300000; e += 600 {
 		v := math.Sin(float64(e) / 30000)
-		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: behaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
+		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: rig.BehaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
 		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{0.8 * v, -0.7 * v}})
 	}
 	dir := b.TempDir()

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"math"
@@ -10,7 +10,7 @@ import (
 // read at scrape time from counters the pipeline keeps anyway, so metrics
 // cost nothing on the hot path. Link counters come from the latest status
 // snapshot (every --status-every).
-type runCollector struct{ p *pipeline }
+type runCollector struct{ p *Rig }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("spikeline_"+name, help, labels, nil)
@@ -86,7 +86,7 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mNATSConn, b2f(ps.Connected))
 	r2, ready := p.decoderR2()
 	gauge(mDecoderReady, b2f(ready))
-	for i, name := range p.opts.outputs {
+	for i, name := range p.cfg.Outputs {
 		if i < len(r2) && !math.IsNaN(r2[i]) {
 			gauge(mDecoderR2, r2[i], name)
 		}

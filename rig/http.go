@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"context"
@@ -24,11 +24,11 @@ import (
 // startHTTP serves the live page ("/") and the Prometheus metrics
 // ("/metrics") on --http, and prints the URL. A taken port falls back to a
 // free one rather than failing a recording session.
-func (p *pipeline) startHTTP(ctx context.Context) (stop func(), err error) {
-	ln, err := net.Listen("tcp", p.opts.http)
+func (p *Rig) startHTTP(ctx context.Context) (stop func(), err error) {
+	ln, err := net.Listen("tcp", p.cfg.HTTP)
 	if errors.Is(err, syscall.EADDRINUSE) {
-		host, _, _ := net.SplitHostPort(p.opts.http)
-		p.log.Warn("--http port taken; using a free one", "http", p.opts.http)
+		host, _, _ := net.SplitHostPort(p.cfg.HTTP)
+		p.log.Warn("--http port taken; using a free one", "http", p.cfg.HTTP)
 		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
 	}
 	if err != nil {
@@ -43,7 +43,7 @@ func (p *pipeline) startHTTP(ctx context.Context) (stop func(), err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &runCollector{p: p})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn)}))
-	if p.opts.sec.pprof {
+	if p.cfg.Pprof {
 		// The Go profiler, for "where does the time go" on a live rig:
 		// go tool pprof http://ADDR/debug/pprof/profile?seconds=30
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -56,14 +56,14 @@ func (p *pipeline) startHTTP(ctx context.Context) (stop func(), err error) {
 	// Bound to loopback, every path answers only requests addressed to an
 	// IP address or localhost (DNS rebinding); bound beyond, any name.
 	var h http.Handler = mux
-	host, _, _ := net.SplitHostPort(p.opts.http)
+	host, _, _ := net.SplitHostPort(p.cfg.HTTP)
 	if isLoopbackHost(host) {
 		h = view.LoopbackHosts(mux)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug)}
 	if !isLoopbackHost(host) {
 		exposed := "the live page (spike raster, rates, noise, decoder output, templates, events, and the traces and waveforms of any channel), /metrics"
-		if p.opts.sec.pprof {
+		if p.cfg.Pprof {
 			exposed += ", and the Go profiler /debug/pprof (heap contents, and CPU profiles that slow the pipeline while they run)"
 		}
 		p.log.Warn("--http is reachable beyond this machine, without authentication: anyone who can reach "+ln.Addr().String()+" gets "+exposed+
@@ -71,7 +71,7 @@ func (p *pipeline) startHTTP(ctx context.Context) (stop func(), err error) {
 	}
 	p.httpAddr = ln.Addr().String()
 	fmt.Fprintf(p.stdout, "spikeline: live view http://%s/ — metrics http://%s/metrics\n", p.httpAddr, p.httpAddr)
-	if p.opts.sec.pprof {
+	if p.cfg.Pprof {
 		fmt.Fprintf(p.stdout, "spikeline: profiler http://%s/debug/pprof/\n", p.httpAddr)
 	}
 	go func() {

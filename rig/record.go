@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"bufio"
@@ -13,8 +13,8 @@ import (
 
 // Files 'spikeline run --record DIR' writes beside the raw recording.
 const (
-	recordSpikes    = "spikes.csv"     // sorted spikes, the format of 'spikeline sort' (sort.SpikesHeader)
-	recordTemplates = "templates.json" // the latest templates, the JSON template schema of docs/schemas.md
+	SpikesFile    = "spikes.csv"     // sorted spikes, the format of 'spikeline sort' (sort.SpikesHeader)
+	TemplatesFile = "templates.json" // the latest templates, the JSON template schema of docs/schemas.md
 )
 
 // spikeRecorder appends the sorted spikes of a live run to DIR/spikes.csv
@@ -37,7 +37,7 @@ func newSpikeRecorder(dir string) (*spikeRecorder, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("recording spikes: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, recordSpikes), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, SpikesFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("recording spikes: %w", err)
 	}
@@ -78,7 +78,7 @@ func (r *spikeRecorder) templates(sample uint64, rate float64, ts []sort.Templat
 	if err != nil {
 		return err
 	}
-	if err := device.WriteFileAtomic(filepath.Join(r.dir, recordTemplates), append(b, '\n')); err != nil {
+	if err := device.WriteFileAtomic(filepath.Join(r.dir, TemplatesFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("recording templates: %w", err)
 	}
 	return nil

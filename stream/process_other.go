@@ -1,6 +1,6 @@
 //go:build !unix
 
-package main
+package stream
 
 // processAlive cannot tell here: a run file is trusted while it exists.
 func processAlive(pid int) bool { return pid > 0 }

@@ -1,4 +1,4 @@
-package main
+package rig
 
 import (
 	"errors"
@@ -25,9 +25,9 @@ import (
 // published, and with --record each segment is a recording of its own:
 // segment 1 in DIR, segment N in DIR/segment-N.
 
-// segmentDir returns the directory of segment n (1-based) of a session
+// SegmentDir returns the directory of segment n (1-based) of a session
 // recorded into base.
-func segmentDir(base string, n int) string {
+func SegmentDir(base string, n int) string {
 	if n <= 1 {
 		return base
 	}
@@ -55,7 +55,7 @@ func (s *segments) next(b *device.Block) (int, error) {
 
 // recordFiles are the files and folders --record writes in its directory;
 // pre-flight refuses a directory that holds any of them.
-var recordFiles = []string{device.RecordingData, device.RecordingMeta, recordSpikes, recordTemplates, "segment-2"}
+var recordFiles = []string{device.RecordingData, device.RecordingMeta, SpikesFile, TemplatesFile, "segment-2"}
 
 // openRecord is the pre-flight of --record DIR, run before any server or
 // device starts: it refuses a directory holding a recording (never
@@ -65,20 +65,20 @@ var recordFiles = []string{device.RecordingData, device.RecordingMeta, recordSpi
 func openRecord(dir string) (*rawRecorder, *spikeRecorder, error) {
 	for _, name := range recordFiles {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
-			return nil, nil, usageErrorf("--record %s: %s exists: a recording is never overwritten; choose a new directory", dir, filepath.Join(dir, name))
+			return nil, nil, configErrorf("--record %s: %s exists: a recording is never overwritten; choose a new directory", dir, filepath.Join(dir, name))
 		}
 	}
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return nil, nil, usageErrorf("--record %s: not a directory", dir)
+		return nil, nil, configErrorf("--record %s: not a directory", dir)
 	}
 	w, err := device.CreateRecording(dir)
 	if err != nil {
-		return nil, nil, usageErrorf("--record: %v", err)
+		return nil, nil, configErrorf("--record: %v", err)
 	}
 	sr, err := newSpikeRecorder(dir)
 	if err != nil {
 		w.Close()
-		return nil, nil, usageErrorf("--record: %v", err)
+		return nil, nil, configErrorf("--record: %v", err)
 	}
 	return &rawRecorder{base: dir, seg: 1, w: w, dirs: []string{dir}, create: createSegment}, sr, nil
 }
@@ -114,7 +114,7 @@ func (r *rawRecorder) write(b *device.Block, seg int) error {
 		if err := r.w.Close(); err != nil {
 			return fmt.Errorf("recording: closing segment %d: %w", r.seg, err)
 		}
-		dir := segmentDir(r.base, seg)
+		dir := SegmentDir(r.base, seg)
 		w, err := r.create(dir)
 		if err != nil {
 			return fmt.Errorf("recording segment %d: %w", seg, err)
@@ -163,7 +163,7 @@ func segmentReason(why error) string {
 // closeRecord closes the recording of a run that has ended: the last
 // segment's raw data and spikes. A run that recorded nothing leaves
 // nothing behind, so the directory can be used again.
-func (p *pipeline) closeRecord() error {
+func (p *Rig) closeRecord() error {
 	err := p.rec.close()
 	if err != nil {
 		err = fmt.Errorf("closing the recording: %w", err)
@@ -173,11 +173,11 @@ func (p *pipeline) closeRecord() error {
 			err = fmt.Errorf("closing the recorded spikes: %w", serr)
 		}
 		if !p.rec.wrote && p.spikeRec.n == 0 {
-			os.Remove(filepath.Join(p.spikeRec.dir, recordSpikes))
+			os.Remove(filepath.Join(p.spikeRec.dir, SpikesFile))
 		}
 	}
 	if err != nil {
-		p.log.Error("recording", "dir", p.opts.record, "err", err)
+		p.log.Error("recording", "dir", p.cfg.Record, "err", err)
 		return err
 	}
 	if len(p.rec.dirs) > 1 {
@@ -188,14 +188,14 @@ func (p *pipeline) closeRecord() error {
 
 // newCalibrator returns the live decoder's calibrator for a segment at
 // rate Hz.
-func (p *pipeline) newCalibrator(rate float64) (*decode.Calibrator, error) {
+func (p *Rig) newCalibrator(rate float64) (*decode.Calibrator, error) {
 	return decode.NewCalibrator(decode.CalibratorConfig{
-		Rate: rate, Outputs: p.opts.outputs, Grouping: p.opts.grouping,
-		Seconds: p.opts.calib, Fit: decode.FitConfig{Kind: p.opts.kind},
+		Rate: rate, Outputs: p.cfg.Outputs, Grouping: p.cfg.Grouping,
+		Seconds: p.cfg.Calibrate, Fit: decode.FitConfig{Kind: p.cfg.Decoder},
 		// Refits use the recent past; a fixed window keeps memory flat on
 		// a large probe (1,024 channels sort ~16,000 spikes/s: 120 s is
 		// ~50 MB of spikes).
-		MaxSeconds: max(2*p.opts.calib, 120),
+		MaxSeconds: max(2*p.cfg.Calibrate, 120),
 	})
 }
 
@@ -203,7 +203,7 @@ func (p *pipeline) newCalibrator(rate float64) (*decode.Calibrator, error) {
 // the segment (log and a "segment" event), moves the recorded spikes to
 // the segment's directory and, if b's format is not the sorter's, starts
 // a sorter for it, which it returns (nil when the sorter goes on).
-func (p *pipeline) startSegment(b *device.Block, seg int, why error) (*sort.Sorter, error) {
+func (p *Rig) startSegment(b *device.Block, seg int, why error) (*sort.Sorter, error) {
 	reason := segmentReason(why)
 	p.log.Warn("a new segment of the session", "segment", seg, "reason", reason, "at_sample", b.First, "detail", why)
 	p.pub.PublishEvents(b.First, b.Rate, []stream.Event{{Kind: stream.EventSegment, Sample: b.First, Count: uint64(seg),
@@ -212,7 +212,7 @@ func (p *pipeline) startSegment(b *device.Block, seg int, why error) (*sort.Sort
 		if err := p.spikeRec.close(); err != nil {
 			return nil, err
 		}
-		dir := segmentDir(p.opts.record, seg)
+		dir := SegmentDir(p.cfg.Record, seg)
 		sr, err := newSpikeRecorder(dir)
 		if err != nil {
 			return nil, err
@@ -223,7 +223,7 @@ func (p *pipeline) startSegment(b *device.Block, seg int, why error) (*sort.Sort
 	if b.Channels == p.sorter.Channels() && b.Rate == p.sorter.Rate() {
 		return nil, nil // the sorter handles resets and gaps itself
 	}
-	cfg := p.opts.sort
+	cfg := p.cfg.Sort
 	cfg.Threshold = math.Float64frombits(p.thresh.Load())
 	ns, err := sort.New(cfg, b.Channels, b.Rate, b.Gain)
 	if err != nil {

@@ -1,0 +1,281 @@
+package rig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spikeline/spikeline/decode"
+	// The default device, "sim", is the simulator's kind.
+	"github.com/spikeline/spikeline/device"
+	_ "github.com/spikeline/spikeline/sim"
+	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/view"
+)
+
+// Config is everything a Rig does, checked by New before anything
+// starts. The zero Config runs the simulator with its defaults, sorts,
+// calibrates a Wiener decoder live and publishes on an embedded NATS
+// server, with no live page.
+type Config struct {
+	// Device is the device specification ("sim", "serial:/dev/ttyACM0",
+	// "file:rec.dat", ...; device.Open), opened with DeviceOptions.
+	// Source, if set, is used instead: a device the caller opened (or
+	// wrote); it is not closed by the Rig. Default: "sim".
+	Device        string
+	DeviceOptions device.Options
+	Source        device.Source
+
+	// Sort configures the sorter (one per segment of the session).
+	Sort sort.Config
+
+	// NATS says where to publish (Config.URLs empty: an embedded server).
+	NATS stream.Config
+
+	// Model is a fitted decoder to run from the start; nil calibrates one
+	// live from the behaviour: Decoder (Wiener by default) on Grouping
+	// (sorted units by default) after Calibrate seconds (default 60).
+	Model     *decode.Model
+	Decoder   decode.Kind
+	Grouping  decode.Grouping
+	Calibrate float64
+
+	// Outputs name the behaviour's values (default vx, vy).
+	Outputs []string
+
+	// The behaviour the live decoder learns from comes from the device
+	// itself when it is a BehaviourSource (the simulator), from Behaviour
+	// when set, and from the NATS subject BehaviourSubject (estimate
+	// schema) when set.
+	Behaviour        BehaviourSource
+	BehaviourSubject string
+
+	// StatusEvery is the period of the status message (default 1 s);
+	// Queue the blocks buffered between the device and the sorter
+	// (default 1,000, and at most device.MaxQueueBytes of samples);
+	// Duration, if > 0, stops the rig after that much device time.
+	StatusEvery time.Duration
+	Queue       int
+	Duration    time.Duration
+
+	// Record, if set, records the raw stream, the sorted spikes and the
+	// templates into this directory (never overwritten), crash-safe, one
+	// recording per segment; RecordFormat is RecordRaw (default) or
+	// RecordOpenEphys.
+	Record       string
+	RecordFormat string
+
+	// HTTP, if set, is the HOST:PORT of the live page and /metrics (port
+	// 0: any free port; a taken port falls back to a free one). View and
+	// Live configure the page (zero fields: the view package's defaults);
+	// MaxBrowsers bounds its event streams (default 64); Pprof also
+	// serves the Go profiler under /debug/pprof/.
+	HTTP        string
+	View        view.Config
+	Live        view.LiveConfig
+	MaxBrowsers int
+	Pprof       bool
+
+	// StimLimits, if set, arms stimulation: the control service's
+	// stimulate command is checked against them (device.StimGuard) and
+	// sent to the headstage, which must take commands. StimLimitsFile
+	// names where they came from, for messages.
+	StimLimits     *device.StimLimits
+	StimLimitsFile string
+
+	// NoAnonymous makes readers of the embedded server use the reader
+	// credential (default: anonymous readers on loopback).
+	NoAnonymous bool
+
+	// Version is reported by the control service's info.
+	Version string
+
+	// Logger receives the log (nil: discarded); Stdout the lines for the
+	// person at the bench: what runs where, a status line, a summary
+	// (nil: discarded).
+	Logger *slog.Logger
+	Stdout io.Writer
+
+	// OnBatch, if set, is called by the sorter loop right after each spike
+	// batch is handed to the publisher, with the batch's end sample and
+	// the time the device block that completed it was received (for
+	// latency measurements). It must return quickly.
+	OnBatch func(end uint64, received time.Time)
+}
+
+// Record formats of Config.RecordFormat.
+const (
+	RecordRaw       = "raw"       // recording.dat + recording.json (docs/formats.md)
+	RecordOpenEphys = "openephys" // an Open Ephys binary recording (docs/openephys.md)
+)
+
+// ErrConfig is the error a Config that New refuses is: nothing was
+// started.
+var ErrConfig = errors.New("rig: bad configuration")
+
+type configError struct{ err error }
+
+func (e *configError) Error() string        { return e.err.Error() }
+func (e *configError) Unwrap() error        { return e.err }
+func (e *configError) Is(target error) bool { return target == ErrConfig }
+
+func configErrorf(format string, a ...any) error { return &configError{fmt.Errorf(format, a...)} }
+
+// withDefaults fills the zero fields of c and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.Device == "" && c.Source == nil {
+		c.Device = "sim"
+	}
+	if c.Decoder == "" {
+		c.Decoder = decode.Wiener
+	}
+	if c.Grouping == "" {
+		c.Grouping = decode.ByUnit
+	}
+	if c.Calibrate == 0 {
+		c.Calibrate = 60
+	}
+	if c.Outputs == nil {
+		c.Outputs = []string{"vx", "vy"}
+	}
+	if c.StatusEvery == 0 {
+		c.StatusEvery = time.Second
+	}
+	if c.Queue == 0 {
+		c.Queue = 1000
+	}
+	if c.RecordFormat == "" {
+		c.RecordFormat = RecordRaw
+	}
+	if c.MaxBrowsers == 0 {
+		c.MaxBrowsers = 64
+	}
+	if c.NATS.Rig == "" {
+		c.NATS.Rig = stream.DefaultRig
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	c.View, c.Live = viewDefaults(c.View, c.Live)
+	switch {
+	case c.Decoder != decode.Wiener && c.Decoder != decode.Kalman:
+		return c, configErrorf("rig: Decoder %q: want wiener or kalman", c.Decoder)
+	case c.Grouping != decode.ByUnit && c.Grouping != decode.ByChannel:
+		return c, configErrorf("rig: Grouping %q: want unit or channel", c.Grouping)
+	case !(c.Calibrate > 0):
+		return c, configErrorf("rig: Calibrate %g: want > 0 seconds", c.Calibrate)
+	case c.StatusEvery < 0 || c.Duration < 0:
+		return c, configErrorf("rig: StatusEvery must be > 0 and Duration >= 0")
+	case strings.ContainsAny(c.BehaviourSubject, " \t\r\n"):
+		return c, configErrorf("rig: BehaviourSubject %q: not a NATS subject", c.BehaviourSubject)
+	case c.NoAnonymous && !c.NATS.Embedded():
+		return c, configErrorf("--nats-no-anonymous is for the embedded server; an external server's configuration says who reads")
+	}
+	for _, n := range c.Outputs {
+		if strings.TrimSpace(n) == "" {
+			return c, configErrorf("rig: Outputs %q: empty name", c.Outputs)
+		}
+	}
+	if err := device.CheckInt("", "--queue", int64(c.Queue), 1, device.MaxQueueBlocks, "blocks"); err != nil {
+		return c, configErrorf("%v", err)
+	}
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			return c, configErrorf("--http %q: want HOST:PORT or off: %v", c.HTTP, err)
+		}
+	}
+	c.NATS.ReadersNeedCredentials = c.NoAnonymous && c.NATS.Embedded()
+	c.NATS.Logger = c.Logger
+	if c.NATS.Embedded() {
+		c.NATS.BehaviourSubject = c.BehaviourSubject
+	}
+	return c, nil
+}
+
+// New checks cfg and prepares a Rig: with Config.Record, the recording
+// directory is checked and its first files created, so that a directory
+// that cannot be written is refused before any server or device starts.
+// A Config it refuses gives an ErrConfig error. Run the Rig once.
+func New(cfg Config) (*Rig, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Rig{cfg: cfg, log: cfg.Logger, model: cfg.Model, stdout: cfg.Stdout, line: newStatusLine(cfg.Stdout)}
+	if cfg.Record != "" {
+		if p.rec, p.spikeRec, err = openRecordAs(cfg.Record, cfg.RecordFormat); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Run opens the device (unless Config.Source was given), runs the
+// pipeline until the device ends, Config.Duration of device time has
+// passed or ctx ends, and shuts down cleanly: the sorter is flushed, the
+// last batch published, NATS drained and the recording closed. A
+// cancelled ctx is a clean stop (Run returns nil).
+func (p *Rig) Run(ctx context.Context) (rerr error) {
+	if p.rec != nil {
+		defer func() {
+			if err := p.closeRecord(); err != nil && rerr == nil {
+				rerr = err
+			}
+		}()
+	}
+	src := p.cfg.Source
+	name := "source"
+	if src == nil {
+		o := p.cfg.DeviceOptions
+		if o.Logger == nil {
+			o.Logger = p.log
+		}
+		var err error
+		if src, err = device.Open(ctx, p.cfg.Device, o); err != nil {
+			return err
+		}
+		name = device.Name(src, p.cfg.Device)
+		defer device.Close(src)
+	} else {
+		name = device.Name(src, name)
+	}
+	_, beh := src.(BehaviourSource)
+	p.src = &openSource{Source: src, name: name, hasBehaviour: beh || p.cfg.Behaviour != nil, behaviour: p.cfg.Behaviour}
+	p.interopOpened()
+	return p.run(ctx)
+}
+
+// viewDefaults fills the zero fields of the live page's configuration.
+func viewDefaults(c view.Config, l view.LiveConfig) (view.Config, view.LiveConfig) {
+	if c.FrameRate == 0 {
+		c.FrameRate = view.DefaultFrameRate
+	}
+	if c.Window == 0 {
+		c.Window = view.DefaultWindow
+	}
+	if l.TraceSpan == 0 {
+		l.TraceSpan = view.DefaultTraceSpan
+	}
+	if l.Waveforms == 0 {
+		l.Waveforms = view.DefaultWaveforms
+	}
+	if l.MaxWatch == 0 {
+		l.MaxWatch = view.DefaultMaxWatch
+	}
+	if l.MaxSelect == 0 {
+		l.MaxSelect = min(view.DefaultMaxSelect, l.MaxWatch)
+	}
+	if l.DetailRate == 0 {
+		l.DetailRate = view.DefaultDetailRate
+	}
+	return c, l
+}
