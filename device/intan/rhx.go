@@ -87,6 +87,8 @@ type RHXSource struct {
 	next          uint64 // device sample index expected next
 	offset        int64  // bytes read from the waveform port
 	queue         []dataBlock
+	free          [][]byte // frame buffers of delivered data blocks, for reuse
+	samples       []int16  // the last Block's samples, reused
 	pendingEvents []device.Event // events seen without a data block (resync before an error)
 	closed        bool
 }
@@ -350,7 +352,8 @@ func (s *RHXSource) event(e device.Event) {
 var magicBytes = binary.LittleEndian.AppendUint32(nil, WaveformMagic)
 
 // Next returns the next Block: the data blocks already received, as one
-// Block while their timestamps are contiguous.
+// Block while their timestamps are contiguous. Its Samples are reused by
+// the next call.
 func (s *RHXSource) Next(ctx context.Context) (device.Block, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -496,12 +499,18 @@ func (s *RHXSource) read(ctx context.Context) (device.Block, error) {
 					b.Events = append(b.Events, e)
 				}
 				b.First = idx
-				b.Samples = make([]int16, 0, C*FramesPerBlock*min(len(s.queue), maxQueued))
+				if want := C * FramesPerBlock * len(s.queue); cap(s.samples) < want {
+					s.samples = make([]int16, 0, want)
+				}
+				b.Samples = s.samples[:0]
 			} else if idx != s.next {
 				break
 			}
-			for w := range C {
-				b.Samples = append(b.Samples, int16(binary.LittleEndian.Uint16(f[4+2*w:])^0x8000))
+			k := len(b.Samples)
+			b.Samples = b.Samples[:k+C]
+			row, words := b.Samples[k:k+C], f[4:4+2*C]
+			for w := range row {
+				row[w] = int16(uint16(words[2*w]) | uint16(words[2*w+1])<<8 ^ 0x8000)
 			}
 			s.lastTS, s.next, s.started = ts, idx+1, true
 			q.next++
@@ -510,6 +519,8 @@ func (s *RHXSource) read(ctx context.Context) (device.Block, error) {
 		if q.next < FramesPerBlock {
 			break
 		}
+		s.free = append(s.free, q.frames)
+		s.queue[0] = dataBlock{}
 		s.queue = s.queue[1:]
 	}
 	s.mu.Lock()
@@ -547,7 +558,12 @@ func (s *RHXSource) readBlock(r *bufio.Reader) error {
 	}
 	r.Discard(4)
 	s.offset += 4
-	frames := make([]byte, s.blockLen-4)
+	var frames []byte
+	if n := len(s.free); n > 0 {
+		frames, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		frames = make([]byte, s.blockLen-4)
+	}
 	if n, err := io.ReadFull(r, frames); err != nil {
 		s.offset += int64(n)
 		s.countSkipped(skipped, at)

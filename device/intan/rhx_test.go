@@ -386,3 +386,21 @@ func TestRHXManyChannels(t *testing.T) {
 	}
 	check(t, b, seq(0, 300))
 }
+
+// TestSpikeRecords: the spike port's 14-byte records, as RHX writes
+// them, parse back, across garbage and a record cut short.
+func TestSpikeRecords(t *testing.T) {
+	want := []intan.SpikeRecord{{Channel: "A-010", Timestamp: 12345, ID: 1}, {Channel: "B-127", Timestamp: 1 << 31, ID: 1}}
+	var p []byte
+	p = intan.AppendSpikeRecord(p, want[0])
+	p = append(p, 0xde, 0xad, 0xbe)
+	p = intan.AppendSpikeRecord(p, want[1])
+	p = append(p, intan.AppendSpikeRecord(nil, want[0])[:9]...)
+	if len(p) != 2*intan.SpikeRecordLen+3+9 {
+		t.Fatalf("%d bytes", len(p))
+	}
+	got, rest, skipped := intan.ParseSpikeRecords(p)
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] || skipped != 3 || len(rest) != 9 {
+		t.Errorf("records %+v, %d bytes left, %d skipped", got, len(rest), skipped)
+	}
+}
