@@ -87,8 +87,8 @@ type RHXSource struct {
 	next          uint64 // device sample index expected next
 	offset        int64  // bytes read from the waveform port
 	queue         []dataBlock
-	free          [][]byte // frame buffers of delivered data blocks, for reuse
-	samples       []int16  // the last Block's samples, reused
+	free          [][]byte       // frame buffers of delivered data blocks, for reuse
+	samples       []int16        // the last Block's samples, reused
 	pendingEvents []device.Event // events seen without a data block (resync before an error)
 	closed        bool
 }
