@@ -2,7 +2,6 @@ package rig
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -116,6 +114,7 @@ type item struct {
 	why       error             // why the block starts a new segment (device.Segmenter), if it does
 }
 
+// run runs the pipeline on the opened device p.src.
 func (p *Rig) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -134,7 +133,7 @@ func (p *Rig) run(ctx context.Context) error {
 	}
 	p.sorterNow.Store(p.sorter)
 	defer func() {
-		p.sorter.Close() // the last segment's (run_segment.go)
+		p.sorter.Close() // the last segment's (segment.go)
 		if p.viewSorter != nil {
 			p.viewSorter.Close()
 		}
@@ -143,54 +142,12 @@ func (p *Rig) run(ctx context.Context) error {
 	if err := p.armStimulation(first.Channels); err != nil {
 		return err
 	}
-
-	p.pub, err = stream.NewPublisher(ctx, p.cfg.NATS)
+	stopNATS, err := p.startNATS(ctx)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer ccancel()
-		if err := p.pub.Close(cctx); err != nil {
-			p.log.Warn("closing NATS", "err", err)
-		}
-	}()
-	removeCreds, err := p.saveCredentials()
-	if err != nil {
-		return err
-	}
-	defer removeCreds()
-	p.warnOpenControl()
-	svcOpts := stream.ServiceOptions{Version: p.cfg.Version, Audit: p.audit}
-	if creds := p.pub.Credentials(); creds != nil {
-		svcOpts.Roles, svcOpts.RequireVerified = creds.Roles(), true
-	}
-	svc, err := stream.StartService(p.pub.Conn(), p.cfg.NATS.Rig, p, svcOpts)
-	if err != nil {
-		return err
-	}
-	defer svc.Stop()
-
-	if p.cfg.BehaviourSubject != "" {
-		unsub, err := p.subscribeBehaviour(p.cfg.BehaviourSubject)
-		if err != nil {
-			return fmt.Errorf("--behaviour-subject: %w", err)
-		}
-		defer unsub()
-		p.src.hasBehaviour = true
-	}
-	subj := p.pub.Subjects()
-	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
-	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
-	decodeSubj, _ := subj.Decode(p.Info().Models[1])
-	if p.src.hasBehaviour {
-		behSubj, _ := subj.Decode(BehaviourModel)
-		decodeSubj += " (behaviour " + behSubj + ")"
-	}
-	fmt.Fprintf(p.stdout, "spikeline: spikes on %s, decoder on %s, status %s, events %s, templates %s\n",
-		subj.Spikes(), decodeSubj, subj.Status(), subj.Events(), subj.Templates())
-	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
-	p.printAccess()
+	defer stopNATS()
+	p.announce(&first)
 	if p.cfg.HTTP != "" {
 		stopHTTP, err := p.startHTTP(ctx)
 		if err != nil {
@@ -198,7 +155,6 @@ func (p *Rig) run(ctx context.Context) error {
 		}
 		defer stopHTTP()
 	}
-
 	if p.rec != nil {
 		fmt.Fprintf(p.stdout, "spikeline: recording raw data and sorted spikes into %s\n", p.cfg.Record)
 	}
@@ -217,49 +173,7 @@ func (p *Rig) run(ctx context.Context) error {
 	readErr := make(chan error, 1)
 	go func() {
 		defer close(items)
-		b := first
-		// --duration counts samples received, not the device counter,
-		// which may jump (gaps, resets).
-		var want, got uint64
-		var segs segments
-		if p.cfg.Duration > 0 {
-			want = uint64(p.cfg.Duration.Seconds() * first.Rate)
-		}
-		for {
-			var buf []int16
-			select {
-			case buf = <-free:
-			default:
-			}
-			it := item{block: b}
-			it.segment, it.why = segs.next(&b)
-			it.block.Samples = append(buf[:0], b.Samples...)
-			it.block.Events = slices.Clone(b.Events)
-			it.behaviour = p.src.takeBehaviour()
-			select {
-			case items <- it:
-			case <-ctx.Done():
-				readErr <- ctx.Err()
-				return
-			}
-			if p.rec != nil {
-				if err := p.rec.write(&b, it.segment); err != nil {
-					readErr <- err
-					return
-				}
-			}
-			got += uint64(b.Len())
-			p.received.Store(got)
-			if want > 0 && got >= want {
-				readErr <- io.EOF
-				return
-			}
-			var err error
-			if b, err = p.src.Next(ctx); err != nil {
-				readErr <- err
-				return
-			}
-		}
+		readErr <- p.read(ctx, first, items, free)
 	}()
 
 	err = p.loop(items, free)
@@ -272,469 +186,122 @@ func (p *Rig) run(ctx context.Context) error {
 	return err
 }
 
-// summary prints what the run did, for the person at the bench.
-func (p *Rig) summary() {
-	p.line.end()
-	st, l, ps := p.sorter.Stats(), p.src.stats(), p.pub.Stats()
-	fmt.Fprintf(p.stdout, "spikeline: %.1f s of device time on %d channels; %d spikes, %d sorted into %d units\n",
-		float64(p.received.Load())/p.sorter.Rate(), p.sorter.Channels(), st.Spikes, st.Sorted, st.Units)
-	fmt.Fprintf(p.stdout, "spikeline: link: %d frames, %d CRC errors, %d bytes skipped, %d gaps (%d samples lost), %d resets, %d reconnects\n",
-		l.Frames, l.CRCErrors, l.SkippedBytes, l.Gaps, l.LostSamples, l.Resets, l.Reconnects)
-	fmt.Fprintf(p.stdout, "spikeline: NATS: %d messages sent, %d dropped, %d refused\n", ps.Sent, ps.Dropped, ps.Errors)
-	if n := p.behDropped.Load() + p.behRejected.Load(); n > 0 {
-		fmt.Fprintf(p.stdout, "spikeline: behaviour: %d samples dropped, %d messages rejected\n", p.behDropped.Load(), p.behRejected.Load())
+// startNATS connects the publisher (starting the embedded server), saves
+// its credentials, starts the control service and subscribes to the
+// behaviour subject. stop undoes it all in reverse order.
+func (p *Rig) startNATS(ctx context.Context) (_ func(), err error) {
+	var undo []func()
+	stop := func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
 	}
-}
-
-// loop is the sorter and decoder goroutine: it owns the Sorter, the
-// decoder and everything they produce.
-func (p *Rig) loop(items <-chan item, free chan<- []int16) error {
-	var (
-		spikes   []sort.Spike
-		ests     []decode.Estimate
-		online   *decode.Online
-		cal      *decode.Calibrator
-		fitted   = make(chan fitResult, 1)
-		fitting  bool
-		waiters  []chan error
-		learned  uint64
-		nextTmpl uint64 // device sample of the next periodic template snapshot
-		lastEnd  uint64
-		done     uint64 // spikes before this sample have all been published
-		rate     float64
-		outputs  = p.cfg.Outputs
-		nextStat = time.Now().Add(p.cfg.StatusEvery)
-		win      statusWindow
-		retryAt  uint64           // no automatic fit before this sample (after a failed one)
-		qual     *quality.Tracker // live unit quality metrics, published with the templates
-		qualFrom uint64
-		units    []quality.Unit
-		score    = newR2Tracker(len(p.cfg.Outputs), int(r2Window*50)+1)
-		r2       []float64
-		seg      int // the session segment being sorted (run_segment.go)
-	)
-	channels := p.sorter.Channels()
-	win.reset(channels)
-	behEvery := max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
-	lag := uint64(p.sorter.Lag())
-
 	defer func() {
-		// A fit in progress holds the calibration data and a core: it
-		// ends before the pipeline does.
-		if fitting {
-			p.log.Info("waiting for the decoder fit in progress to finish")
-			<-fitted
+		if err != nil {
+			stop()
 		}
 	}()
-	// A template snapshot carries the units' quality metrics over
-	// [qualFrom, done): the session so far (docs/quality.md).
-	publishTemplates := func(ts []sort.Template, sample uint64, rate float64) {
-		qual.Retain(ts)
-		units = qual.Metrics(units[:0], ts, p.sorter.Noise(nil), done)
-		p.pub.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate},
-			Templates: ts, Quality: units, QualityFrom: qualFrom})
+	if p.pub, err = stream.NewPublisher(ctx, p.cfg.NATS); err != nil {
+		return nil, err
 	}
-	startFit := func() {
-		if fitting || cal == nil {
-			return
+	undo = append(undo, func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		if err := p.pub.Close(cctx); err != nil {
+			p.log.Warn("closing NATS", "err", err)
 		}
-		fitting = true
-		go func() {
-			o, err := cal.Fit()
-			fitted <- fitResult{o, err}
-		}()
+	})
+	removeCreds, err := p.saveCredentials()
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, removeCreds)
+	p.warnOpenControl()
+	svcOpts := stream.ServiceOptions{Version: p.cfg.Version, Audit: p.audit}
+	if creds := p.pub.Credentials(); creds != nil {
+		svcOpts.Roles, svcOpts.RequireVerified = creds.Roles(), true
+	}
+	svc, err := stream.StartService(p.pub.Conn(), p.cfg.NATS.Rig, p, svcOpts)
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { svc.Stop() })
+	if p.cfg.BehaviourSubject != "" {
+		unsub, err := p.subscribeBehaviour(p.cfg.BehaviourSubject)
+		if err != nil {
+			return nil, fmt.Errorf("--behaviour-subject: %w", err)
+		}
+		undo = append(undo, func() { unsub() })
+		p.src.hasBehaviour = true
+	}
+	return stop, nil
+}
+
+// announce says what runs where, for the person at the bench.
+func (p *Rig) announce(first *device.Block) {
+	subj := p.pub.Subjects()
+	fmt.Fprintf(p.stdout, "spikeline: %s, %d channels at %g Hz (%.4g µV/count)\n", p.src.name, first.Channels, first.Rate, first.Gain)
+	fmt.Fprintf(p.stdout, "spikeline: NATS %s — subjects %s, control %s.*\n", stream.RedactURL(p.pub.URL()), subj.All(), subj.Control())
+	decodeSubj, _ := subj.Decode(p.Info().Models[1])
+	if p.src.hasBehaviour {
+		behSubj, _ := subj.Decode(BehaviourModel)
+		decodeSubj += " (behaviour " + behSubj + ")"
+	}
+	fmt.Fprintf(p.stdout, "spikeline: spikes on %s, decoder on %s, status %s, events %s, templates %s\n",
+		subj.Spikes(), decodeSubj, subj.Status(), subj.Events(), subj.Templates())
+	fmt.Fprintf(p.stdout, "spikeline: watch with: spikeline tap --nats %s --rig %s\n", stream.RedactURL(p.pub.URL()), subj.Rig())
+	p.printAccess()
+}
+
+// read is the reader goroutine: from the first block on, it copies each
+// block into a recycled buffer (from free) and queues it with its
+// segment and behaviour, records the raw stream, and stops at
+// Config.Duration of samples received, at the device's end or error, or
+// when ctx ends.
+func (p *Rig) read(ctx context.Context, first device.Block, items chan<- item, free <-chan []int16) error {
+	b := first
+	// Config.Duration counts samples received, not the device counter,
+	// which may jump (gaps, resets).
+	var want, got uint64
+	var segs segments
+	if p.cfg.Duration > 0 {
+		want = uint64(p.cfg.Duration.Seconds() * first.Rate)
 	}
 	for {
-		var it item
-		var ok bool
+		var buf []int16
 		select {
-		case it, ok = <-items:
-			// On a signal the reader stops and closes items: the blocks
-			// already queued are still sorted, then the sorter is flushed.
-		case w := <-p.refit:
-			if cal == nil {
-				w <- errors.New("no behaviour stream to calibrate from")
-				continue
-			}
-			waiters = append(waiters, w)
-			startFit()
-			continue
+		case buf = <-free:
+		default:
 		}
-		// flush ends a segment: what the sorter still holds is published,
-		// recorded and decoded.
-		flush := func() error {
-			spikes = p.sorter.Flush(spikes[:0])
-			if lastEnd > done {
-				p.pub.PublishSpikes(done, lastEnd, rate, spikes)
-			}
-			if p.spikeRec != nil {
-				if err := p.spikeRec.add(spikes); err != nil {
-					return err
-				}
-				if st := p.sorter.Stats(); st.Learned > 0 {
-					if err := p.spikeRec.templates(lastEnd, rate, p.sorter.Templates()); err != nil {
-						return err
-					}
-				}
-			}
-			if online != nil && lastEnd > done {
-				// The bins the flushed spikes complete.
-				m := online.Model()
-				online.Add(spikes)
-				ests = online.Advance(lastEnd, ests[:0])
-				for _, e := range ests {
-					p.pub.PublishEstimate(string(m.Kind), e)
-					score.addEstimate(e.End, m.BinSamples, e.Values, e.Degraded)
-				}
-			}
-			return nil
+		it := item{block: b}
+		it.segment, it.why = segs.next(&b)
+		it.block.Samples = append(buf[:0], b.Samples...)
+		it.block.Events = slices.Clone(b.Events)
+		it.behaviour = p.src.takeBehaviour()
+		select {
+		case items <- it:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		if !ok {
-			// End of stream: flush what the sorter still holds.
-			if err := flush(); err != nil {
+		if p.rec != nil {
+			if err := p.rec.write(&b, it.segment); err != nil {
 				return err
 			}
-			p.publishStatus(&win, lastEnd, rate)
-			return nil
 		}
-		b := &it.block
-		if it.segment != seg {
-			if seg != 0 {
-				// A new segment (a format change, a counter reset, a long
-				// gap): the old one is flushed, the sorter restarted if
-				// the format changed, the decoder set on the new clock.
-				if err := flush(); err != nil {
-					return err
-				}
-				if fitting {
-					r := <-fitted
-					fitting = false
-					if r.err == nil {
-						online = r.online
-					}
-					for _, w := range waiters {
-						w <- r.err
-					}
-					waiters = waiters[:0]
-				}
-				ns, err := p.startSegment(b, it.segment, it.why)
-				if err != nil {
-					return err
-				}
-				var keep *decode.Model // the live decoder, fitted on this format
-				if online != nil && p.model == nil && ns == nil {
-					keep = online.Model()
-				}
-				online, retryAt = nil, 0
-				score = newR2Tracker(len(p.cfg.Outputs), int(r2Window*50)+1)
-				if ns != nil {
-					cal, learned, nextTmpl = nil, 0, 0
-					p.calibrating.Store(false)
-					p.r2.Store(nil)
-					channels, lag = ns.Channels(), uint64(ns.Lag())
-					behEvery = max(uint64(ns.Rate()/50), 1)
-					win.reset(channels)
-				} else if cal != nil {
-					if cal, err = p.newCalibrator(b.Rate); err != nil {
-						return err
-					}
-				}
-				if keep != nil {
-					if online, err = decode.NewOnline(keep, b.First); err != nil {
-						return err
-					}
-				}
-			}
-			seg = it.segment
-			rate = 0 // the segment starts below, as the stream did
+		got += uint64(b.Len())
+		p.received.Store(got)
+		if want > 0 && got >= want {
+			return io.EOF
 		}
-		if rate == 0 {
-			done = b.First // the device need not start at sample 0
-			var err error
-			if qual, err = quality.NewTracker(quality.Params{}, b.Rate, b.First); err != nil {
-				return err
-			}
-			qualFrom = b.First
-			if p.model != nil {
-				var err error
-				if online, err = decode.NewOnline(p.model, b.First); err != nil {
-					return err
-				}
-			}
-		}
-		rate = b.Rate
-		lastEnd = b.End()
-		p.pub.PublishLinkEvents(b)
 		var err error
-		spikes, err = p.sorter.Process(*b, spikes[:0])
-		if err != nil {
+		if b, err = p.src.Next(ctx); err != nil {
 			return err
 		}
-		qual.Add(spikes)
-		// Every spike before complete has now left the sorter: the batch
-		// covers [done, complete), and bins before complete can close.
-		complete := max(b.End(), lag) - lag
-		if complete > done {
-			p.pub.PublishSpikes(done, complete, b.Rate, spikes)
-			done = complete
-			p.done.Store(done)
-			if p.cfg.OnBatch != nil {
-				p.cfg.OnBatch(complete, b.Received)
-			}
-		}
-		win.latency = append(win.latency, time.Since(b.Received))
-		p.feedView(b, spikes)
-		if p.spikeRec != nil {
-			if err := p.spikeRec.add(spikes); err != nil {
-				return err
-			}
-			if r := uint64(b.Rate); r > 0 && b.First/r != b.End()/r {
-				if err := p.spikeRec.sync(); err != nil {
-					return err
-				}
-			}
-		}
-		win.samples += uint64(b.Len())
-		for _, s := range spikes {
-			if int(s.Channel) < len(win.counts) {
-				win.counts[s.Channel]++
-			}
-		}
-		select {
-		case free <- b.Samples:
-		default:
-		}
-
-		// Templates: a full snapshot whenever learning produced new ones,
-		// and every templateEvery of device time for late subscribers.
-		if b.End() >= nextTmpl && learned > 0 {
-			publishTemplates(p.sorter.Templates(), b.End(), b.Rate)
-			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
-		}
-		if st := p.sorter.Stats(); st.Learned != learned {
-			learned = st.Learned
-			p.units.Store(int64(st.Units))
-			ts := p.sorter.Templates()
-			publishTemplates(ts, b.End(), b.Rate)
-			if p.spikeRec != nil {
-				if err := p.spikeRec.templates(b.End(), b.Rate, ts); err != nil {
-					return err
-				}
-			}
-			nextTmpl = b.End() + uint64(templateEvery*b.Rate)
-			if cal == nil && online == nil && p.src.hasBehaviour {
-				if cal, err = p.newCalibrator(b.Rate); err != nil {
-					return err
-				}
-				p.log.Info("templates learned; calibrating the decoder", "units", st.Units, "seconds", p.cfg.Calibrate)
-				p.calibrating.Store(true)
-			}
-		}
-
-		// Behaviour: published as it is, and fed to the calibrator.
-		for _, bs := range it.behaviour {
-			if cal != nil {
-				cal.AddBehaviour(bs.sample, bs.values)
-			}
-			score.addBehaviour(bs.sample, bs.values)
-		}
-		// Behaviour from --behaviour-subject is taken every block, before
-		// the calibrator exists too, so the queue never overflows.
-	drain:
-		for p.behaviour != nil {
-			select {
-			case bs := <-p.behaviour:
-				if cal != nil {
-					cal.AddBehaviour(bs.sample, bs.values)
-				}
-				score.addBehaviour(bs.sample, bs.values)
-			default:
-				break drain
-			}
-		}
-		if n := len(it.behaviour); n > 0 && b.End()/behEvery != b.First/behEvery {
-			// At 50 Hz on the device clock: enough for displays.
-			last := it.behaviour[n-1]
-			p.pub.PublishEstimate(BehaviourModel, decode.Estimate{End: b.End(), Rate: b.Rate, Names: outputs, Values: last.values})
-		}
-
-		for _, e := range b.Events {
-			if e.Kind == device.EventGap {
-				g := decode.Gap{Start: e.Sample - e.Count, End: e.Sample}
-				if cal != nil {
-					cal.MarkGap(g)
-				}
-				if online != nil {
-					online.MarkGap(g)
-				}
-			}
-		}
-		if cal != nil {
-			cal.Add(spikes)
-			cal.Advance(done)
-			if online == nil && cal.Ready() && done >= retryAt {
-				startFit()
-			}
-		}
-		select {
-		case r := <-fitted:
-			fitting = false
-			if r.err != nil {
-				// Try again once another calibration period of data is
-				// in (a refit request may come sooner).
-				retryAt = done + uint64(p.cfg.Calibrate*b.Rate)
-				p.log.Warn("decoder fit failed; retrying later", "err", r.err, "retry_in_s", p.cfg.Calibrate)
-			} else {
-				cal.CatchUp(r.online)
-				online = r.online
-				p.calibrating.Store(false)
-				m := online.Model()
-				p.log.Info("decoder fitted", "kind", m.Kind, "inputs", len(m.Keys), "lags", m.Lags)
-				p.pub.PublishEvents(b.End(), b.Rate, []stream.Event{{Kind: stream.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
-			}
-			for _, w := range waiters {
-				w <- r.err
-			}
-			waiters = waiters[:0]
-		default:
-		}
-		if online != nil {
-			online.Add(spikes)
-			ests = online.Advance(done, ests[:0])
-			m := online.Model()
-			for _, e := range ests {
-				p.pub.PublishEstimate(string(m.Kind), e)
-				score.addEstimate(e.End, m.BinSamples, e.Values, e.Degraded)
-			}
-		}
-
-		if now := time.Now(); now.After(nextStat) {
-			nextStat = now.Add(p.cfg.StatusEvery)
-			if online != nil {
-				r2 = score.r2(r2)
-				r := slices.Clone(r2)
-				p.r2.Store(&r)
-			}
-			p.publishStatus(&win, b.End(), b.Rate)
-		}
-	}
-}
-
-type fitResult struct {
-	online *decode.Online
-	err    error
-}
-
-// statusWindow accumulates what a status message reports between two.
-type statusWindow struct {
-	start   time.Time
-	samples uint64
-	counts  []uint64
-	latency []time.Duration
-}
-
-func (w *statusWindow) reset(channels int) {
-	w.start = time.Now()
-	w.samples = 0
-	w.counts = slices.Grow(w.counts[:0], channels)[:channels]
-	clear(w.counts)
-	w.latency = w.latency[:0]
-}
-
-func (p *Rig) publishStatus(w *statusWindow, sample uint64, rate float64) {
-	el := time.Since(w.start).Seconds()
-	st := &stream.Status{
-		Header:    stream.Header{Sample: sample, Rate: rate},
-		Link:      p.src.stats(),
-		Uptime:    time.Since(p.started),
-		Threshold: math.Float64frombits(p.thresh.Load()),
-	}
-	if el > 0 {
-		st.SampleRate = float64(w.samples) / el
-	}
-	sec := float64(w.samples) / max(rate, 1)
-	var total uint64
-	st.RateHz = make([]float32, len(w.counts))
-	for i, c := range w.counts {
-		total += c
-		if sec > 0 {
-			st.RateHz[i] = float32(float64(c) / sec)
-		}
-	}
-	if sec > 0 {
-		st.SpikeRate = float64(total) / sec
-	}
-	if n := len(w.latency); n > 0 {
-		slices.Sort(w.latency)
-		st.LatencyP50 = w.latency[n/2]
-		st.LatencyP99 = w.latency[min(n-1, n*99/100)]
-		st.LatencyMax = w.latency[n-1]
-	}
-	st.NoiseUV = p.sorter.Noise(nil)
-	p.pub.PublishStatus(st)
-	p.status.Store(st)
-	w.reset(len(w.counts))
-	if el >= p.cfg.StatusEvery.Seconds()/2 { // not the short last window at the end
-		r2, _ := p.decoderR2()
-		p.line.show(st, p.sorter.Channels(), int(p.units.Load()), p.cfg.Outputs, r2, p.calibrating.Load())
 	}
 }
 
 // Info, Stats, Refit, SetThreshold and DeviceCommand implement
 // stream.Controller for the control service.
-
-func (p *Rig) Info() stream.Info {
-	in := stream.Info{
-		Rig: p.cfg.NATS.Rig, Version: p.cfg.Version, Device: p.src.name,
-		Channels: p.sorterNow.Load().Channels(), Rate: p.sorterNow.Load().Rate(), Gain: p.gain,
-		Threshold: math.Float64frombits(p.thresh.Load()), Started: p.started,
-		Models: []string{BehaviourModel, string(p.cfg.Decoder)},
-	}
-	if p.model != nil {
-		in.Models[1] = string(p.model.Kind)
-	}
-	return in
-}
-
-func (p *Rig) Stats() stream.Status {
-	if s := p.status.Load(); s != nil {
-		return *s
-	}
-	return stream.Status{}
-}
-
-func (p *Rig) Refit(ctx context.Context, model string) error {
-	if model != "" && model != string(p.cfg.Decoder) {
-		return fmt.Errorf("no decoder model %q (have %q)", model, p.cfg.Decoder)
-	}
-	done := make(chan error, 1)
-	select {
-	case p.refit <- done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (p *Rig) SetThreshold(sigma float64) error {
-	if err := p.sorterNow.Load().SetThreshold(sigma); err != nil {
-		return err
-	}
-	p.thresh.Store(math.Float64bits(sigma))
-	at := p.done.Load()
-	p.pub.PublishEvents(at, p.sorterNow.Load().Rate(), []stream.Event{{Kind: stream.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
-	p.log.Info("detection threshold changed", "sigma", sigma)
-	return nil
-}
-
-func (p *Rig) DeviceCommand(ctx context.Context, op string, args json.RawMessage) (any, error) {
-	return p.src.command(ctx, op, args)
-}
 
 // templateEvery is the period, in seconds of device time, of the full
 // template snapshots that late subscribers start from.
