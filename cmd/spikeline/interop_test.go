@@ -198,3 +198,24 @@ func TestInteropRefusesBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestInteropSort: spikeline sort reads an Open Ephys recording and an
+// Intan file; sorting the Open Ephys recording of a simulation gives the
+// very spikes of sorting its raw recording.
+func TestInteropSort(t *testing.T) {
+	dir := t.TempDir()
+	raw, oe := filepath.Join(dir, "raw"), filepath.Join(dir, "oe")
+	common := []string{"--duration", "4s", "--channels", "6", "--seed", "11", "--quiet"}
+	mustRun(t, append([]string{"sim", "--out", raw}, common...)...)
+	mustRun(t, append([]string{"sim", "--out", oe, "--format", "openephys"}, common...)...)
+	mustRun(t, "sort", "--meta", raw, "--out", filepath.Join(dir, "s1"), "--quiet")
+	out := mustRun(t, "sort", "--input", oe, "--out", filepath.Join(dir, "s2"), "--quiet")
+	if !strings.Contains(out, "4.0 s of 6 channels") {
+		t.Errorf("sort:\n%s", out)
+	}
+	sameFile(t, filepath.Join(dir, "s1", "spikes.csv"), filepath.Join(dir, "s2", "spikes.csv"))
+	out = mustRun(t, "sort", "--input", "../../device/intan/testdata/v2_0.rhd", "--out", filepath.Join(dir, "s3"), "--quiet")
+	if !strings.Contains(out, "of 8 channels") {
+		t.Errorf("sort of an .rhd file:\n%s", out)
+	}
+}

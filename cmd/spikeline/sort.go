@@ -54,7 +54,7 @@ var sortOutputs = []string{"spikes.csv", "units.csv", "summary.png", "phy"}
 func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sort", stderr)
 	var j sortJob
-	fs.StringVar(&j.input, "input", "", "raw int16 time-major recording (.dat/.bin)")
+	fs.StringVar(&j.input, "input", "", "raw int16 time-major recording (.dat/.bin); or a file of wire-protocol frames, an Intan .rhd/.rhs file or an Open Ephys recording folder, which describe themselves")
 	fs.StringVar(&j.meta, "meta", "", "recording.json sidecar (or its directory) giving channels, rate and gain; the raw file defaults to its data_file")
 	fs.IntVar(&j.raw.Channels, "channels", 0, "channels in the file (unless --meta)")
 	fs.Float64Var(&j.raw.Rate, "rate", 0, "sample rate in Hz (unless --meta)")
@@ -86,7 +86,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 		return set
 	}
-	if j.input != "" && device.IsWireFile(j.input) {
+	if j.input != "" && (device.IsWireFile(j.input) || isInteropRecording(j.input)) {
 		// A file of frames (spikeline encode, a capture): sort_wire.go.
 		return j.runWire(ctx, fs, sortFlags, stdout, stderr)
 	}

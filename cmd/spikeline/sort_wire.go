@@ -39,12 +39,11 @@ type wireInfo struct {
 // Damage in the file is an error naming its offset.
 func scanWire(ctx context.Context, path string) (wireInfo, error) {
 	var w wireInfo
-	wf, err := device.OpenWireFile(path)
+	wf, err := openFrames(ctx, path)
 	if err != nil {
 		return w, err
 	}
-	defer wf.Close()
-	wf.Strict = true
+	defer device.Close(wf)
 	for {
 		b, err := wf.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -91,7 +90,7 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 	})
 	switch {
 	case given:
-		return usageErrorf("%s is a file of frames, which describes itself: drop --meta, --channels, --rate, --gain and --positions", j.input)
+		return usageErrorf("%s describes itself: drop --meta, --channels, --rate, --gain and --positions", j.input)
 	case j.out == "":
 		return usageErrorf("--out is required")
 	case j.passes != 1 && j.passes != 2:
@@ -177,8 +176,12 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 	fmt.Fprintf(stdout, "sorted %.1f s of %d channels (%s) in %.1f s (%.1fx real time, %d pass(es))\n",
 		seconds, w.channels, what, elapsed.Seconds(), seconds/elapsed.Seconds(), j.passes)
 	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d templates=%d\n", len(spikes), sorted, len(spikes)-sorted, len(units), len(templates))
-	fmt.Fprintf(stdout, "wrote %s, %s (%d units, %d good); no Phy folder or summary plot without a raw file (spikeline encode --restore gives one back from a lossless file)\n",
-		csvPath, filepath.Join(j.out, "units.csv"), len(units), good)
+	restore := " (spikeline encode --restore gives one back from a lossless file)"
+	if isInteropRecording(j.input) {
+		restore = ""
+	}
+	fmt.Fprintf(stdout, "wrote %s, %s (%d units, %d good); no Phy folder or summary plot without a raw file%s\n",
+		csvPath, filepath.Join(j.out, "units.csv"), len(units), good, restore)
 	return nil
 }
 
@@ -206,12 +209,11 @@ func (j *sortJob) wirePass(ctx context.Context, w wireInfo, cfg sort.Config, lab
 		defer ss.Close()
 		s = ss
 	}
-	wf, err := device.OpenWireFile(j.input)
+	wf, err := openFrames(ctx, j.input)
 	if err != nil {
 		return nil, nil, nil, sort.Stats{}, err
 	}
-	defer wf.Close()
-	wf.Strict = true
+	defer device.Close(wf)
 	var bar *progress
 	if !j.quiet {
 		bar = newProgress(stderr, label, w.samples, w.rate)
