@@ -4,7 +4,7 @@ PKGS ?= ./...
 BENCHTIME ?= 1s
 COUNT ?= 6
 
-.PHONY: hostile all build test test-race test-long vet fmt bench bench-save fuzz accuracy accuracy-external accuracy-external-peer gtkit decode-accuracy latency soak run clean
+.PHONY: lint hostile all build test test-race test-long vet fmt bench bench-save fuzz accuracy accuracy-external accuracy-external-peer gtkit decode-accuracy latency soak run clean
 
 all: vet build test
 
@@ -28,6 +28,11 @@ vet:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# staticcheck at the version .ci/run pins (fetched through the Go module proxy).
+STATICCHECK_VERSION ?= $(shell sed -n 's/^STATICCHECK_VERSION=\([^ ]*\).*/\1/p' .ci/run)
+lint:
+	GOFLAGS= $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
 # Benchmarks; compare runs with benchstat (go run golang.org/x/perf/cmd/benchstat@latest old.txt new.txt).
 bench:

@@ -5,18 +5,11 @@ import (
 	"unsafe"
 )
 
-// littleEndian says whether load4/store4 put element 0 in the low bits,
+// littleEndian says whether store4 puts element 0 in the low bits,
 // which transpose relies on.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-// load4 returns four int16 as one little-endian 64-bit word (element 0 in
-// the low bits); len(s) must be 4.
-func load4(s []int16) uint64 {
-	_ = s[3]
-	return *(*uint64)(unsafe.Pointer(&s[0]))
-}
-
-// store4 stores a word from load4's layout into four int16; len(s) must
+// store4 stores a word (element 0 in the low bits) into four int16; len(s) must
 // be 4.
 func store4(s []int16, w uint64) {
 	_ = s[3]

@@ -80,7 +80,6 @@ type RHXSource struct {
 	wave  net.Conn
 	r     *bufio.Reader
 	stats device.Stats
-	down  bool // the waveform connection was lost
 
 	started       bool
 	lastTS        uint32

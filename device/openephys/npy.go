@@ -253,19 +253,6 @@ func (n *npyWriter) close() error {
 	return err
 }
 
-// writeNPY writes a whole array of records (rows) at once.
-func writeNPY(path, descr string, data []byte, records int64, dims ...int64) error {
-	n, err := createNPY(path, descr, dims...)
-	if err != nil {
-		return err
-	}
-	if err := n.append(data, records); err != nil {
-		n.f.Close()
-		return err
-	}
-	return n.close()
-}
-
 // readInt64s reads records [from, from+len(dst)) of a 1-D int64 (or
 // other integer) array into dst.
 func readInt64s(f *os.File, h npyHeader, from int64, dst []int64, buf []byte) ([]byte, error) {

@@ -98,9 +98,7 @@ func TestRoundTrip(t *testing.T) {
 		if b.Gain != 0.195 || b.Rate != 30000 || b.Channels != C {
 			t.Fatalf("block %+v", b)
 		}
-		for _, e := range b.Events {
-			gaps = append(gaps, e)
-		}
+		gaps = append(gaps, b.Events...)
 		if next != 0 && b.First != next && len(b.Events) == 0 {
 			t.Errorf("block at %d after %d without an event", b.First, next)
 		}

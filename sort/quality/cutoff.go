@@ -60,11 +60,10 @@ func cutoffFromHistogram(h []float64, n int, w []float64, pdf []int64) float64 {
 // a value's bin is found in float32 arithmetic and corrected against the
 // edges, so that values on an edge land where NumPy puts them.
 type histBins struct {
-	first  float32
-	norm   float32
-	edges  []float32
-	nbins  int
-	single bool
+	first float32
+	norm  float32
+	edges []float32
+	nbins int
 }
 
 func newHistBins(lo, hi float32, nbins int) histBins {

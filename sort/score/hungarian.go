@@ -30,9 +30,7 @@ func Assign(cost [][]float64) []int {
 	}
 	if n <= m {
 		colOf := hungarian(n, m, func(i, j int) float64 { return cost[i][j] })
-		for i, j := range colOf {
-			rowOf[i] = j
-		}
+		copy(rowOf, colOf)
 		return rowOf
 	}
 	// More rows than columns: solve the transpose.
