@@ -141,7 +141,8 @@ type SerialSource struct {
 	own      Stats    // events the SerialSource itself raised
 	pending  []Event
 	evbuf    []Event
-	expect   uint64 // counter expected next (end of the last data frame)
+	settings *Settings // from a settings frame (protocol v2), for the next Block
+	expect   uint64    // counter expected next (end of the last data frame)
 	channels int
 	rate     uint32
 	gain     float32
@@ -429,8 +430,10 @@ func (s *SerialSource) readPort(dec *Decoder) error {
 			return err
 		}
 		switch f.Type {
-		case FrameData:
+		case FrameData, FrameCompressed, FrameSpikes, FrameFeatures:
 			s.data(dec, &f)
+		case FrameSettings:
+			s.settings = f.Settings // for the next Block
 		case FrameReply:
 			s.reply(f.Reply)
 			s.publish()
@@ -440,7 +443,7 @@ func (s *SerialSource) readPort(dec *Decoder) error {
 
 // data turns a data frame into a queued Block.
 func (s *SerialSource) data(dec *Decoder, f *Frame) {
-	n := uint64(f.Len())
+	n := uint64(f.covered())
 	s.expect = f.Counter + n
 	s.channels, s.rate, s.gain = f.Channels, f.Rate, f.Gain
 
@@ -480,7 +483,12 @@ func (s *SerialSource) data(dec *Decoder, f *Frame) {
 		Gain:     gain,
 		Samples:  append(buf[:0], f.Samples...),
 		Received: time.Now(),
+		Span:     f.Span,
+		Spikes:   f.Spikes,
+		Features: f.Features,
+		Settings: s.settings,
 	}
+	s.settings = nil
 	if len(s.pending) > 0 {
 		b.Events = append([]Event(nil), s.pending...)
 		clear(s.pending)

@@ -32,6 +32,21 @@ type Config struct {
 	DeviceOptions device.Options
 	Source        device.Source
 
+	// Mode is what a headstage that takes commands is asked to send
+	// (protocol version 2, docs/telemetry.md): device.ModeRaw (the zero
+	// value) leaves it as it is; for lossless, spikes or features the rig
+	// reads ModeCalibrate (default 10 s) of raw samples, sets each
+	// channel's thresholds from its noise on the device's filter — at
+	// Sort.Threshold σ for spike events, at FeatureLevels σ (default 3.5,
+	// 5, 7, 10; 2-bit counts) for features — and switches the device.
+	// Spike events are sorted from their snippets; features are decoded
+	// directly (Grouping features). Device "sim" is then served by the
+	// emulator over loopback TCP. A file of frames is read in its own
+	// mode whatever Mode says.
+	Mode          device.Mode
+	ModeCalibrate time.Duration
+	FeatureLevels []float64
+
 	// Sort configures the sorter (one per segment of the session).
 	Sort sort.Config
 
@@ -138,6 +153,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Grouping == "" {
 		c.Grouping = decode.ByUnit
 	}
+	if c.ModeCalibrate == 0 {
+		c.ModeCalibrate = 10 * time.Second
+	}
+	if len(c.FeatureLevels) == 0 {
+		c.FeatureLevels = []float64{3.5, 5, 7, 10}
+	}
 	if c.Calibrate == 0 {
 		c.Calibrate = 60
 	}
@@ -169,8 +190,13 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.Decoder != decode.Wiener && c.Decoder != decode.Kalman:
 		return c, configErrorf("rig: Decoder %q: want wiener or kalman", c.Decoder)
-	case c.Grouping != decode.ByUnit && c.Grouping != decode.ByChannel:
-		return c, configErrorf("rig: Grouping %q: want unit or channel", c.Grouping)
+	case c.Grouping != decode.ByUnit && c.Grouping != decode.ByChannel && c.Grouping != decode.ByFeatures &&
+		c.Grouping != decode.ByCrossings && c.Grouping != decode.ByPower:
+		return c, configErrorf("rig: Grouping %q: want unit or channel, or for a device in feature mode features, crossings or power", c.Grouping)
+	case c.Mode > device.ModeFeatures:
+		return c, configErrorf("rig: Mode %d: want raw, lossless, spikes or features", c.Mode)
+	case len(c.FeatureLevels) > device.MaxLevels || c.ModeCalibrate < 0:
+		return c, configErrorf("rig: %d FeatureLevels (at most %d), ModeCalibrate %v", len(c.FeatureLevels), device.MaxLevels, c.ModeCalibrate)
 	case !(c.Calibrate > 0):
 		return c, configErrorf("rig: Calibrate %g: want > 0 seconds", c.Calibrate)
 	case c.StatusEvery < 0 || c.Duration < 0:
@@ -239,17 +265,31 @@ func (p *Rig) Run(ctx context.Context) (rerr error) {
 		if o.Logger == nil {
 			o.Logger = p.log
 		}
+		spec := p.cfg.Device
+		if p.cfg.Mode != device.ModeRaw && spec == "sim" {
+			spec = "sim:tcp" // the emulator runs the device's modes (modes.go)
+		}
 		var err error
-		if src, err = device.Open(ctx, p.cfg.Device, o); err != nil {
+		if src, err = device.Open(ctx, spec, o); err != nil {
 			return err
 		}
-		name = device.Name(src, p.cfg.Device)
+		name = device.Name(src, spec)
 		defer device.Close(src)
 	} else {
 		name = device.Name(src, name)
 	}
 	_, beh := src.(BehaviourSource)
 	p.src = &openSource{Source: src, name: name, hasBehaviour: beh || p.cfg.Behaviour != nil, behaviour: p.cfg.Behaviour}
+	if p.cfg.Mode != device.ModeRaw {
+		ms, ok := src.(modeSource)
+		if !ok {
+			return fmt.Errorf("%s takes no commands: Mode %s needs a headstage the host commands", name, p.cfg.Mode)
+		}
+		var err error
+		if p.src.pending, err = configureMode(ctx, ms, p.cfg.modeOptions(), p.log); err != nil {
+			return fmt.Errorf("%s: mode %s: %w", name, p.cfg.Mode, err)
+		}
+	}
 	p.interopOpened()
 	return p.run(ctx)
 }

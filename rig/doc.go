@@ -38,6 +38,17 @@
 // status, commands (device.Commander) reach it through the control
 // service, stimulation only through Config.StimLimits.
 //
+// # Modes of protocol version 2
+//
+// A headstage that sends spike events or features instead of samples
+// (docs/telemetry.md) is sorted and decoded all the same (modes.go): its
+// spike events go through a sort.SnippetSorter in place of the sorter
+// (templates learned on the snippets), its features become decoder
+// records (decode.FeatureSpikes) under the features grouping, and no
+// spikes are published. Config.Mode asks a headstage that takes commands
+// for a mode after calibrating its thresholds on raw samples; a file of
+// frames is read in the mode it holds.
+//
 // # Sessions and segments
 //
 // The session is cut into segments where the stream cannot go on as it

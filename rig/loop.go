@@ -55,7 +55,7 @@ func (p *Rig) loop(items <-chan item, free chan<- []int16) error {
 		score: newR2Tracker(len(p.cfg.Outputs), int(r2Window*50)+1)}
 	l.win.reset(p.sorter.Channels())
 	l.behEvery = max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
-	l.lag = uint64(p.sorter.Lag())
+	l.lag = uint64(p.sorting().Lag())
 	defer func() {
 		// A fit in progress holds the calibration data and a core: it
 		// ends before the pipeline does.
@@ -157,16 +157,16 @@ func (l *sortLoop) startFit() {
 // recorded and decoded.
 func (l *sortLoop) flush() error {
 	p := l.p
-	l.spikes = p.sorter.Flush(l.spikes[:0])
+	l.spikes = p.sorting().Flush(l.spikes[:0])
 	if l.lastEnd > l.done {
-		p.pub.PublishSpikes(l.done, l.lastEnd, l.rate, l.spikes)
+		p.pub.PublishSpikes(l.done, l.lastEnd, l.rate, p.realSpikes(l.spikes))
 	}
 	if p.spikeRec != nil {
-		if err := p.spikeRec.add(l.spikes); err != nil {
+		if err := p.spikeRec.add(p.realSpikes(l.spikes)); err != nil {
 			return err
 		}
-		if st := p.sorter.Stats(); st.Learned > 0 {
-			if err := p.spikeRec.templates(l.lastEnd, l.rate, p.sorter.Templates()); err != nil {
+		if st := p.sorting().Stats(); st.Learned > 0 {
+			if err := p.spikeRec.templates(l.lastEnd, l.rate, p.sorting().Templates()); err != nil {
 				return err
 			}
 		}
@@ -264,15 +264,15 @@ func (l *sortLoop) sort(b *device.Block) error {
 	l.lastEnd = b.End()
 	p.pub.PublishLinkEvents(b)
 	var err error
-	if l.spikes, err = p.sorter.Process(*b, l.spikes[:0]); err != nil {
+	if l.spikes, err = p.sorting().Process(*b, l.spikes[:0]); err != nil {
 		return err
 	}
-	l.qual.Add(l.spikes)
+	l.qual.Add(p.realSpikes(l.spikes))
 	// Every spike before complete has now left the sorter: the batch
 	// covers [done, complete), and bins before complete can close.
 	complete := max(b.End(), l.lag) - l.lag
 	if complete > l.done {
-		p.pub.PublishSpikes(l.done, complete, b.Rate, l.spikes)
+		p.pub.PublishSpikes(l.done, complete, b.Rate, p.realSpikes(l.spikes))
 		l.done = complete
 		p.done.Store(l.done)
 		if p.cfg.OnBatch != nil {
@@ -280,9 +280,9 @@ func (l *sortLoop) sort(b *device.Block) error {
 		}
 	}
 	l.win.latency = append(l.win.latency, time.Since(b.Received))
-	p.feedView(b, l.spikes)
+	p.feedView(b, p.realSpikes(l.spikes))
 	if p.spikeRec != nil {
-		if err := p.spikeRec.add(l.spikes); err != nil {
+		if err := p.spikeRec.add(p.realSpikes(l.spikes)); err != nil {
 			return err
 		}
 		if r := uint64(b.Rate); r > 0 && b.First/r != b.End()/r {
@@ -291,8 +291,8 @@ func (l *sortLoop) sort(b *device.Block) error {
 			}
 		}
 	}
-	l.win.samples += uint64(b.Len())
-	for _, s := range l.spikes {
+	l.win.samples += b.End() - b.First
+	for _, s := range p.realSpikes(l.spikes) {
 		if int(s.Channel) < len(l.win.counts) {
 			l.win.counts[s.Channel]++
 		}
@@ -306,16 +306,16 @@ func (l *sortLoop) sort(b *device.Block) error {
 func (l *sortLoop) templates(b *device.Block) error {
 	p := l.p
 	if b.End() >= l.nextTmpl && l.learned > 0 {
-		l.publishTemplates(p.sorter.Templates(), b.End(), b.Rate)
+		l.publishTemplates(p.sorting().Templates(), b.End(), b.Rate)
 		l.nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 	}
-	st := p.sorter.Stats()
+	st := p.sorting().Stats()
 	if st.Learned == l.learned {
 		return nil
 	}
 	l.learned = st.Learned
 	p.units.Store(int64(st.Units))
-	ts := p.sorter.Templates()
+	ts := p.sorting().Templates()
 	l.publishTemplates(ts, b.End(), b.Rate)
 	if p.spikeRec != nil {
 		if err := p.spikeRec.templates(b.End(), b.Rate, ts); err != nil {
@@ -339,7 +339,7 @@ func (l *sortLoop) templates(b *device.Block) error {
 func (l *sortLoop) publishTemplates(ts []sort.Template, sample uint64, rate float64) {
 	p := l.p
 	l.qual.Retain(ts)
-	l.units = l.qual.Metrics(l.units[:0], ts, p.sorter.Noise(nil), l.done)
+	l.units = l.qual.Metrics(l.units[:0], ts, p.sorting().Noise(nil), l.done)
 	p.pub.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate},
 		Templates: ts, Quality: l.units, QualityFrom: l.qualFrom})
 }

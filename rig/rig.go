@@ -32,6 +32,10 @@ type Rig struct {
 
 	pub    *stream.Publisher
 	sorter *sort.Sorter
+	// events sorts a version-2 device's spike events or takes its
+	// features, in place of the sorter (modes.go); nil for samples.
+	events      eventSorter
+	featureMode bool
 
 	started time.Time
 	status  atomic.Pointer[stream.Status] // latest status, for the control service
@@ -132,6 +136,10 @@ func (p *Rig) run(ctx context.Context) error {
 		return err
 	}
 	p.sorterNow.Store(p.sorter)
+	if err := p.setupEvents(&first); err != nil {
+		p.sorter.Close()
+		return err
+	}
 	defer func() {
 		p.sorter.Close() // the last segment's (segment.go)
 		if p.viewSorter != nil {
@@ -283,12 +291,12 @@ func (p *Rig) read(ctx context.Context, first device.Block, items chan<- item, f
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if p.rec != nil {
+		if p.rec != nil && len(b.Samples) > 0 {
 			if err := p.rec.write(&b, it.segment); err != nil {
 				return err
 			}
 		}
-		got += uint64(b.Len())
+		got += b.End() - b.First // samples, or the span of spike events or features
 		p.received.Store(got)
 		if want > 0 && got >= want {
 			return io.EOF

@@ -33,6 +33,7 @@ type openSource struct {
 	behaviour    BehaviourSource           // Config.Behaviour
 	stim         *device.StimGuard         // nil: stimulation not armed (run_security.go)
 	onStim       func(device.Stim, uint64) // a stimulation train delivered at a device sample (--record-format openephys)
+	pending      *device.Block             // the first Block of a Config.Mode, read by configureMode
 }
 
 // firstError explains why the source gave no first Block: a source that

@@ -12,7 +12,7 @@ import (
 // summary prints what the run did, for the person at the bench.
 func (p *Rig) summary() {
 	p.line.end()
-	st, l, ps := p.sorter.Stats(), p.src.stats(), p.pub.Stats()
+	st, l, ps := p.sorting().Stats(), p.src.stats(), p.pub.Stats()
 	fmt.Fprintf(p.stdout, "spikeline: %.1f s of device time on %d channels; %d spikes, %d sorted into %d units\n",
 		float64(p.received.Load())/p.sorter.Rate(), p.sorter.Channels(), st.Spikes, st.Sorted, st.Units)
 	fmt.Fprintf(p.stdout, "spikeline: link: %d frames, %d CRC errors, %d bytes skipped, %d gaps (%d samples lost), %d resets, %d reconnects\n",
@@ -68,7 +68,7 @@ func (p *Rig) publishStatus(w *statusWindow, sample uint64, rate float64) {
 		st.LatencyP99 = w.latency[min(n-1, n*99/100)]
 		st.LatencyMax = w.latency[n-1]
 	}
-	st.NoiseUV = p.sorter.Noise(nil)
+	st.NoiseUV = p.sorting().Noise(nil)
 	p.pub.PublishStatus(st)
 	p.status.Store(st)
 	w.reset(len(w.counts))

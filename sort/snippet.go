@@ -93,9 +93,10 @@ func (s *SnippetSorter) Channels() int { return s.channels }
 // Rate returns the sample rate in Hz.
 func (s *SnippetSorter) Rate() float64 { return s.rate }
 
-// Lag returns 0: the device sends an event once its snippet is complete,
-// and a spike frame's events are all its spikes.
-func (s *SnippetSorter) Lag() int { return 0 }
+// Lag returns the snippet's samples after the extremum: a device sends an
+// event once its snippet is complete, so when a spike frame ends at sample
+// t, every spike before t - Lag() has arrived.
+func (s *SnippetSorter) Lag() int { return s.d - s.pre - 1 }
 
 // SnippetLen returns the samples in a snippet and those before the
 // extremum.

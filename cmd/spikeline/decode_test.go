@@ -101,7 +101,7 @@ func TestDecodeCommandErrors(t *testing.T) {
 	}{
 		{[]string{"decode"}, 2, "subcommand"},
 		{[]string{"decode", "predict"}, 2, "unknown decode subcommand"},
-		{[]string{"decode", "fit", "--behaviour", beh, "--out", "m.json"}, 2, "--spikes is required"},
+		{[]string{"decode", "fit", "--behaviour", beh, "--out", "m.json"}, 2, "--spikes or --features is required"},
 		{[]string{"decode", "fit", "--spikes", spikes, "--behaviour", beh}, 2, "--out is required"},
 		{[]string{"decode", "fit", "--spikes", spikes, "--behaviour", beh, "--out", "m", "--model", "svm"}, 2, `--model "svm"`},
 		{[]string{"decode", "fit", "--spikes", spikes, "--behaviour", beh, "--out", "m", "--split", "1"}, 2, "--split"},

@@ -58,6 +58,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 	fs := newFlagSet("run", stderr)
 	var o runOptions
 	srcFlags := registerSourceFlags(fs, &o.src)
+	modeFlags := registerModeFlags(fs) // run_modes.go
 	sortFlags := registerSortFlags(fs)
 	natsCfg := natsFlags(fs)
 	fs.StringVar(&o.model, "model", "", "decoder model file (from 'spikeline decode fit'); default: calibrate a decoder live from the behaviour stream")
@@ -65,7 +66,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 	fs.Float64Var(&o.calib, "calibrate", 60, "seconds of sorted spikes and behaviour collected before the live decoder is fitted")
 	fs.StringVar(&o.behSubj, "behaviour-subject", "", "NATS subject on which behaviour arrives (estimate schema, binary or .json) to calibrate the decoder of a real device; the simulator brings its own")
 	outputs := fs.String("outputs", "vx,vy", "names of the behaviour values the decoder learns, in order")
-	group := fs.String("grouping", "unit", "decoder inputs: unit (sorted units) or channel (threshold crossings)")
+	group := fs.String("grouping", "unit", "decoder inputs: unit (sorted units) or channel (threshold crossings); a device in feature mode: features (its default), crossings or power")
 	fs.DurationVar(&o.status, "status-every", time.Second, "period of the status message")
 	fs.IntVar(&o.queue, "queue", 1000, "blocks buffered between the device and the sorter")
 	fs.StringVar(&o.record, "record", "", "also record the raw stream into this directory (recording.dat + recording.json, crash-safe; gaps zero-filled and listed)")
@@ -128,10 +129,10 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 		return usageErrorf("--decoder %q: want wiener or kalman", *kind)
 	}
 	switch decode.Grouping(*group) {
-	case decode.ByUnit, decode.ByChannel:
+	case decode.ByUnit, decode.ByChannel, decode.ByFeatures, decode.ByCrossings, decode.ByPower:
 		o.grouping = decode.Grouping(*group)
 	default:
-		return usageErrorf("--grouping %q: want unit or channel", *group)
+		return usageErrorf("--grouping %q: want unit or channel, or for a device in feature mode features, crossings or power", *group)
 	}
 	if o.calib <= 0 {
 		return usageErrorf("--calibrate %g: want > 0 seconds", o.calib)
@@ -172,6 +173,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 	}
 	if o.sec.allowStim {
 		cfg.StimLimits, cfg.StimLimitsFile = &o.sec.limits, o.sec.limitsFile
+	}
+	if err := modeFlags(&cfg, o.src.kind); err != nil {
+		return err
 	}
 	if tune != nil {
 		tune(&cfg)
