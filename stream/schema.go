@@ -611,6 +611,17 @@ const (
 	// change, a counter reset or a long gap): Count is the segment number,
 	// Detail the reason; after a format change the sorter restarted.
 	EventSegment EventKind = 73
+	// EventSortLost: the sorted spikes of a channel group are missing
+	// for a run of samples (remote sorting: a shard died, stalled or
+	// missed its deadline, or raw blocks did not reach it): Sample is the
+	// first sample after the run, Count its samples, Channel the group's
+	// first channel and Value its number of channels; Detail says which
+	// group and why.
+	EventSortLost EventKind = 74
+	// EventShard: remote sorting changed hands: a shard joined, left or
+	// was lost, a group moved to another shard (Channel: the group's first
+	// channel, Value its channels; -1 and 0 for a shard's own events).
+	EventShard EventKind = 75
 )
 
 var streamEventNames = map[EventKind]string{
@@ -624,6 +635,8 @@ var streamEventNames = map[EventKind]string{
 	EventControlRefused:  "control_refused",
 	EventAccessRefused:   "access_refused",
 	EventSegment:         "segment",
+	EventSortLost:        "sort_lost",
+	EventShard:           "shard",
 }
 
 func (k EventKind) String() string {
