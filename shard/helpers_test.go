@@ -130,11 +130,35 @@ type collector struct {
 	errs    []string
 	lat     []time.Duration
 	events  []stream.Event
+	at      []time.Time // when each batch came
 	done    chan struct{}
 }
 
-func collect(r *Remote, start uint64) *collector {
-	c := &collector{next: start, done: make(chan struct{})}
+// longestGap returns the longest time between two batches, or between
+// from or to and a batch, within [from, to].
+func (c *collector) longestGap(from, to time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var gap time.Duration
+	prev := from
+	for _, at := range c.at {
+		if at.Before(from) {
+			continue
+		}
+		if at.After(to) {
+			at = to
+		}
+		gap = max(gap, at.Sub(prev))
+		prev = at
+		if at.Equal(to) {
+			return gap
+		}
+	}
+	return max(gap, to.Sub(prev))
+}
+
+func collect(r *Remote, start uint64, c *collector) *collector {
+	c.next, c.done = start, make(chan struct{})
 	go func() {
 		defer close(c.done)
 		for b := range r.Batches() {
@@ -148,6 +172,7 @@ func collect(r *Remote, start uint64) *collector {
 			}
 			c.next = b.End
 			c.batches++
+			c.at = append(c.at, now)
 			c.spikes = append(c.spikes, b.Spikes...)
 			c.mu.Unlock()
 		}

@@ -67,6 +67,8 @@ type group struct {
 
 	loss    Range // open loss range (To > From), not yet reported
 	lossWhy string
+
+	base []sort.Template // templates given at the start (rig's ids, global channels), until a lease has its own
 }
 
 // announce is a unit a lease learned, waiting for its rig unit id.
@@ -430,12 +432,26 @@ func (m *merger) unit(l *lease, u int32) int32 {
 	return g
 }
 
+// setBase gives the groups the templates the session starts with (the
+// rig's unit ids, global channels): the seeds of their first leases.
+func (m *merger) setBase(ts []sort.Template) {
+	for _, t := range ts {
+		for _, gr := range m.groups {
+			if int(t.Channel) >= gr.First && int(t.Channel) < gr.First+gr.Channels {
+				gr.base = append(gr.base, t)
+			}
+		}
+		m.nextUnit = max(m.nextUnit, t.Unit+1)
+	}
+}
+
 // templates appends every group's current templates, with the rig's unit
 // ids, to dst.
 func (m *merger) templates(dst []sort.Template) []sort.Template {
 	for _, gr := range m.groups {
 		l := gr.cur
 		if l == nil {
+			dst = append(dst, gr.base...)
 			continue
 		}
 		for _, t := range l.tmpl {

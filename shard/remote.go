@@ -32,8 +32,10 @@ type Options struct {
 	// GroupChannels is the size of a channel group, the unit of work a
 	// shard takes (64).
 	GroupChannels int
-	// Sort is the sorter configuration every shard runs (its Workers and
-	// Templates are the shard's business and are not sent).
+	// Sort is the sorter configuration every shard runs (Workers is the
+	// shard's business). Templates, if any (channels of the rig's
+	// stream), seed the groups' sorters, as in the second pass of an
+	// offline sort; their unit ids are kept.
 	Sort sort.Config
 
 	// Deadline is how long after a block was sent the merged stream waits
@@ -252,6 +254,15 @@ func Start(ctx context.Context, o Options, first *device.Block) (*Remote, error)
 		noise: make([]float32, first.Channels)}
 	r.stats.Groups = len(groups)
 	r.started = time.Now()
+	if len(o.Sort.Templates) > 0 {
+		for i, t := range o.Sort.Templates {
+			if t.Channel < 0 || int(t.Channel) >= first.Channels || t.Unit <= 0 {
+				return nil, fmt.Errorf("shard: template %d (unit %d) on channel %d of %d", i, t.Unit, t.Channel, first.Channels)
+			}
+		}
+		r.m.setBase(o.Sort.Templates)
+		r.tmpl = r.m.templates(nil)
+	}
 	if err := r.subscribe(); err != nil {
 		r.unsubscribe()
 		return nil, err
@@ -778,6 +789,9 @@ func (r *Remote) lateWhy(gr *group) string {
 	if gr.cur != nil && !gr.cur.retired {
 		l = gr.cur
 	}
+	if !l.started {
+		return fmt.Sprintf("shard %s (lease %d) is starting: its sorter needs its noise estimate before it sorts", l.shard, l.epoch)
+	}
 	return fmt.Sprintf("shard %s (lease %d) missed the %v deadline", l.shard, l.epoch, r.o.Deadline)
 }
 
@@ -926,7 +940,7 @@ func (r *Remote) newLease(g int, shard string, now time.Time, moving bool) {
 	r.rawMu.Unlock()
 	var from uint64
 	if fresh {
-		from, seeds = 1, nil
+		from = 1
 	}
 	l := r.m.addLease(g, r.epoch, shard, seeds)
 	r.leases[l] = &leaseInfo{g: g, shard: shard, created: now, fromSeq: from, seeds: seeds, moving: moving}

@@ -22,8 +22,7 @@ func TestRemoteSortsLikeGroups(t *testing.T) {
 	s := streamtest.RunServer(t, nil)
 	nc := streamtest.Connect(t, s)
 	startWorkers(t, s.ClientURL(), "rigT", 2)
-	var c *collector
-	c = &collector{}
+	c := &collector{}
 	r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigT", GroupChannels: 32, Sort: cfg,
 		// Deterministic learning runs inside Process: seconds of sorting
 		// stop while it does, so no real-time deadline here.
@@ -32,7 +31,7 @@ func TestRemoteSortsLikeGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c = collect(r, blocks[0].First)
+	collect(r, blocks[0].First, c)
 	send(t, r, c, blocks, 0, 3000)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -421,6 +421,10 @@ func (l *workLease) run(ctx context.Context) error {
 	}
 }
 
+// templateEvery is the period, in seconds of device time, of a shard's
+// template snapshots (as the rig's own).
+const templateEvery = 10.0
+
 // sortState is a lease's sorter and the order of its raw blocks.
 type sortState struct {
 	l      *workLease
@@ -435,16 +439,17 @@ type sortState struct {
 	lastEnd uint64 // end of the last block sorted
 	lost    []Range
 
-	warm    bool // output goes out (a fresh session's first lease sorts from its first block)
-	done    uint64
-	learned uint64
-	seq     uint64 // output sequence
-	out     ring
-	spikes  []sort.Spike
-	noise   []float32
-	buf     []byte
-	ended   bool
-	raw     stream.RawBlock
+	warm     bool // output goes out (a fresh session's first lease sorts from its first block)
+	done     uint64
+	learned  uint64
+	nextTmpl uint64 // device sample of the next periodic snapshot
+	seq      uint64 // output sequence
+	out      ring
+	spikes   []sort.Spike
+	noise    []float32
+	buf      []byte
+	ended    bool
+	raw      stream.RawBlock
 }
 
 func (s *sortState) close() {
@@ -580,7 +585,7 @@ func (s *sortState) block(m *nats.Msg) error {
 	if final {
 		s.ended = true
 		s.spikes = s.sorter.Flush(s.spikes[:0])
-		s.publishTemplates(rb.Sample)
+		s.publishTemplates(rb.Sample, true)
 		return s.publishBatch(s.done, max(s.lastEnd, s.done))
 	}
 	b := device.Block{First: rb.Sample, Rate: rb.Rate, Channels: rb.Channels, Gain: rb.Gain, Samples: rb.Samples}
@@ -615,7 +620,7 @@ func (s *sortState) block(m *nats.Msg) error {
 		s.lost = nil
 		return nil
 	}
-	s.publishTemplates(b.End())
+	s.publishTemplates(b.End(), false)
 	if complete > s.done {
 		return s.publishBatch(s.done, complete)
 	}
@@ -623,13 +628,18 @@ func (s *sortState) block(m *nats.Msg) error {
 }
 
 // publishTemplates sends a full snapshot when learning changed the
-// templates.
-func (s *sortState) publishTemplates(sample uint64) {
+// templates, every templateEvery of device time (templates drift) and
+// when forced (at the end).
+func (s *sortState) publishTemplates(sample uint64, force bool) {
 	st := s.sorter.Stats()
-	if st.Learned == s.learned {
+	if st.Learned == s.learned && sample < s.nextTmpl && !force {
+		return
+	}
+	if st.Learned == 0 && st.Units == 0 {
 		return
 	}
 	s.learned = st.Learned
+	s.nextTmpl = sample + uint64(templateEvery*s.sorter.Rate())
 	ts := s.sorter.Templates()
 	for i := range ts {
 		ts[i].Channel += int32(s.l.group.First)
