@@ -119,13 +119,6 @@ func paced(t testing.TB, r *Remote, blocks []device.Block, at func(i int)) {
 	}
 }
 
-// arrivals records when merged batches came.
-type arrivals struct {
-	mu  sync.Mutex
-	at  []time.Time
-	end []uint64
-}
-
 func onChannels(spikes []sort.Spike, lo, hi int32, in bool) []sort.Spike {
 	var out []sort.Spike
 	for _, s := range spikes {

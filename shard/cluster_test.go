@@ -240,22 +240,6 @@ func (p *shardProc) kill() {
 	}
 }
 
-// stop asks the shard to leave (SIGTERM) and waits for it.
-func (p *shardProc) stop() {
-	if p.cmd.Process != nil && p.cmd.ProcessState == nil {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		_ = p.cmd.Wait()
-	}
-}
-
-func (p *shardProc) tail() string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
-}
-
 // TestShardProcess is a shard when this binary is started by startShard;
 // otherwise it is skipped. Environment: "name rig urls [capacity]".
 func TestShardProcess(t *testing.T) {

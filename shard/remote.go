@@ -200,11 +200,10 @@ type sentBlock struct {
 }
 
 type shardInfo struct {
-	name     string
-	beat     Beat
-	last     time.Time
-	suspect  time.Time // no new leases before
-	reported bool
+	name    string
+	beat    Beat
+	last    time.Time
+	suspect time.Time // no new leases before
 }
 
 type leaseInfo struct {

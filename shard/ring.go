@@ -55,6 +55,3 @@ func (r *ring) each(from, to uint64, f func(*entry)) {
 		}
 	}
 }
-
-// len returns the number of messages kept.
-func (r *ring) len() int { return r.n }
