@@ -194,8 +194,17 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 			if errors.As(err, &ce) {
 				code = ce.Code
 			}
+			// The record is audited before the caller hears back, so a
+			// reply always has its audit record behind it.
 			if err != nil {
 				rec.Code, rec.Reason = code, err.Error()
+			} else {
+				rec.Accepted = true
+			}
+			if opt.Audit != nil {
+				opt.Audit(rec)
+			}
+			if err != nil {
 				r.Error(code, endpoint+": "+err.Error(), nil)
 			} else {
 				if res == nil {
@@ -204,10 +213,6 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 				if rerr := r.RespondJSON(res); rerr != nil {
 					r.Error("500", endpoint+": result: "+rerr.Error(), nil)
 				}
-				rec.Accepted = true
-			}
-			if opt.Audit != nil {
-				opt.Audit(rec)
 			}
 		}
 	}
