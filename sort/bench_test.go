@@ -11,6 +11,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/dsp"
+	"github.com/spikeline/spikeline/probe"
 )
 
 // benchData is a recording of many channels tiled from a small synthetic
@@ -235,4 +236,148 @@ func BenchmarkLatency(b *testing.B) {
 	b.ReportMetric(1000*float64(so.Lag())/d.rate, "lag-ms")
 	// The sorter's own heap: after minus before creating and warming it.
 	b.ReportMetric(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse))/(1<<20), "sorter-heap-MiB")
+}
+
+// geoBench is a 384-channel recording on a Neuropixels 1.0 layout (bank
+// 0) where every spike shows on the channels around its own, with
+// templates learned on it with and without the layout.
+type geoBench struct {
+	*benchData
+	probe  *probe.Probe
+	src    *synth
+	radius float64
+}
+
+var geoBenchCache = map[string]*geoBench{}
+
+// getGeoBench returns the dense benchmark recording and templates learned
+// with radius µm (0: without the layout).
+func getGeoBench(b *testing.B, radius float64) *geoBench {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	key := fmt.Sprint(radius)
+	if d := geoBenchCache[key]; d != nil {
+		return d
+	}
+	const ch = 384
+	p, err := probe.Builtin("neuropixels1", ch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var src *synth
+	if d := geoBenchCache["src"]; d != nil {
+		src = d.src
+	} else {
+		src = newSynth(synthConfig{channels: ch, seconds: 8, unitsPerChan: []int{1, 0}, noiseUV: 10, ampMin: 70, ampMax: 180,
+			lfp: 300, hum: 40, dc: 2000, seed: 98, spread: []float64{0.7, 0.55, 0.4, 0.3, 0.2, 0.12, 0.06}})
+		geoBenchCache["src"] = &geoBench{src: src}
+	}
+	cfg := Config{Deterministic: true, LearnSeconds: 6, RelearnEvery: -1}
+	if radius > 0 {
+		cfg.Probe, cfg.Radius = p, radius
+	}
+	_, so := runSorter(b, src, cfg, 3000)
+	warm := so.Templates()
+	so.Close()
+	n := int(2 * src.rate)
+	d := &geoBench{benchData: &benchData{channels: ch, rate: src.rate, gain: src.gain, samples: src.samples[:n*ch], warm: warm}, probe: p}
+	if radius > 0 {
+		d.radius = radius
+	}
+	d.src = src
+	geoBenchCache[key] = d
+	return d
+}
+
+// BenchmarkSorterGeometry times the whole sorter on a dense 384-channel
+// probe (Neuropixels 1.0 layout) without the layout (every channel
+// alone) and with it, at the default radius (50 µm: 8-channel
+// neighbourhoods) and at 80 µm (16 channels, the most), over 10 ms blocks
+// on all cores.
+func BenchmarkSorterGeometry(b *testing.B) {
+	for _, radius := range []float64{0, 50, 80} {
+		name := "probe=none"
+		if radius > 0 {
+			name = fmt.Sprintf("radius=%v", radius)
+		}
+		b.Run(name, func(b *testing.B) {
+			d := getGeoBench(b, radius)
+			// The hot path only: channels no unit has its largest trough
+			// on keep learning (as channels without templates do without
+			// geometry); no learning pass within the timed blocks.
+			cfg := Config{LearnSeconds: 1e6}
+			if radius > 0 {
+				cfg.Probe, cfg.Radius = d.probe, radius
+			}
+			so, blocks := warmSorter(b, d.benchData, cfg, 300)
+			defer so.Close()
+			var chans int
+			for _, t := range d.warm {
+				chans += max(1, len(t.Channels))
+			}
+			first := blocks[len(blocks)-1].End()
+			out := make([]Spike, 0, 4096)
+			var samples, spikes int
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				blk := blocks[i%len(blocks)]
+				blk.First = first
+				first = blk.End()
+				var err error
+				out, err = so.Process(blk, out[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				samples += len(blk.Samples)
+				spikes += len(out)
+			}
+			cpu := cpuTime() - cpu0
+			b.ReportMetric(float64(samples)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(samples)/cpu.Seconds(), "samples/cpu-s")
+			b.ReportMetric(float64(spikes)/float64(b.N), "spikes/op")
+			b.ReportMetric(float64(len(d.warm)), "units")
+			b.ReportMetric(float64(chans)/float64(max(1, len(d.warm))), "channels/template")
+		})
+	}
+}
+
+// BenchmarkLatencyGeometry is BenchmarkLatency (1 ms blocks) on the dense
+// 384-channel probe, without and with its layout.
+func BenchmarkLatencyGeometry(b *testing.B) {
+	for _, radius := range []float64{0, 50} {
+		name := "probe=none"
+		if radius > 0 {
+			name = fmt.Sprintf("radius=%v", radius)
+		}
+		b.Run(name, func(b *testing.B) {
+			d := getGeoBench(b, radius)
+			cfg := Config{LearnSeconds: 1e6}
+			if radius > 0 {
+				cfg.Probe, cfg.Radius = d.probe, radius
+			}
+			block := int(d.rate / 1000)
+			so, blocks := warmSorter(b, d.benchData, cfg, block)
+			defer so.Close()
+			first := blocks[len(blocks)-1].End()
+			out := make([]Spike, 0, 4096)
+			lat := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				blk := blocks[i%len(blocks)]
+				blk.First = first
+				first = blk.End()
+				t0 := time.Now()
+				out, _ = so.Process(blk, out[:0])
+				lat = append(lat, time.Since(t0))
+			}
+			b.StopTimer()
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(1000*float64(so.Lag())/d.rate, "lag-ms")
+		})
+	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+
+	"github.com/spikeline/spikeline/probe"
 )
 
 // Reference selects the common reference subtracted across channels after
@@ -113,6 +115,19 @@ type Config struct {
 
 	Workers int // channel shards run in parallel (GOMAXPROCS)
 
+	// Probe, when set, is the layout of the channels (package probe; its
+	// channel count must be the stream's). A spike seen on several
+	// channels within Radius of each other is then one event: it belongs
+	// to the channel with the largest trough, templates span that
+	// channel's neighbourhood, and the spike is reported once, on its
+	// unit's main channel. nil, or a layout where no two channels are
+	// within Radius: every channel is sorted alone.
+	Probe *probe.Probe
+	// Radius is how far apart, in µm, two channels may be and still see
+	// one spike (50). At most maxNeighbours channels (the nearest) make a
+	// neighbourhood.
+	Radius float64
+
 	// Deterministic makes learning run inside Process (and Flush) instead
 	// of beside it, so results never depend on goroutine timing: for
 	// offline sorting and tests. Real-time use leaves it false.
@@ -161,6 +176,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RelearnEvery, 120)
 	def(&c.MatchTolerance, 1)
 	def(&c.TrackRate, 1.0/200)
+	def(&c.Radius, 50)
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -190,7 +206,7 @@ func (c Config) validate(rate float64) error {
 	}{{"Low", c.Low}, {"High", c.High}, {"Threshold", c.Threshold}, {"TemplateThreshold", c.TemplateThreshold}, {"DeadTime", c.DeadTime},
 		{"Pre", c.Pre}, {"Post", c.Post}, {"Align", c.Align}, {"Tail", c.Tail},
 		{"NoiseWindow", c.NoiseWindow}, {"NoiseTrack", c.NoiseTrack}, {"LearnSeconds", c.LearnSeconds},
-		{"RelearnEvery", c.RelearnEvery}, {"MatchTolerance", c.MatchTolerance}, {"TrackRate", c.TrackRate}} {
+		{"RelearnEvery", c.RelearnEvery}, {"MatchTolerance", c.MatchTolerance}, {"TrackRate", c.TrackRate}, {"Radius", c.Radius}} {
 		if !finite(f.v) {
 			return bad("%s is %v", f.name, f.v)
 		}
@@ -232,6 +248,9 @@ func (c Config) validate(rate float64) error {
 	}
 	if c.MaxSnippets < 2 || c.MaxUnits < 1 || c.MaxUnits > 64 || c.MinSpikes < 1 {
 		return bad("MaxSnippets %d, MaxUnits %d, MinSpikes %d", c.MaxSnippets, c.MaxUnits, c.MinSpikes)
+	}
+	if c.Radius <= 0 || c.Radius > 1e6 {
+		return bad("Radius %v µm (want > 0)", c.Radius)
 	}
 	if c.MatchTolerance <= 0 || c.TrackRate < 0 || c.TrackRate >= 1 {
 		return bad("MatchTolerance %v, TrackRate %v", c.MatchTolerance, c.TrackRate)

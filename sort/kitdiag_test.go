@@ -16,6 +16,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/dsp"
+	"github.com/spikeline/spikeline/probe"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/score"
 )
@@ -33,6 +34,9 @@ import (
 //	    SPIKELINE_KITDIAG_LEARN=1 go test ./sort -run KitDiag -v
 //
 // SPIKELINE_KITDIAG_PASSES=1 sorts in one causal pass (live settings).
+// SPIKELINE_KITDIAG_GEO=1 sorts with the recording's probe.json (the
+// chosen channels' positions; SPIKELINE_KITDIAG_RADIUS µm) and scores a
+// detection within 50 µm of the true main channel.
 func TestKitDiag(t *testing.T) {
 	dir := os.Getenv("SPIKELINE_KITDIAG")
 	if dir == "" {
@@ -136,6 +140,7 @@ func TestKitDiag(t *testing.T) {
 	if os.Getenv("SPIKELINE_KITDIAG_PASSES") == "1" {
 		passes = 1
 	}
+	var pairs []sort.NeighbourPair
 	run := func(cfg sort.Config) ([]sort.Spike, []sort.Template) {
 		src, _, err := device.OpenRecording(dir, device.RawConfig{})
 		if err != nil {
@@ -174,6 +179,7 @@ func TestKitDiag(t *testing.T) {
 			}
 		}
 		out = s.Flush(out)
+		pairs = sort.NeighbourPairs(s)
 		for i := range out {
 			out[i].Channel = int32(chans[out[i].Channel])
 		}
@@ -184,6 +190,21 @@ func TestKitDiag(t *testing.T) {
 		return out, tm
 	}
 	cfg := sort.Config{Deterministic: os.Getenv("SPIKELINE_KITDIAG_ONLINE") == ""}
+	var scoreOpts score.Options
+	if os.Getenv("SPIKELINE_KITDIAG_GEO") != "" {
+		p, err := probe.Open(filepath.Join(dir, "probe.json"), meta.Channels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos := make([][2]float64, len(chans))
+		for i, c := range chans {
+			pos[i] = p.Positions[c]
+		}
+		if cfg.Probe, err = probe.New("probe.json", pos); err != nil {
+			t.Fatal(err)
+		}
+		scoreOpts.Positions = p.Positions
+	}
 	envf := func(name string, v *float64) {
 		if x, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
 			*v = x
@@ -194,6 +215,7 @@ func TestKitDiag(t *testing.T) {
 	envf("SPIKELINE_KITDIAG_TAIL", &cfg.Tail)
 	envf("SPIKELINE_KITDIAG_TT", &cfg.TemplateThreshold)
 	envf("SPIKELINE_KITDIAG_TH", &cfg.Threshold)
+	envf("SPIKELINE_KITDIAG_RADIUS", &cfg.Radius)
 	if v := os.Getenv("SPIKELINE_KITDIAG_SIGN"); v != "" {
 		sg, err := sort.ParseSign(v)
 		if err != nil {
@@ -244,15 +266,42 @@ func TestKitDiag(t *testing.T) {
 		}
 		gt, spikes = keep(gt), keep(spikes)
 	}
-	cmp, err := score.Compare(gt, spikes, meta.Rate, score.Options{})
+	cmp, err := score.Compare(gt, spikes, meta.Rate, scoreOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var acc float64
-	var n, well int
+	var n, well, sorted int
+	unitMain, unitN := map[int32]int32{}, map[int32]int{}
+	for _, s := range spikes {
+		if s.Unit != 0 {
+			sorted++
+			unitMain[s.Unit] = s.Channel
+			unitN[s.Unit]++
+		}
+	}
 	for _, u := range cmp.Units {
 		t.Logf("gt %3d ch %2d snr %5.1f n %5d -> sorted %4d acc %.3f rec %.3f prec %.3f fp %4d fn_cl %4d fn_uns %4d fn_mis %4d",
 			u.GT, u.Channel, snr[u.GT], u.NumGT, u.Sorted, u.Accuracy, u.Recall, u.Precision, u.FP, u.Misclassified, u.Unsorted, u.Missed)
+		if u.Accuracy < 0.8 && os.Getenv("SPIKELINE_KITDIAG_WHO") != "" {
+			// Which sorted units took its spikes.
+			type took struct {
+				id int32
+				m  int
+			}
+			var ts []took
+			for _, so := range cmp.SortedUnits {
+				if m := cmp.Matches(u.GT, so); m > 0 {
+					ts = append(ts, took{so, m})
+				}
+			}
+			slices.SortFunc(ts, func(a, b took) int { return b.m - a.m })
+			var parts []string
+			for _, x := range ts[:min(4, len(ts))] {
+				parts = append(parts, fmt.Sprintf("%d:%d(ch %d, n %d)", x.id, x.m, unitMain[x.id], unitN[x.id]))
+			}
+			t.Logf("      took by %s", strings.Join(parts, " "))
+		}
 		if snr[u.GT] >= 5 {
 			n++
 			acc += u.Accuracy
@@ -261,8 +310,27 @@ func TestKitDiag(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("SNR>=5: mean accuracy %.3f, well detected %d of %d; sorted units %d, overmerged %v, false positive %v",
-		acc/float64(max(n, 1)), well, n, len(cmp.SortedUnits), cmp.Overmerged, cmp.FalsePositive)
+	if os.Getenv("SPIKELINE_KITDIAG_PAIRS") != "" {
+		// Which ground-truth unit each sorted unit mostly holds.
+		major := map[int32]int32{}
+		best := map[int32]int{}
+		for _, u := range cmp.Units {
+			for _, so := range cmp.SortedUnits {
+				if m := cmp.Matches(u.GT, so); m > best[so] {
+					best[so], major[so] = m, u.GT
+				}
+			}
+		}
+		for _, p := range pairs {
+			same := "different"
+			if major[p.A] == major[p.B] && major[p.A] != 0 {
+				same = "SAME"
+			}
+			t.Logf("pair %d (gt %d) %d (gt %d): residual %.1f energy %.1f %s", p.A, major[p.A], p.B, major[p.B], p.Residual, p.Energy, same)
+		}
+	}
+	t.Logf("SNR>=5: mean accuracy %.3f, well detected %d of %d; sorted units %d, redundant %v, overmerged %v, false positive %v; spikes %d (%d sorted) for %d true",
+		acc/float64(max(n, 1)), well, n, len(cmp.SortedUnits), cmp.Redundant, cmp.Overmerged, cmp.FalsePositive, len(spikes), sorted, len(gt))
 }
 
 // readKitUnits reads unit_id, channel and snr from a units.csv.

@@ -24,6 +24,10 @@ type learnJob struct {
 	tau   []uint64
 	gap   []uint32  // rows since the channel's previous detection, per snippet
 	prev  []float32 // sign-corrected amplitude of that detection
+	// With geometry: the snippets span these channels (ch first), dfull
+	// samples each, and sigmas are their noise.
+	chans  []int32
+	sigmas []float32
 }
 
 // channelUnits is one channel's learning result: template waveforms
@@ -33,6 +37,7 @@ type channelUnits struct {
 	sigma  float32
 	waves  [][]float32
 	counts []int
+	chans  []int32 // with geometry: the channels of the waves
 }
 
 // learnParams are the settings learning needs (copied, so the learner
@@ -73,7 +78,14 @@ func (s *Sorter) startLearn(inline bool) {
 		for c := range sh.sets {
 			set := &sh.sets[c]
 			if len(set.tau) >= s.cfg.MinSpikes {
-				jobs = append(jobs, learnJob{ch: sh.c0 + c, sigma: sh.sigma[c], w: set.w, tau: set.tau, gap: set.gap, prev: set.prev})
+				j := learnJob{ch: sh.c0 + c, sigma: sh.sigma[c], w: set.w, tau: set.tau, gap: set.gap, prev: set.prev}
+				if s.g != nil {
+					j.chans = s.g.nb[j.ch]
+					for _, n := range j.chans {
+						j.sigmas = append(j.sigmas, s.g.chSh[n].sigma[s.g.chLoc[n]])
+					}
+				}
+				jobs = append(jobs, j)
 				*set = snippetSet{}
 			} else {
 				set.w, set.tau, set.gap, set.prev = set.w[:0], set.tau[:0], set.gap[:0], set.prev[:0]
@@ -125,7 +137,20 @@ func (s *Sorter) installLearned(wait bool) {
 		}
 	}
 	s.learnJobs = nil
+	if s.g != nil {
+		for _, r := range res {
+			s.mergeGeo(r)
+		}
+		s.dedup()
+		s.buildCand()
+		for _, u := range s.g.units {
+			u.recent = 0
+		}
+	}
 	for _, r := range res {
+		if s.g != nil {
+			break
+		}
 		sh := s.shardOf(r.ch)
 		c := r.ch - sh.c0
 		sh.units[c] = s.mergeUnits(sh.units[c], r, sh.sigma[c])
@@ -276,6 +301,11 @@ func distinct(a, b []float32, sigma float32) bool {
 func learnAll(jobs []learnJob, p learnParams) []channelUnits {
 	out := make([]channelUnits, 0, len(jobs))
 	for _, j := range jobs {
+		if j.chans != nil {
+			waves, counts := learnGeo(j, p)
+			out = append(out, channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans})
+			continue
+		}
 		waves, counts := learnChannel(j, p)
 		out = append(out, channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts})
 	}
@@ -398,8 +428,8 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 		whole[r] = row
 	}
-	white, _ := whiten(whole, label)
-	label = isoSplit(j.ch, white, label)
+	white, _ := whiten(whole, label, p.dfull)
+	label = isoSplit(j.ch, white, label, p.dfull, nil)
 	if learnDebug != nil {
 		learnDebug(j.ch, "after merge sizes %v", sizes(label))
 	}
@@ -707,18 +737,33 @@ func sizes(label []int) []int {
 // around it, falls exactly on pre (cubic Catmull-Rom interpolation).
 func shiftSnippet(dst, x []float32, pre int) {
 	copy(dst, x)
+	if delta, ok := peakShift(x, pre); ok {
+		resample(dst, x, delta)
+	}
+}
+
+// peakShift returns where the extremum near pre lies, in samples from
+// pre, by a parabola through the three samples around it (ok false when
+// there is no such extremum within a sample).
+func peakShift(x []float32, pre int) (float64, bool) {
 	if pre < 1 || pre+1 >= len(x) {
-		return
+		return 0, false
 	}
 	a, b, c := float64(x[pre-1]), float64(x[pre]), float64(x[pre+1])
 	den := a - 2*b + c
 	if den == 0 {
-		return
+		return 0, false
 	}
 	delta := 0.5 * (a - c) / den
 	if math.IsNaN(delta) || math.Abs(delta) > 1 {
-		return
+		return 0, false
 	}
+	return delta, true
+}
+
+// resample writes x shifted by delta samples (dst[i] = x(i+delta), cubic
+// Catmull-Rom interpolation) into dst.
+func resample(dst, x []float32, delta float64) {
 	n := len(x)
 	at := func(i int) float64 { return float64(x[min(max(i, 0), n-1)]) }
 	for i := range dst {

@@ -58,6 +58,10 @@ type shard struct {
 	resid     []float32  // scratch residual (dfull)
 	delta     float32    // sub-sample shift of the last match
 	watch     []*watched // channels whose band-passed signal is kept (Watch)
+	// with geometry (geo.go): the crossings phase A recorded this step,
+	// and 1/σ² per channel
+	cands []candidate
+	inv2  []float32
 }
 
 // unit is one template on one channel.
@@ -358,6 +362,10 @@ func (sh *shard) at(c int, t uint64) float32 { return sh.ring[int(t&sh.mask)*sh.
 // channel's templates, explain it (subtract the template) and record it.
 func (sh *shard) crossing(c int, t uint64, sign float32) {
 	s := sh.s
+	if s.g != nil {
+		sh.record(c, t, sign)
+		return
+	}
 	if t < sh.next[c] {
 		return
 	}
@@ -741,6 +749,14 @@ func (sh *shard) applyThreshold() {
 				peak = min(peak, float32(math.Abs(float64(u.w[sh.s.pre]))))
 			}
 			th = min(th, max(float32(cfg.templateThreshold())*sg, weakScale*peak-weakMargin*sg))
+		} else if g := sh.s.g; g != nil && g.candPeak[sh.c0+c] > 0 {
+			th = min(th, max(float32(cfg.templateThreshold())*sg, weakScale*g.candPeak[sh.c0+c]-weakMargin*sg))
+		}
+		if sh.inv2 != nil {
+			sh.inv2[c] = 0
+			if sg > 0 {
+				sh.inv2[c] = 1 / (sg * sg)
+			}
 		}
 		sh.thr[c] = th
 		sh.negThr[c] = -th

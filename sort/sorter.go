@@ -52,6 +52,11 @@ type Sorter struct {
 	shards []*shard
 	ref    []float32 // common reference, 3 values per row of the current chunk
 
+	// g is the state of sorting with probe geometry (geo.go); nil
+	// without: every channel alone.
+	g    *geometry
+	hold int // rows spikes are held back beyond the scan (geometry: events resolve slightly out of order)
+
 	mu       sync.Mutex // held by Process/Flush; guards everything below
 	tau      uint64     // rows written to the rings
 	scan     uint64     // rows scanned for crossings
@@ -160,6 +165,17 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	s.d = s.pre + s.post + 1
 	s.dfull = s.d + s.tail
 	s.lag = s.align + s.post + s.tail
+	if err := s.setupGeometry(); err != nil {
+		return nil, err
+	}
+	if s.g != nil {
+		// Phase B looks win rows either side of a crossing on the
+		// neighbours, and a unit's trough on its main channel may lie win
+		// rows from its trough on the event's channel: both must be
+		// filtered, and spikes may come out 2·win rows out of order.
+		s.lag += 2 * s.g.win
+		s.hold = 2 * s.g.win
+	}
 	s.ringLen = 1
 	for s.ringLen < 2*(s.lag+s.pre)+512 {
 		s.ringLen *= 2
@@ -180,7 +196,12 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	for c0 := 0; c0 < channels; c0 += per {
 		s.shards = append(s.shards, newShard(s, len(s.shards), c0, min(per, channels-c0), secs))
 	}
-	if err := s.seed(cfg.Templates); err != nil {
+	if s.g != nil {
+		s.finishGeometry()
+		if err := s.seedGeometry(cfg.Templates); err != nil {
+			return nil, err
+		}
+	} else if err := s.seed(cfg.Templates); err != nil {
 		return nil, err
 	}
 	s.jobs = make([]chan struct{}, len(s.shards))
@@ -224,8 +245,9 @@ func (s *Sorter) shardOf(ch int) *shard {
 }
 
 // Lag returns the number of samples between a spike's extremum and the
-// moment it can leave the sorter (alignment window, snippet and tail).
-func (s *Sorter) Lag() int { return s.lag }
+// moment it can leave the sorter (alignment window, snippet and tail;
+// with geometry also the event window either side).
+func (s *Sorter) Lag() int { return s.lag + s.hold }
 
 // SnippetLen returns the samples in a snippet (Pre + 1 + Post) and Pre.
 func (s *Sorter) SnippetLen() (n, pre int) { return s.d, s.pre }
@@ -320,11 +342,16 @@ func (s *Sorter) Process(b device.Block, dst []Spike) ([]Spike, error) {
 		off += m
 		s.step(b.Samples[(off-m)*s.channels:off*s.channels], float32(gain))
 		if s.scan%epoch == 0 && s.noiseOK {
+			if s.g != nil {
+				// Which units may have their largest trough where depends
+				// on the noise, and tracking moves their troughs.
+				s.buildCand()
+			}
 			for _, sh := range s.shards {
 				sh.applySigma()
 			}
 		}
-		dst = s.emit(dst, s.scan)
+		dst = s.emit(dst, s.scan-min(s.scan, uint64(s.hold)))
 		s.maybeLearn()
 	}
 	s.stats.Samples += uint64(n)
@@ -348,6 +375,9 @@ func (s *Sorter) step(in []int16, gain float32) {
 		s.run(phaseFilter)
 		s.run(phaseReference)
 		s.run(phaseDetect)
+	}
+	if s.g != nil {
+		s.resolve(s.scanTo)
 	}
 	s.scan = s.scanTo
 	s.in = nil
@@ -404,6 +434,9 @@ func (s *Sorter) drain(dst []Spike) []Spike {
 	s.to = s.tau
 	s.scanFrom, s.scanTo = s.scan, s.tau-uint64(s.lag)
 	s.run(phaseDrain)
+	if s.g != nil {
+		s.resolve(s.scanTo)
+	}
 	s.scan = s.scanTo
 	// Everything found is complete now.
 	return s.emit(dst, math.MaxUint64)
@@ -562,6 +595,9 @@ func (s *Sorter) Noise(dst []float32) []float32 {
 func (s *Sorter) Templates() []Template {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.g != nil {
+		return s.geoTemplates()
+	}
 	var out []Template
 	for _, sh := range s.shards {
 		for c, us := range sh.units {
@@ -591,6 +627,9 @@ func (s *Sorter) Stats() Stats {
 			st.Units += len(us)
 		}
 		st.Unmatched += sh.unmatched
+	}
+	if s.g != nil {
+		st.Units = len(s.g.units)
 	}
 	return st
 }

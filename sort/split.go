@@ -48,7 +48,9 @@ type clusterStats struct {
 // statsOf returns the statistics of rows of x. Each snippet is fitted as
 // a·μ − δ·μ′ + noise; the variances of a and δ, less the parts noise alone
 // explains (1/|μ|² and 1/|μ′|²), are s² and τ², kept within their bounds.
-func statsOf(x [][]float64, rows []int) clusterStats {
+// A snippet is block samples on each of len/block channels, one after the
+// other (block = len: one channel); the derivative is taken per channel.
+func statsOf(x [][]float64, rows []int, block int) clusterStats {
 	dim := len(x[0])
 	m := make([]float64, dim)
 	for _, r := range rows {
@@ -60,15 +62,18 @@ func statsOf(x [][]float64, rows []int) clusterStats {
 		m[t] /= float64(len(rows))
 	}
 	dm := make([]float64, dim)
-	for t := range dim {
-		switch {
-		case dim < 2:
-		case t == 0:
-			dm[t] = m[1] - m[0]
-		case t == dim-1:
-			dm[t] = m[t] - m[t-1]
-		default:
-			dm[t] = 0.5 * (m[t+1] - m[t-1])
+	for b0 := 0; b0 < dim; b0 += block {
+		m, dm := m[b0:b0+block], dm[b0:b0+block]
+		for t := range block {
+			switch {
+			case block < 2:
+			case t == 0:
+				dm[t] = m[1] - m[0]
+			case t == block-1:
+				dm[t] = m[t] - m[t-1]
+			default:
+				dm[t] = 0.5 * (m[t+1] - m[t-1])
+			}
 		}
 	}
 	var e, ed float64
@@ -127,13 +132,23 @@ const (
 //	Σ = I + Σₖ cₖ uₖ uₖᵀ,  u = (μa, μb, μa′, μb′),  c = (s², s², τ², τ²)/2,
 //
 // inverted with the Woodbury identity (a 4×4 system).
-func fisher(a, b clusterStats) ([]float64, float64) {
+//
+// With a basis (rows orthonormal, basis.go), everything is taken in the
+// subspace it spans and w lifted back.
+func fisher(a, b clusterStats, basis [][]float64) ([]float64, float64) {
 	dim := len(a.mean)
 	d := make([]float64, dim)
 	for t := range d {
 		d[t] = b.mean[t] - a.mean[t]
 	}
 	u := [4][]float64{a.mean, b.mean, a.deriv, b.deriv}
+	if basis != nil {
+		d = inBasis(basis, d)
+		for i := range u {
+			u[i] = inBasis(basis, u[i])
+		}
+		dim = len(basis)
+	}
 	s2 := 0.5 * (a.s2 + b.s2)
 	tau2 := 0.5 * (a.tau2 + b.tau2)
 	c := [4]float64{s2 / 2, s2 / 2, tau2 / 2, tau2 / 2}
@@ -160,7 +175,11 @@ func fisher(a, b clusterStats) ([]float64, float64) {
 			}
 		}
 	}
-	return w, math.Sqrt(max(dmDot(d, w), 0))
+	dp := math.Sqrt(max(dmDot(d, w), 0))
+	if basis != nil {
+		w = fromBasis(basis, w)
+	}
+	return w, dp
 }
 
 // whiten returns x (snippets in σ units) multiplied by the inverse
@@ -168,9 +187,13 @@ func fisher(a, b clusterStats) ([]float64, float64) {
 // the snippets around their clusters' means (label ≥ 0) after each one's
 // amplitude is fitted: stationary noise, so a Toeplitz covariance from the
 // autocovariance of the residuals, which is returned too (nil, and x
-// itself, without enough residuals).
-func whiten(x [][]float64, label []int) ([][]float64, []float64) {
-	dim := len(x[0])
+// itself, without enough residuals). A snippet of several channels (block
+// samples each, statsOf) is whitened channel by channel with one
+// covariance, the autocovariance pooled over channels: the noise of
+// different channels is taken as independent (block diagonal).
+func whiten(x [][]float64, label []int, block int) ([][]float64, []float64) {
+	full := len(x[0])
+	dim := block
 	k := 0
 	for _, l := range label {
 		k = max(k, l+1)
@@ -183,12 +206,12 @@ func whiten(x [][]float64, label []int) ([][]float64, []float64) {
 	}
 	ac := make([]float64, dim)
 	cnt := make([]float64, dim)
-	res := make([]float64, dim)
+	res := make([]float64, full)
 	for _, rs := range rows {
 		if len(rs) < 2 {
 			continue
 		}
-		st := statsOf(x, rs)
+		st := statsOf(x, rs, block)
 		var e float64
 		for _, v := range st.mean {
 			e += v * v
@@ -206,12 +229,15 @@ func whiten(x [][]float64, label []int) ([][]float64, []float64) {
 				res[t] = v - a*st.mean[t]
 			}
 			for lag := range dim {
-				var s float64
-				for t := lag; t < dim; t++ {
-					s += res[t] * res[t-lag]
+				for b0 := 0; b0 < full; b0 += block {
+					res := res[b0 : b0+block]
+					var s float64
+					for t := lag; t < dim; t++ {
+						s += res[t] * res[t-lag]
+					}
+					ac[lag] += s
+					cnt[lag] += float64(dim - lag)
 				}
-				ac[lag] += s
-				cnt[lag] += float64(dim - lag)
 			}
 		}
 	}
@@ -240,14 +266,17 @@ func whiten(x [][]float64, label []int) ([][]float64, []float64) {
 	lr := l.RawTriangular()
 	out := make([][]float64, len(x))
 	for r, p := range x {
-		y := make([]float64, dim)
-		for a := range dim {
-			row := lr.Data[a*lr.Stride : a*lr.Stride+a+1]
-			s := p[a]
-			for b, v := range row[:a] {
-				s -= v * y[b]
+		y := make([]float64, full)
+		for b0 := 0; b0 < full; b0 += block {
+			p, y := p[b0:b0+block], y[b0:b0+block]
+			for a := range dim {
+				row := lr.Data[a*lr.Stride : a*lr.Stride+a+1]
+				s := p[a]
+				for b, v := range row[:a] {
+					s -= v * y[b]
+				}
+				y[a] = s / row[a]
 			}
-			y[a] = s / row[a]
 		}
 		out[r] = y
 	}
@@ -261,7 +290,13 @@ func whiten(x [][]float64, label []int) ([][]float64, []float64) {
 // log n below splitThreshold) becomes one cluster, and a pair that stays
 // two is re-divided where the two-Gaussian fit of the projection puts
 // each snippet. It ends when no pair changes.
-func isoSplit(ch int, x [][]float64, label []int) []int {
+//
+// A basis (nil: none) restricts the discriminants to the subspace it
+// spans: with many dimensions (snippets of a neighbourhood of channels)
+// the difference of two pieces of one unit holds noise of the order of
+// dim·(1/nA + 1/nB), and a discriminant taken in all of them separates
+// the pieces on noise alone.
+func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) []int {
 	label = compact(label)
 	type key struct{ i, j, vi, vj int }
 	done := map[key]bool{} // pairs tested and left unchanged, by cluster versions
@@ -285,7 +320,7 @@ func isoSplit(ch int, x [][]float64, label []int) []int {
 		for q := range k {
 			c, ok := cache[q]
 			if !ok {
-				c = statsOf(x, rows[q])
+				c = statsOf(x, rows[q], block)
 				cache[q] = c
 			}
 			st[q] = c
@@ -301,7 +336,7 @@ func isoSplit(ch int, x [][]float64, label []int) []int {
 				if done[key{i, j, version[i], version[j]}] {
 					continue
 				}
-				w, d := fisher(st[i], st[j])
+				w, d := fisher(st[i], st[j], basis)
 				pairs = append(pairs, pair{i, j, d, w})
 			}
 		}

@@ -52,6 +52,10 @@ type synthConfig struct {
 	// overlap: with this probability a spike of a channel's first unit is
 	// followed 0.4–0.9 ms later by one of its second unit.
 	overlap float64
+	// spread: a unit's spike also shows on the channels k = 1, 2, … away
+	// from its own, at spread[k-1] of its amplitude and k samples later
+	// (a dense probe; nil: on its channel only).
+	spread []float64
 }
 
 func newSynth(cfg synthConfig) *synth {
@@ -108,6 +112,18 @@ func newSynth(cfg synthConfig) *synth {
 			for i, v := range w {
 				if j := i0 + i; j < n {
 					x[j*C+u.channel] += g * v
+				}
+			}
+			for k, f := range cfg.spread {
+				for _, c := range []int{u.channel - k - 1, u.channel + k + 1} {
+					if c < 0 || c >= C {
+						continue
+					}
+					for i, v := range w {
+						if j := i0 + i + k + 1; j < n {
+							x[j*C+c] += f * g * v
+						}
+					}
 				}
 			}
 			s.truth = append(s.truth, truthSpike{sample: uint64(i0) + uint64(t0), unit: ui})
