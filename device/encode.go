@@ -88,8 +88,13 @@ func Encode(ctx context.Context, src *RawSource, w io.Writer, cfg EncodeConfig) 
 			if err != nil {
 				return st, err
 			}
+			sg := cfg.Sigmas
+			if sg == 0 {
+				sg = -4.5
+			}
 			for l := range s.Thresholds {
 				s.Thresholds[l] = th
+				s.SigmaTenths[l] = uint8(min(math.Round(math.Abs(sg)*10), math.MaxUint8))
 			}
 		}
 		var err error

@@ -146,6 +146,10 @@ type Settings struct {
 	// the band-passed signal: negative, a trough below it; positive, a
 	// peak above it; 0, off. Level 0 is also spike detection's.
 	Thresholds [][]int16
+	// SigmaTenths[l] is what the host said level l's thresholds stand
+	// for, in tenths of each channel's noise σ (45: 4.5 σ; 0: not said):
+	// a receiver gets the noise back from the thresholds.
+	SigmaTenths [MaxLevels]uint8
 }
 
 // settingsFixed is the size of a settings payload before the thresholds.
@@ -160,7 +164,8 @@ func appendSettings(dst []byte, s *Settings) []byte {
 	dst = append(dst, byte(s.Mode), byte(s.Filter), byte(s.Pre), byte(s.Post), byte(s.Align), flags)
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(s.Dead))
 	dst = binary.LittleEndian.AppendUint16(dst, uint16(s.BinSamples))
-	dst = append(dst, byte(s.Levels), byte(s.CountBits), 0, 0, 0, 0)
+	dst = append(dst, byte(s.Levels), byte(s.CountBits))
+	dst = append(dst, s.SigmaTenths[:]...)
 	for _, l := range s.Thresholds {
 		for _, t := range l {
 			dst = binary.LittleEndian.AppendUint16(dst, uint16(t))
@@ -195,6 +200,7 @@ func parseSettings(p []byte, channels int) (*Settings, error) {
 	s := &Settings{Mode: Mode(p[0]), Filter: int(p[1]), Pre: int(p[2]), Post: int(p[3]), Align: int(p[4]),
 		Snippets: p[5]&1 != 0, Dead: int(le.Uint16(p[6:])), BinSamples: int(le.Uint16(p[8:])),
 		Levels: int(p[10]), CountBits: int(p[11])}
+	copy(s.SigmaTenths[:], p[12:16])
 	if err := s.check(); err != nil {
 		return nil, err
 	}

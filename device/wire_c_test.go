@@ -140,11 +140,11 @@ func TestCReferenceV2(t *testing.T) {
 		cmds []Command
 	}{
 		{"lossless", []Command{{Op: OpSetMode, Mode: ModeCompressed}}},
-		{"spikes", []Command{{Op: OpSetThresholds, Thresholds: thr}, {Op: OpSetMode, Mode: ModeSpikes}}},
+		{"spikes", []Command{{Op: OpSetThresholds, Tenths: 36, Thresholds: thr}, {Op: OpSetMode, Mode: ModeSpikes}}},
 		{"spikes without snippets", []Command{{Op: OpSetThresholds, Thresholds: thr}, {Op: OpSetSnippet, Pre: 10, Post: 20, NoSnippets: true}, {Op: OpSetMode, Mode: ModeSpikes}}},
 		{"short snippets", []Command{{Op: OpSetThresholds, Thresholds: thr}, {Op: OpSetSnippet, Pre: 5, Post: 12}, {Op: OpSetMode, Mode: ModeSpikes}}},
 		{"features", []Command{{Op: OpSetFeatures, BinSamples: 300, Levels: 2, CountBits: 4},
-			{Op: OpSetThresholds, Level: 0, Thresholds: thr}, {Op: OpSetThresholds, Level: 1, Thresholds: []int16{-70, -80, -90}},
+			{Op: OpSetThresholds, Level: 0, Tenths: 35, Thresholds: thr}, {Op: OpSetThresholds, Level: 1, Tenths: 50, Thresholds: []int16{-70, -80, -90}},
 			{Op: OpSetMode, Mode: ModeFeatures}}},
 		{"features 8-bit", []Command{{Op: OpSetFeatures, BinSamples: 90, Levels: 1, CountBits: 8},
 			{Op: OpSetThresholds, Thresholds: []int16{-60, 70, -50}}, {Op: OpSetMode, Mode: ModeFeatures}}},

@@ -61,6 +61,7 @@ type Command struct {
 
 	Mode       Mode    // OpSetMode
 	Level      uint8   // OpSetThresholds: threshold level, 0..MaxLevels-1 (0: detection's)
+	Tenths     uint8   // OpSetThresholds: the σ multiple the thresholds stand for, in tenths (0: not said; Settings.SigmaTenths)
 	Thresholds []int16 // OpSetThresholds: one per enabled channel, counts of the band-passed signal (Settings.Thresholds)
 	Pre, Post  uint8   // OpSetSnippet: snippet samples before and after the extremum
 	NoSnippets bool    // OpSetSnippet: spike events without snippet samples

@@ -8,7 +8,7 @@ import (
 // The commands of version 2 (docs/protocol.md, "Commands of version 2"):
 //
 //	op 8  set_mode        u8 mode, 3 reserved                          4 bytes
-//	op 9  set_thresholds  u8 level, u8 reserved, u16 n, n × i16         4 + 2n bytes
+//	op 9  set_thresholds  u8 level, u8 σ tenths, u16 n, n × i16         4 + 2n bytes
 //	op 10 set_snippet     u8 pre, u8 post, u8 flags (bit 0: no snippet
 //	                      samples), u8 reserved                          4 bytes
 //	op 11 set_features    u16 bin samples, u8 levels, u8 count bits      4 bytes
@@ -34,7 +34,7 @@ func (c *Command) putV2(a []byte) {
 	case OpSetMode:
 		a[0], a[1], a[2], a[3] = byte(c.Mode), 0, 0, 0
 	case OpSetThresholds:
-		a[0], a[1] = c.Level, 0
+		a[0], a[1] = c.Level, c.Tenths
 		le.PutUint16(a[2:], uint16(len(c.Thresholds)))
 		for i, t := range c.Thresholds {
 			le.PutUint16(a[4+2*i:], uint16(t))
@@ -67,7 +67,7 @@ func (c *Command) parseV2(a []byte) (int, error) {
 		}
 		n := int(le.Uint16(a[2:]))
 		if len(a) == 4+2*n {
-			c.Level = a[0]
+			c.Level, c.Tenths = a[0], a[1]
 			c.Thresholds = make([]int16, n)
 			for i := range c.Thresholds {
 				c.Thresholds[i] = int16(le.Uint16(a[4+2*i:]))
@@ -115,6 +115,7 @@ func (s *Settings) Apply(c Command, channels int) error {
 		}
 		n.Thresholds = append([][]int16(nil), s.Thresholds...)
 		n.Thresholds[c.Level] = append([]int16(nil), c.Thresholds...)
+		n.SigmaTenths[c.Level] = c.Tenths
 	case OpSetSnippet:
 		n.Pre, n.Post, n.Snippets = int(c.Pre), int(c.Post), !c.NoSnippets
 		if n.Post < n.Align {
@@ -130,6 +131,7 @@ func (s *Settings) Apply(c Command, channels int) error {
 					n.Thresholds[l] = s.Thresholds[l]
 				} else {
 					n.Thresholds[l] = make([]int16, channels)
+					n.SigmaTenths[l] = 0
 				}
 			}
 		}

@@ -35,7 +35,7 @@ func docExamples() map[string][]byte {
 		"features": AppendFeatures(nil, 1200, 30000, 0.195, &Features{BinSamples: 600, Levels: 2, CountBits: 4, Channels: 2,
 			Power: []uint8{PowerCode(1000), PowerCode(5000)}, Counts: []uint8{3, 0, 5, 1}}, 0),
 		"settings":       AppendSettings(nil, 1200, 30000, 0.195, 2, docSettings()),
-		"set_thresholds": AppendCommand(nil, Command{Seq: 8, Op: OpSetThresholds, Level: 0, Thresholds: []int16{-120, -110}}),
+		"set_thresholds": AppendCommand(nil, Command{Seq: 8, Op: OpSetThresholds, Level: 0, Tenths: 45, Thresholds: []int16{-120, -110}}),
 	}
 }
 
@@ -44,6 +44,7 @@ func docSettings() *Settings {
 	s := DefaultSettings(30000, 2)
 	s.Mode, s.Levels = ModeFeatures, 2
 	s.Thresholds = [][]int16{{-120, -110}, {-80, -75}}
+	s.SigmaTenths = [MaxLevels]uint8{45, 30}
 	return s
 }
 

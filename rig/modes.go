@@ -106,6 +106,11 @@ func (f *featureSorter) Noise(dst []float32) []float32       { return append(dst
 func (f *featureSorter) Stats() sort.Stats                   { return f.st }
 func (f *featureSorter) Lag() int                            { return 0 }
 
+// sigmaTenths returns |sigmas| in tenths, as a settings frame says it.
+func sigmaTenths(sigmas float64) uint8 {
+	return uint8(min(math.Round(math.Abs(sigmas)*10), math.MaxUint8))
+}
+
 // modeOptions are what configureMode asks of a headstage.
 type modeOptions struct {
 	mode          device.Mode
@@ -115,7 +120,13 @@ type modeOptions struct {
 	countBits     int
 }
 
-// modeOptions returns the options of Config's Mode.
+// modeOptions returns the options of Config's Mode: a device in spike
+// mode detects at the sorter's threshold. (Detecting lower, at the
+// template threshold, and letting the snippet sorter keep what a
+// template explains was measured worse: on 32 simulated channels, seeds
+// 1 and 2, 3.6 σ gave 0.870 and 0.809 mean accuracy over SNR >= 5
+// against 0.873 and 0.825 at 4 σ; the device's cheaper filter lets more
+// noise events through.)
 func (c *Config) modeOptions() modeOptions {
 	th := c.Sort.Threshold
 	if th <= 0 {
@@ -189,7 +200,7 @@ func configureMode(ctx context.Context, ss modeSource, m modeOptions, log *slog.
 		}
 		for l, sg := range levels {
 			th := device.Thresholds(x, channels, uint32(math.Round(rate)), -sg)
-			if err := cmd(device.Command{Op: device.OpSetThresholds, Level: uint8(l), Thresholds: th}); err != nil {
+			if err := cmd(device.Command{Op: device.OpSetThresholds, Level: uint8(l), Tenths: sigmaTenths(sg), Thresholds: th}); err != nil {
 				return nil, err
 			}
 		}

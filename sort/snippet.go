@@ -17,9 +17,14 @@ import (
 // to the nearest template with the Sorter's amplitude prior and residual
 // test; an event no template explains leaves as unit 0.
 //
-// Noise comes from the device's thresholds: the host sets them at
-// Config.Threshold σ (spikeline's calibration does), so channel c's σ is
-// |T_c| × gain / Threshold. A snippet is int(v) << shift counts × gain µV.
+// Noise comes from the device's thresholds: the host sets them at k σ
+// and says k in the settings (device.Settings.SigmaTenths; Config.Threshold
+// if it does not), so channel c's σ is |T_c| × gain / k. A device may
+// detect below Config.Threshold (spikeline sets it at the template
+// threshold, 0.8 × Threshold): an event whose extremum is below
+// Threshold σ is then a spike only if a template explains it, as in the
+// Sorter. A snippet is int(v) << shift counts × gain µV; snippets are
+// centred on their sub-sample extremum before matching, as in learning.
 //
 // Templates are learned once, from the events of the first LearnSeconds
 // (Config.Templates seeds them instead, as in the second pass of an
@@ -44,7 +49,7 @@ type SnippetSorter struct {
 	sets               []snippetSet
 	lastTau            []uint64
 	lastAmp            []float32
-	x                  []float32
+	x, xs              []float32
 	st                 Stats
 	end                uint64 // end of the stream so far
 }
@@ -123,8 +128,14 @@ func (s *SnippetSorter) settings(st *device.Settings, gain float64) error {
 	if len(st.Thresholds) == 0 || len(st.Thresholds[0]) != s.channels {
 		return fmt.Errorf("%w: device settings without thresholds for the sorter's %d channels", ErrFormat, s.channels)
 	}
+	// The σ multiple the thresholds stand for: the host says (settings
+	// frame), else the sorter's threshold.
+	d := s.cfg.Threshold
+	if st.SigmaTenths[0] > 0 {
+		d = float64(st.SigmaTenths[0]) / 10
+	}
 	for c, t := range st.Thresholds[0] {
-		s.sigma[c] = float32(math.Abs(float64(t)) * gain / s.cfg.Threshold)
+		s.sigma[c] = float32(math.Abs(float64(t)) * gain / d)
 	}
 	return nil
 }
@@ -177,10 +188,20 @@ func (s *SnippetSorter) Process(b device.Block, dst []Spike) ([]Spike, error) {
 				x[i] = float32(v) * g
 			}
 			sp.Amplitude = x[s.pre]
+			// Below the detection threshold (a device detecting lower,
+			// at the template threshold): a spike only if a template
+			// explains it, as in the Sorter.
+			weak := math.Abs(float64(sp.Amplitude)) < s.cfg.Threshold*float64(s.sigma[c])
 			if !s.learned {
+				if weak {
+					continue
+				}
 				s.collect(c, e.Sample, x)
 			} else {
-				sp.Unit = s.match(c, x)
+				sp.Unit = s.match(c, x, weak)
+				if weak && sp.Unit == 0 {
+					continue
+				}
 			}
 		}
 		if sp.Unit != 0 {
@@ -249,13 +270,20 @@ func (s *SnippetSorter) Flush(dst []Spike) []Spike {
 // or 0: the Sorter's test (amplitude prior, residual energy under
 // (1+MatchTolerance)·d·σ² plus a share of the template's energy, and a
 // matched-filter output of at least minMatchedZ σ).
-func (s *SnippetSorter) match(c int, x []float32) int32 {
+func (s *SnippetSorter) match(c int, x []float32, weak bool) int32 {
 	us := s.units[c]
 	sig2 := s.sigma[c] * s.sigma[c]
 	if len(us) == 0 || !(sig2 > 0) {
 		return 0
 	}
 	d := s.d
+	// Centre the snippet on its sub-sample extremum, as learning centred
+	// the snippets its templates are made of.
+	if cap(s.xs) < d {
+		s.xs = make([]float32, d)
+	}
+	shiftSnippet(s.xs[:d], x, s.pre)
+	x = s.xs[:d]
 	var xx float32
 	for _, v := range x {
 		xx += v * v
@@ -282,8 +310,10 @@ func (s *SnippetSorter) match(c int, x []float32) int32 {
 		s.st.Unmatched++
 		return 0
 	}
-	if bdot < 0 || bdot*bdot < minMatchedZ*minMatchedZ*sig2*u.e {
-		s.st.Unmatched++
+	if bdot < 0 || bdot*bdot < minMatchedZ*minMatchedZ*sig2*u.e || (weak && bdot < weakScale*u.e) {
+		if !weak {
+			s.st.Unmatched++
+		}
 		return 0
 	}
 	u.count++

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
 )
 
 func init() {
@@ -38,7 +39,8 @@ func runEncode(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&j.out, "out", "", "file of frames to write (encode), or directory to restore into (--restore)")
 	fs.StringVar(&j.restore, "restore", "", "restore the recording a lossless (or raw) file of frames carries into --out (recording.dat + recording.json)")
 	frameMs := fs.Float64("frame-ms", 1, "lossless, spikes and raw: length of a frame in ms (the latency a device adds; longer frames compress better)")
-	sigmas := fs.Float64("threshold", 4.5, "spikes: detection threshold in noise σ of each channel's band-passed signal, measured on the first --calibrate seconds (troughs; negative: peaks)")
+	dth := sort.Default().Threshold
+	sigmas := fs.Float64("threshold", dth, fmt.Sprintf("spikes: detection threshold in noise σ of each channel's band-passed signal, measured on the first --calibrate seconds (troughs; negative: peaks); %g is the sorter's (the σ multiple travels in the file's settings frames)", dth))
 	calib := fs.Float64("calibrate", 10, "spikes, features: seconds of the recording the thresholds are measured on")
 	binMs := fs.Float64("bin-ms", 20, "features: bin length in ms")
 	featThr := fs.String("feature-thresholds", "3.5,5,7,10", "features: the thresholds crossings are counted at, in noise σ, one per level (1 to 4; troughs, negative: peaks)")
@@ -139,6 +141,7 @@ func (j *encodeJob) runEncode(ctx context.Context, src *device.RawSource, meta d
 				return err
 			}
 			j.cfg.Settings.Thresholds[l] = th
+			j.cfg.Settings.SigmaTenths[l] = uint8(min(math.Round(math.Abs(sg)*10), math.MaxUint8))
 		}
 	}
 	tmp := j.out + ".tmp"

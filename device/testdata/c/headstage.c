@@ -105,7 +105,8 @@ static struct {
     uint16_t dead, bin;
     uint8_t levels, countbits;
     int16_t thr[MAXLEVELS][NCH];
-} st = {0, 5, 15, 30, 12, 1, 30, 600, 1, 4, {{0}}};
+    uint8_t tenths[MAXLEVELS]; /* the sigma multiple each level stands for, x10 */
+} st = {0, 5, 15, 30, 12, 1, 30, 600, 1, 4, {{0}}, {0}};
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
@@ -118,9 +119,11 @@ static void apply(const uint8_t *cmd, uint32_t n) {
             st.mode = a[0];
         break;
     case 9: /* set_thresholds */
-        if (n >= 12 && a[0] < st.levels && get16(a + 2) == NCH && n == 12 + 2u * NCH)
+        if (n >= 12 && a[0] < st.levels && get16(a + 2) == NCH && n == 12 + 2u * NCH) {
             for (int c = 0; c < NCH; c++)
                 st.thr[a[0]][c] = (int16_t)get16(a + 4 + 2 * c);
+            st.tenths[a[0]] = a[1];
+        }
         break;
     case 10: /* set_snippet */
         if (n == 12 && a[0] <= 127 && a[1] <= 127 && a[1] >= st.align) {
@@ -131,9 +134,11 @@ static void apply(const uint8_t *cmd, uint32_t n) {
         break;
     case 11: /* set_features */
         if (n == 12 && get16(a) >= 1 && a[2] >= 1 && a[2] <= MAXLEVELS && (a[3] == 2 || a[3] == 4 || a[3] == 8)) {
-            for (int l = st.levels; l < a[2]; l++)
+            for (int l = st.levels; l < a[2]; l++) {
                 for (int c = 0; c < NCH; c++)
                     st.thr[l][c] = 0;
+                st.tenths[l] = 0;
+            }
             st.bin = get16(a), st.levels = a[2], st.countbits = a[3];
         }
         break;
@@ -513,6 +518,8 @@ static void send_settings(uint64_t cnt) {
     header(h, NCH, 0, cnt);
     p[0] = st.mode, p[1] = st.filter, p[2] = st.pre, p[3] = st.post, p[4] = st.align, p[5] = st.snippets;
     put16(p + 6, st.dead), put16(p + 8, st.bin), p[10] = st.levels, p[11] = st.countbits;
+    for (int l = 0; l < MAXLEVELS; l++)
+        p[12 + l] = st.tenths[l];
     for (int l = 0; l < st.levels; l++)
         for (int c = 0; c < NCH; c++)
             put16(p + 16 + 2 * (l * NCH + c), (uint16_t)st.thr[l][c]);
