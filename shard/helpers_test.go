@@ -47,6 +47,7 @@ func groupSort(t testing.TB, cfg sort.Config, blocks []device.Block, groups []Gr
 	t.Helper()
 	var all []sort.Spike
 	for gi, g := range groups {
+		cfg.Part = sort.Part{First: g.First, Total: blocks[0].Channels}
 		s, err := sort.New(cfg, g.Channels, blocks[0].Rate, blocks[0].Gain)
 		if err != nil {
 			t.Fatal(err)

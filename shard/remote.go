@@ -233,6 +233,9 @@ func Start(ctx context.Context, o Options, first *device.Block) (*Remote, error)
 	if err != nil {
 		return nil, err
 	}
+	if o.Sort.Reference != sort.RefNone {
+		return nil, fmt.Errorf("shard: remote sorting takes no common reference (%v): each group would subtract its own, not the stream's", o.Sort.Reference)
+	}
 	// The sorter's lag, and a check of the configuration before any shard
 	// gets it.
 	probe, err := sort.New(withoutLocal(o.Sort), 1, first.Rate, first.Gain)
@@ -284,6 +287,7 @@ func Start(ctx context.Context, o Options, first *device.Block) (*Remote, error)
 func withoutLocal(c sort.Config) sort.Config {
 	c.Workers = 0
 	c.Templates = nil
+	c.Part = sort.Part{}
 	return c
 }
 
@@ -698,6 +702,9 @@ func (r *Remote) leaseRequest(m *nats.Msg) {
 	li := r.leases[l]
 	cfg := r.cfgJSON
 	cfg.Templates = li.seeds
+	// The group's place in the stream: its sorter then spreads noise
+	// estimates and seeds learning as one sorter of every channel does.
+	cfg.Part = sort.Part{First: r.groups[g].First, Total: r.chans}
 	reply(Lease{Epoch: l.epoch, Group: r.groups[g], FromSeq: li.fromSeq, Sort: cfg, Session: r.session})
 }
 

@@ -137,6 +137,19 @@ type Config struct {
 	// match from the first spike, as in the second pass of an offline sort.
 	// Channels without seeded templates still learn.
 	Templates []Template
+
+	// Part, when Total > 0, says that the sorter's channels are channels
+	// [First, First+channels) of a stream of Total channels sorted in
+	// parts (remote sorting, package shard): the noise re-estimates are
+	// spread over the channels as one sorter of the whole stream spreads
+	// them, so the parts together give that sorter's spikes exactly
+	// (with Reference none: a common reference is per part).
+	Part Part
+}
+
+// Part places a sorter's channels in a larger stream (Config.Part).
+type Part struct {
+	First, Total int
 }
 
 // ErrConfig reports a configuration the sorter cannot run.
@@ -222,6 +235,9 @@ func (c Config) validate(rate float64) error {
 	}
 	if c.Order < 1 || c.Order > 10 {
 		return bad("Order %d (want 1–10)", c.Order)
+	}
+	if c.Part.Total < 0 || c.Part.First < 0 || c.Part.Total == 0 && c.Part.First != 0 {
+		return bad("Part: channels from %d of %d", c.Part.First, c.Part.Total)
 	}
 	if c.Reference > RefMedian {
 		return bad("Reference %d", c.Reference)

@@ -48,6 +48,9 @@ type learnParams struct {
 	sign                      Sign
 	threshold                 float64
 	burstGap                  int // rows: the longest interval within a burst
+	// firstChannel is the first channel's index in the whole stream
+	// (Config.Part): channels seed their random numbers by it.
+	firstChannel int
 }
 
 // maybeLearn starts a learning pass when the collection window ends, and
@@ -101,7 +104,7 @@ func (s *Sorter) startLearn(inline bool) {
 	}
 	p := learnParams{d: s.d, dfull: s.dfull, pre: s.pre, post: s.post, tail: s.tail,
 		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign, threshold: s.cfg.Threshold,
-		burstGap: ms(burstGapMs, s.rate)}
+		burstGap: ms(burstGapMs, s.rate), firstChannel: s.cfg.Part.First}
 	if inline {
 		s.learnDone <- learnAll(jobs, p)
 		return
@@ -394,7 +397,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 	}
 	k0 := min(2*p.maxUnits+2, max(1, n/p.minSpikes))
-	rng := rand.New(rand.NewPCG(uint64(j.ch)+1, 0x5eed))
+	rng := rand.New(rand.NewPCG(uint64(j.ch+p.firstChannel)+1, 0x5eed))
 	label := kmeansBest(feat, k0, rng, 4)
 	if learnLabels != nil {
 		taus := make([]uint64, len(kept0))

@@ -640,8 +640,9 @@ func (sh *shard) match(c int, x []float32, us []*unit, sign float32, weak bool, 
 
 // noiseUpdate runs after noise value k was taken: the first estimate of
 // every channel once noiseInit values are in, then one channel at a time,
-// channel c when k mod M reaches c·M/channels, so each channel is
-// re-estimated once per noise window and the work is spread evenly.
+// channel c when k mod M reaches c·M/channels (channels of the whole
+// stream, with Config.Part), so each channel is re-estimated once per
+// noise window and the work is spread evenly.
 func (sh *shard) noiseUpdate(k uint64) {
 	s := sh.s
 	M := s.noiseM
@@ -653,9 +654,15 @@ func (sh *shard) noiseUpdate(k uint64) {
 			sh.setSigma(c, sh.mad(c, s.noiseInit), 1)
 		}
 	default:
+		// Channel c of the whole stream (Config.Part: this sorter's
+		// channels are from off of total).
+		total, off := s.channels, 0
+		if p := s.cfg.Part; p.Total > 0 {
+			total, off = p.Total, p.First
+		}
 		slot := int(k % uint64(M))
-		g0 := (slot*s.channels + M - 1) / M
-		g1 := ((slot+1)*s.channels + M - 1) / M
+		g0 := (slot*total+M-1)/M - off
+		g1 := ((slot+1)*total+M-1)/M - off
 		for g := max(g0, sh.c0); g < min(g1, sh.c0+sh.n); g++ {
 			sh.setSigma(g-sh.c0, sh.mad(g-sh.c0, int(min(taken, uint64(M)))), s.noiseAlpha)
 		}

@@ -144,6 +144,9 @@ func New(cfg Config, channels int, rate, gain float64) (*Sorter, error) {
 	if err := cfg.validate(rate); err != nil {
 		return nil, err
 	}
+	if cfg.Part.Total > 0 && cfg.Part.First+channels > cfg.Part.Total {
+		return nil, fmt.Errorf("%w: Part: %d channels from %d do not fit in %d", ErrConfig, channels, cfg.Part.First, cfg.Part.Total)
+	}
 	if gain == 0 {
 		gain = 1
 	}

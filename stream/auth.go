@@ -29,6 +29,11 @@ const (
 	// RoleBehaviour publishes the behaviour subject the pipeline
 	// calibrates its decoder from (a motion tracker), and nothing else.
 	RoleBehaviour = "behaviour"
+	// RoleShard sorts channel groups for the rig (spikeline shard, remote
+	// sorting): it reads the rig's raw blocks and the shard control
+	// subjects and publishes only its output, heartbeats and requests
+	// under spikeline.<rig>.shard (docs/scale-out.md).
+	RoleShard = "shard"
 )
 
 // Accounts of the layout: the pipeline and the readers share the data
@@ -50,6 +55,7 @@ type Layout struct {
 	Operators []string
 	Readers   []string
 	Behaviour []string
+	Shards    []string
 	// BehaviourSubject is the subject the pipeline reads behaviour from
 	// (--behaviour-subject): published by Behaviour users and operators.
 	BehaviourSubject string
@@ -82,7 +88,7 @@ func (l Layout) ServerConfig() (string, error) {
 	if l.AnonymousReaders && len(l.Readers) == 0 {
 		return "", errors.New("stream: authorization: anonymous readers need a reader user")
 	}
-	for _, k := range [][]string{l.Pipeline, l.Operators, l.Readers, l.Behaviour} {
+	for _, k := range [][]string{l.Pipeline, l.Operators, l.Readers, l.Behaviour, l.Shards} {
 		for _, pub := range k {
 			if !nkeys.IsValidPublicUserKey(pub) {
 				return "", fmt.Errorf("stream: authorization: %q is not an NKey user public key", pub)
@@ -110,7 +116,7 @@ func (l Layout) ServerConfig() (string, error) {
 		}
 		w("%s}}", indent)
 	}
-	w("# spikeline authorization of rig %s: roles pipeline, reader, operator (docs/run.md, Security).", l.Rig)
+	w("# spikeline authorization of rig %s: roles pipeline, reader, operator, shard (docs/run.md, Security).", l.Rig)
 	w("accounts: {")
 	w("  %s: {", AccountData)
 	if l.JetStream {
@@ -142,6 +148,12 @@ func (l Layout) ServerConfig() (string, error) {
 		user("      ", k, "reader: subscribes to data; publishes only info and stats requests"+map[bool]string{true: " and reads of the capture", false: ""}[l.JetStream],
 			"publish: {allow: "+quoteAll(readPub...)+"}",
 			"subscribe: {allow: "+quoteAll(Prefix+".>", "_INBOX.>")+", deny: "+quoteAll(Prefix+".*.ctl.>")+"}")
+	}
+	sh := p + ".shard"
+	for _, k := range l.Shards {
+		user("      ", k, "shard: sorts channel groups; reads raw blocks, publishes its output and heartbeats",
+			"publish: {allow: "+quoteAll(sh+".out.*", sh+".beat", sh+".lease", sh+".nak")+"}",
+			"subscribe: {allow: "+quoteAll(p+".raw.*", sh+".plan", sh+".resend.*", sh+".ask.*", "_INBOX.>")+"}")
 	}
 	w("    ]")
 	w("    exports: [")
@@ -196,6 +208,7 @@ func (l Layout) ServerConfig() (string, error) {
 // tools by Save.
 type Credentials struct {
 	Pipeline, Operator, Reader nkeys.KeyPair
+	Shard                      nkeys.KeyPair // remote sorting shards (nil: none)
 	Behaviour                  nkeys.KeyPair // nil without a behaviour subject
 }
 
@@ -217,6 +230,20 @@ func NewCredentials(behaviour bool) (*Credentials, error) {
 	return c, nil
 }
 
+// AddShard makes the key of the shard role (remote sorting: spikeline
+// shard) unless c has one: only a rig that sorts on shards lets them in.
+func (c *Credentials) AddShard() error {
+	if c.Shard != nil {
+		return nil
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return fmt.Errorf("stream: credentials: %w", err)
+	}
+	c.Shard = kp
+	return nil
+}
+
 func publicKey(kp nkeys.KeyPair) string {
 	if kp == nil {
 		return ""
@@ -229,6 +256,9 @@ func publicKey(kp nkeys.KeyPair) string {
 func (c *Credentials) Layout(rig, behaviourSubject string, anonymousReaders, jetStream bool) Layout {
 	l := Layout{Rig: rig, Pipeline: []string{publicKey(c.Pipeline)}, Operators: []string{publicKey(c.Operator)},
 		Readers: []string{publicKey(c.Reader)}, AnonymousReaders: anonymousReaders, JetStream: jetStream}
+	if c.Shard != nil {
+		l.Shards = []string{publicKey(c.Shard)}
+	}
 	if behaviourSubject != "" {
 		l.BehaviourSubject = behaviourSubject
 		if c.Behaviour != nil {
@@ -245,6 +275,9 @@ func (c *Credentials) Roles() map[string]string {
 	if c.Behaviour != nil {
 		m[publicKey(c.Behaviour)] = RoleBehaviour
 	}
+	if c.Shard != nil {
+		m[publicKey(c.Shard)] = RoleShard
+	}
 	return m
 }
 
@@ -259,6 +292,7 @@ type RunFile struct {
 	Operator      string    `json:"operator"`            // NKey seed file of the operator (nats --nkey FILE)
 	Reader        string    `json:"reader"`              // NKey seed file of the reader
 	Behaviour     string    `json:"behaviour,omitempty"` // NKey seed file of the behaviour publisher
+	Shard         string    `json:"shard,omitempty"`     // NKey seed file of remote sorting shards
 	AnonymousRead bool      `json:"anonymous_read"`      // clients without credentials read
 }
 
@@ -357,6 +391,11 @@ func (c *Credentials) Save(dir string, rf RunFile) (RunFile, error) {
 			return rf, err
 		}
 	}
+	if c.Shard != nil {
+		if rf.Shard, err = seed(c.Shard, RoleShard+".nk"); err != nil {
+			return rf, err
+		}
+	}
 	b, _ := json.MarshalIndent(rf, "", "  ")
 	if err := writePrivate(filepath.Join(dir, RunFileName), append(b, '\n')); err != nil {
 		return rf, fmt.Errorf("stream: credentials: %w", err)
@@ -389,7 +428,7 @@ func RemoveCredentials(dir string, rf RunFile) error {
 		return err // another run's now
 	}
 	var errs []error
-	for _, p := range []string{filepath.Join(dir, RunFileName), rf.Operator, rf.Reader, rf.Behaviour} {
+	for _, p := range []string{filepath.Join(dir, RunFileName), rf.Operator, rf.Reader, rf.Behaviour, rf.Shard} {
 		if p != "" {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)

@@ -58,12 +58,15 @@ func TestDocsServerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := creds.AddShard(); err != nil {
+		t.Fatal(err)
+	}
 	want, err := creds.Layout("rig0", "", false, true).ServerConfig()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = strings.NewReplacer(publicKey(creds.Pipeline), "UPIPELINE_PUBLIC_KEY", publicKey(creds.Reader), "UREADER_PUBLIC_KEY",
-		publicKey(creds.Operator), "UOPERATOR_PUBLIC_KEY").Replace(want)
+		publicKey(creds.Operator), "UOPERATOR_PUBLIC_KEY", publicKey(creds.Shard), "USHARD_PUBLIC_KEY").Replace(want)
 	if got := docsServerConfig(t); got != want {
 		t.Errorf("docs/run.md's server configuration differs from Layout.ServerConfig:\n%s\nwant:\n%s", got, want)
 	}
@@ -79,10 +82,13 @@ func TestRolesExternalServerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := creds.AddShard(); err != nil {
+		t.Fatal(err)
+	}
 	// The configuration as docs/run.md prints it, for rig0, with this
 	// test's keys.
 	authz := strings.NewReplacer("UPIPELINE_PUBLIC_KEY", publicKey(creds.Pipeline), "UREADER_PUBLIC_KEY", publicKey(creds.Reader),
-		"UOPERATOR_PUBLIC_KEY", publicKey(creds.Operator)).Replace(docsServerConfig(t))
+		"UOPERATOR_PUBLIC_KEY", publicKey(creds.Operator), "USHARD_PUBLIC_KEY", publicKey(creds.Shard)).Replace(docsServerConfig(t))
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "nats.conf")
 	text := "host: 127.0.0.1\nport: -1\njetstream: {store_dir: " + `"` + filepath.Join(dir, "js") + `"` + "}\n" + authz
@@ -148,6 +154,41 @@ func TestRolesExternalServerConfig(t *testing.T) {
 	}
 	if fc.threshold != 6 {
 		t.Errorf("threshold %g, want 6 (the reader's 9 must not arrive)", fc.threshold)
+	}
+	// A shard reads raw blocks and publishes its output and heartbeats,
+	// and cannot forge the pipeline's spikes nor command.
+	sh, err := Dial(ctx, Config{URLs: []string{url}, NKeyFile: writeSeed(t, creds.Shard, "shard")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	raw := make(chan *nats.Msg, 1)
+	if _, err := sh.Conn().ChanSubscribe("spikeline.rig0.raw.*", raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Conn().Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a raw block to the shard", func() bool {
+		_ = p.Conn().Publish("spikeline.rig0.raw.g0", []byte("raw"))
+		return len(raw) > 0
+	})
+	beats := make(chan *nats.Msg, 1)
+	if _, err := p.Conn().ChanSubscribe("spikeline.rig0.shard.beat", beats); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Conn().Flush()
+	waitFor(t, 5*time.Second, "the shard's heartbeat to the rig", func() bool {
+		_ = sh.Conn().Publish("spikeline.rig0.shard.beat", []byte("{}"))
+		return len(beats) > 0
+	})
+	sh.Conn().Publish("spikeline.rig0.spikes", []byte("forged"))
+	sh.Conn().Flush()
+	if e := sh.Conn().LastError(); !errors.Is(e, nats.ErrPermissionViolation) {
+		t.Errorf("shard forging spikes: %v", e)
+	}
+	if err := Call(ctx, sh.Conn(), "rig0", EndpointThreshold, ThresholdRequest{Sigma: 9}, nil); !errors.Is(err, ErrNotPermitted) {
+		t.Errorf("shard threshold: %v, want ErrNotPermitted", err)
 	}
 	recs := audit.all()
 	if len(recs) != 1 || !recs[0].Caller.Verified || recs[0].Caller.Role != RoleOperator || recs[0].Caller.Account != AccountControl || recs[0].Caller.Name != "bob" {
