@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Block is a run of contiguous multichannel samples from one device.
@@ -74,23 +76,9 @@ const (
 	EventBadFrame                        // a frame with a valid CRC but an impossible header
 )
 
-var eventNames = [...]string{
-	EventCRC:        "crc",
-	EventResync:     "resync",
-	EventGap:        "gap",
-	EventReset:      "reset",
-	EventFormat:     "format",
-	EventDisconnect: "disconnect",
-	EventReconnect:  "reconnect",
-	EventBadFrame:   "bad_frame",
-}
-
-func (k EventKind) String() string {
-	if int(k) < len(eventNames) && eventNames[k] != "" {
-		return eventNames[k]
-	}
-	return fmt.Sprintf("event(%d)", uint8(k))
-}
+// String names k as the event schema does (schema.EventKind: "crc",
+// "gap", ...).
+func (k EventKind) String() string { return schema.EventKind(k).String() }
 
 // Event is one link anomaly. Sample is the device sample index where it was
 // seen (for a gap, the first sample after the gap; for a reset, the new
@@ -115,20 +103,7 @@ func (e Event) String() string {
 
 // Stats counts everything a link has seen. All counters only grow. The
 // JSON names are those of the status messages (docs/schemas.md).
-type Stats struct {
-	Frames        uint64 `json:"frames"`         // good data frames delivered
-	Bytes         uint64 `json:"bytes"`          // bytes read from the input
-	Samples       uint64 `json:"samples"`        // samples per channel delivered
-	CRCErrors     uint64 `json:"crc_errors"`     // frames that failed the CRC
-	BadFrames     uint64 `json:"bad_frames"`     // frames with a good CRC but an impossible header
-	SkippedBytes  uint64 `json:"skipped_bytes"`  // bytes skipped while resynchronising
-	Gaps          uint64 `json:"gaps"`           // gap events
-	LostSamples   uint64 `json:"lost_samples"`   // samples per channel lost in gaps
-	Resets        uint64 `json:"resets"`         // counter went backwards
-	FormatChanges uint64 `json:"format_changes"` // channel count or rate changed
-	Disconnects   uint64 `json:"disconnects"`
-	Reconnects    uint64 `json:"reconnects"`
-}
+type Stats schema.LinkStats
 
 // Add accumulates the effect of e into s.
 func (s *Stats) Add(e Event) {

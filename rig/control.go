@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 func (p *Rig) Info() stream.Info {
@@ -22,11 +23,11 @@ func (p *Rig) Info() stream.Info {
 	return in
 }
 
-func (p *Rig) Stats() stream.Status {
+func (p *Rig) Stats() schema.Status {
 	if s := p.status.Load(); s != nil {
 		return *s
 	}
-	return stream.Status{}
+	return schema.Status{}
 }
 
 func (p *Rig) Refit(ctx context.Context, model string) error {
@@ -53,7 +54,7 @@ func (p *Rig) SetThreshold(sigma float64) error {
 	}
 	p.thresh.Store(math.Float64bits(sigma))
 	at := p.done.Load()
-	p.pub.PublishEvents(at, p.sorterNow.Load().Rate(), []stream.Event{{Kind: stream.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
+	p.pub.PublishEvents(at, p.sorterNow.Load().Rate(), []schema.Event{{Kind: schema.EventThreshold, Sample: at, Unit: -1, Channel: -1, Value: sigma}})
 	p.log.Info("detection threshold changed", "sigma", sigma)
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // sortLoop is the state of the sorter and decoder goroutine (Rig.loop):
@@ -340,7 +340,7 @@ func (l *sortLoop) publishTemplates(ts []sort.Template, sample uint64, rate floa
 	p := l.p
 	l.qual.Retain(ts)
 	l.units = l.qual.Metrics(l.units[:0], ts, p.sorting().Noise(nil), l.done)
-	p.pub.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate},
+	p.pub.PublishTemplateBatch(&schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate},
 		Templates: ts, Quality: l.units, QualityFrom: l.qualFrom})
 }
 
@@ -412,7 +412,7 @@ func (l *sortLoop) decode(b *device.Block) {
 			p.calibrating.Store(false)
 			m := l.online.Model()
 			p.log.Info("decoder fitted", "kind", m.Kind, "inputs", len(m.Keys), "lags", m.Lags)
-			p.pub.PublishEvents(b.End(), b.Rate, []stream.Event{{Kind: stream.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
+			p.pub.PublishEvents(b.End(), b.Rate, []schema.Event{{Kind: schema.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
 		}
 		for _, w := range l.waiters {
 			w <- r.err

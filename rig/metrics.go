@@ -2,8 +2,11 @@ package rig
 
 import (
 	"math"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // runCollector exports a running pipeline to Prometheus. Everything is
@@ -21,7 +24,7 @@ var (
 	mChannels     = desc("channels", "Channels of the device.")
 	mRate         = desc("sample_rate_hz", "Nominal sample rate of the device.")
 	mThroughput   = desc("throughput_samples_per_second", "Samples per channel per second through the sorter over the last status period (the sample rate when keeping up).")
-	mLink         = desc("link_total", "Link counters since start: frames, bytes, samples, crc_errors, bad_frames, skipped_bytes, gaps, lost_samples, resets, format_changes, disconnects, reconnects.", "counter")
+	mLink         = desc("link_total", "Link counters since start: "+strings.Join(schema.LinkCounters[:], ", ")+".", "counter")
 	mSpikes       = desc("spikes_total", "Spikes detected.")
 	mSorted       = desc("sorted_spikes_total", "Spikes assigned to a unit.")
 	mUnits        = desc("units", "Units (templates) the sorter has now.")
@@ -36,9 +39,6 @@ var (
 	mDecoderR2    = desc("decoder_r2", "Decoder R² against the true or measured behaviour over the last 30 s, per output (absent before the decoder is fitted or without behaviour).", "output")
 	mDecoderReady = desc("decoder_ready", "1 once a decoder is producing estimates.")
 )
-
-var linkNames = [...]string{"frames", "bytes", "samples", "crc_errors", "bad_frames", "skipped_bytes",
-	"gaps", "lost_samples", "resets", "format_changes", "disconnects", "reconnects"}
 
 func (c *runCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{mSamples, mChannels, mRate, mThroughput, mLink, mSpikes, mSorted, mUnits,
@@ -68,9 +68,8 @@ func (c *runCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(mUnits, float64(st.Units))
 	if s := p.status.Load(); s != nil {
 		l := s.Link
-		for i, v := range [...]uint64{l.Frames, l.Bytes, l.Samples, l.CRCErrors, l.BadFrames, l.SkippedBytes,
-			l.Gaps, l.LostSamples, l.Resets, l.FormatChanges, l.Disconnects, l.Reconnects} {
-			counter(mLink, v, linkNames[i])
+		for i, v := range l.Counters() {
+			counter(mLink, *v, schema.LinkCounters[i])
 		}
 		gauge(mThroughput, s.SampleRate)
 		gauge(mSpikeRate, s.SpikeRate)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Files 'spikeline run --record DIR' writes beside the raw recording.
@@ -74,7 +74,7 @@ func (r *spikeRecorder) sync() error {
 
 // templates replaces templates.json with a full snapshot.
 func (r *spikeRecorder) templates(sample uint64, rate float64, ts []sort.Template) error {
-	b, err := (&stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: rate}, Templates: ts}).MarshalJSON()
+	b, err := (&schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate}, Templates: ts}).MarshalJSON()
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/view"
 )
 
@@ -38,7 +39,7 @@ type Rig struct {
 	featureMode bool
 
 	started time.Time
-	status  atomic.Pointer[stream.Status] // latest status, for the control service
+	status  atomic.Pointer[schema.Status] // latest status, for the control service
 	refit   chan chan error               // refit requests from the control service
 	thresh  atomic.Uint64                 // float64 bits of the current threshold
 
@@ -89,8 +90,8 @@ func (p *Rig) subscribeBehaviour(subj string) (func() error, error) {
 	p.behaviour = make(chan behaviourSample, 4096)
 	want := len(p.cfg.Outputs)
 	sub, err := p.pub.Conn().Subscribe(subj, func(m *nats.Msg) {
-		msg, err := stream.DecodeSubject(m.Subject, m.Data)
-		est, ok := msg.(*stream.EstimateMsg)
+		msg, err := schema.DecodeSubject(m.Subject, m.Data)
+		est, ok := msg.(*schema.EstimateMsg)
 		if err != nil || !ok || len(est.Values) != want {
 			if p.behRejected.Add(1) == 1 {
 				p.log.Warn("behaviour message rejected", "subject", m.Subject, "err", err, "want_values", want)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // describeLimits says in one line what a guard lets through.
@@ -111,7 +112,7 @@ func strictArgs(args json.RawMessage, v any) error {
 }
 
 // audit logs a control call and publishes it on the events subject.
-func (p *Rig) audit(rec stream.ControlRecord) {
+func (p *Rig) audit(rec schema.ControlRecord) {
 	channel := int32(-1)
 	if rec.Op == "stimulate" {
 		var req stream.CommandRequest
@@ -194,6 +195,6 @@ func (p *Rig) warnOpenControl() {
 	}
 	if anon {
 		p.log.Warn("NATS server used without credentials: any client it lets publish on the control subjects can command the headstage; see docs/run.md, Security",
-			"control", stream.Prefix+"."+c.Rig+".ctl.>")
+			"control", schema.Prefix+"."+c.Rig+".ctl.>")
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // A session of 'spikeline run' is cut into segments wherever the device's
@@ -206,7 +206,7 @@ func (p *Rig) newCalibrator(rate float64) (*decode.Calibrator, error) {
 func (p *Rig) startSegment(b *device.Block, seg int, why error) (*sort.Sorter, error) {
 	reason := segmentReason(why)
 	p.log.Warn("a new segment of the session", "segment", seg, "reason", reason, "at_sample", b.First, "detail", why)
-	p.pub.PublishEvents(b.First, b.Rate, []stream.Event{{Kind: stream.EventSegment, Sample: b.First, Count: uint64(seg),
+	p.pub.PublishEvents(b.First, b.Rate, []schema.Event{{Kind: schema.EventSegment, Sample: b.First, Count: uint64(seg),
 		Unit: -1, Channel: -1, Detail: fmt.Sprintf("%s: %v", reason, why)}})
 	if p.spikeRec != nil {
 		if err := p.spikeRec.close(); err != nil {

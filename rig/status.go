@@ -6,7 +6,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // summary prints what the run did, for the person at the bench.
@@ -41,9 +41,9 @@ func (w *statusWindow) reset(channels int) {
 
 func (p *Rig) publishStatus(w *statusWindow, sample uint64, rate float64) {
 	el := time.Since(w.start).Seconds()
-	st := &stream.Status{
-		Header:    stream.Header{Sample: sample, Rate: rate},
-		Link:      p.src.stats(),
+	st := &schema.Status{
+		Header:    schema.Header{Sample: sample, Rate: rate},
+		Link:      schema.LinkStats(p.src.stats()),
 		Uptime:    time.Since(p.started),
 		Threshold: math.Float64frombits(p.thresh.Load()),
 	}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // statusLine prints the live one-line status of 'spikeline run' on stdout:
@@ -35,7 +35,7 @@ func newStatusLine(w io.Writer) *statusLine {
 
 // show prints st (and the decoder R² per output, nil before the decoder
 // runs).
-func (sl *statusLine) show(st *stream.Status, channels int, units int, outputs []string, r2 []float64, calibrating bool) {
+func (sl *statusLine) show(st *schema.Status, channels int, units int, outputs []string, r2 []float64, calibrating bool) {
 	now := time.Now()
 	if !sl.terminal && now.Sub(sl.last) < statusLineEvery {
 		return

@@ -12,7 +12,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // The fault tests sort a recording at real time with templates learned
@@ -161,7 +161,7 @@ func TestClusterKillShard(t *testing.T) {
 	plan := watchPlan(t, nc, "rigK")
 	c := &collector{}
 	r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigK", GroupChannels: 16, Sort: cfg,
-		Events: func(s uint64, rate float64, evs []stream.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
+		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestClusterKillShard(t *testing.T) {
 	// The groups of the killed shard: the losses reported, per group.
 	lost := map[int32][]Range{}
 	var lostSamples uint64
-	for _, e := range c.eventsOf(stream.EventSortLost) {
+	for _, e := range c.eventsOf(schema.EventSortLost) {
 		lost[e.Channel] = append(lost[e.Channel], Range{e.Sample - e.Count, e.Sample})
 		lostSamples += e.Count * uint64(e.Value)
 		t.Logf("reported: %s", e.Detail)
@@ -290,7 +290,7 @@ func TestClusterKillNode(t *testing.T) {
 			waitShards(t, nc, "rigN", 2)
 			c := &collector{}
 			r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigN", GroupChannels: 16, Sort: cfg,
-				Events: func(s uint64, rate float64, evs []stream.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
+				Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 			if err != nil {
 				t.Fatal(err)
 			}

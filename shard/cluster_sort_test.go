@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // TestClusterSortsLikeGroups: a 3-node nats-server cluster (separate
@@ -27,7 +27,7 @@ func TestClusterSortsLikeGroups(t *testing.T) {
 	c := &collector{}
 	r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigC", GroupChannels: 16, Sort: cfg,
 		Deadline: time.Minute, StallTimeout: time.Minute,
-		Events: func(s uint64, rate float64, evs []stream.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
+		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 	if err != nil {
 		t.Fatal(err)
 	}

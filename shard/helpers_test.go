@@ -15,7 +15,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // recording returns secs seconds of a simulated recording of channels
@@ -130,7 +130,7 @@ type collector struct {
 	batches int
 	errs    []string
 	lat     []time.Duration
-	events  []stream.Event
+	events  []schema.Event
 	at      []time.Time // when each batch came
 	done    chan struct{}
 }
@@ -181,16 +181,16 @@ func collect(r *Remote, start uint64, c *collector) *collector {
 	return c
 }
 
-func (c *collector) addEvents(_ uint64, _ float64, evs []stream.Event) {
+func (c *collector) addEvents(_ uint64, _ float64, evs []schema.Event) {
 	c.mu.Lock()
 	c.events = append(c.events, evs...)
 	c.mu.Unlock()
 }
 
-func (c *collector) eventsOf(k stream.EventKind) []stream.Event {
+func (c *collector) eventsOf(k schema.EventKind) []schema.Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []stream.Event
+	var out []schema.Event
 	for _, e := range c.events {
 		if e.Kind == k {
 			out = append(out, e)

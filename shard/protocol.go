@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // This file is the shard protocol: subjects, headers and the JSON control
@@ -44,10 +44,10 @@ type Subjects struct {
 
 // NewSubjects returns the shard subjects of rig.
 func NewSubjects(rig string) (Subjects, error) {
-	if err := stream.ValidToken(rig); err != nil {
+	if err := schema.ValidToken(rig); err != nil {
 		return Subjects{}, fmt.Errorf("shard: rig: %w", err)
 	}
-	return Subjects{rig: rig, base: stream.Prefix + "." + rig + "."}, nil
+	return Subjects{rig: rig, base: schema.Prefix + "." + rig + "."}, nil
 }
 
 // Rig returns the rig name.

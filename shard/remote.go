@@ -20,6 +20,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Options configures a Remote: the rig's side of remote sorting. The zero
@@ -62,7 +63,7 @@ type Options struct {
 
 	// Events receives the events to publish on the events subject
 	// (losses, shards joining and leaving); nil drops them.
-	Events func(sample uint64, rate float64, events []stream.Event)
+	Events func(sample uint64, rate float64, events []schema.Event)
 	// Logger receives what happens to shards and leases; nil discards.
 	Logger *slog.Logger
 }
@@ -401,7 +402,7 @@ func (r *Remote) Send(b *device.Block) error {
 			row := b.Samples[t*b.Channels+g.First:]
 			r.scratch = append(r.scratch, row[:g.Channels]...)
 		}
-		rb := stream.RawBlock{Header: stream.Header{Sample: b.First, Rate: b.Rate, Published: now.UnixNano()},
+		rb := schema.RawBlock{Header: schema.Header{Sample: b.First, Rate: b.Rate, Published: now.UnixNano()},
 			Channels: g.Channels, FirstChannel: g.First, Gain: b.Gain, Samples: r.scratch}
 		r.seq[i]++
 		e := r.rings[i].put(r.seq[i], now, r.o.Retain)
@@ -460,7 +461,7 @@ func (r *Remote) Close(ctx context.Context) error {
 		end = r.start
 	}
 	for i, g := range r.groups {
-		rb := stream.RawBlock{Header: stream.Header{Sample: end, Rate: r.rate, Published: time.Now().UnixNano()},
+		rb := schema.RawBlock{Header: schema.Header{Sample: end, Rate: r.rate, Published: time.Now().UnixNano()},
 			Channels: g.Channels, FirstChannel: g.First, Gain: r.gain}
 		r.seq[i]++
 		e := r.rings[i].put(r.seq[i], time.Now(), r.o.Retain)
@@ -585,18 +586,18 @@ func (r *Remote) output(g int, m *nats.Msg, now time.Time) {
 		return // a lease that has ended
 	}
 	o := output{seq: seq}
-	msg, err := stream.Decode(m.Data)
+	msg, err := schema.Decode(m.Data)
 	if err != nil {
 		r.o.Logger.Warn("shard: bad output", "subject", m.Subject, "shard", l.shard, "err", err)
 		return
 	}
 	switch v := msg.(type) {
-	case *stream.SpikeBatch:
+	case *schema.SpikeBatch:
 		o.first, o.end, o.spikes = v.Sample, v.End, v.Spikes
 		if o.lost, err = ParseRanges(m.Header.Get(HeaderLost)); err != nil {
 			r.o.Logger.Warn("shard: bad lost ranges", "shard", l.shard, "err", err)
 		}
-	case *stream.TemplateBatch:
+	case *schema.TemplateBatch:
 		o.isTmpl, o.templates = true, v.Templates
 	default:
 		return
@@ -637,7 +638,7 @@ func (r *Remote) beat(m *nats.Msg, now time.Time) {
 		r.o.Logger.Warn("shard: bad heartbeat", "err", err)
 		return
 	}
-	if stream.ValidToken(b.Shard) != nil {
+	if schema.ValidToken(b.Shard) != nil {
 		return
 	}
 	s := r.shards[b.Shard]
@@ -645,12 +646,12 @@ func (r *Remote) beat(m *nats.Msg, now time.Time) {
 		s = &shardInfo{name: b.Shard}
 		r.shards[b.Shard] = s
 		r.o.Logger.Info("shard joined", "shard", b.Shard, "host", b.Host, "pid", b.PID)
-		r.event(stream.Event{Kind: stream.EventShard, Channel: -1, Unit: -1,
+		r.event(schema.Event{Kind: schema.EventShard, Channel: -1, Unit: -1,
 			Detail: fmt.Sprintf("shard %s joined (host %s, pid %d)", b.Shard, b.Host, b.PID)})
 	}
 	if b.Leaving && !s.beat.Leaving {
 		r.o.Logger.Info("shard leaving", "shard", b.Shard)
-		r.event(stream.Event{Kind: stream.EventShard, Channel: -1, Unit: -1, Detail: fmt.Sprintf("shard %s is leaving", b.Shard)})
+		r.event(schema.Event{Kind: schema.EventShard, Channel: -1, Unit: -1, Detail: fmt.Sprintf("shard %s is leaving", b.Shard)})
 	}
 	s.beat, s.last = b, now
 	r.snapMu.Lock()
@@ -725,7 +726,7 @@ func (r *Remote) tick(now time.Time) bool {
 			why = fmt.Sprintf("shard %s left", name)
 		}
 		r.o.Logger.Warn("shard lost", "shard", name, "why", why)
-		r.event(stream.Event{Kind: stream.EventShard, Channel: -1, Unit: -1, Detail: why})
+		r.event(schema.Event{Kind: schema.EventShard, Channel: -1, Unit: -1, Detail: why})
 		for l, li := range r.leases {
 			if li.shard == name {
 				r.fail(l, why)
@@ -824,7 +825,7 @@ func (r *Remote) fail(l *lease, why string) {
 	r.snapMu.Unlock()
 	gr := r.groups[li.g]
 	r.o.Logger.Warn("lease lost", "group", gr.Name, "lease", l.epoch, "shard", l.shard, "why", why)
-	r.event(stream.Event{Kind: stream.EventShard, Channel: int32(gr.First), Unit: -1, Value: float64(gr.Channels),
+	r.event(schema.Event{Kind: schema.EventShard, Channel: int32(gr.First), Unit: -1, Value: float64(gr.Channels),
 		Detail: fmt.Sprintf("group %s (channels %d-%d): %s", gr.Name, gr.First, gr.First+gr.Channels-1, why)})
 }
 
@@ -956,7 +957,7 @@ func (r *Remote) newLease(g int, shard string, now time.Time, moving bool) {
 	gr := r.groups[g]
 	r.o.Logger.Info("lease", "group", gr.Name, "shard", shard, "lease", r.epoch, "moving", moving)
 	if moving || !fresh {
-		r.event(stream.Event{Kind: stream.EventShard, Channel: int32(gr.First), Unit: -1, Value: float64(gr.Channels),
+		r.event(schema.Event{Kind: schema.EventShard, Channel: int32(gr.First), Unit: -1, Value: float64(gr.Channels),
 			Detail: fmt.Sprintf("group %s (channels %d-%d) goes to shard %s (lease %d)", gr.Name, gr.First, gr.First+gr.Channels-1, shard, r.epoch)})
 	}
 }
@@ -1045,11 +1046,11 @@ func (r *Remote) advance(now time.Time) {
 		r.m.flushLosses()
 	}
 	if ls := r.m.takeLosses(); len(ls) > 0 {
-		var evs []stream.Event
+		var evs []schema.Event
 		var lost uint64
 		for _, l := range ls {
 			lost += (l.To - l.From) * uint64(l.Channels)
-			evs = append(evs, stream.Event{Kind: stream.EventSortLost, Sample: l.To, Count: l.To - l.From,
+			evs = append(evs, schema.Event{Kind: schema.EventSortLost, Sample: l.To, Count: l.To - l.From,
 				Channel: int32(l.First), Unit: -1, Value: float64(l.Channels),
 				Detail: fmt.Sprintf("group %s (channels %d-%d): samples [%d, %d) unsorted: %s", l.Name, l.First, l.First+l.Channels-1, l.From, l.To, l.Why)})
 		}
@@ -1103,12 +1104,12 @@ func (r *Remote) deliver(final bool) {
 	}
 }
 
-func (r *Remote) event(e stream.Event) {
+func (r *Remote) event(e schema.Event) {
 	if e.Sample == 0 {
 		e.Sample = r.m.wm
 	}
 	if r.o.Events != nil {
-		r.o.Events(r.m.wm, r.rate, []stream.Event{e})
+		r.o.Events(r.m.wm, r.rate, []schema.Event{e})
 	}
 }
 

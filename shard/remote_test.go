@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -27,7 +27,7 @@ func TestRemoteSortsLikeGroups(t *testing.T) {
 		// Deterministic learning runs inside Process: seconds of sorting
 		// stop while it does, so no real-time deadline here.
 		Deadline: time.Minute, StallTimeout: time.Minute,
-		Events: func(s uint64, rate float64, evs []stream.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
+		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 	if err != nil {
 		t.Fatal(err)
 	}

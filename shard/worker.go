@@ -17,6 +17,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // WorkerConfig configures a Worker, a sorting shard. The zero value of
@@ -85,8 +86,8 @@ func DefaultName() string {
 			b[i] = '-'
 		}
 	}
-	if len(b) > stream.MaxTokenLen {
-		b = b[len(b)-stream.MaxTokenLen:]
+	if len(b) > schema.MaxTokenLen {
+		b = b[len(b)-schema.MaxTokenLen:]
 	}
 	return string(b)
 }
@@ -115,7 +116,7 @@ type leaseKey struct {
 // NewWorker returns a shard working over nc.
 func NewWorker(nc *nats.Conn, c WorkerConfig) (*Worker, error) {
 	c = c.withDefaults()
-	if err := stream.ValidToken(c.Name); err != nil {
+	if err := schema.ValidToken(c.Name); err != nil {
 		return nil, fmt.Errorf("shard: name: %w", err)
 	}
 	if c.Capacity < 0 {
@@ -240,7 +241,7 @@ func (w *Worker) reconcile(ctx context.Context, wg *sync.WaitGroup, p Plan) {
 		if _, ok := w.leases[k]; ok {
 			continue
 		}
-		if stream.ValidToken(g.Name) != nil || g.Channels <= 0 || g.First < 0 {
+		if schema.ValidToken(g.Name) != nil || g.Channels <= 0 || g.First < 0 {
 			continue
 		}
 		lctx, cancel := context.WithCancel(ctx)
@@ -449,7 +450,7 @@ type sortState struct {
 	noise    []float32
 	buf      []byte
 	ended    bool
-	raw      stream.RawBlock
+	raw      schema.RawBlock
 }
 
 func (s *sortState) close() {
@@ -538,7 +539,7 @@ func (s *sortState) checkGap() error {
 		return nil
 	}
 	m := s.stash[next]
-	var rb stream.RawBlock
+	var rb schema.RawBlock
 	if err := rb.UnmarshalBinary(m.Data); err == nil && s.sorter != nil && rb.Sample > s.lastEnd {
 		s.lost = append(s.lost, Range{s.lastEnd, rb.Sample})
 	}
@@ -644,7 +645,7 @@ func (s *sortState) publishTemplates(sample uint64, force bool) {
 	for i := range ts {
 		ts[i].Channel += int32(s.l.group.First)
 	}
-	tb := stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Sample: sample, Rate: s.sorter.Rate(),
+	tb := schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: s.sorter.Rate(),
 		Published: time.Now().UnixNano()}, Templates: ts}
 	data, err := tb.AppendBinary(nil)
 	if err != nil {
@@ -664,7 +665,7 @@ func (s *sortState) publishBatch(first, end uint64) error {
 		}
 	}
 	s.spikes = s.spikes[:n]
-	s.buf = stream.AppendSpikes(s.buf[:0], first, end, s.sorter.Rate(), time.Now().UnixNano(), s.spikes)
+	s.buf = schema.AppendSpikes(s.buf[:0], first, end, s.sorter.Rate(), time.Now().UnixNano(), s.spikes)
 	var lost []Range
 	if len(s.lost) > 0 {
 		lost, s.lost = s.lost, nil

@@ -1,13 +1,7 @@
 package sort
 
-// Spike is one detected spike.
-//
-// Sample is the device sample index of the trough (or peak, for positive
-// detection). Unit is unique across channels and stable for the session
-// once assigned; 0 means detected but not (yet) sorted.
-type Spike struct {
-	Sample    uint64
-	Channel   int32
-	Unit      int32
-	Amplitude float32 // µV at the aligned extremum (negative for troughs)
-}
+import "github.com/spikeline/spikeline/stream/schema"
+
+// Spike is one detected spike (schema.Spike: sample index of the trough,
+// channel, unit — 0 detected but not sorted —, amplitude in µV).
+type Spike = schema.Spike

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // The server's log lines for refused clients (nats-server v2.15) are
@@ -36,7 +38,7 @@ func TestParseRefusal(t *testing.T) {
 func TestCallerFromClient(t *testing.T) {
 	roles := map[string]string{"UREADER": RoleReader}
 	c := callerFromClient(`127.0.0.1:34784 - cid:10 - "v1.55.0:go:mallory" - "SPIKELINE/nkey:UREADER"`, roles)
-	want := Caller{Verified: true, Account: "SPIKELINE", User: "UREADER", Role: RoleReader, Name: "mallory", Host: "127.0.0.1", ID: 10}
+	want := schema.Caller{Verified: true, Account: "SPIKELINE", User: "UREADER", Role: RoleReader, Name: "mallory", Host: "127.0.0.1", ID: 10}
 	if c != want {
 		t.Errorf("caller %+v, want %+v", c, want)
 	}
@@ -74,40 +76,40 @@ func TestRefusalLimiter(t *testing.T) {
 
 // A control record survives the events message both ways.
 func TestControlRecordEvent(t *testing.T) {
-	rec := ControlRecord{Time: time.Unix(5, 0).UTC(), Endpoint: EndpointCommand, Op: "stimulate",
-		Request: `{"op":"stimulate"}`, Caller: Caller{Verified: true, Account: AccountControl, User: "UOP", Role: RoleOperator},
+	rec := schema.ControlRecord{Time: time.Unix(5, 0).UTC(), Endpoint: EndpointCommand, Op: "stimulate",
+		Request: `{"op":"stimulate"}`, Caller: schema.Caller{Verified: true, Account: AccountControl, User: "UOP", Role: RoleOperator},
 		Code: "403", Reason: "not armed"}
 	e := rec.Event(1234, 3)
-	if e.Kind != EventControlRefused || e.Sample != 1234 || e.Channel != 3 {
+	if e.Kind != schema.EventControlRefused || e.Sample != 1234 || e.Channel != 3 {
 		t.Fatalf("event %+v", e)
 	}
-	b := &EventBatch{Header: Header{Sample: 1234, Rate: 30000}, Events: []Event{e}}
+	b := &schema.EventBatch{Header: schema.Header{Sample: 1234, Rate: 30000}, Events: []schema.Event{e}}
 	data, err := b.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back EventBatch
+	var back schema.EventBatch
 	if err := back.UnmarshalBinary(data); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ParseControlRecord(back.Events[0])
+	got, err := schema.ParseControlRecord(back.Events[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.V != ControlRecordVersion || got.Caller != rec.Caller || got.Reason != "not armed" || got.Op != "stimulate" {
+	if got.V != schema.ControlRecordVersion || got.Caller != rec.Caller || got.Reason != "not armed" || got.Op != "stimulate" {
 		t.Errorf("record back %+v", got)
 	}
 	if back.Events[0].Kind.String() != "control_refused" {
 		t.Errorf("kind name %q", back.Events[0].Kind)
 	}
 	rec.Accepted, rec.Code, rec.Reason = true, "", ""
-	if k := rec.Event(0, -1).Kind; k != EventControl {
+	if k := rec.Event(0, -1).Kind; k != schema.EventControl {
 		t.Errorf("accepted call: %v", k)
 	}
-	if k := RefusalRecord(Refusal{Kind: RefusedAuthentication}, time.Now(), nil).Event(0, -1).Kind; k != EventAccessRefused {
+	if k := RefusalRecord(Refusal{Kind: RefusedAuthentication}, time.Now(), nil).Event(0, -1).Kind; k != schema.EventAccessRefused {
 		t.Errorf("server refusal: %v", k)
 	}
-	if _, err := ParseControlRecord(Event{Kind: EventThreshold}); err == nil {
+	if _, err := schema.ParseControlRecord(schema.Event{Kind: schema.EventThreshold}); err == nil {
 		t.Error("a gap event parsed as a control record")
 	}
 	long := quoteRequest([]byte(strings.Repeat("é", 2000)))

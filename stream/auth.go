@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nkeys"
 )
 
@@ -79,7 +81,7 @@ func quoteAll(subjects ...string) string {
 // ServerConfig returns the nats-server configuration (accounts, users,
 // permissions, exports and imports) of l.
 func (l Layout) ServerConfig() (string, error) {
-	if err := ValidToken(l.Rig); err != nil {
+	if err := schema.ValidToken(l.Rig); err != nil {
 		return "", fmt.Errorf("stream: authorization: rig: %w", err)
 	}
 	if len(l.Pipeline) == 0 {
@@ -102,7 +104,7 @@ func (l Layout) ServerConfig() (string, error) {
 	if beh == "" && len(l.Behaviour) > 0 {
 		return "", errors.New("stream: authorization: behaviour users without a behaviour subject")
 	}
-	p := Prefix + "." + l.Rig
+	p := schema.Prefix + "." + l.Rig
 	ctl := p + ".ctl"
 	stream := StreamName(l.Rig)
 
@@ -147,7 +149,7 @@ func (l Layout) ServerConfig() (string, error) {
 	for _, k := range l.Readers {
 		user("      ", k, "reader: subscribes to data; publishes only info and stats requests"+map[bool]string{true: " and reads of the capture", false: ""}[l.JetStream],
 			"publish: {allow: "+quoteAll(readPub...)+"}",
-			"subscribe: {allow: "+quoteAll(Prefix+".>", "_INBOX.>")+", deny: "+quoteAll(Prefix+".*.ctl.>")+"}")
+			"subscribe: {allow: "+quoteAll(schema.Prefix+".>", "_INBOX.>")+", deny: "+quoteAll(schema.Prefix+".*.ctl.>")+"}")
 	}
 	sh := p + ".shard"
 	for _, k := range l.Shards {
@@ -300,7 +302,7 @@ type RunFile struct {
 // $XDG_RUNTIME_DIR/spikeline/<rig> (a tmpfs only the user can enter,
 // emptied at logout), or else <user config dir>/spikeline/run/<rig>.
 func CredentialsDir(rig string) (string, error) {
-	if err := ValidToken(rig); err != nil {
+	if err := schema.ValidToken(rig); err != nil {
 		return "", fmt.Errorf("stream: credentials: rig: %w", err)
 	}
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && filepath.IsAbs(d) {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 
 	"github.com/spikeline/spikeline/sort"
@@ -33,11 +35,11 @@ func BenchmarkAppendSpikes(b *testing.B) {
 	for _, bs := range batchSizes {
 		b.Run("spikes="+bs.name, func(b *testing.B) {
 			spikes := benchSpikes(bs.n)
-			buf := make([]byte, 0, spikesFixed+SpikeRecordSize*bs.n)
+			buf := make([]byte, 0, (schema.HeaderSize+16)+schema.SpikeRecordSize*bs.n)
 			b.ReportAllocs()
-			b.SetBytes(int64(spikesFixed + SpikeRecordSize*bs.n))
+			b.SetBytes(int64((schema.HeaderSize + 16) + schema.SpikeRecordSize*bs.n))
 			for b.Loop() {
-				buf = AppendSpikes(buf[:0], 1000, 1600, 30000, 0, spikes)
+				buf = schema.AppendSpikes(buf[:0], 1000, 1600, 30000, 0, spikes)
 			}
 			b.ReportMetric(float64(bs.n)*float64(b.N)/b.Elapsed().Seconds(), "spikes/s")
 		})
@@ -48,8 +50,8 @@ func BenchmarkAppendSpikes(b *testing.B) {
 func BenchmarkDecodeSpikes(b *testing.B) {
 	for _, bs := range batchSizes {
 		b.Run("spikes="+bs.name, func(b *testing.B) {
-			data := AppendSpikes(nil, 1000, 1600, 30000, 0, benchSpikes(bs.n))
-			var m SpikeBatch
+			data := schema.AppendSpikes(nil, 1000, 1600, 30000, 0, benchSpikes(bs.n))
+			var m schema.SpikeBatch
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
@@ -125,7 +127,7 @@ func BenchmarkPublishThroughput(b *testing.B) {
 			defer sub.Close()
 			var got atomic.Int64
 			var spikesGot atomic.Int64
-			var m SpikeBatch
+			var m schema.SpikeBatch
 			ns, _ := sub.Subscribe(p.Subjects().Spikes(), func(msg *nats.Msg) {
 				if m.UnmarshalBinary(msg.Data) == nil {
 					spikesGot.Add(int64(len(m.Spikes)))
@@ -135,7 +137,7 @@ func BenchmarkPublishThroughput(b *testing.B) {
 			ns.SetPendingLimits(-1, -1)
 			sub.Flush()
 			spikes := benchSpikes(bs.n)
-			b.SetBytes(int64(spikesFixed + SpikeRecordSize*bs.n))
+			b.SetBytes(int64((schema.HeaderSize + 16) + schema.SpikeRecordSize*bs.n))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				for !p.PublishSpikes(uint64(i)*600, uint64(i+1)*600, 30000, spikes) {
@@ -190,7 +192,7 @@ func publishLatency(b *testing.B, p *Publisher, url string) {
 	}
 	defer sub.Close()
 	recv := make(chan time.Time, 1)
-	var m SpikeBatch
+	var m schema.SpikeBatch
 	sub.Subscribe(p.Subjects().Spikes(), func(msg *nats.Msg) {
 		if m.UnmarshalBinary(msg.Data) == nil {
 			recv <- time.Now()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -18,12 +20,12 @@ import (
 // order, on a NATS goroutine: return quickly or hand off. The messages
 // are the callback's to keep.
 type Handler struct {
-	Spikes    func(rig string, m *SpikeBatch)
-	Estimate  func(rig string, m *EstimateMsg) // m.Model names the decoder
-	Status    func(rig string, m *Status)
-	Events    func(rig string, m *EventBatch)
-	Templates func(rig string, m *TemplateBatch)
-	Raw       func(rig, group string, m *RawBlock)
+	Spikes    func(rig string, m *schema.SpikeBatch)
+	Estimate  func(rig string, m *schema.EstimateMsg) // m.Model names the decoder
+	Status    func(rig string, m *schema.Status)
+	Events    func(rig string, m *schema.EventBatch)
+	Templates func(rig string, m *schema.TemplateBatch)
+	Raw       func(rig, group string, m *schema.RawBlock)
 	// Error receives messages that could not be decoded; nil ignores them.
 	Error func(subject string, err error)
 }
@@ -54,15 +56,15 @@ func (h *Handler) topics() []string {
 }
 
 // topicType is the message type each topic carries.
-var topicType = map[Topic]Type{TopicSpikes: TypeSpikes, TopicDecode: TypeEstimate, TopicStatus: TypeStatus,
-	TopicEvents: TypeEvents, TopicTemplates: TypeTemplates, TopicRaw: TypeRaw}
+var topicType = map[schema.Topic]schema.Type{schema.TopicSpikes: schema.TypeSpikes, schema.TopicDecode: schema.TypeEstimate, schema.TopicStatus: schema.TypeStatus,
+	schema.TopicEvents: schema.TypeEvents, schema.TopicTemplates: schema.TypeTemplates, schema.TopicRaw: schema.TypeRaw}
 
 // dispatch decodes one message and calls its callback.
 func (h *Handler) dispatch(subject string, data []byte) {
-	si, err := ParseSubject(subject)
+	si, err := schema.ParseSubject(subject)
 	if err == nil {
-		var m Message
-		if m, err = DecodeSubject(subject, data); err == nil {
+		var m schema.Message
+		if m, err = schema.DecodeSubject(subject, data); err == nil {
 			if want := topicType[si.Topic]; m.Head().Type != want {
 				err = fmt.Errorf("stream: subject %s carries a %s message, want %s", subject, m.Head().Type, want)
 			} else {
@@ -75,32 +77,32 @@ func (h *Handler) dispatch(subject string, data []byte) {
 	}
 }
 
-func (h *Handler) call(si SubjectInfo, m Message) {
+func (h *Handler) call(si schema.SubjectInfo, m schema.Message) {
 	switch m := m.(type) {
-	case *SpikeBatch:
+	case *schema.SpikeBatch:
 		if h.Spikes != nil {
 			h.Spikes(si.Rig, m)
 		}
-	case *EstimateMsg:
+	case *schema.EstimateMsg:
 		if h.Estimate != nil {
 			if m.Model == "" {
 				m.Model = si.Name
 			}
 			h.Estimate(si.Rig, m)
 		}
-	case *Status:
+	case *schema.Status:
 		if h.Status != nil {
 			h.Status(si.Rig, m)
 		}
-	case *EventBatch:
+	case *schema.EventBatch:
 		if h.Events != nil {
 			h.Events(si.Rig, m)
 		}
-	case *TemplateBatch:
+	case *schema.TemplateBatch:
 		if h.Templates != nil {
 			h.Templates(si.Rig, m)
 		}
-	case *RawBlock:
+	case *schema.RawBlock:
 		if h.Raw != nil {
 			h.Raw(si.Rig, si.Name, m)
 		}
@@ -171,11 +173,11 @@ func (s *Subscription) Stop() error {
 
 func rigPrefix(rig string) (string, error) {
 	if rig != "*" {
-		if err := ValidToken(rig); err != nil {
+		if err := schema.ValidToken(rig); err != nil {
 			return "", fmt.Errorf("stream: rig: %w", err)
 		}
 	}
-	return Prefix + "." + rig + ".", nil
+	return schema.Prefix + "." + rig + ".", nil
 }
 
 // Subscribe delivers rig's messages (core NATS, live only) to h. rig "*"
@@ -193,7 +195,7 @@ func (c *Client) Subscribe(rig string, h Handler, opt SubscribeOptions) (*Subscr
 	for _, t := range topics {
 		subj := base + t
 		if opt.JSON {
-			subj = JSON(subj)
+			subj = schema.JSON(subj)
 		}
 		sub, err := c.nc.Subscribe(subj, func(m *nats.Msg) { h.dispatch(m.Subject, m.Data) })
 		if err != nil {
@@ -237,7 +239,7 @@ func (c *Client) SubscribeDurable(ctx context.Context, rig, durable string, h Ha
 	if rig == "*" {
 		return nil, errors.New("stream: durable subscription needs one rig, not *")
 	}
-	if err := ValidToken(durable); err != nil {
+	if err := schema.ValidToken(durable); err != nil {
 		return nil, fmt.Errorf("stream: durable name: %w", err)
 	}
 	var filters []string
@@ -278,7 +280,7 @@ func (c *Client) SubscribeDurable(ctx context.Context, rig, durable string, h Ha
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
-	stream := StreamName(strings.TrimSuffix(strings.TrimPrefix(base, Prefix+"."), "."))
+	stream := StreamName(strings.TrimSuffix(strings.TrimPrefix(base, schema.Prefix+"."), "."))
 	cons, err := js.Consumer(ctx, stream, durable)
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		cons, err = js.CreateConsumer(ctx, stream, cc)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
@@ -124,7 +126,7 @@ func (c *Config) logger() *slog.Logger {
 // Validate reports the first impossible setting, naming it. Files are
 // checked for existence so a command refuses bad flags before it starts.
 func (c *Config) Validate() error {
-	if err := ValidToken(c.rig()); err != nil {
+	if err := schema.ValidToken(c.rig()); err != nil {
 		return fmt.Errorf("stream: rig: %w", err)
 	}
 	for _, u := range c.URLs {

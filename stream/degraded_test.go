@@ -3,6 +3,8 @@ package stream
 import (
 	"testing"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
@@ -11,26 +13,26 @@ import (
 // degraded mark through the publisher, binary and JSON.
 func TestEstimateDegradedFlag(t *testing.T) {
 	for _, degraded := range []bool{false, true} {
-		m := EstimateMsg{Header: Header{Sample: 600, Rate: 30000}, Model: "wiener", Names: []string{"vx"}, Values: []float64{1.5}}
+		m := schema.EstimateMsg{Header: schema.Header{Sample: 600, Rate: 30000}, Model: "wiener", Names: []string{"vx"}, Values: []float64{1.5}}
 		if degraded {
-			m.Flags |= FlagDegraded
+			m.Flags |= schema.FlagDegraded
 		}
 		b, err := m.MarshalBinary()
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := Decode(b)
+		got, err := schema.Decode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if g := got.(*EstimateMsg).Degraded(); g != degraded {
+		if g := got.(*schema.EstimateMsg).Degraded(); g != degraded {
 			t.Errorf("binary: degraded %v, want %v", g, degraded)
 		}
 		j, err := m.MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back EstimateMsg
+		var back schema.EstimateMsg
 		if err := back.UnmarshalJSON(j); err != nil {
 			t.Fatal(err)
 		}
@@ -56,11 +58,11 @@ func TestEstimateDegradedFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Decode(msg.Data)
+	got, err := schema.Decode(msg.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := got.(*EstimateMsg); !e.Degraded() || e.Sample != 1200 {
+	if e := got.(*schema.EstimateMsg); !e.Degraded() || e.Sample != 1200 {
 		t.Errorf("published estimate: sample %d degraded %v, want 1200 true", e.Sample, e.Degraded())
 	}
 }

@@ -1,33 +1,15 @@
 // Package stream publishes spikes, decoder output, link status and events
 // on NATS and reads them back.
 //
-// It holds the subject names, the versioned message schemas (compact
-// little-endian binary plus JSON), an embedded nats-server for zero-setup
-// use, a publisher that never blocks the pipeline (drops are counted), a
-// subscriber client for downstream decoders and displays, optional
-// JetStream capture, and a control service on the NATS micro protocol.
+// It holds an embedded nats-server for zero-setup use, a publisher that
+// never blocks the pipeline (drops are counted), a subscriber client for
+// downstream decoders and displays, optional JetStream capture, and a
+// control service on the NATS micro protocol. The subject names and the
+// versioned message schemas (compact little-endian binary plus JSON) are
+// package stream/schema, which depends on the standard library only: a
+// subscriber with a NATS client of its own imports it alone.
 // docs/subjects.md lists the subjects and docs/schemas.md every byte of
 // every message.
-//
-// # Subjects
-//
-// Everything of one rig lives under spikeline.<rig>.: spikes, decode.<model>,
-// status, events, templates, raw.<group> and ctl.<endpoint>. [Subjects]
-// builds them after checking the names with [ValidToken]; [ParseSubject]
-// takes one apart. A subject with [JSONSuffix] carries the JSON twin of
-// the binary message.
-//
-// # Messages
-//
-// Every binary message starts with a 32-byte [Header]: magic "SPKL",
-// [Version], [Type], flags, the device sample index, the sample rate and
-// the publish time. The message types are [SpikeBatch] (the spikes of one
-// block, batched), [EstimateMsg], [Status], [EventBatch], [TemplateBatch]
-// and [RawBlock]; each has AppendBinary/UnmarshalBinary and
-// MarshalJSON/UnmarshalJSON. [Decode], [DecodeJSON] and [DecodeSubject]
-// decode any of them into a [Message]. Decoding never panics on input; it
-// returns a [*DecodeError] naming the byte offset and field.
-// [AppendSpikes] encodes a batch without allocating.
 //
 // # Publishing
 //

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // A pipeline publishes one block's spikes; a display on the same NATS
@@ -27,9 +28,9 @@ func Example() {
 		return
 	}
 	defer display.Close()
-	got := make(chan *stream.SpikeBatch, 1)
+	got := make(chan *schema.SpikeBatch, 1)
 	sub, err := display.Subscribe("rig7", stream.Handler{
-		Spikes: func(rig string, b *stream.SpikeBatch) { got <- b },
+		Spikes: func(rig string, b *schema.SpikeBatch) { got <- b },
 	}, stream.SubscribeOptions{})
 	if err != nil {
 		fmt.Println(err)
@@ -51,21 +52,4 @@ func Example() {
 	// Output:
 	// spikeline.rig7.spikes: [30000, 30600) at 30000 Hz
 	// t=1.0004s ch3 unit 7 -84.5 µV
-}
-
-func ExampleDecode() {
-	data := stream.AppendSpikes(nil, 600, 1200, 20000, 0, []sort.Spike{{Sample: 610, Channel: 1, Unit: 2, Amplitude: -40}})
-	m, err := stream.Decode(data)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	b := m.(*stream.SpikeBatch)
-	fmt.Println(len(data), "bytes:", b.Head().Type, b.First(), b.End, b.Spikes[0].Unit)
-
-	_, err = stream.Decode(data[:40])
-	fmt.Println(err)
-	// Output:
-	// 68 bytes: spikes 600 1200 2
-	// stream: decode spikes: byte 40 (count): message truncated: need 4 bytes, 0 left
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spikeline/spikeline/decode"
@@ -39,8 +41,8 @@ func TestJetStreamDurableResume(t *testing.T) {
 	est := 0
 	got := make(chan uint64, n1+n2)
 	h := Handler{
-		Spikes:   func(rig string, m *SpikeBatch) { got <- m.Sample },
-		Estimate: func(rig string, m *EstimateMsg) { est++ },
+		Spikes:   func(rig string, m *schema.SpikeBatch) { got <- m.Sample },
+		Estimate: func(rig string, m *schema.EstimateMsg) { est++ },
 	}
 	c1 := NewClient(streamtest.Connect(t, s))
 	sub, err := c1.SubscribeDurable(ctx, "js1", "display", h, DurableOptions{})

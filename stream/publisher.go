@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -45,7 +47,7 @@ type outMsg struct {
 // the message was dropped.
 type Publisher struct {
 	cfg   Config
-	subj  Subjects
+	subj  schema.Subjects
 	nc    *nats.Conn
 	srv   *Server
 	queue chan *outMsg // spikes, estimates, status, events, templates
@@ -84,7 +86,7 @@ func NewPublisher(ctx context.Context, cfg Config) (*Publisher, error) {
 	if cfg.Rig == "" {
 		cfg.Rig = DefaultRig
 	}
-	subj, err := NewSubjects(cfg.Rig)
+	subj, err := schema.NewSubjects(cfg.Rig)
 	if err != nil {
 		return nil, err
 	}
@@ -189,13 +191,13 @@ func (p *Publisher) Credentials() *Credentials { return p.creds }
 // control, control_refused or access_refused event) at the device sample
 // the rig has reached (the end of the last spike batch). channel is the
 // electrode concerned, -1 for none.
-func (p *Publisher) PublishControl(r ControlRecord, channel int32) bool {
+func (p *Publisher) PublishControl(r schema.ControlRecord, channel int32) bool {
 	at := p.lastEnd.Load()
-	return p.PublishEvents(at, math.Float64frombits(p.lastRate.Load()), []Event{r.Event(at, channel)})
+	return p.PublishEvents(at, math.Float64frombits(p.lastRate.Load()), []schema.Event{r.Event(at, channel)})
 }
 
 // Subjects returns the subjects the publisher uses.
-func (p *Publisher) Subjects() Subjects { return p.subj }
+func (p *Publisher) Subjects() schema.Subjects { return p.subj }
 
 // Conn returns the NATS connection, to share with a Client or the control
 // service.
@@ -290,7 +292,7 @@ func (p *Publisher) PublishSpikes(first, end uint64, rate float64, spikes []sort
 		return false
 	}
 	m.subject = p.subj.Spikes()
-	m.data = AppendSpikes(m.data[:0], first, end, rate, 0, spikes)
+	m.data = schema.AppendSpikes(m.data[:0], first, end, rate, 0, spikes)
 	p.lastEnd.Store(end)
 	p.lastRate.Store(math.Float64bits(rate))
 	return p.put(m)
@@ -319,9 +321,9 @@ func (p *Publisher) PublishEstimate(model string, e decode.Estimate) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	msg := EstimateMsg{Header: Header{Sample: e.End, Rate: e.Rate}, Model: model, Names: e.Names, Values: e.Values}
+	msg := schema.EstimateMsg{Header: schema.Header{Sample: e.End, Rate: e.Rate}, Model: model, Names: e.Names, Values: e.Values}
 	if e.Degraded {
-		msg.Flags |= FlagDegraded
+		msg.Flags |= schema.FlagDegraded
 	}
 	return p.publishMsg(subj, &msg)
 }
@@ -346,7 +348,7 @@ func (p *Publisher) publishMsg(subject string, msg interface {
 // PublishStatus publishes s on spikeline.<rig>.status after filling in the
 // publisher's own counters (Sent, PublishDropped, PublishErrors,
 // Reconnects).
-func (p *Publisher) PublishStatus(s *Status) (bool, error) {
+func (p *Publisher) PublishStatus(s *schema.Status) (bool, error) {
 	st := p.Stats()
 	s.Sent, s.PublishDropped, s.PublishErrors, s.Reconnects = st.Sent, st.Dropped, st.Errors, st.Reconnects
 	return p.publishMsg(p.subj.Status(), s)
@@ -354,11 +356,11 @@ func (p *Publisher) PublishStatus(s *Status) (bool, error) {
 
 // PublishEvents publishes events on spikeline.<rig>.events. sample is the
 // last device sample seen when they were raised.
-func (p *Publisher) PublishEvents(sample uint64, rate float64, events []Event) bool {
+func (p *Publisher) PublishEvents(sample uint64, rate float64, events []schema.Event) bool {
 	if len(events) == 0 {
 		return true
 	}
-	ok, _ := p.publishMsg(p.subj.Events(), &EventBatch{Header: Header{Sample: sample, Rate: rate}, Events: events})
+	ok, _ := p.publishMsg(p.subj.Events(), &schema.EventBatch{Header: schema.Header{Sample: sample, Rate: rate}, Events: events})
 	return ok
 }
 
@@ -368,12 +370,18 @@ func (p *Publisher) PublishLinkEvents(b *device.Block) bool {
 	if len(b.Events) == 0 {
 		return true
 	}
-	var buf [8]Event
+	var buf [8]schema.Event
 	ev := buf[:0]
 	for _, e := range b.Events {
 		ev = append(ev, LinkEvent(e))
 	}
 	return p.PublishEvents(b.First, b.Rate, ev)
+}
+
+// LinkEvent converts a device link event into an event message's.
+func LinkEvent(e device.Event) schema.Event {
+	return schema.Event{Kind: schema.EventKind(e.Kind), Sample: e.Sample, Count: e.Count, Offset: e.Offset,
+		Unit: -1, Channel: -1, Detail: e.Detail}
 }
 
 // PublishTemplates publishes templates on spikeline.<rig>.templates; full
@@ -382,14 +390,14 @@ func (p *Publisher) PublishLinkEvents(b *device.Block) bool {
 func (p *Publisher) PublishTemplates(sample uint64, rate float64, templates []sort.Template, full bool) (bool, error) {
 	var flags uint16
 	if full {
-		flags = FlagFullSnapshot
+		flags = schema.FlagFullSnapshot
 	}
-	return p.PublishTemplateBatch(&TemplateBatch{Header: Header{Flags: flags, Sample: sample, Rate: rate}, Templates: templates})
+	return p.PublishTemplateBatch(&schema.TemplateBatch{Header: schema.Header{Flags: flags, Sample: sample, Rate: rate}, Templates: templates})
 }
 
 // PublishTemplateBatch publishes m on spikeline.<rig>.templates: templates
 // with, when m.Quality is set, their units' quality metrics.
-func (p *Publisher) PublishTemplateBatch(m *TemplateBatch) (bool, error) {
+func (p *Publisher) PublishTemplateBatch(m *schema.TemplateBatch) (bool, error) {
 	return p.publishMsg(p.subj.Templates(), m)
 }
 
@@ -411,21 +419,10 @@ func (p *Publisher) PublishRaw(group string, b *device.Block, firstChannel, n in
 	}
 	var flags uint16
 	if filtered {
-		flags = FlagFiltered
+		flags = schema.FlagFiltered
 	}
 	m.subject = subj
-	m.data = appendHeader(m.data[:0], TypeRaw, flags, b.First, b.Rate, 0)
-	m.data = le.AppendUint32(m.data, uint32(n))
-	m.data = le.AppendUint32(m.data, uint32(firstChannel))
-	m.data = le.AppendUint64(m.data, math.Float64bits(b.Gain))
-	m.data = le.AppendUint32(m.data, uint32(b.Len()))
-	m.data = le.AppendUint32(m.data, 0)
-	for t := range b.Len() {
-		row := b.Samples[t*b.Channels+firstChannel : t*b.Channels+firstChannel+n]
-		for _, v := range row {
-			m.data = le.AppendUint16(m.data, uint16(v))
-		}
-	}
+	m.data = schema.AppendRaw(m.data[:0], flags, b.First, b.Rate, b.Gain, b.Samples[:b.Len()*b.Channels], b.Channels, firstChannel, n)
 	return p.put(m), nil
 }
 
@@ -460,7 +457,7 @@ func (p *Publisher) loop() {
 }
 
 func (p *Publisher) send(m *outMsg) {
-	le.PutUint64(m.data[publishedOffset:], uint64(time.Now().UnixNano()))
+	schema.StampPublished(m.data, time.Now().UnixNano())
 	if err := p.nc.Publish(m.subject, m.data); err != nil {
 		p.errs.Add(1)
 	} else {
@@ -474,7 +471,7 @@ func (p *Publisher) send(m *outMsg) {
 }
 
 func (p *Publisher) sendJSON(m *outMsg) {
-	msg, err := Decode(m.data)
+	msg, err := schema.Decode(m.data)
 	if err != nil {
 		return
 	}
@@ -482,7 +479,7 @@ func (p *Publisher) sendJSON(m *outMsg) {
 	if err != nil {
 		return
 	}
-	if p.nc.Publish(JSON(m.subject), j) != nil {
+	if p.nc.Publish(schema.JSON(m.subject), j) != nil {
 		p.errs.Add(1)
 	}
 }
@@ -548,7 +545,7 @@ func StreamName(rig string) string { return "SPIKELINE_" + rig }
 // (binary only), limited by cfg.StreamMaxAge and StreamMaxBytes.
 func EnsureStream(ctx context.Context, nc *nats.Conn, cfg Config) error {
 	rig := cfg.rig()
-	s, err := NewSubjects(rig)
+	s, err := schema.NewSubjects(rig)
 	if err != nil {
 		return err
 	}

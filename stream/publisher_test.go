@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -38,12 +40,12 @@ func newTestPublisher(t *testing.T, cfg Config) *Publisher {
 // collector gathers decoded messages from a Handler.
 type collector struct {
 	mu     sync.Mutex
-	spikes []*SpikeBatch
-	est    []*EstimateMsg
-	status []*Status
-	events []*EventBatch
-	tmpl   []*TemplateBatch
-	raw    []*RawBlock
+	spikes []*schema.SpikeBatch
+	est    []*schema.EstimateMsg
+	status []*schema.Status
+	events []*schema.EventBatch
+	tmpl   []*schema.TemplateBatch
+	raw    []*schema.RawBlock
 	errs   []error
 	ch     chan struct{}
 }
@@ -59,37 +61,37 @@ func (c *collector) note() {
 
 func (c *collector) handler() Handler {
 	return Handler{
-		Spikes: func(rig string, m *SpikeBatch) {
+		Spikes: func(rig string, m *schema.SpikeBatch) {
 			c.mu.Lock()
 			c.spikes = append(c.spikes, m)
 			c.mu.Unlock()
 			c.note()
 		},
-		Estimate: func(rig string, m *EstimateMsg) {
+		Estimate: func(rig string, m *schema.EstimateMsg) {
 			c.mu.Lock()
 			c.est = append(c.est, m)
 			c.mu.Unlock()
 			c.note()
 		},
-		Status: func(rig string, m *Status) {
+		Status: func(rig string, m *schema.Status) {
 			c.mu.Lock()
 			c.status = append(c.status, m)
 			c.mu.Unlock()
 			c.note()
 		},
-		Events: func(rig string, m *EventBatch) {
+		Events: func(rig string, m *schema.EventBatch) {
 			c.mu.Lock()
 			c.events = append(c.events, m)
 			c.mu.Unlock()
 			c.note()
 		},
-		Templates: func(rig string, m *TemplateBatch) {
+		Templates: func(rig string, m *schema.TemplateBatch) {
 			c.mu.Lock()
 			c.tmpl = append(c.tmpl, m)
 			c.mu.Unlock()
 			c.note()
 		},
-		Raw: func(rig, group string, m *RawBlock) {
+		Raw: func(rig, group string, m *schema.RawBlock) {
 			c.mu.Lock()
 			c.raw = append(c.raw, m)
 			c.mu.Unlock()
@@ -145,7 +147,7 @@ func TestPublisherAllTypes(t *testing.T) {
 	if _, err := p.PublishEstimate("bad.model", decode.Estimate{}); err == nil {
 		t.Fatal("bad model name accepted")
 	}
-	if ok, err := p.PublishStatus(&Status{Header: Header{Sample: 1600, Rate: 30000}, NoiseUV: []float32{5}, RateHz: []float32{2}}); !ok || err != nil {
+	if ok, err := p.PublishStatus(&schema.Status{Header: schema.Header{Sample: 1600, Rate: 30000}, NoiseUV: []float32{5}, RateHz: []float32{2}}); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
 	blk := device.Block{First: 1600, Rate: 30000, Channels: 3, Gain: 0.195, Samples: []int16{1, 2, 3, 4, 5, 6},
@@ -185,7 +187,7 @@ func TestPublisherAllTypes(t *testing.T) {
 		if st := c.status[0]; len(st.NoiseUV) != 1 || st.RateHz[0] != 2 {
 			t.Errorf("status = %+v", st)
 		}
-		if ev := c.events[0].Events; len(ev) != 1 || ev[0].Kind != EventKind(device.EventGap) || ev[0].Count != 30 {
+		if ev := c.events[0].Events; len(ev) != 1 || ev[0].Kind != schema.EventKind(device.EventGap) || ev[0].Count != 30 {
 			t.Errorf("events = %+v", ev)
 		}
 		if tb := c.tmpl[0]; !tb.Full() || tb.Templates[0].Waveform[1] != -70 {
@@ -313,7 +315,7 @@ func TestPublisherServerDownNeverBlocks(t *testing.T) {
 	if st2.Reconnects == 0 {
 		t.Errorf("Reconnects = 0 after restart")
 	}
-	var status Status
+	var status schema.Status
 	p.PublishStatus(&status)
 	if status.PublishDropped != st2.Dropped || status.PublishErrors != st2.Errors || status.Reconnects == 0 {
 		t.Errorf("status counters %+v do not show drops %+v", status, st2)
@@ -550,7 +552,7 @@ func TestClientUndecodable(t *testing.T) {
 	if _, err := NewClient(nc).Subscribe("bad", c.handler(), SubscribeOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	good := AppendSpikes(nil, 0, 10, 30000, 0, nil)
+	good := schema.AppendSpikes(nil, 0, 10, 30000, 0, nil)
 	nc.Publish("spikeline.bad.spikes", good[:40])
 	nc.Publish("spikeline.bad.status", good) // a spikes message on the status subject
 	nc.Publish("spikeline.bad.spikes", good)
@@ -562,8 +564,8 @@ func TestClientUndecodable(t *testing.T) {
 	// The two subjects are separate subscriptions: their order may vary.
 	var short, mismatch bool
 	for _, err := range c.errs {
-		var de *DecodeError
-		short = short || (errors.As(err, &de) && errors.Is(err, ErrShort))
+		var de *schema.DecodeError
+		short = short || (errors.As(err, &de) && errors.Is(err, schema.ErrShort))
 		mismatch = mismatch || strings.Contains(err.Error(), "spikeline.bad.status carries a spikes message, want status")
 	}
 	if !short || !mismatch {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
@@ -32,52 +34,52 @@ func asUser(t *testing.T, url string, kp nkeys.KeyPair, name string) *nats.Conn 
 // auditLog collects a service's audit records.
 type auditLog struct {
 	mu   sync.Mutex
-	recs []ControlRecord
+	recs []schema.ControlRecord
 }
 
-func (a *auditLog) add(r ControlRecord) {
+func (a *auditLog) add(r schema.ControlRecord) {
 	a.mu.Lock()
 	a.recs = append(a.recs, r)
 	a.mu.Unlock()
 }
 
-func (a *auditLog) all() []ControlRecord {
+func (a *auditLog) all() []schema.ControlRecord {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]ControlRecord(nil), a.recs...)
+	return append([]schema.ControlRecord(nil), a.recs...)
 }
 
 // eventLog collects the control-plane events of a rig.
 type eventLog struct {
 	mu  sync.Mutex
-	evs []Event
+	evs []schema.Event
 }
 
 func (l *eventLog) handler() Handler {
-	return Handler{Events: func(_ string, b *EventBatch) {
+	return Handler{Events: func(_ string, b *schema.EventBatch) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		for _, e := range b.Events {
-			if e.Kind >= EventControl {
+			if e.Kind >= schema.EventControl {
 				l.evs = append(l.evs, e)
 			}
 		}
 	}}
 }
 
-func (l *eventLog) find(kind EventKind, match func(ControlRecord) bool) (ControlRecord, bool) {
+func (l *eventLog) find(kind schema.EventKind, match func(schema.ControlRecord) bool) (schema.ControlRecord, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, e := range l.evs {
 		if e.Kind != kind {
 			continue
 		}
-		r, err := ParseControlRecord(e)
+		r, err := schema.ParseControlRecord(e)
 		if err == nil && match(r) {
 			return r, true
 		}
 	}
-	return ControlRecord{}, false
+	return schema.ControlRecord{}, false
 }
 
 // rolesRig is an embedded publisher with its control service, as
@@ -103,7 +105,7 @@ func startRolesRig(t *testing.T, cfg Config) *rolesRig {
 	p := newTestPublisher(t, cfg)
 	r := &rolesRig{pub: p, creds: creds, ctl: &fakeController{}, audit: &auditLog{}, url: p.ServerURL()}
 	svc, err := StartService(p.Conn(), cfg.Rig, r.ctl, ServiceOptions{Roles: creds.Roles(), RequireVerified: true,
-		Audit: func(rec ControlRecord) { r.audit.add(rec); p.PublishControl(rec, -1) }})
+		Audit: func(rec schema.ControlRecord) { r.audit.add(rec); p.PublishControl(rec, -1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,7 @@ func TestRolesEmbedded(t *testing.T) {
 	// Each refusal is an access_refused event naming subject and client.
 	for _, subj := range []string{"spikeline.ctl1.ctl.threshold", "spikeline.ctl1.ctl.command", "spikeline.ctl1.decode.wiener", "spikeline.ctl1.ctl.>"} {
 		waitFor(t, 5*time.Second, "access_refused event for "+subj, func() bool {
-			_, ok := events.find(EventAccessRefused, func(rec ControlRecord) bool {
+			_, ok := events.find(schema.EventAccessRefused, func(rec schema.ControlRecord) bool {
 				return rec.Subject == subj && rec.Code == "permissions" && rec.Caller.Role == RoleReader && rec.Caller.Verified && !rec.Accepted
 			})
 			return ok
@@ -249,8 +251,8 @@ func TestRolesEmbedded(t *testing.T) {
 		t.Errorf("record 3 = %+v", recs[3])
 	}
 	waitFor(t, 5*time.Second, "control and control_refused events", func() bool {
-		_, a := events.find(EventControl, func(rec ControlRecord) bool { return rec.Op == "stop" && rec.Caller.Role == RoleOperator })
-		_, b := events.find(EventControlRefused, func(rec ControlRecord) bool { return rec.Code == "400" })
+		_, a := events.find(schema.EventControl, func(rec schema.ControlRecord) bool { return rec.Op == "stop" && rec.Caller.Role == RoleOperator })
+		_, b := events.find(schema.EventControlRefused, func(rec schema.ControlRecord) bool { return rec.Code == "400" })
 		return a && b
 	})
 	// The operator commands but does not publish data.
@@ -271,7 +273,7 @@ func TestRolesEmbedded(t *testing.T) {
 		t.Errorf("unknown key: %v, want an authorization violation", err)
 	}
 	waitFor(t, 5*time.Second, "access_refused for the unknown key", func() bool {
-		_, ok := events.find(EventAccessRefused, func(rec ControlRecord) bool { return rec.Code == "authentication" })
+		_, ok := events.find(schema.EventAccessRefused, func(rec schema.ControlRecord) bool { return rec.Code == "authentication" })
 		return ok
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 )
@@ -49,7 +51,7 @@ type Controller interface {
 	// Info describes the pipeline.
 	Info() Info
 	// Stats returns the latest status, as published on the status subject.
-	Stats() Status
+	Stats() schema.Status
 	// Refit refits the named decoder model ("" = all) on recent data.
 	Refit(ctx context.Context, model string) error
 	// SetThreshold changes the detection threshold, in noise SDs.
@@ -68,7 +70,7 @@ type ServiceOptions struct {
 	// Audit receives the record of every control call (refit, threshold,
 	// command), carried out or refused, after it is answered; info and
 	// stats are reads and are not recorded. It runs on a NATS goroutine.
-	Audit func(ControlRecord)
+	Audit func(schema.ControlRecord)
 	// Roles names the roles of known users (NKey public key → role), for
 	// the records.
 	Roles map[string]string
@@ -147,7 +149,7 @@ const MaxThreshold = 100
 // a bad request, 403 for a refusal, 500 when the controller fails). Every
 // control call goes to opt.Audit. Stop the returned service to remove it.
 func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (micro.Service, error) {
-	subj, err := NewSubjects(rig)
+	subj, err := schema.NewSubjects(rig)
 	if err != nil {
 		return nil, err
 	}
@@ -175,9 +177,9 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 	}
 	// control wraps the handler of an endpoint that changes something: it
 	// checks the caller and the size, answers, and records the call.
-	control := func(endpoint string, h func(data []byte, rec *ControlRecord) (any, error)) micro.HandlerFunc {
+	control := func(endpoint string, h func(data []byte, rec *schema.ControlRecord) (any, error)) micro.HandlerFunc {
 		return func(r micro.Request) {
-			rec := ControlRecord{V: ControlRecordVersion, Time: time.Now().UTC(), Endpoint: endpoint,
+			rec := schema.ControlRecord{V: schema.ControlRecordVersion, Time: time.Now().UTC(), Endpoint: endpoint,
 				Request: quoteRequest(r.Data()), Caller: callerFrom(r.Headers(), opt.Roles)}
 			var res any
 			var err error
@@ -224,7 +226,7 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 			st := c.Stats()
 			r.RespondJSON(&st)
 		}),
-		add(EndpointRefit, `refit a decoder: {"model":"name"} or empty for all`, control(EndpointRefit, func(data []byte, rec *ControlRecord) (any, error) {
+		add(EndpointRefit, `refit a decoder: {"model":"name"} or empty for all`, control(EndpointRefit, func(data []byte, rec *schema.ControlRecord) (any, error) {
 			var req RefitRequest
 			if len(strings.TrimSpace(string(data))) > 0 {
 				if err := strictJSON(data, &req); err != nil {
@@ -232,7 +234,7 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 				}
 			}
 			if req.Model != "" {
-				if err := ValidToken(req.Model); err != nil {
+				if err := schema.ValidToken(req.Model); err != nil {
 					return nil, BadRequest(fmt.Errorf("model: %v", err))
 				}
 			}
@@ -240,19 +242,19 @@ func StartService(nc *nats.Conn, rig string, c Controller, opt ServiceOptions) (
 			defer cancel()
 			return nil, c.Refit(ctx, req.Model)
 		})),
-		add(EndpointThreshold, `set the detection threshold in noise SDs: {"sigma":4.5} or 4.5`, control(EndpointThreshold, func(data []byte, rec *ControlRecord) (any, error) {
+		add(EndpointThreshold, `set the detection threshold in noise SDs: {"sigma":4.5} or 4.5`, control(EndpointThreshold, func(data []byte, rec *schema.ControlRecord) (any, error) {
 			sigma, err := parseThreshold(data)
 			if err != nil {
 				return nil, BadRequest(err)
 			}
 			return nil, c.SetThreshold(sigma)
 		})),
-		add(EndpointCommand, `headstage command: {"op":"start|stop|stimulate|...","args":{...}}`, control(EndpointCommand, func(data []byte, rec *ControlRecord) (any, error) {
+		add(EndpointCommand, `headstage command: {"op":"start|stop|stimulate|...","args":{...}}`, control(EndpointCommand, func(data []byte, rec *schema.ControlRecord) (any, error) {
 			var req CommandRequest
 			if err := strictJSON(data, &req); err != nil {
 				return nil, BadRequest(fmt.Errorf("request: %v", err))
 			}
-			if err := ValidToken(req.Op); err != nil {
+			if err := schema.ValidToken(req.Op); err != nil {
 				return nil, BadRequest(fmt.Errorf("op: %v", err))
 			}
 			rec.Op = req.Op
@@ -321,7 +323,7 @@ var ErrNotPermitted = errors.New("not permitted by the NATS server")
 // NATS server refuses (the credential's role does not allow it) an error
 // wrapping ErrNotPermitted, at once rather than at the timeout.
 func Call(ctx context.Context, nc *nats.Conn, rig, endpoint string, req, resp any) error {
-	subj, err := NewSubjects(rig)
+	subj, err := schema.NewSubjects(rig)
 	if err != nil {
 		return err
 	}

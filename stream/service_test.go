@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spikeline/spikeline/stream/schema"
+
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/spikeline/spikeline/stream/streamtest"
@@ -27,8 +29,8 @@ func (f *fakeController) Info() Info {
 	return Info{Rig: "ctl1", Version: "1.2.3", Device: "sim", Channels: 32, Rate: 30000, Gain: 0.195, Models: []string{"ridge"}}
 }
 
-func (f *fakeController) Stats() Status {
-	return Status{Header: Header{Sample: 123, Rate: 30000}, SpikeRate: 42, NoiseUV: []float32{5}, RateHz: []float32{3}}
+func (f *fakeController) Stats() schema.Status {
+	return schema.Status{Header: schema.Header{Sample: 123, Rate: 30000}, SpikeRate: 42, NoiseUV: []float32{5}, RateHz: []float32{3}}
 }
 
 func (f *fakeController) Refit(ctx context.Context, model string) error {
@@ -78,7 +80,7 @@ func TestServiceEndpoints(t *testing.T) {
 	if info.Channels != 32 || info.Rig != "ctl1" {
 		t.Errorf("info = %+v", info)
 	}
-	var st Status
+	var st schema.Status
 	if err := Call(ctx, cli, "ctl1", EndpointStats, nil, &st); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // The latency benchmark and the soak (issue 6) run `spikeline run` on the
@@ -107,9 +108,9 @@ func benchLatency(b *testing.B, dev []string, channels, blockSamples int) {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	var last stream.Status
+	var last schema.Status
 	sub, err := cl.Subscribe("bench", stream.Handler{
-		Spikes: func(_ string, m *stream.SpikeBatch) {
+		Spikes: func(_ string, m *schema.SpikeBatch) {
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -123,7 +124,7 @@ func benchLatency(b *testing.B, dev []string, channels, blockSamples int) {
 				doneMeas = nil
 			}
 		},
-		Status: func(_ string, m *stream.Status) {
+		Status: func(_ string, m *schema.Status) {
 			mu.Lock()
 			last = *m
 			mu.Unlock()
@@ -272,7 +273,7 @@ func TestRunSoak(t *testing.T) {
 		next, first       uint64
 		estimates, missed int
 		lastEst           uint64
-		last              stream.Status
+		last              schema.Status
 		statuses          int
 		maxBehind         time.Duration
 		minBehind         = time.Duration(math.MaxInt64)
@@ -283,7 +284,7 @@ func TestRunSoak(t *testing.T) {
 		}
 	}
 	sub, err := cl.Subscribe("soak", stream.Handler{
-		Spikes: func(_ string, m *stream.SpikeBatch) {
+		Spikes: func(_ string, m *schema.SpikeBatch) {
 			mu.Lock()
 			defer mu.Unlock()
 			if batches == 0 {
@@ -295,7 +296,7 @@ func TestRunSoak(t *testing.T) {
 			batches++
 			spikes += len(m.Spikes)
 		},
-		Estimate: func(_ string, m *stream.EstimateMsg) {
+		Estimate: func(_ string, m *schema.EstimateMsg) {
 			if m.Model == rig.BehaviourModel {
 				return
 			}
@@ -311,7 +312,7 @@ func TestRunSoak(t *testing.T) {
 			lastEst = m.Sample
 			estimates++
 		},
-		Status: func(_ string, m *stream.Status) {
+		Status: func(_ string, m *schema.Status) {
 			mu.Lock()
 			defer mu.Unlock()
 			m.NoiseUV, m.RateHz = nil, nil

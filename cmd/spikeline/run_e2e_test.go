@@ -21,6 +21,7 @@ import (
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/score"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // e2eSink is what a Go client on the pipeline's embedded NATS server saw.
@@ -33,8 +34,8 @@ type e2eSink struct {
 	estEnds   []uint64 // Sample (= bin end) of each "wiener" estimate, in order
 	estBad    int      // estimates flagged degraded
 	behaviour int      // "behaviour" estimates
-	statuses  []stream.Status
-	link      []stream.Event // link anomalies (kinds < 64)
+	statuses  []schema.Status
+	link      []schema.Event // link anomalies (kinds < 64)
 	refits    int
 	templates int
 	problems  []string
@@ -49,7 +50,7 @@ func (s *e2eSink) problem(format string, args ...any) {
 
 func (s *e2eSink) handler() stream.Handler {
 	return stream.Handler{
-		Spikes: func(_ string, m *stream.SpikeBatch) {
+		Spikes: func(_ string, m *schema.SpikeBatch) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.batches == 0 {
@@ -72,7 +73,7 @@ func (s *e2eSink) handler() stream.Handler {
 				s.onBatch(m.End)
 			}
 		},
-		Estimate: func(_ string, m *stream.EstimateMsg) {
+		Estimate: func(_ string, m *schema.EstimateMsg) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			switch m.Model {
@@ -80,7 +81,7 @@ func (s *e2eSink) handler() stream.Handler {
 				s.behaviour++
 			case string(decode.Wiener):
 				s.estEnds = append(s.estEnds, m.Sample)
-				if m.Flags&stream.FlagDegraded != 0 {
+				if m.Flags&schema.FlagDegraded != 0 {
 					s.estBad++
 				}
 				if len(m.Values) != 2 {
@@ -90,24 +91,24 @@ func (s *e2eSink) handler() stream.Handler {
 				s.problem("estimate of unknown model %q", m.Model)
 			}
 		},
-		Status: func(_ string, m *stream.Status) {
+		Status: func(_ string, m *schema.Status) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			s.statuses = append(s.statuses, *m)
 		},
-		Events: func(_ string, m *stream.EventBatch) {
+		Events: func(_ string, m *schema.EventBatch) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			for _, e := range m.Events {
 				switch {
-				case e.Kind < stream.EventTemplateAdded:
+				case e.Kind < schema.EventTemplateAdded:
 					s.link = append(s.link, e)
-				case e.Kind == stream.EventRefit:
+				case e.Kind == schema.EventRefit:
 					s.refits++
 				}
 			}
 		},
-		Templates: func(_ string, m *stream.TemplateBatch) {
+		Templates: func(_ string, m *schema.TemplateBatch) {
 			s.mu.Lock()
 			s.templates += len(m.Templates)
 			s.mu.Unlock()
@@ -226,7 +227,7 @@ func TestRunEndToEnd(t *testing.T) {
 			if bs.Sample%300 != 0 {
 				continue
 			}
-			m := stream.EstimateMsg{Header: stream.Header{Sample: bs.Sample, Rate: 30000}, Model: "tracker",
+			m := schema.EstimateMsg{Header: schema.Header{Sample: bs.Sample, Rate: 30000}, Model: "tracker",
 				Names: []string{"vx", "vy"}, Values: []float64{bs.VX, bs.VY}}
 			data, err := m.MarshalBinary()
 			if err == nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -34,7 +35,7 @@ func TestRunModes(t *testing.T) {
 				bad                []string
 			)
 			_, err := cl.Subscribe("modes", stream.Handler{
-				Spikes: func(_ string, m *stream.SpikeBatch) {
+				Spikes: func(_ string, m *schema.SpikeBatch) {
 					mu.Lock()
 					defer mu.Unlock()
 					if batches > 0 && m.First() != next && len(bad) < 5 {
@@ -49,7 +50,7 @@ func TestRunModes(t *testing.T) {
 						}
 					}
 				},
-				Estimate: func(name string, m *stream.EstimateMsg) {
+				Estimate: func(name string, m *schema.EstimateMsg) {
 					mu.Lock()
 					defer mu.Unlock()
 					if name != rig.BehaviourModel {

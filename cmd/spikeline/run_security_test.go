@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -96,17 +97,17 @@ func behaviourPublisher(t testing.TB, ctx context.Context, rig, url string) *nat
 // controlEvents collects a rig's control-plane events.
 type controlEvents struct {
 	mu   sync.Mutex
-	recs map[stream.EventKind][]stream.ControlRecord
+	recs map[schema.EventKind][]schema.ControlRecord
 }
 
 func watchControl(t *testing.T, nc *nats.Conn, rig string) *controlEvents {
 	t.Helper()
-	ce := &controlEvents{recs: map[stream.EventKind][]stream.ControlRecord{}}
-	_, err := stream.NewClient(nc).Subscribe(rig, stream.Handler{Events: func(_ string, b *stream.EventBatch) {
+	ce := &controlEvents{recs: map[schema.EventKind][]schema.ControlRecord{}}
+	_, err := stream.NewClient(nc).Subscribe(rig, stream.Handler{Events: func(_ string, b *schema.EventBatch) {
 		ce.mu.Lock()
 		defer ce.mu.Unlock()
 		for _, e := range b.Events {
-			if r, err := stream.ParseControlRecord(e); err == nil {
+			if r, err := schema.ParseControlRecord(e); err == nil {
 				ce.recs[e.Kind] = append(ce.recs[e.Kind], r)
 			}
 		}
@@ -118,7 +119,7 @@ func watchControl(t *testing.T, nc *nats.Conn, rig string) *controlEvents {
 	return ce
 }
 
-func (ce *controlEvents) wait(t *testing.T, what string, kind stream.EventKind, match func(stream.ControlRecord) bool) stream.ControlRecord {
+func (ce *controlEvents) wait(t *testing.T, what string, kind schema.EventKind, match func(schema.ControlRecord) bool) schema.ControlRecord {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -133,7 +134,7 @@ func (ce *controlEvents) wait(t *testing.T, what string, kind stream.EventKind, 
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("no %s event: %s", kind, what)
-	return stream.ControlRecord{}
+	return schema.ControlRecord{}
 }
 
 // writeLimits writes a stimulation limits file.
@@ -194,10 +195,10 @@ func TestRunAccessDefaults(t *testing.T) {
 	}
 	reader.Publish("spikeline.sec1.decode.wiener", []byte("vx=999"))
 	reader.Flush()
-	events.wait(t, "reader's forged estimate", stream.EventAccessRefused, func(r stream.ControlRecord) bool {
+	events.wait(t, "reader's forged estimate", schema.EventAccessRefused, func(r schema.ControlRecord) bool {
 		return r.Subject == "spikeline.sec1.decode.wiener" && strings.Contains(r.Client, "reader")
 	})
-	events.wait(t, "reader's stop", stream.EventAccessRefused, func(r stream.ControlRecord) bool { return r.Subject == "spikeline.sec1.ctl.command" })
+	events.wait(t, "reader's stop", schema.EventAccessRefused, func(r schema.ControlRecord) bool { return r.Subject == "spikeline.sec1.ctl.command" })
 
 	// The operator: stimulation is refused until armed; threshold works.
 	op := roleConn(t, ctx, rp.url, rf.Operator, "operator-test")
@@ -206,14 +207,14 @@ func TestRunAccessDefaults(t *testing.T) {
 	if !errors.As(err, &se) || se.Code != "403" || !strings.Contains(se.Description, "not armed") {
 		t.Errorf("stimulate without --allow-stimulation: %v, want 403 not armed", err)
 	}
-	rec := events.wait(t, "stimulation refused", stream.EventControlRefused, func(r stream.ControlRecord) bool { return r.Op == "stimulate" })
+	rec := events.wait(t, "stimulation refused", schema.EventControlRefused, func(r schema.ControlRecord) bool { return r.Op == "stimulate" })
 	if !rec.Caller.Verified || rec.Caller.Role != stream.RoleOperator || rec.Caller.Name != "operator-test" {
 		t.Errorf("refusal record caller %+v, want the operator", rec.Caller)
 	}
 	if err := stream.Call(ctx, op, "sec1", stream.EndpointThreshold, stream.ThresholdRequest{Sigma: 5}, nil); err != nil {
 		t.Errorf("operator threshold: %v", err)
 	}
-	events.wait(t, "threshold by the operator", stream.EventControl, func(r stream.ControlRecord) bool {
+	events.wait(t, "threshold by the operator", schema.EventControl, func(r schema.ControlRecord) bool {
 		return r.Endpoint == stream.EndpointThreshold && r.Caller.Role == stream.RoleOperator
 	})
 
@@ -268,7 +269,7 @@ func TestRunStimulationArmed(t *testing.T) {
 	if res["ok"] != true || st["cathodic_first"] != true || st["amplitude_ua"] != 40.0 || st["channel"] != 2.0 {
 		t.Errorf("result %v", res)
 	}
-	rec := events.wait(t, "stimulation carried out", stream.EventControl, func(r stream.ControlRecord) bool { return r.Op == "stimulate" })
+	rec := events.wait(t, "stimulation carried out", schema.EventControl, func(r schema.ControlRecord) bool { return r.Op == "stimulate" })
 	if !rec.Caller.Verified || rec.Caller.Role != stream.RoleOperator {
 		t.Errorf("record %+v", rec)
 	}
@@ -300,7 +301,7 @@ func TestRunStimulationArmed(t *testing.T) {
 			t.Errorf("%s: %v, want 400 saying %q", c.req, err, c.want)
 		}
 	}
-	events.wait(t, "the amplitude refusal, on channel 1", stream.EventControlRefused, func(r stream.ControlRecord) bool {
+	events.wait(t, "the amplitude refusal, on channel 1", schema.EventControlRefused, func(r schema.ControlRecord) bool {
 		return r.Code == "403" && strings.Contains(r.Reason, "1000 µA")
 	})
 	cancel()

@@ -22,6 +22,7 @@ import (
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -43,14 +44,14 @@ func TestRunPipeline(t *testing.T) {
 		sorted    int
 		bad       []string
 		templates int
-		lastTmpl  *stream.TemplateBatch
+		lastTmpl  *schema.TemplateBatch
 		unitSpk   = map[int32][]uint64{}
 		status    int
 		truth     = map[uint64][2]float64{}
 		decoded   = map[uint64][2]float64{}
 	)
 	_, err := cl.Subscribe("bench", stream.Handler{
-		Spikes: func(_ string, m *stream.SpikeBatch) {
+		Spikes: func(_ string, m *schema.SpikeBatch) {
 			mu.Lock()
 			defer mu.Unlock()
 			if m.First() != next && len(bad) < 5 {
@@ -69,18 +70,18 @@ func TestRunPipeline(t *testing.T) {
 				}
 			}
 		},
-		Templates: func(_ string, m *stream.TemplateBatch) {
+		Templates: func(_ string, m *schema.TemplateBatch) {
 			mu.Lock()
 			templates += len(m.Templates)
 			lastTmpl = m
 			mu.Unlock()
 		},
-		Status: func(_ string, m *stream.Status) {
+		Status: func(_ string, m *schema.Status) {
 			mu.Lock()
 			status++
 			mu.Unlock()
 		},
-		Estimate: func(_ string, m *stream.EstimateMsg) {
+		Estimate: func(_ string, m *schema.EstimateMsg) {
 			mu.Lock()
 			defer mu.Unlock()
 			if len(m.Values) != 2 {

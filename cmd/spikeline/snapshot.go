@@ -29,6 +29,7 @@ import (
 	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/view"
 )
 
@@ -128,7 +129,7 @@ func runSnapshot(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case strings.TrimSpace(o.out) == "":
 		return usageErrorf("--out: empty directory name")
 	}
-	if err := stream.ValidToken(o.truth); err != nil {
+	if err := schema.ValidToken(o.truth); err != nil {
 		return usageErrorf("--truth %q: %v", o.truth, err)
 	}
 	if o.channels, err = parseChannelList(*chans); err != nil {
@@ -251,7 +252,7 @@ type snapCollector struct {
 	spikeTotal   int
 
 	templates map[int32]sort.Template
-	statuses  []*stream.Status
+	statuses  []*schema.Status
 	traces    map[string]*snapTrace
 	gaps      [][2]uint64    // [start, end) device samples lost, from gap events
 	events    map[string]int // events per kind
@@ -328,7 +329,7 @@ func (c *snapCollector) setRate(r float64) {
 	}
 }
 
-func (c *snapCollector) onSpikes(_ string, m *stream.SpikeBatch) {
+func (c *snapCollector) onSpikes(_ string, m *schema.SpikeBatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts["spikes"]++
@@ -372,7 +373,7 @@ func (c *snapCollector) onSpikes(_ string, m *stream.SpikeBatch) {
 	}
 }
 
-func (c *snapCollector) onEstimate(_ string, m *stream.EstimateMsg) {
+func (c *snapCollector) onEstimate(_ string, m *schema.EstimateMsg) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts["estimates"]++
@@ -397,7 +398,7 @@ func (c *snapCollector) onEstimate(_ string, m *stream.EstimateMsg) {
 	tr.degraded = append(tr.degraded, m.Degraded())
 }
 
-func (c *snapCollector) onStatus(_ string, m *stream.Status) {
+func (c *snapCollector) onStatus(_ string, m *schema.Status) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts["status"]++
@@ -408,24 +409,24 @@ func (c *snapCollector) onStatus(_ string, m *stream.Status) {
 	c.statuses = append(c.statuses, m)
 }
 
-func (c *snapCollector) onEvents(_ string, m *stream.EventBatch) {
+func (c *snapCollector) onEvents(_ string, m *schema.EventBatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts["events"]++
 	for _, e := range m.Events {
 		c.events[e.Kind.String()]++
-		if e.Kind == stream.EventKind(device.EventGap) && e.Count > 0 && len(c.gaps) < 1<<16 {
+		if e.Kind == schema.EventKind(device.EventGap) && e.Count > 0 && len(c.gaps) < 1<<16 {
 			c.gaps = append(c.gaps, [2]uint64{e.Sample - min(e.Sample, e.Count), e.Sample})
 		}
 	}
 }
 
-func (c *snapCollector) onTemplates(_ string, m *stream.TemplateBatch) {
+func (c *snapCollector) onTemplates(_ string, m *schema.TemplateBatch) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counts["templates"]++
 	c.setRate(m.Rate)
-	if m.Flags&stream.FlagFullSnapshot != 0 {
+	if m.Flags&schema.FlagFullSnapshot != 0 {
 		clear(c.templates)
 	}
 	for _, t := range m.Templates {
@@ -479,30 +480,30 @@ type snapDecoder struct {
 
 // snapHealth is the link and pipeline health.
 type snapHealth struct {
-	SampleRate          float64        `json:"samples_per_s"`         // per channel, mean of the status messages
-	NominalRate         float64        `json:"nominal_rate"`          // device sample rate
-	SpikeRate           float64        `json:"spikes_per_s"`          // all channels
-	LatencyP50MS        float64        `json:"latency_p50_ms"`        // latest status
-	LatencyP99MS        float64        `json:"latency_p99_ms"`        // latest status
-	LatencyMaxMS        float64        `json:"latency_max_ms"`        // largest during the snapshot
-	Link                device.Stats   `json:"link"`                  // since the rig started (latest status)
-	LinkDuring          device.Stats   `json:"link_during"`           // difference between the first and the last status
-	PipelineDrops       uint64         `json:"pipeline_drops"`        // since start
-	PublishDropped      uint64         `json:"publish_dropped"`       // rig side, since start
-	PublishErrors       uint64         `json:"publish_errors"`        // rig side, since start
-	NATSReconnects      uint64         `json:"nats_reconnects"`       // rig side, since start
-	MissedBatches       int            `json:"missed_batches"`        // spike batches this snapshot did not receive
-	MissedSamples       uint64         `json:"missed_samples"`        // device samples they covered
-	SlowConsumer        int            `json:"slow_consumer"`         // NATS slow-consumer errors of this subscriber
-	DecodeErrors        int            `json:"decode_errors"`         // messages that could not be decoded
-	Resets              int            `json:"device_resets"`         // device counter went back during the snapshot
-	Uptime              float64        `json:"uptime_s"`              // rig uptime, latest status
-	DeviceSample        uint64         `json:"device_sample"`         // last device sample processed (latest status)
-	DeviceSamplesDuring uint64         `json:"device_samples_during"` // device samples processed during the snapshot
-	Threshold           float64        `json:"threshold_sd"`          // detection threshold
-	Events              map[string]int `json:"events,omitempty"`      // events received, per kind
+	SampleRate          float64          `json:"samples_per_s"`         // per channel, mean of the status messages
+	NominalRate         float64          `json:"nominal_rate"`          // device sample rate
+	SpikeRate           float64          `json:"spikes_per_s"`          // all channels
+	LatencyP50MS        float64          `json:"latency_p50_ms"`        // latest status
+	LatencyP99MS        float64          `json:"latency_p99_ms"`        // latest status
+	LatencyMaxMS        float64          `json:"latency_max_ms"`        // largest during the snapshot
+	Link                schema.LinkStats `json:"link"`                  // since the rig started (latest status)
+	LinkDuring          schema.LinkStats `json:"link_during"`           // difference between the first and the last status
+	PipelineDrops       uint64           `json:"pipeline_drops"`        // since start
+	PublishDropped      uint64           `json:"publish_dropped"`       // rig side, since start
+	PublishErrors       uint64           `json:"publish_errors"`        // rig side, since start
+	NATSReconnects      uint64           `json:"nats_reconnects"`       // rig side, since start
+	MissedBatches       int              `json:"missed_batches"`        // spike batches this snapshot did not receive
+	MissedSamples       uint64           `json:"missed_samples"`        // device samples they covered
+	SlowConsumer        int              `json:"slow_consumer"`         // NATS slow-consumer errors of this subscriber
+	DecodeErrors        int              `json:"decode_errors"`         // messages that could not be decoded
+	Resets              int              `json:"device_resets"`         // device counter went back during the snapshot
+	Uptime              float64          `json:"uptime_s"`              // rig uptime, latest status
+	DeviceSample        uint64           `json:"device_sample"`         // last device sample processed (latest status)
+	DeviceSamplesDuring uint64           `json:"device_samples_during"` // device samples processed during the snapshot
+	Threshold           float64          `json:"threshold_sd"`          // detection threshold
+	Events              map[string]int   `json:"events,omitempty"`      // events received, per kind
 
-	series []*stream.Status
+	series []*schema.Status
 }
 
 // snapshot is everything drawn, and snapshot.json.
@@ -562,7 +563,7 @@ func (c *snapCollector) snapshot(nc *nats.Conn) (*snapshot, error) {
 			s.Rate = c.info.Rate
 		}
 	}
-	var last *stream.Status
+	var last *schema.Status
 	if n := len(c.statuses); n > 0 {
 		last = c.statuses[n-1]
 		s.Channels = max(s.Channels, len(last.NoiseUV), len(last.RateHz))
@@ -800,7 +801,7 @@ func interpolate(tr *snapTrace, o int, times []float64, rate float64) []float64 
 }
 
 // health summarises the status messages.
-func (c *snapCollector) health(last *stream.Status) *snapHealth {
+func (c *snapCollector) health(last *schema.Status) *snapHealth {
 	first := c.statuses[0]
 	h := &snapHealth{
 		NominalRate: last.Rate, SpikeRate: round3(last.SpikeRate),
@@ -822,8 +823,8 @@ func (c *snapCollector) health(last *stream.Status) *snapHealth {
 	h.SampleRate = round3(sum / float64(len(c.statuses)))
 	// Counters during the snapshot (unless the rig restarted meanwhile).
 	if last.Uptime >= first.Uptime {
-		a, b := linkPtrs(&first.Link), linkPtrs(&last.Link)
-		d := linkPtrs(&h.LinkDuring)
+		a, b := first.Link.Counters(), last.Link.Counters()
+		d := h.LinkDuring.Counters()
 		for i := range d {
 			if *b[i] >= *a[i] {
 				*d[i] = *b[i] - *a[i]
@@ -833,12 +834,6 @@ func (c *snapCollector) health(last *stream.Status) *snapHealth {
 		h.LinkDuring = last.Link
 	}
 	return h
-}
-
-// linkPtrs lists the counters of s, in the order of linkNames.
-func linkPtrs(s *device.Stats) [12]*uint64 {
-	return [12]*uint64{&s.Frames, &s.Bytes, &s.Samples, &s.CRCErrors, &s.BadFrames, &s.SkippedBytes,
-		&s.Gaps, &s.LostSamples, &s.Resets, &s.FormatChanges, &s.Disconnects, &s.Reconnects}
 }
 
 func copyCounts(m map[string]int) map[string]int {

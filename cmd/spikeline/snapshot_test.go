@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -285,27 +285,27 @@ func TestSnapshotCollector(t *testing.T) {
 	c := newSnapCollector(o)
 	const rate = 1000.0
 	noise := []float32{7, 7, 0.2, 40, 7, 7}
-	c.onStatus("hand", &stream.Status{Header: stream.Header{Sample: 1000, Rate: rate}, Uptime: time.Second,
+	c.onStatus("hand", &schema.Status{Header: schema.Header{Sample: 1000, Rate: rate}, Uptime: time.Second,
 		NoiseUV: noise, RateHz: []float32{10, 0, 0, 5, 0, 2}})
-	c.onStatus("hand", &stream.Status{Header: stream.Header{Sample: 2000, Rate: rate}, Uptime: 2 * time.Second,
-		Link: device.Stats{CRCErrors: 3}, NoiseUV: noise, RateHz: []float32{20, 0, 0, 5, 0, 4}})
-	c.onSpikes("hand", &stream.SpikeBatch{Header: stream.Header{Sample: 0, Rate: rate}, End: 100,
+	c.onStatus("hand", &schema.Status{Header: schema.Header{Sample: 2000, Rate: rate}, Uptime: 2 * time.Second,
+		Link: schema.LinkStats{CRCErrors: 3}, NoiseUV: noise, RateHz: []float32{20, 0, 0, 5, 0, 4}})
+	c.onSpikes("hand", &schema.SpikeBatch{Header: schema.Header{Sample: 0, Rate: rate}, End: 100,
 		Spikes: []sort.Spike{{Sample: 10, Channel: 0, Unit: 1}, {Sample: 20, Channel: 5, Unit: 0}}})
-	c.onSpikes("hand", &stream.SpikeBatch{Header: stream.Header{Sample: 150, Rate: rate}, End: 200}) // 50 samples missed
-	c.onTemplates("hand", &stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Rate: rate},
+	c.onSpikes("hand", &schema.SpikeBatch{Header: schema.Header{Sample: 150, Rate: rate}, End: 200}) // 50 samples missed
+	c.onTemplates("hand", &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Rate: rate},
 		Templates: []sort.Template{{Unit: 1, Channel: 0, Pre: 1, Waveform: []float32{0, -35, 10}, PeakUV: -35}}})
 	// Behaviour every 20 samples: vx = sample/1000; the decoder's 10-sample
 	// bins report the value at their centre (R² 1), or at their end (not).
 	for s := uint64(0); s <= 2000; s += 20 {
-		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: s, Rate: rate}, Model: rig.BehaviourModel,
+		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: s, Rate: rate}, Model: rig.BehaviourModel,
 			Names: []string{"vx"}, Values: []float64{float64(s) / 1000}})
 	}
 	for e := uint64(10); e <= 1990; e += 10 {
-		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "good",
+		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "good",
 			Names: []string{"vx"}, Values: []float64{(float64(e) - 5) / 1000}})
-		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "noisy",
+		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "noisy",
 			Names: []string{"vx"}, Values: []float64{math.Sin(float64(e))}})
-		c.onEstimate("hand", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "stuck",
+		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "stuck",
 			Names: []string{"vx"}, Values: []float64{1}})
 	}
 	s, err := c.snapshot(nil)
@@ -360,7 +360,7 @@ func TestSnapshotOnlyEstimates(t *testing.T) {
 		truth: rig.BehaviourModel, channels: []int{3, 4}}
 	c := newSnapCollector(o)
 	for e := uint64(600); e <= 60000; e += 600 {
-		c.onEstimate("est", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: 30000}, Model: "kalman",
+		c.onEstimate("est", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: 30000}, Model: "kalman",
 			Names: []string{"x"}, Values: []float64{float64(e)}})
 	}
 	s, err := c.snapshot(nil)
@@ -404,9 +404,9 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 			templates = append(templates, sort.Template{Unit: int32(2*ch + k + 1), Channel: int32(ch), Pre: 12, Waveform: w, PeakUV: w[12]})
 		}
 	}
-	c.onTemplates("bench", &stream.TemplateBatch{Header: stream.Header{Flags: stream.FlagFullSnapshot, Rate: rate}, Templates: templates})
+	c.onTemplates("bench", &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Rate: rate}, Templates: templates})
 	for i := range 10 {
-		c.onStatus("bench", &stream.Status{Header: stream.Header{Sample: uint64(i+1) * 30000, Rate: rate}, Uptime: time.Duration(i+1) * time.Second,
+		c.onStatus("bench", &schema.Status{Header: schema.Header{Sample: uint64(i+1) * 30000, Rate: rate}, Uptime: time.Duration(i+1) * time.Second,
 			SampleRate: rate, LatencyP50: time.Millisecond, LatencyP99: 3 * time.Millisecond, NoiseUV: noise, RateHz: rates})
 	}
 	for blk := range 10000 { // 1 ms blocks, 4 spikes each
@@ -416,12 +416,12 @@ func BenchmarkSnapshotWrite(b *testing.B) {
 			ch := (blk*4 + k) * 37 % nch
 			sp = append(sp, sort.Spike{Sample: first + uint64(k), Channel: int32(ch), Unit: int32(2*ch + k%2 + 1)})
 		}
-		c.onSpikes("bench", &stream.SpikeBatch{Header: stream.Header{Sample: first, Rate: rate}, End: first + 30, Spikes: sp})
+		c.onSpikes("bench", &schema.SpikeBatch{Header: schema.Header{Sample: first, Rate: rate}, End: first + 30, Spikes: sp})
 	}
 	for e := uint64(600); e <= 300000; e += 600 {
 		v := math.Sin(float64(e) / 30000)
-		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: rig.BehaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
-		c.onEstimate("bench", &stream.EstimateMsg{Header: stream.Header{Sample: e, Rate: rate}, Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{0.8 * v, -0.7 * v}})
+		c.onEstimate("bench", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: rig.BehaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
+		c.onEstimate("bench", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{0.8 * v, -0.7 * v}})
 	}
 	dir := b.TempDir()
 	b.ResetTimer()

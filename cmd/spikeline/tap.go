@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 func init() {
@@ -74,7 +75,7 @@ func runTap(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if rig == "*" {
 			return usageErrorf("--durable reads one rig's capture: give --rig")
 		}
-		if err := stream.ValidToken(*durable); err != nil {
+		if err := schema.ValidToken(*durable); err != nil {
 			return usageErrorf("--durable: %v", err)
 		}
 		if len(topics) == 0 {
@@ -186,11 +187,11 @@ func tapSubjects(rig string, args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		s := a
-		if !strings.HasPrefix(a, stream.Prefix+".") {
+		if !strings.HasPrefix(a, schema.Prefix+".") {
 			if a == "" || strings.ContainsAny(a, " \t") {
 				return nil, usageErrorf("subject %q: empty or contains spaces", a)
 			}
-			s = stream.Prefix + "." + rig + "." + a
+			s = schema.Prefix + "." + rig + "." + a
 		}
 		for _, tok := range strings.Split(s, ".") {
 			if tok == "" {
@@ -229,7 +230,7 @@ func (p *tapPrinter) handle(m *nats.Msg) { p.print(m.Subject, m.Data) }
 // the count is reached or tap is stopping).
 func (p *tapPrinter) print(subject string, data []byte) bool {
 	now := time.Now()
-	msg, derr := stream.DecodeSubject(subject, data)
+	msg, derr := schema.DecodeSubject(subject, data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stopped || (p.limit > 0 && p.n >= p.limit) || p.err != nil {
@@ -262,7 +263,7 @@ func (p *tapPrinter) print(subject string, data []byte) bool {
 			fmt.Fprintf(&sb, "undecodable (%d bytes): %v", len(data), derr)
 		} else {
 			formatMessage(&sb, msg, p.maxSpikes)
-			if b, ok := msg.(*stream.SpikeBatch); ok {
+			if b, ok := msg.(*schema.SpikeBatch); ok {
 				p.checkContinuity(&sb, subject, b)
 			}
 			if h := msg.Head(); h.Published > 0 {
@@ -287,7 +288,7 @@ func (p *tapPrinter) print(subject string, data []byte) bool {
 // checkContinuity notes where consecutive spike batches of one subject do
 // not tile the device clock: batches dropped by a publisher, lost in
 // transit, or a device reset.
-func (p *tapPrinter) checkContinuity(sb *strings.Builder, subject string, b *stream.SpikeBatch) {
+func (p *tapPrinter) checkContinuity(sb *strings.Builder, subject string, b *schema.SpikeBatch) {
 	if p.lastEnd == nil {
 		p.lastEnd = map[string]uint64{}
 	}
@@ -323,9 +324,9 @@ func secs(sample uint64, rate float64) string {
 }
 
 // formatMessage writes the human-readable body of one message.
-func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
+func formatMessage(sb *strings.Builder, m schema.Message, maxSpikes int) {
 	switch m := m.(type) {
-	case *stream.SpikeBatch:
+	case *schema.SpikeBatch:
 		fmt.Fprintf(sb, "[%d,%d) %s @%gHz %d spikes", m.Sample, m.End, secs(m.Sample, m.Rate), m.Rate, len(m.Spikes))
 		for i, s := range m.Spikes {
 			if i == maxSpikes {
@@ -338,7 +339,7 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 			}
 			fmt.Fprintf(sb, "%s ch%d u%d @%d %.1fµV", sep, s.Channel, s.Unit, s.Sample, s.Amplitude)
 		}
-	case *stream.EstimateMsg:
+	case *schema.EstimateMsg:
 		fmt.Fprintf(sb, "model %s end %d %s", m.Model, m.Sample, secs(m.Sample, m.Rate))
 		for i, v := range m.Values {
 			name := fmt.Sprintf("y%d", i)
@@ -347,7 +348,7 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 			}
 			fmt.Fprintf(sb, " %s=%.4g", name, v)
 		}
-	case *stream.Status:
+	case *schema.Status:
 		l := m.Link
 		fmt.Fprintf(sb, "sample %d %s up %s | %.0f S/s %.1f spk/s thr %.3gσ | lat p50 %s p99 %s max %s | drops pipeline %d publish %d nats %d reconnects %d",
 			m.Sample, secs(m.Sample, m.Rate), m.Uptime.Round(time.Second), m.SampleRate, m.SpikeRate, m.Threshold,
@@ -365,7 +366,7 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 			fmt.Fprintf(sb, " | %d ch noise median %.1fµV [%.1f–%.1f] rate mean %.2fHz",
 				n, noise[n/2], noise[0], noise[n-1], rate/math.Max(1, float64(len(m.RateHz))))
 		}
-	case *stream.EventBatch:
+	case *schema.EventBatch:
 		fmt.Fprintf(sb, "sample %d %s %d events", m.Sample, secs(m.Sample, m.Rate), len(m.Events))
 		for i, e := range m.Events {
 			sep := ";"
@@ -374,7 +375,7 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 			}
 			fmt.Fprintf(sb, "%s %s", sep, e)
 		}
-	case *stream.TemplateBatch:
+	case *schema.TemplateBatch:
 		kind := "changed"
 		if m.Full() {
 			kind = "snapshot"
@@ -396,7 +397,7 @@ func formatMessage(sb *strings.Builder, m stream.Message, maxSpikes int) {
 					q.Label, q.NumSpikes, q.FiringRate, q.SNR, q.ISIViolationsRatio, q.RPContamination, q.PresenceRatio, q.AmplitudeCutoff, q.AmplitudeMedian)
 			}
 		}
-	case *stream.RawBlock:
+	case *schema.RawBlock:
 		kind := "raw"
 		if m.Filtered() {
 			kind = "filtered"

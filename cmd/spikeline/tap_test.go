@@ -16,6 +16,7 @@ import (
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -76,10 +77,10 @@ func tapPublisher(t *testing.T, url, rig string, jsonTwins bool) *stream.Publish
 func publishAll(p *stream.Publisher) {
 	p.PublishSpikes(30000, 30600, 30000, []sort.Spike{{Sample: 30012, Channel: 3, Unit: 7, Amplitude: -84.5}})
 	p.PublishEstimate("ridge", decode.Estimate{End: 30600, Rate: 30000, Names: []string{"vx", "vy"}, Values: []float64{1.5, -2}})
-	p.PublishStatus(&stream.Status{Header: stream.Header{Sample: 30600, Rate: 30000}, SampleRate: 30000, SpikeRate: 12,
+	p.PublishStatus(&schema.Status{Header: schema.Header{Sample: 30600, Rate: 30000}, SampleRate: 30000, SpikeRate: 12,
 		NoiseUV: []float32{6, 7, 8}, RateHz: []float32{1, 2, 3}})
 	p.PublishLinkEvents(&device.Block{First: 30600, Rate: 30000, Events: []device.Event{{Kind: device.EventGap, Sample: 30600, Count: 40}}})
-	p.PublishTemplateBatch(&stream.TemplateBatch{Header: stream.Header{Sample: 30600, Rate: 30000},
+	p.PublishTemplateBatch(&schema.TemplateBatch{Header: schema.Header{Sample: 30600, Rate: 30000},
 		Templates: []sort.Template{{Unit: 7, Channel: 3, Pre: 1, Waveform: []float32{0, -84, 10}, PeakUV: -84, Count: 3}},
 		Quality: []quality.Unit{{ID: 7, Channel: 3, Label: quality.MUA, Metrics: quality.Metrics{NumSpikes: 3, FiringRate: 3, PresenceRatio: math.NaN(),
 			SNR: 12, ISIViolationsRatio: 0, RPContamination: 0, AmplitudeCutoff: math.NaN(), AmplitudeMedian: -84.5}}}})

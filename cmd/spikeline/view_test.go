@@ -15,6 +15,7 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -173,7 +174,7 @@ type infoController struct{}
 func (infoController) Info() stream.Info {
 	return stream.Info{Rig: "bench3", Device: "test-headstage", Channels: 16, Rate: 30000, Models: []string{"wiener"}}
 }
-func (infoController) Stats() stream.Status                { return stream.Status{} }
+func (infoController) Stats() schema.Status                { return schema.Status{} }
 func (infoController) Refit(context.Context, string) error { return errors.ErrUnsupported }
 func (infoController) SetThreshold(float64) error          { return errors.ErrUnsupported }
 func (infoController) DeviceCommand(context.Context, string, json.RawMessage) (any, error) {

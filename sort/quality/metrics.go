@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Params are the parameters of the metrics and of the good/mua label. The
@@ -103,21 +105,10 @@ var (
 )
 
 // Metrics are one unit's quality metrics, with SpikeInterface's names
-// (the JSON keys and the columns of units.csv). A metric that is not
-// defined for the unit is NaN, as in SpikeInterface; the two violation
-// counts are -1 for a unit without spikes.
-type Metrics struct {
-	NumSpikes          int     `json:"num_spikes"`
-	FiringRate         float64 `json:"firing_rate"`          // spikes/s
-	PresenceRatio      float64 `json:"presence_ratio"`       // fraction of PresenceBin bins with a spike
-	SNR                float64 `json:"snr"`                  // max |template| / channel noise
-	ISIViolationsRatio float64 `json:"isi_violations_ratio"` // Hill et al.
-	ISIViolationsCount int     `json:"isi_violations_count"`
-	RPContamination    float64 `json:"rp_contamination"` // Llobet et al.
-	RPViolations       int     `json:"rp_violations"`
-	AmplitudeCutoff    float64 `json:"amplitude_cutoff"` // Hill et al.
-	AmplitudeMedian    float64 `json:"amplitude_median"` // µV, signed
-}
+// (schema.Metrics: the JSON keys and the columns of units.csv). A metric
+// that is not defined for the unit is NaN; the two violation counts are -1
+// for a unit without spikes.
+type Metrics = schema.Metrics
 
 // Input is what the metrics of one unit are computed from.
 type Input struct {

@@ -10,47 +10,18 @@ import (
 	"strconv"
 
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
-// Label is a unit's curation label, as Kilosort's KSLabel and Phy's group.
-type Label uint8
+// Label is a unit's curation label (schema.Label).
+type Label = schema.Label
 
 // Labels. Unlabelled is the zero value (no metrics).
 const (
-	Unlabelled Label = 0
-	Good       Label = 1 // few refractory period violations
-	MUA        Label = 2 // multi-unit activity: contaminated, or too few spikes to tell
+	Unlabelled = schema.Unlabelled
+	Good       = schema.Good // few refractory period violations
+	MUA        = schema.MUA  // multi-unit activity: contaminated, or too few spikes to tell
 )
-
-func (l Label) String() string {
-	switch l {
-	case Good:
-		return "good"
-	case MUA:
-		return "mua"
-	case Unlabelled:
-		return ""
-	}
-	return fmt.Sprintf("label(%d)", uint8(l))
-}
-
-// MarshalText encodes l by name ("good", "mua"; empty when unlabelled).
-func (l Label) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
-
-// UnmarshalText decodes a label name.
-func (l *Label) UnmarshalText(b []byte) error {
-	switch string(b) {
-	case "good":
-		*l = Good
-	case "mua":
-		*l = MUA
-	case "":
-		*l = Unlabelled
-	default:
-		return fmt.Errorf("quality: unknown label %q", b)
-	}
-	return nil
-}
 
 // Label returns the label of a unit with metrics m: Good when it has at
 // least MinSpikes spikes and an rp_contamination of at most
@@ -63,13 +34,8 @@ func (p Params) Label(m Metrics) Label {
 	return MUA
 }
 
-// Unit is one sorted unit with its metrics and label.
-type Unit struct {
-	ID      int32 // sort unit id
-	Channel int32 // the template's channel (the first spike's if there is no template)
-	Metrics
-	Label Label
-}
+// Unit is one sorted unit with its metrics and label (schema.Unit).
+type Unit = schema.Unit
 
 // Sorting computes the metrics of every sorted unit of a sort: every unit
 // id other than 0 that has spikes or a template, in increasing id order.

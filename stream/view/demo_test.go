@@ -15,6 +15,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -118,7 +119,7 @@ func TestLoadDemo(t *testing.T) {
 				}
 			}
 			if first/30%7000 == 6999 { // a 5 ms gap every 7 s
-				pub.PublishEvents(end, rate, []stream.Event{stream.LinkEvent(device.Event{Kind: device.EventGap, Sample: end + 150, Count: 150})})
+				pub.PublishEvents(end, rate, []schema.Event{stream.LinkEvent(device.Event{Kind: device.EventGap, Sample: end + 150, Count: 150})})
 				sample = end + 150
 				continue
 			}
@@ -134,8 +135,8 @@ func TestLoadDemo(t *testing.T) {
 					rates[c] = float32(counts[c])
 					counts[c] = 0
 				}
-				st := &stream.Status{Header: stream.Header{Sample: end, Rate: rate},
-					Link:   device.Stats{Frames: end / 30, Samples: end, Bytes: end / 30 * uint64(channels*60+32)},
+				st := &schema.Status{Header: schema.Header{Sample: end, Rate: rate},
+					Link:   schema.LinkStats{Frames: end / 30, Samples: end, Bytes: end / 30 * uint64(channels*60+32)},
 					Uptime: time.Since(start), SampleRate: rate, SpikeRate: 10 * float64(channels),
 					LatencyP50: 900 * time.Microsecond, LatencyP99: 2500 * time.Microsecond, LatencyMax: 4 * time.Millisecond,
 					Threshold: 4.5, NoiseUV: noise, RateHz: rates}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Num is a number sent to the browser: five significant digits, and null
@@ -79,10 +79,10 @@ type EstimatesJSON struct {
 	Dropped uint64   `json:"dropped,omitempty"`
 }
 
-// LinkJSON is device.Stats for the browser (same JSON names).
-type LinkJSON = device.Stats
+// LinkJSON is schema.LinkStats for the browser (same JSON names).
+type LinkJSON = schema.LinkStats
 
-// StatusJSON is a stream.Status for the browser; durations in ms.
+// StatusJSON is a schema.Status for the browser; durations in ms.
 type StatusJSON struct {
 	Sample         uint64   `json:"sample"`
 	Rate           float64  `json:"rate"`
@@ -205,7 +205,7 @@ func nums(dst []Num, src []float32) []Num {
 	return dst
 }
 
-func statusJSON(m *stream.Status, received time.Time) *StatusJSON {
+func statusJSON(m *schema.Status, received time.Time) *StatusJSON {
 	s := &StatusJSON{
 		Sample: m.Sample, Rate: m.Rate, Received: received.UnixMilli(),
 		Link:    m.Link,
@@ -223,7 +223,7 @@ func statusJSON(m *stream.Status, received time.Time) *StatusJSON {
 }
 
 // probe lists the channels of the probe grid's markers.
-func (v *View) probe(st *stream.Status, silent []int32) *ProbeJSON {
+func (v *View) probe(st *schema.Status, silent []int32) *ProbeJSON {
 	n := max(len(st.NoiseUV), len(st.RateHz))
 	pr := &ProbeJSON{Channels: n, Silent: slices.Clone(silent), Quiet: []int32{}, Noisy: []int32{}, MedianUV: Num(math.NaN())}
 	if pr.Silent == nil {
@@ -254,7 +254,7 @@ func (v *View) probe(st *stream.Status, silent []int32) *ProbeJSON {
 	return pr
 }
 
-func eventJSON(id uint64, now int64, e stream.Event) EventJSON {
+func eventJSON(id uint64, now int64, e schema.Event) EventJSON {
 	return EventJSON{ID: id, Time: now, Kind: e.Kind.String(), Sample: e.Sample, Count: e.Count,
 		Unit: e.Unit, Channel: e.Channel, Value: Num(e.Value), Text: e.String()}
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // TestSlowBrowser checks that a browser that does not read loses frames
@@ -29,7 +29,7 @@ func TestSlowBrowser(t *testing.T) {
 	got := 0
 	now := time.Now()
 	for i := range 20 {
-		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30,
+		v.AddSpikes(&schema.SpikeBatch{Header: schema.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30,
 			Spikes: []sort.Spike{{Sample: uint64(i) * 30, Channel: 1, Unit: 1}}})
 		done := make(chan struct{})
 		go func() { v.step(now.Add(time.Duration(i)*40*time.Millisecond), false, false); close(done) }()
@@ -69,8 +69,8 @@ func TestReplayWindow(t *testing.T) {
 	}
 	t0 := time.Now()
 	for i := range 100 { // 100 frames, 100 ms apart: 10 s
-		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 3000, Rate: 30000}, End: uint64(i+1) * 3000})
-		v.AddEvents(&stream.EventBatch{Events: []stream.Event{{Kind: stream.EventKind(3), Sample: uint64(i), Unit: -1, Channel: -1}}})
+		v.AddSpikes(&schema.SpikeBatch{Header: schema.Header{Sample: uint64(i) * 3000, Rate: 30000}, End: uint64(i+1) * 3000})
+		v.AddEvents(&schema.EventBatch{Events: []schema.Event{{Kind: schema.EventKind(3), Sample: uint64(i), Unit: -1, Channel: -1}}})
 		v.step(t0.Add(time.Duration(i)*100*time.Millisecond), false, false)
 	}
 	_, first, err := v.hub.join()
@@ -117,8 +117,8 @@ func inf() float64 { z := 0.0; return 1 / z }
 // status with 1,024 noise and rate values.
 type benchRig struct {
 	v        *View
-	batches  []stream.SpikeBatch
-	status   stream.Status
+	batches  []schema.SpikeBatch
+	status   schema.Status
 	spikes   int
 	channels int
 }
@@ -131,7 +131,7 @@ func newBenchRig(b *testing.B, channels int, rate float64) *benchRig {
 	r := &benchRig{v: v, channels: channels}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 40 {
-		m := stream.SpikeBatch{Header: stream.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30}
+		m := schema.SpikeBatch{Header: schema.Header{Sample: uint64(i) * 30, Rate: 30000}, End: uint64(i+1) * 30}
 		n := int(float64(channels)*rate/1000 + rng.Float64())
 		for range n {
 			m.Spikes = append(m.Spikes, sort.Spike{Sample: m.Sample + uint64(rng.IntN(30)), Channel: int32(rng.IntN(channels)), Unit: int32(rng.IntN(4 * channels)), Amplitude: -60})
@@ -139,7 +139,7 @@ func newBenchRig(b *testing.B, channels int, rate float64) *benchRig {
 		r.spikes += n
 		r.batches = append(r.batches, m)
 	}
-	r.status = stream.Status{Header: stream.Header{Rate: 30000}, NoiseUV: make([]float32, channels), RateHz: make([]float32, channels)}
+	r.status = schema.Status{Header: schema.Header{Rate: 30000}, NoiseUV: make([]float32, channels), RateHz: make([]float32, channels)}
 	for c := range channels {
 		r.status.NoiseUV[c] = 6 + rng.Float32()*3
 		r.status.RateHz[c] = rng.Float32() * 20
@@ -155,7 +155,7 @@ func (r *benchRig) frame(i int, now time.Time) {
 		r.v.AddSpikes(m)
 	}
 	for k := range 2 {
-		r.v.AddEstimate(&stream.EstimateMsg{Header: stream.Header{Sample: uint64(i)*1200 + uint64(k)*600, Rate: 30000},
+		r.v.AddEstimate(&schema.EstimateMsg{Header: schema.Header{Sample: uint64(i)*1200 + uint64(k)*600, Rate: 30000},
 			Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{1.25, -3.5}})
 	}
 	if i%25 == 0 {
@@ -222,7 +222,7 @@ func TestSilentRigAndReset(t *testing.T) {
 	t0 := time.Now()
 	const start = 10_000_000
 	for i := range 10 {
-		v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: start + uint64(i)*3000, Rate: 30000}, End: start + uint64(i+1)*3000,
+		v.AddSpikes(&schema.SpikeBatch{Header: schema.Header{Sample: start + uint64(i)*3000, Rate: 30000}, End: start + uint64(i+1)*3000,
 			Spikes: []sort.Spike{{Sample: start + uint64(i)*3000, Channel: 0, Unit: 1}}})
 		v.step(t0.Add(time.Duration(i)*100*time.Millisecond), false, false)
 	}
@@ -234,7 +234,7 @@ func TestSilentRigAndReset(t *testing.T) {
 		t.Errorf("after a silent minute %d frames kept, want the 10 of the last window", n)
 	}
 	// The device restarts its counter.
-	v.AddSpikes(&stream.SpikeBatch{Header: stream.Header{Sample: 0, Rate: 30000}, End: 3000,
+	v.AddSpikes(&schema.SpikeBatch{Header: schema.Header{Sample: 0, Rate: 30000}, End: 3000,
 		Spikes: []sort.Spike{{Sample: 100, Channel: 0, Unit: 1}}})
 	c, _, _ := v.hub.join()
 	v.step(t0.Add(2*time.Minute), false, false)
@@ -260,7 +260,7 @@ func TestHeartbeat(t *testing.T) {
 	}
 	c, _, _ := v.hub.join()
 	now := time.Now()
-	v.AddEstimate(&stream.EstimateMsg{Header: stream.Header{Sample: 600, Rate: 30000}, Model: "wiener", Names: []string{"vx"}, Values: []float64{1}})
+	v.AddEstimate(&schema.EstimateMsg{Header: schema.Header{Sample: 600, Rate: 30000}, Model: "wiener", Names: []string{"vx"}, Values: []float64{1}})
 	if sent, _ := v.step(now, false, false); !sent {
 		t.Fatal("frame with an estimate not sent")
 	}

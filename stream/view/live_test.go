@@ -16,7 +16,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // rampTracer is a Tracer whose band-passed signal is a known function of
@@ -464,7 +464,7 @@ func TestProbeFlags(t *testing.T) {
 	win := uint64(v.cfg.Window.Seconds() * rate)
 	// Channels 0-5 fire; 6 and 7 never do.
 	for s := uint64(1000); s < 1000+win+60000; s += 3000 {
-		m := &stream.SpikeBatch{Header: stream.Header{Sample: s, Rate: rate}, End: s + 3000}
+		m := &schema.SpikeBatch{Header: schema.Header{Sample: s, Rate: rate}, End: s + 3000}
 		for c := range int32(6) {
 			m.Spikes = append(m.Spikes, sort.Spike{Sample: s + uint64(c), Channel: c, Unit: 1})
 		}
@@ -483,7 +483,7 @@ func TestProbeFlags(t *testing.T) {
 		tr.advance(b.End())
 		l.Feed(&b, nil)
 	}
-	v.AddStatus(&stream.Status{Header: stream.Header{Sample: 1000 + win + 60000, Rate: rate},
+	v.AddStatus(&schema.Status{Header: schema.Header{Sample: 1000 + win + 60000, Rate: rate},
 		NoiseUV: []float32{8, 9, 0.2, 7, 80, 8.5, 9, 8}, RateHz: make([]float32, 8)})
 	v.step(time.Now(), true, false)
 	pr := v.hub.probe

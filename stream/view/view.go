@@ -13,6 +13,7 @@ import (
 
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 )
 
 // Defaults for Config's zero fields.
@@ -109,7 +110,7 @@ func (c Config) withDefaults() Config {
 // Validate reports the first impossible setting, naming it.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if err := stream.ValidToken(c.Rig); err != nil {
+	if err := schema.ValidToken(c.Rig); err != nil {
 		return fmt.Errorf("view: rig: %w", err)
 	}
 	switch {
@@ -129,7 +130,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("view: max browsers %d: want >= 1", c.MaxBrowsers)
 	}
 	for _, t := range c.Truth {
-		if err := stream.ValidToken(t); err != nil {
+		if err := schema.ValidToken(t); err != nil {
 			return fmt.Errorf("view: truth model: %w", err)
 		}
 	}
@@ -178,7 +179,7 @@ type pending struct {
 	end      uint64
 	covered  bool
 	models   map[string]*modelBuf
-	status   *stream.Status
+	status   *schema.Status
 	statusAt time.Time
 	events   []EventJSON
 	evOver   uint64
@@ -276,11 +277,11 @@ func (v *View) Stats() Stats {
 // They never block for longer than it takes to append to a buffer.
 func (v *View) Handler() stream.Handler {
 	return stream.Handler{
-		Spikes:    func(_ string, m *stream.SpikeBatch) { v.AddSpikes(m) },
-		Estimate:  func(_ string, m *stream.EstimateMsg) { v.AddEstimate(m) },
-		Status:    func(_ string, m *stream.Status) { v.AddStatus(m) },
-		Events:    func(_ string, m *stream.EventBatch) { v.AddEvents(m) },
-		Templates: func(_ string, m *stream.TemplateBatch) { v.AddTemplates(m) },
+		Spikes:    func(_ string, m *schema.SpikeBatch) { v.AddSpikes(m) },
+		Estimate:  func(_ string, m *schema.EstimateMsg) { v.AddEstimate(m) },
+		Status:    func(_ string, m *schema.Status) { v.AddStatus(m) },
+		Events:    func(_ string, m *schema.EventBatch) { v.AddEvents(m) },
+		Templates: func(_ string, m *schema.TemplateBatch) { v.AddTemplates(m) },
 		Error: func(subject string, err error) {
 			v.undecodable.Add(1)
 			v.Note("undecodable", fmt.Sprintf("%s: %v", subject, err))
@@ -306,7 +307,7 @@ func (v *View) seeRate(rate float64, sample uint64) {
 
 // AddSpikes adds a batch of sorted spikes (the Spikes callback of
 // Handler).
-func (v *View) AddSpikes(m *stream.SpikeBatch) {
+func (v *View) AddSpikes(m *schema.SpikeBatch) {
 	now := time.Now()
 	n := uint64(len(m.Spikes))
 	v.spikes.Add(n)
@@ -364,7 +365,7 @@ func (v *View) AddSpikes(m *stream.SpikeBatch) {
 }
 
 // AddEstimate adds one decoder output (the Estimate callback of Handler).
-func (v *View) AddEstimate(m *stream.EstimateMsg) {
+func (v *View) AddEstimate(m *schema.EstimateMsg) {
 	v.estimates.Add(1)
 	model := m.Model
 	if model == "" {
@@ -390,7 +391,7 @@ func (v *View) AddEstimate(m *stream.EstimateMsg) {
 
 // AddStatus takes a status report (the Status callback of Handler); the
 // latest one of a frame is sent.
-func (v *View) AddStatus(m *stream.Status) {
+func (v *View) AddStatus(m *schema.Status) {
 	v.statuses.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -401,14 +402,14 @@ func (v *View) AddStatus(m *stream.Status) {
 
 // AddEvents adds a batch of events (the Events callback of Handler).
 // Template removals also remove the unit's template.
-func (v *View) AddEvents(m *stream.EventBatch) {
+func (v *View) AddEvents(m *schema.EventBatch) {
 	v.events.Add(uint64(len(m.Events)))
 	now := time.Now().UnixMilli()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.seeRate(m.Rate, 0)
 	for _, e := range m.Events {
-		if e.Kind == stream.EventTemplateRemoved && e.Unit > 0 {
+		if e.Kind == schema.EventTemplateRemoved && e.Unit > 0 {
 			if _, ok := v.templates[e.Unit]; ok {
 				delete(v.templates, e.Unit)
 				v.tplDirty = true
@@ -427,7 +428,7 @@ func (v *View) AddEvents(m *stream.EventBatch) {
 // AddTemplates merges a templates message (the Templates callback of
 // Handler): a full snapshot replaces every template, other messages add
 // or update units.
-func (v *View) AddTemplates(m *stream.TemplateBatch) {
+func (v *View) AddTemplates(m *schema.TemplateBatch) {
 	v.tplMsgs.Add(1)
 	v.mu.Lock()
 	defer v.mu.Unlock()

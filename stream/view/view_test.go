@@ -16,6 +16,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
+	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 	"github.com/spikeline/spikeline/stream/view"
 )
@@ -208,16 +209,16 @@ func TestStreamCarriesData(t *testing.T) {
 		}
 	}
 	r.pub.PublishEstimate("truth", decode.Estimate{End: 1500, Rate: rate, Names: []string{"vx", "vy"}, Values: []float64{1, math.NaN()}})
-	st := &stream.Status{Header: stream.Header{Sample: 12000, Rate: rate},
-		Link:       device.Stats{Frames: 400, CRCErrors: 3, Gaps: 2, LostSamples: 90},
+	st := &schema.Status{Header: schema.Header{Sample: 12000, Rate: rate},
+		Link:       schema.LinkStats{Frames: 400, CRCErrors: 3, Gaps: 2, LostSamples: 90},
 		SampleRate: 29990, SpikeRate: 140, LatencyP50: 1500 * time.Microsecond, LatencyP99: 4 * time.Millisecond,
 		NoiseUV: []float32{5.5, 6.25, 7}, RateHz: []float32{1, 2, 3.5}, Threshold: 4.5}
 	if _, err := r.pub.PublishStatus(st); err != nil {
 		t.Fatal(err)
 	}
-	r.pub.PublishEvents(12000, rate, []stream.Event{
+	r.pub.PublishEvents(12000, rate, []schema.Event{
 		stream.LinkEvent(device.Event{Kind: device.EventGap, Sample: 6000, Count: 90}),
-		{Kind: stream.EventTemplateAdded, Sample: 7000, Unit: 3, Channel: 5},
+		{Kind: schema.EventTemplateAdded, Sample: 7000, Unit: 3, Channel: 5},
 	})
 	if _, err := r.pub.PublishTemplates(7000, rate, []sort.Template{
 		{Unit: 3, Channel: 5, Pre: 1, Waveform: []float32{0, -50, 20}, PeakUV: -50, Count: 12},
@@ -336,7 +337,7 @@ func TestStreamCarriesData(t *testing.T) {
 	}
 
 	// Removing a unit's template by event updates the templates.
-	r.pub.PublishEvents(13000, rate, []stream.Event{{Kind: stream.EventTemplateRemoved, Sample: 13000, Unit: 4, Channel: 2}})
+	r.pub.PublishEvents(13000, rate, []schema.Event{{Kind: schema.EventTemplateRemoved, Sample: 13000, Unit: 4, Channel: 2}})
 	tp := decodeJSON[view.TemplatesJSON](t, next(t, evs, "templates", 5*time.Second))
 	if tp.Total != 1 || tp.Units[0].Unit != 3 {
 		t.Errorf("after removal: %+v", tp)

@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ const JSONSuffix = ".json"
 
 // ErrToken reports a rig, model or group name that is not a valid subject
 // token.
-var ErrToken = errors.New("stream: invalid subject token")
+var ErrToken = errors.New("schema: invalid subject token")
 
 // MaxTokenLen is the longest rig, model or group name accepted.
 const MaxTokenLen = 64
@@ -153,10 +153,10 @@ func ParseSubject(subject string) (SubjectInfo, error) {
 		toks = toks[:len(toks)-1]
 	}
 	if len(toks) < 3 || toks[0] != Prefix {
-		return si, fmt.Errorf("stream: subject %q: want %s.<rig>.<topic>", subject, Prefix)
+		return si, fmt.Errorf("schema: subject %q: want %s.<rig>.<topic>", subject, Prefix)
 	}
 	if err := ValidToken(toks[1]); err != nil {
-		return si, fmt.Errorf("stream: subject %q: rig: %w", subject, err)
+		return si, fmt.Errorf("schema: subject %q: rig: %w", subject, err)
 	}
 	si.Rig = toks[1]
 	switch toks[2] {
@@ -180,18 +180,18 @@ func ParseSubject(subject string) (SubjectInfo, error) {
 			si.Topic = TopicRaw
 		}
 		if len(toks) != 4 {
-			return si, fmt.Errorf("stream: subject %q: want %s.<rig>.%s.<name>", subject, Prefix, toks[2])
+			return si, fmt.Errorf("schema: subject %q: want %s.<rig>.%s.<name>", subject, Prefix, toks[2])
 		}
 		if err := ValidToken(toks[3]); err != nil {
-			return si, fmt.Errorf("stream: subject %q: %w", subject, err)
+			return si, fmt.Errorf("schema: subject %q: %w", subject, err)
 		}
 		si.Name = toks[3]
 		return si, nil
 	default:
-		return si, fmt.Errorf("stream: subject %q: unknown topic %q", subject, toks[2])
+		return si, fmt.Errorf("schema: subject %q: unknown topic %q", subject, toks[2])
 	}
 	if len(toks) != 3 {
-		return si, fmt.Errorf("stream: subject %q: unexpected tokens after %q", subject, toks[2])
+		return si, fmt.Errorf("schema: subject %q: unexpected tokens after %q", subject, toks[2])
 	}
 	return si, nil
 }

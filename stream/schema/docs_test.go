@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"bytes"
@@ -32,7 +32,7 @@ func TestDocsPythonDecoder(t *testing.T) {
 	if py == "" {
 		t.Skip("no python3 with numpy")
 	}
-	doc, err := os.ReadFile("../docs/schemas.md")
+	doc, err := os.ReadFile("../../docs/schemas.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func hexString(b []byte) string {
 // "## Type N: name" with a byte table whose body starts at offset 32 (the
 // end of the common header), a JSON form and a row in the versioning table.
 func TestDocsByteTables(t *testing.T) {
-	b, err := os.ReadFile("../docs/schemas.md")
+	b, err := os.ReadFile("../../docs/schemas.md")
 	if err != nil {
 		t.Fatal(err)
 	}

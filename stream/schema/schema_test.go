@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"encoding/hex"
@@ -12,10 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spikeline/spikeline/device"
-	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/sort/quality"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata golden files")
@@ -23,28 +19,28 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 func sampleMessages() []Message {
 	return []Message{
 		&SpikeBatch{Header: Header{Type: TypeSpikes, Sample: 30000, Rate: 30000, Published: 1_700_000_000_123_456_789}, End: 30600,
-			Spikes: []sort.Spike{{Sample: 30012, Channel: 3, Unit: 7, Amplitude: -84.5}, {Sample: 30480, Channel: 31, Unit: 0, Amplitude: -52.25}}},
-		&SpikeBatch{Header: Header{Type: TypeSpikes, Sample: 600, Rate: 20000}, End: 1200, Spikes: []sort.Spike{}},
+			Spikes: []Spike{{Sample: 30012, Channel: 3, Unit: 7, Amplitude: -84.5}, {Sample: 30480, Channel: 31, Unit: 0, Amplitude: -52.25}}},
+		&SpikeBatch{Header: Header{Type: TypeSpikes, Sample: 600, Rate: 20000}, End: 1200, Spikes: []Spike{}},
 		&EstimateMsg{Header: Header{Type: TypeEstimate, Sample: 31500, Rate: 30000, Published: 42}, Model: "ridge",
 			Names: []string{"vx", "vy"}, Values: []float64{0.125, -3.5}},
 		&Status{Header: Header{Type: TypeStatus, Sample: 99, Rate: 30000, Published: 7},
-			Link:   device.Stats{Frames: 1, Bytes: 2, Samples: 3, CRCErrors: 4, BadFrames: 5, SkippedBytes: 6, Gaps: 7, LostSamples: 8, Resets: 9, FormatChanges: 10, Disconnects: 11, Reconnects: 12},
+			Link:   LinkStats{Frames: 1, Bytes: 2, Samples: 3, CRCErrors: 4, BadFrames: 5, SkippedBytes: 6, Gaps: 7, LostSamples: 8, Resets: 9, FormatChanges: 10, Disconnects: 11, Reconnects: 12},
 			Uptime: 3 * time.Second, SampleRate: 29999.5, SpikeRate: 120.25, LatencyP50: 800 * time.Microsecond,
 			LatencyP99: 2 * time.Millisecond, LatencyMax: 5 * time.Millisecond, PipelineDrops: 1, Sent: 1000,
 			PublishDropped: 2, PublishErrors: 3, Reconnects: 4, Threshold: 4.5,
 			NoiseUV: []float32{5.5, 6.25}, RateHz: []float32{10, 0.5}},
 		&EventBatch{Header: Header{Type: TypeEvents, Sample: 5000, Rate: 30000, Published: 9}, Events: []Event{
-			{Kind: EventKind(device.EventGap), Sample: 4800, Count: 120, Offset: 123456, Unit: -1, Channel: -1, Detail: "frame counter jumped"},
+			{Kind: EventKind(EventGap), Sample: 4800, Count: 120, Offset: 123456, Unit: -1, Channel: -1, Detail: "frame counter jumped"},
 			{Kind: EventTemplateAdded, Sample: 4900, Unit: 12, Channel: 5},
 			{Kind: EventThreshold, Sample: 4950, Unit: -1, Channel: -1, Value: 5},
 		}},
-		&TemplateBatch{Header: Header{Type: TypeTemplates, Flags: FlagFullSnapshot, Sample: 6000, Rate: 30000, Published: 11}, Templates: []sort.Template{
+		&TemplateBatch{Header: Header{Type: TypeTemplates, Flags: FlagFullSnapshot, Sample: 6000, Rate: 30000, Published: 11}, Templates: []Template{
 			{Unit: 1, Channel: 0, Pre: 1, Waveform: []float32{-10, -80, 20}, PeakUV: -80, Count: 55},
 			{Unit: 2, Channel: 9, Pre: 0, Waveform: []float32{-60}, PeakUV: -60, Count: 1},
-		}, QualityFrom: 1000, Quality: []quality.Unit{
-			{ID: 1, Channel: 0, Label: quality.Good, Metrics: quality.Metrics{NumSpikes: 55, FiringRate: 11, PresenceRatio: 1, SNR: 8.5,
+		}, QualityFrom: 1000, Quality: []Unit{
+			{ID: 1, Channel: 0, Label: Good, Metrics: Metrics{NumSpikes: 55, FiringRate: 11, PresenceRatio: 1, SNR: 8.5,
 				ISIViolationsRatio: 0, ISIViolationsCount: 0, RPContamination: 0, RPViolations: 0, AmplitudeCutoff: 0.125, AmplitudeMedian: -79.5}},
-			{ID: 2, Channel: 9, Label: quality.MUA, Metrics: quality.Metrics{NumSpikes: 1, FiringRate: 0.25, PresenceRatio: 0.5, SNR: 6,
+			{ID: 2, Channel: 9, Label: MUA, Metrics: Metrics{NumSpikes: 1, FiringRate: 0.25, PresenceRatio: 0.5, SNR: 6,
 				ISIViolationsRatio: 0, ISIViolationsCount: 0, RPContamination: 0.75, RPViolations: 3, AmplitudeCutoff: 0.5, AmplitudeMedian: -60}},
 		}},
 		&RawBlock{Header: Header{Type: TypeRaw, Flags: FlagFiltered, Sample: 70, Rate: 30000, Published: 13}, Channels: 2, FirstChannel: 32, Gain: 0.195,
@@ -150,7 +146,7 @@ func TestSchemaBadHeader(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Fatalf("err = %v, want %v", err, c.want)
 			}
-			if !strings.HasPrefix(err.Error(), "stream: decode ") || !strings.Contains(err.Error(), "byte ") {
+			if !strings.HasPrefix(err.Error(), "schema: decode ") || !strings.Contains(err.Error(), "byte ") {
 				t.Errorf("error does not say where: %v", err)
 			}
 		})
@@ -182,7 +178,7 @@ func TestSchemaSpikeRecordSizeExtensible(t *testing.T) {
 func TestSchemaEncodeRefusesImpossible(t *testing.T) {
 	bad := []Message{
 		&EstimateMsg{Names: []string{"a"}, Values: []float64{1, 2}},
-		&TemplateBatch{Templates: []sort.Template{{Pre: 5, Waveform: []float32{1, 2}}}},
+		&TemplateBatch{Templates: []Template{{Pre: 5, Waveform: []float32{1, 2}}}},
 		&RawBlock{Channels: 3, Samples: []int16{1, 2}},
 		&Status{NoiseUV: []float32{1}, RateHz: []float32{1, 2}},
 	}
@@ -194,7 +190,7 @@ func TestSchemaEncodeRefusesImpossible(t *testing.T) {
 }
 
 func TestSchemaAppendSpikesNoAlloc(t *testing.T) {
-	spikes := make([]sort.Spike, 64)
+	spikes := make([]Spike, 64)
 	buf := make([]byte, 0, spikesFixed+SpikeRecordSize*len(spikes))
 	allocs := testing.AllocsPerRun(100, func() {
 		buf = AppendSpikes(buf[:0], 1, 2, 30000, 0, spikes)
@@ -209,7 +205,7 @@ func TestSchemaAppendSpikesNoAlloc(t *testing.T) {
 // go test ./stream -run HexExample -update.
 func TestSchemaHexExample(t *testing.T) {
 	m := &SpikeBatch{Header: Header{Sample: 30000, Rate: 30000, Published: 1_700_000_000_123_456_789}, End: 30600,
-		Spikes: []sort.Spike{{Sample: 30012, Channel: 3, Unit: 7, Amplitude: -84.5}, {Sample: 30480, Channel: 31, Unit: 0, Amplitude: -52.25}}}
+		Spikes: []Spike{{Sample: 30012, Channel: 3, Unit: 7, Amplitude: -84.5}, {Sample: 30480, Channel: 31, Unit: 0, Amplitude: -52.25}}}
 	b, err := m.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +283,7 @@ func TestSchemaTemplateQuality(t *testing.T) {
 	}
 	for _, got := range []*TemplateBatch{fromBin.(*TemplateBatch), fromJSON.(*TemplateBatch)} {
 		g := got.Quality[1]
-		if !math.IsNaN(g.RPContamination) || !math.IsNaN(g.AmplitudeCutoff) || g.ISIViolationsCount != -1 || g.RPViolations != 3 || g.Label != quality.MUA || g.Channel != 9 {
+		if !math.IsNaN(g.RPContamination) || !math.IsNaN(g.AmplitudeCutoff) || g.ISIViolationsCount != -1 || g.RPViolations != 3 || g.Label != MUA || g.Channel != 9 {
 			t.Errorf("NaN round trip: %+v", g)
 		}
 	}
@@ -313,7 +309,7 @@ func TestSchemaTemplateQuality(t *testing.T) {
 	if _, err := json.Marshal(&bad); err == nil {
 		t.Error("1 quality record for 2 templates encoded as JSON")
 	}
-	bad.Quality = []quality.Unit{q.Quality[1], q.Quality[0]}
+	bad.Quality = []Unit{q.Quality[1], q.Quality[0]}
 	if _, err := Encode(nil, &bad); err == nil {
 		t.Error("quality records in another order encoded")
 	}

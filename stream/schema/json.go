@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"encoding/json"
@@ -6,10 +6,6 @@ import (
 	"math"
 	"strconv"
 	"time"
-
-	"github.com/spikeline/spikeline/device"
-	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/sort/quality"
 )
 
 // JSON forms of the messages, published on the ".json" twin subjects. Each
@@ -28,10 +24,10 @@ func head(h Header, t Type) jsonHead {
 
 func checkHead(h jsonHead, want Type) error {
 	if h.V != Version {
-		return fmt.Errorf("stream: JSON %s: version %d, this reader knows %d", want, h.V, Version)
+		return fmt.Errorf("schema: JSON %s: version %d, this reader knows %d", want, h.V, Version)
 	}
 	if h.Type != want {
-		return fmt.Errorf("stream: JSON message: type %q, want %q", h.Type, want)
+		return fmt.Errorf("schema: JSON message: type %q, want %q", h.Type, want)
 	}
 	return nil
 }
@@ -62,15 +58,15 @@ func (m *SpikeBatch) MarshalJSON() ([]byte, error) {
 func (m *SpikeBatch) UnmarshalJSON(b []byte) error {
 	var j jsonSpikes
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON spikes: %w", err)
+		return fmt.Errorf("schema: JSON spikes: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeSpikes); err != nil {
 		return err
 	}
 	m.Header, m.End = j.Header, j.End
-	m.Spikes = make([]sort.Spike, len(j.Spikes))
+	m.Spikes = make([]Spike, len(j.Spikes))
 	for i, s := range j.Spikes {
-		m.Spikes[i] = sort.Spike(s)
+		m.Spikes[i] = Spike(s)
 	}
 	return nil
 }
@@ -100,13 +96,13 @@ func (m *EstimateMsg) MarshalJSON() ([]byte, error) {
 func (m *EstimateMsg) UnmarshalJSON(b []byte) error {
 	var j jsonEstimate
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON estimate: %w", err)
+		return fmt.Errorf("schema: JSON estimate: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeEstimate); err != nil {
 		return err
 	}
 	if len(j.Names) != len(j.Values) {
-		return fmt.Errorf("stream: JSON estimate: %d names for %d values", len(j.Names), len(j.Values))
+		return fmt.Errorf("schema: JSON estimate: %d names for %d values", len(j.Names), len(j.Values))
 	}
 	m.Header, m.Model, m.Names, m.Values = j.Header, j.Model, j.Names, j.Values
 	if j.Degraded {
@@ -119,21 +115,21 @@ func (m *EstimateMsg) UnmarshalJSON(b []byte) error {
 
 type jsonStatus struct {
 	jsonHead
-	Link           device.Stats `json:"link"`
-	UptimeNS       int64        `json:"uptime_ns"`
-	SampleRate     float64      `json:"sample_rate"`
-	SpikeRate      float64      `json:"spike_rate"`
-	LatencyP50NS   int64        `json:"latency_p50_ns"`
-	LatencyP99NS   int64        `json:"latency_p99_ns"`
-	LatencyMaxNS   int64        `json:"latency_max_ns"`
-	PipelineDrops  uint64       `json:"pipeline_drops"`
-	Sent           uint64       `json:"sent"`
-	PublishDropped uint64       `json:"publish_dropped"`
-	PublishErrors  uint64       `json:"publish_errors"`
-	Reconnects     uint64       `json:"nats_reconnects"`
-	Threshold      float64      `json:"threshold"`
-	NoiseUV        []float32    `json:"noise_uv"`
-	RateHz         []float32    `json:"rate_hz"`
+	Link           LinkStats `json:"link"`
+	UptimeNS       int64     `json:"uptime_ns"`
+	SampleRate     float64   `json:"sample_rate"`
+	SpikeRate      float64   `json:"spike_rate"`
+	LatencyP50NS   int64     `json:"latency_p50_ns"`
+	LatencyP99NS   int64     `json:"latency_p99_ns"`
+	LatencyMaxNS   int64     `json:"latency_max_ns"`
+	PipelineDrops  uint64    `json:"pipeline_drops"`
+	Sent           uint64    `json:"sent"`
+	PublishDropped uint64    `json:"publish_dropped"`
+	PublishErrors  uint64    `json:"publish_errors"`
+	Reconnects     uint64    `json:"nats_reconnects"`
+	Threshold      float64   `json:"threshold"`
+	NoiseUV        []float32 `json:"noise_uv"`
+	RateHz         []float32 `json:"rate_hz"`
 }
 
 // MarshalJSON encodes m as its JSON document.
@@ -159,7 +155,7 @@ func (m *Status) MarshalJSON() ([]byte, error) {
 func (m *Status) UnmarshalJSON(b []byte) error {
 	var j jsonStatus
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON status: %w", err)
+		return fmt.Errorf("schema: JSON status: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeStatus); err != nil {
 		return err
@@ -193,7 +189,7 @@ func (m *EventBatch) MarshalJSON() ([]byte, error) {
 func (m *EventBatch) UnmarshalJSON(b []byte) error {
 	var j jsonEvents
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON events: %w", err)
+		return fmt.Errorf("schema: JSON events: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeEvents); err != nil {
 		return err
@@ -222,18 +218,18 @@ type jsonTemplates struct {
 // jsonQuality is one unit's quality record. The metrics are f32 in the
 // binary form; an undefined one (NaN) is null.
 type jsonQuality struct {
-	Unit               int32         `json:"unit"`
-	NumSpikes          int           `json:"num_spikes"`
-	FiringRate         metric        `json:"firing_rate"`
-	PresenceRatio      metric        `json:"presence_ratio"`
-	SNR                metric        `json:"snr"`
-	ISIViolationsRatio metric        `json:"isi_violations_ratio"`
-	ISIViolationsCount int           `json:"isi_violations_count"`
-	RPContamination    metric        `json:"rp_contamination"`
-	RPViolations       int           `json:"rp_violations"`
-	AmplitudeCutoff    metric        `json:"amplitude_cutoff"`
-	AmplitudeMedian    metric        `json:"amplitude_median"`
-	Label              quality.Label `json:"label"`
+	Unit               int32  `json:"unit"`
+	NumSpikes          int    `json:"num_spikes"`
+	FiringRate         metric `json:"firing_rate"`
+	PresenceRatio      metric `json:"presence_ratio"`
+	SNR                metric `json:"snr"`
+	ISIViolationsRatio metric `json:"isi_violations_ratio"`
+	ISIViolationsCount int    `json:"isi_violations_count"`
+	RPContamination    metric `json:"rp_contamination"`
+	RPViolations       int    `json:"rp_violations"`
+	AmplitudeCutoff    metric `json:"amplitude_cutoff"`
+	AmplitudeMedian    metric `json:"amplitude_median"`
+	Label              Label  `json:"label"`
 }
 
 // metric is a quality metric in JSON: float32 precision, NaN as null.
@@ -272,7 +268,7 @@ func (m *TemplateBatch) MarshalJSON() ([]byte, error) {
 	}
 	if m.Quality != nil {
 		if len(m.Quality) != len(m.Templates) {
-			return nil, fmt.Errorf("stream: %d quality records for %d templates", len(m.Quality), len(m.Templates))
+			return nil, fmt.Errorf("schema: %d quality records for %d templates", len(m.Quality), len(m.Templates))
 		}
 		from := m.QualityFrom
 		j.QualityFrom = &from
@@ -290,7 +286,7 @@ func (m *TemplateBatch) MarshalJSON() ([]byte, error) {
 func (m *TemplateBatch) UnmarshalJSON(b []byte) error {
 	var j jsonTemplates
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON templates: %w", err)
+		return fmt.Errorf("schema: JSON templates: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeTemplates); err != nil {
 		return err
@@ -301,27 +297,27 @@ func (m *TemplateBatch) UnmarshalJSON(b []byte) error {
 	} else {
 		m.Flags &^= FlagFullSnapshot
 	}
-	m.Templates = make([]sort.Template, len(j.Templates))
+	m.Templates = make([]Template, len(j.Templates))
 	for i, t := range j.Templates {
 		if t.Pre < 0 || (len(t.Waveform) > 0 && t.Pre >= len(t.Waveform)) {
-			return fmt.Errorf("stream: JSON templates: template %d (unit %d): pre %d outside waveform of %d samples", i, t.Unit, t.Pre, len(t.Waveform))
+			return fmt.Errorf("schema: JSON templates: template %d (unit %d): pre %d outside waveform of %d samples", i, t.Unit, t.Pre, len(t.Waveform))
 		}
-		m.Templates[i] = sort.Template{Unit: t.Unit, Channel: t.Channel, Pre: t.Pre, Waveform: t.Waveform, PeakUV: t.PeakUV, Count: t.Count}
+		m.Templates[i] = Template{Unit: t.Unit, Channel: t.Channel, Pre: t.Pre, Waveform: t.Waveform, PeakUV: t.PeakUV, Count: t.Count}
 	}
 	m.Quality, m.QualityFrom = nil, 0
 	if j.Quality != nil {
 		if len(j.Quality) != len(m.Templates) {
-			return fmt.Errorf("stream: JSON templates: %d quality records for %d templates", len(j.Quality), len(m.Templates))
+			return fmt.Errorf("schema: JSON templates: %d quality records for %d templates", len(j.Quality), len(m.Templates))
 		}
 		if j.QualityFrom != nil {
 			m.QualityFrom = *j.QualityFrom
 		}
-		m.Quality = make([]quality.Unit, len(j.Quality))
+		m.Quality = make([]Unit, len(j.Quality))
 		for i, q := range j.Quality {
 			if q.Unit != m.Templates[i].Unit {
-				return fmt.Errorf("stream: JSON templates: quality record %d is unit %d, template %d is unit %d", i, q.Unit, i, m.Templates[i].Unit)
+				return fmt.Errorf("schema: JSON templates: quality record %d is unit %d, template %d is unit %d", i, q.Unit, i, m.Templates[i].Unit)
 			}
-			m.Quality[i] = quality.Unit{ID: q.Unit, Channel: m.Templates[i].Channel, Label: q.Label, Metrics: quality.Metrics{
+			m.Quality[i] = Unit{ID: q.Unit, Channel: m.Templates[i].Channel, Label: q.Label, Metrics: Metrics{
 				NumSpikes: q.NumSpikes, FiringRate: float64(q.FiringRate), PresenceRatio: float64(q.PresenceRatio), SNR: float64(q.SNR),
 				ISIViolationsRatio: float64(q.ISIViolationsRatio), ISIViolationsCount: q.ISIViolationsCount,
 				RPContamination: float64(q.RPContamination), RPViolations: q.RPViolations,
@@ -353,13 +349,13 @@ func (m *RawBlock) MarshalJSON() ([]byte, error) {
 func (m *RawBlock) UnmarshalJSON(b []byte) error {
 	var j jsonRaw
 	if err := json.Unmarshal(b, &j); err != nil {
-		return fmt.Errorf("stream: JSON raw: %w", err)
+		return fmt.Errorf("schema: JSON raw: %w", err)
 	}
 	if err := checkHead(j.jsonHead, TypeRaw); err != nil {
 		return err
 	}
 	if j.Channels <= 0 || len(j.Samples)%j.Channels != 0 {
-		return fmt.Errorf("stream: JSON raw: %d samples do not fill %d channels", len(j.Samples), j.Channels)
+		return fmt.Errorf("schema: JSON raw: %d samples do not fill %d channels", len(j.Samples), j.Channels)
 	}
 	m.Header, m.Channels, m.FirstChannel, m.Gain, m.Samples = j.Header, j.Channels, j.FirstChannel, j.Gain, j.Samples
 	if j.Filtered {
@@ -377,11 +373,11 @@ func DecodeJSON(data []byte) (Message, error) {
 		Type Type `json:"type"`
 	}
 	if err := json.Unmarshal(data, &h); err != nil {
-		return nil, fmt.Errorf("stream: JSON message: %w", err)
+		return nil, fmt.Errorf("schema: JSON message: %w", err)
 	}
 	m := newMessage(h.Type)
 	if m == nil {
-		return nil, fmt.Errorf("stream: JSON message: missing type")
+		return nil, fmt.Errorf("schema: JSON message: missing type")
 	}
 	if err := m.UnmarshalJSON(data); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package stream
+package schema
 
 import (
 	"encoding/binary"
@@ -8,10 +8,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/spikeline/spikeline/device"
-	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/sort/quality"
 )
 
 // Binary message layout. Every binary message starts with a HeaderSize
@@ -45,6 +41,11 @@ const (
 // Offset of the publish time in the header; the publisher stamps it just
 // before handing a message to NATS.
 const publishedOffset = 24
+
+// StampPublished writes the publish time ns (Unix nanoseconds) into the
+// header of an encoded binary message, as a publisher does just before
+// sending it.
+func StampPublished(msg []byte, ns int64) { le.PutUint64(msg[publishedOffset:], uint64(ns)) }
 
 // Type is a message type, byte 5 of the header.
 type Type uint8
@@ -80,7 +81,7 @@ func (t *Type) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("stream: unknown message type %q", b)
+	return fmt.Errorf("schema: unknown message type %q", b)
 }
 
 // Header flags (bytes 6-7).
@@ -113,7 +114,7 @@ func (e *DecodeError) Error() string {
 	if e.Type != 0 {
 		what = e.Type.String()
 	}
-	s := fmt.Sprintf("stream: decode %s: byte %d (%s): %v", what, e.Offset, e.Field, e.Err)
+	s := fmt.Sprintf("schema: decode %s: byte %d (%s): %v", what, e.Offset, e.Field, e.Err)
 	if e.Detail != "" {
 		s += ": " + e.Detail
 	}
@@ -303,7 +304,7 @@ func (r *reader) count(field string, minSize int) int {
 type SpikeBatch struct {
 	Header
 	End    uint64
-	Spikes []sort.Spike
+	Spikes []Spike
 }
 
 // First returns the first sample index covered by the batch.
@@ -318,7 +319,7 @@ func (m *SpikeBatch) AppendBinary(dst []byte) ([]byte, error) {
 // AppendSpikes appends a binary spikes message for the block [first, end)
 // to dst, without allocating when dst has room. published may be 0 (the
 // Publisher stamps it).
-func AppendSpikes(dst []byte, first, end uint64, rate float64, published int64, spikes []sort.Spike) []byte {
+func AppendSpikes(dst []byte, first, end uint64, rate float64, published int64, spikes []Spike) []byte {
 	need := spikesFixed + SpikeRecordSize*len(spikes)
 	dst = slices.Grow(dst, need)
 	off := len(dst)
@@ -379,7 +380,7 @@ func (m *SpikeBatch) UnmarshalBinary(data []byte) error {
 	p := data[r.off:]
 	for i := range m.Spikes {
 		q := p[i*rec:]
-		m.Spikes[i] = sort.Spike{
+		m.Spikes[i] = Spike{
 			Sample:    le.Uint64(q),
 			Channel:   int32(le.Uint32(q[8:])),
 			Unit:      int32(le.Uint32(q[12:])),
@@ -389,9 +390,9 @@ func (m *SpikeBatch) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-func growSpikes(s []sort.Spike, n int) []sort.Spike {
+func growSpikes(s []Spike, n int) []Spike {
 	if s == nil || cap(s) < n {
-		return make([]sort.Spike, n)
+		return make([]Spike, n)
 	}
 	return s[:n]
 }
@@ -410,17 +411,17 @@ type EstimateMsg struct {
 // AppendBinary appends the binary encoding of m to dst.
 func (m *EstimateMsg) AppendBinary(dst []byte) ([]byte, error) {
 	if len(m.Values) > math.MaxUint16 {
-		return dst, fmt.Errorf("stream: estimate has %d values, at most %d", len(m.Values), math.MaxUint16)
+		return dst, fmt.Errorf("schema: estimate has %d values, at most %d", len(m.Values), math.MaxUint16)
 	}
 	if len(m.Names) != 0 && len(m.Names) != len(m.Values) {
-		return dst, fmt.Errorf("stream: estimate has %d names for %d values", len(m.Names), len(m.Values))
+		return dst, fmt.Errorf("schema: estimate has %d names for %d values", len(m.Names), len(m.Values))
 	}
 	if len(m.Model) > 255 {
-		return dst, fmt.Errorf("stream: model name is %d bytes, at most 255", len(m.Model))
+		return dst, fmt.Errorf("schema: model name is %d bytes, at most 255", len(m.Model))
 	}
 	for _, n := range m.Names {
 		if len(n) > 255 {
-			return dst, fmt.Errorf("stream: output name %q is %d bytes, at most 255", n, len(n))
+			return dst, fmt.Errorf("schema: output name %q is %d bytes, at most 255", n, len(n))
 		}
 	}
 	dst = appendHeader(dst, TypeEstimate, m.Flags, m.Sample, m.Rate, m.Published)
@@ -477,7 +478,7 @@ func (m *EstimateMsg) UnmarshalBinary(data []byte) error {
 // fills the Publish* fields when it sends the status.
 type Status struct {
 	Header
-	Link device.Stats // link counters since start
+	Link LinkStats // link counters since start
 
 	Uptime         time.Duration // since the pipeline started
 	SampleRate     float64       // measured throughput: samples per channel per second (device clock rate when keeping up)
@@ -496,23 +497,15 @@ type Status struct {
 	RateHz  []float32 // per channel: detected spikes per second
 }
 
-var linkFields = [...]string{"frames", "bytes", "samples", "crc_errors", "bad_frames", "skipped_bytes",
-	"gaps", "lost_samples", "resets", "format_changes", "disconnects", "reconnects"}
-
-func linkPtrs(s *device.Stats) [12]*uint64 {
-	return [12]*uint64{&s.Frames, &s.Bytes, &s.Samples, &s.CRCErrors, &s.BadFrames, &s.SkippedBytes,
-		&s.Gaps, &s.LostSamples, &s.Resets, &s.FormatChanges, &s.Disconnects, &s.Reconnects}
-}
-
 // AppendBinary appends the binary encoding of m to dst.
 func (m *Status) AppendBinary(dst []byte) ([]byte, error) {
 	if len(m.NoiseUV) != len(m.RateHz) && len(m.NoiseUV) != 0 && len(m.RateHz) != 0 {
-		return dst, fmt.Errorf("stream: status has %d noise and %d rate channels", len(m.NoiseUV), len(m.RateHz))
+		return dst, fmt.Errorf("schema: status has %d noise and %d rate channels", len(m.NoiseUV), len(m.RateHz))
 	}
 	n := max(len(m.NoiseUV), len(m.RateHz))
 	dst = appendHeader(dst, TypeStatus, m.Flags, m.Sample, m.Rate, m.Published)
 	link := m.Link
-	for _, p := range linkPtrs(&link) {
+	for _, p := range link.Counters() {
 		dst = le.AppendUint64(dst, *p)
 	}
 	dst = le.AppendUint64(dst, uint64(m.Uptime))
@@ -555,8 +548,8 @@ func (m *Status) UnmarshalBinary(data []byte) error {
 		return err
 	}
 	r := reader{t: TypeStatus, data: data, off: HeaderSize}
-	for i, p := range linkPtrs(&m.Link) {
-		*p = r.u64(linkFields[i])
+	for i, p := range m.Link.Counters() {
+		*p = r.u64(LinkCounters[i])
 	}
 	m.Uptime = time.Duration(r.u64("uptime_ns"))
 	m.SampleRate = r.f64("sample_rate")
@@ -588,12 +581,24 @@ func (m *Status) UnmarshalBinary(data []byte) error {
 
 // ---------------------------------------------------------------- events
 
-// EventKind names a kind of event. Kinds 1-63 are the link anomalies of
-// device.EventKind with the same numbers; 64 and up are raised by the
-// sorter and decoder.
+// EventKind names a kind of event. Kinds 1-63 are link anomalies, raised
+// by the device layer (device.EventKind has the same numbers); 64 and up
+// are raised by the sorter, the decoder and the control plane.
 type EventKind uint8
 
-// Sorter and decoder event kinds (link kinds are device.EventKind values).
+// Link event kinds.
+const (
+	EventCRC        EventKind = iota + 1 // a frame failed its CRC-32C check
+	EventResync                          // bytes skipped while searching for the next sync word
+	EventGap                             // samples lost: Count samples missing before Sample
+	EventReset                           // the sample counter went backwards (device reset)
+	EventFormat                          // channel count or sample rate changed
+	EventDisconnect                      // the port went away
+	EventReconnect                       // the port came back
+	EventBadFrame                        // a frame with a valid CRC but an impossible header
+)
+
+// Sorter, decoder and control event kinds.
 const (
 	EventTemplateAdded   EventKind = 64 // a new unit's template was learned
 	EventTemplateChanged EventKind = 65 // a unit's template drifted and was updated
@@ -624,7 +629,15 @@ const (
 	EventShard EventKind = 75
 )
 
-var streamEventNames = map[EventKind]string{
+var eventNames = map[EventKind]string{
+	EventCRC:             "crc",
+	EventResync:          "resync",
+	EventGap:             "gap",
+	EventReset:           "reset",
+	EventFormat:          "format",
+	EventDisconnect:      "disconnect",
+	EventReconnect:       "reconnect",
+	EventBadFrame:        "bad_frame",
 	EventTemplateAdded:   "template_added",
 	EventTemplateChanged: "template_changed",
 	EventTemplateRemoved: "template_removed",
@@ -640,10 +653,7 @@ var streamEventNames = map[EventKind]string{
 }
 
 func (k EventKind) String() string {
-	if k < 64 {
-		return device.EventKind(k).String()
-	}
-	if n, ok := streamEventNames[k]; ok {
+	if n, ok := eventNames[k]; ok {
 		return n
 	}
 	return fmt.Sprintf("event(%d)", uint8(k))
@@ -660,10 +670,10 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("stream: unknown event kind %q", b)
+	return fmt.Errorf("schema: unknown event kind %q", b)
 }
 
-// Event is one event: a link anomaly (see device.Event) or a sorter or
+// Event is one event: a link anomaly (device.Event) or a sorter or
 // decoder change. Unit and Channel are set for template events (-1
 // otherwise); Value carries a number such as the new threshold.
 type Event struct {
@@ -675,12 +685,6 @@ type Event struct {
 	Channel int32     `json:"channel"`
 	Value   float64   `json:"value,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
-}
-
-// LinkEvent converts a device link event.
-func LinkEvent(e device.Event) Event {
-	return Event{Kind: EventKind(e.Kind), Sample: e.Sample, Count: e.Count, Offset: e.Offset,
-		Unit: -1, Channel: -1, Detail: e.Detail}
 }
 
 func (e Event) String() string {
@@ -777,8 +781,8 @@ func (m *EventBatch) UnmarshalBinary(data []byte) error {
 // device samples [QualityFrom, Header.Sample).
 type TemplateBatch struct {
 	Header
-	Templates   []sort.Template
-	Quality     []quality.Unit
+	Templates   []Template
+	Quality     []Unit
 	QualityFrom uint64
 }
 
@@ -790,19 +794,19 @@ func (m *TemplateBatch) AppendBinary(dst []byte) ([]byte, error) {
 	for i := range m.Templates {
 		t := &m.Templates[i]
 		if t.Pre < 0 || (len(t.Waveform) > 0 && t.Pre >= len(t.Waveform)) {
-			return dst, fmt.Errorf("stream: template of unit %d: pre %d outside waveform of %d samples", t.Unit, t.Pre, len(t.Waveform))
+			return dst, fmt.Errorf("schema: template of unit %d: pre %d outside waveform of %d samples", t.Unit, t.Pre, len(t.Waveform))
 		}
 		if t.Count < 0 {
-			return dst, fmt.Errorf("stream: template of unit %d: negative count %d", t.Unit, t.Count)
+			return dst, fmt.Errorf("schema: template of unit %d: negative count %d", t.Unit, t.Count)
 		}
 	}
 	if m.Quality != nil {
 		if len(m.Quality) != len(m.Templates) {
-			return dst, fmt.Errorf("stream: %d quality records for %d templates", len(m.Quality), len(m.Templates))
+			return dst, fmt.Errorf("schema: %d quality records for %d templates", len(m.Quality), len(m.Templates))
 		}
 		for i, q := range m.Quality {
 			if q.ID != m.Templates[i].Unit {
-				return dst, fmt.Errorf("stream: quality record %d is unit %d, template %d is unit %d", i, q.ID, i, m.Templates[i].Unit)
+				return dst, fmt.Errorf("schema: quality record %d is unit %d, template %d is unit %d", i, q.ID, i, m.Templates[i].Unit)
 			}
 		}
 	}
@@ -855,7 +859,7 @@ func (m *TemplateBatch) UnmarshalBinary(data []byte) error {
 	if r.err != nil {
 		return r.err
 	}
-	m.Templates = make([]sort.Template, n)
+	m.Templates = make([]Template, n)
 	for i := range m.Templates {
 		t := &m.Templates[i]
 		t.Unit = int32(r.u32("unit"))
@@ -898,7 +902,7 @@ func (m *TemplateBatch) UnmarshalBinary(data []byte) error {
 	case !r.need(qn*size, "quality"):
 		return r.err
 	}
-	m.Quality = make([]quality.Unit, qn)
+	m.Quality = make([]Unit, qn)
 	for i := range m.Quality {
 		q := &m.Quality[i]
 		start := r.off
@@ -914,7 +918,7 @@ func (m *TemplateBatch) UnmarshalBinary(data []byte) error {
 		for _, f := range []*float64{&q.FiringRate, &q.PresenceRatio, &q.SNR, &q.ISIViolationsRatio, &q.RPContamination, &q.AmplitudeCutoff, &q.AmplitudeMedian} {
 			*f = float64(r.f32("metric"))
 		}
-		q.Label = quality.Label(r.u8("label"))
+		q.Label = Label(r.u8("label"))
 		r.off = start + size // fields later versions append
 	}
 	return r.err
@@ -953,10 +957,10 @@ func (m *RawBlock) Len() int {
 // AppendBinary appends the binary encoding of m to dst.
 func (m *RawBlock) AppendBinary(dst []byte) ([]byte, error) {
 	if m.Channels <= 0 || len(m.Samples)%m.Channels != 0 {
-		return dst, fmt.Errorf("stream: raw block: %d samples do not fill %d channels", len(m.Samples), m.Channels)
+		return dst, fmt.Errorf("schema: raw block: %d samples do not fill %d channels", len(m.Samples), m.Channels)
 	}
 	if m.FirstChannel < 0 {
-		return dst, fmt.Errorf("stream: raw block: first channel %d", m.FirstChannel)
+		return dst, fmt.Errorf("schema: raw block: first channel %d", m.FirstChannel)
 	}
 	dst = appendHeader(dst, TypeRaw, m.Flags, m.Sample, m.Rate, m.Published)
 	dst = le.AppendUint32(dst, uint32(m.Channels))
@@ -968,6 +972,27 @@ func (m *RawBlock) AppendBinary(dst []byte) ([]byte, error) {
 		dst = le.AppendUint16(dst, uint16(v))
 	}
 	return dst, nil
+}
+
+// AppendRaw appends the binary raw message of channels [firstChannel,
+// firstChannel+n) of a time-major block of samples with channels
+// channels (first sample index first, rate Hz, gain µV per count)
+// without building a RawBlock; flags is FlagFiltered or 0. The caller
+// checks the channel range.
+func AppendRaw(dst []byte, flags uint16, first uint64, rate, gain float64, samples []int16, channels, firstChannel, n int) []byte {
+	rows := len(samples) / channels
+	dst = appendHeader(dst, TypeRaw, flags, first, rate, 0)
+	dst = le.AppendUint32(dst, uint32(n))
+	dst = le.AppendUint32(dst, uint32(firstChannel))
+	dst = le.AppendUint64(dst, math.Float64bits(gain))
+	dst = le.AppendUint32(dst, uint32(rows))
+	dst = le.AppendUint32(dst, 0)
+	for t := range rows {
+		for _, v := range samples[t*channels+firstChannel : t*channels+firstChannel+n] {
+			dst = le.AppendUint16(dst, uint16(v))
+		}
+	}
+	return dst
 }
 
 // MarshalBinary returns the binary encoding of m.
@@ -1071,5 +1096,5 @@ func Encode(dst []byte, m Message) ([]byte, error) {
 	case *RawBlock:
 		return m.AppendBinary(dst)
 	}
-	return dst, fmt.Errorf("stream: cannot encode %T", m)
+	return dst, fmt.Errorf("schema: cannot encode %T", m)
 }
