@@ -96,12 +96,14 @@ func TestGeometryOneUnitPerNeuron(t *testing.T) {
 }
 
 // TestGeometryBlockSizeInvariance: with geometry too, results do not
-// depend on how the stream is cut into blocks.
+// depend on how the stream is cut into blocks, nor on the number of
+// shards.
 func TestGeometryBlockSizeInvariance(t *testing.T) {
 	s := denseSynth(20, 3)
 	cfg := Config{Probe: linear(t, s.channels, "20"), Deterministic: true, LearnSeconds: 5}
 	var ref []Spike
 	for i, block := range []int{4096, 997, 30} {
+		cfg.Workers = []int{1, 3, 4}[i]
 		spikes, so := runSorter(t, s, cfg, block)
 		so.Close()
 		checkOrder(t, spikes)
@@ -110,7 +112,7 @@ func TestGeometryBlockSizeInvariance(t *testing.T) {
 			continue
 		}
 		if !slices.Equal(spikes, ref) {
-			t.Fatalf("blocks of %d: %d spikes, blocks of 4096: %d (or they differ)", block, len(spikes), len(ref))
+			t.Fatalf("blocks of %d, %d workers: %d spikes, blocks of 4096, 1 worker: %d (or they differ)", block, cfg.Workers, len(spikes), len(ref))
 		}
 	}
 }

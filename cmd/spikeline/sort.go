@@ -39,6 +39,8 @@ type sortJob struct {
 	learnPass float64 // seconds pass 1 reads (0: the whole file)
 	maxPanels int
 	positions [][2]float64
+	probe     string  // --probe: the layout the sorter uses (resolved when the channel count is known)
+	radius    float64 // --radius-um
 	noPhy     bool
 	noPlot    bool
 	quiet     bool
@@ -64,7 +66,9 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&j.passes, "passes", 2, "1: sort in one causal pass (spikes before templates are learned stay unsorted, as online); 2: learn templates on a first pass (see --learn-pass), then sort the whole file with them")
 	fs.Float64Var(&j.learnPass, "learn-pass", 0, "seconds of the file pass 1 learns templates from (0: the whole file); units too rare to appear in a short stretch are only seeded by a long one")
 	fs.IntVar(&j.maxPanels, "panels", 32, "most channels drawn in summary.png")
-	positionsPath := fs.String("positions", "", "probe layout for Phy: CSV with columns x,y in µm (and optionally channel); default a vertical line 20 µm apart")
+	positionsPath := fs.String("positions", "", "probe layout for Phy only (same forms as --probe; the sorter still treats every channel alone); default a vertical line 20 µm apart")
+	fs.StringVar(&j.probe, "probe", "", "probe layout: probeinterface JSON, CSV channel,x_um,y_um, or a built-in layout ("+probeBuiltins()+"). A spike seen on channels within --radius-um of each other is then one spike of one unit, with templates on the neighbourhood (docs/sorting.md); also the Phy folder's layout. Default: every channel sorted alone")
+	fs.Float64Var(&j.radius, "radius-um", 0, "with --probe: channels this close see one spike, µm (0: 50)")
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
 	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
 	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
@@ -109,6 +113,12 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErrorf("--learn-pass %g: want >= 0 seconds (0: the whole file)", j.learnPass)
 	case j.maxPanels < 1:
 		return usageErrorf("--panels %d: want >= 1", j.maxPanels)
+	case j.probe != "" && *positionsPath != "":
+		return usageErrorf("give one layout: --probe (sorting and Phy) or --positions (Phy only)")
+	case j.radius != 0 && j.probe == "":
+		return usageErrorf("--radius-um needs --probe")
+	case j.radius < 0 || math.IsNaN(j.radius) || math.IsInf(j.radius, 0):
+		return usageErrorf("--radius-um %g: want > 0 µm", j.radius)
 	}
 	cfg, err := sortFlags()
 	if err != nil {
@@ -134,12 +144,39 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		j.positions = p.Positions
 	}
+	if err := j.useProbe(); err != nil {
+		return err
+	}
 	s, err := sort.New(j.cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain)
 	if err != nil {
 		return usageErrorf("%v", err)
 	}
 	s.Close()
 	return j.run(ctx, stdout, stderr)
+}
+
+// useProbe reads --probe for the recording's channel count (j.raw) into
+// the sorter's configuration and the Phy layout.
+func (j *sortJob) useProbe() error {
+	if j.probe == "" {
+		return nil
+	}
+	p, err := probe.Open(j.probe, j.raw.Channels)
+	if err != nil {
+		return usageErrorf("--probe: %v", err)
+	}
+	j.cfg.Probe, j.cfg.Radius = p, j.radius
+	j.positions = p.Positions
+	return nil
+}
+
+// probeBuiltins lists the built-in layout names for the flags' help.
+func probeBuiltins() string {
+	names := make([]string, len(probe.Builtins))
+	for i, b := range probe.Builtins {
+		names[i] = b.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // open opens the raw input and fills j.raw from the sidecar if any.

@@ -169,6 +169,73 @@ func TestSortCommand(t *testing.T) {
 	}
 }
 
+// TestSortCommandProbe: with --probe (channels 20 µm apart, so each one's
+// neighbours are within the radius) the sorter runs with geometry: every
+// unit is reported on one channel, its Phy template spans its
+// neighbourhood, and the ground truth is still found.
+func TestSortCommandProbe(t *testing.T) {
+	rec := simRecording(t, 4, 20)
+	out := filepath.Join(t.TempDir(), "out")
+	var stdout, stderr bytes.Buffer
+	if code := realMain([]string{"sort", "--meta", rec, "--probe", "linear:20", "--radius-um", "45", "--no-plot", "--quiet", "--out", out}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	spikes, err := readSpikesFile(filepath.Join(out, "spikes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := map[int32]int32{}
+	for _, s := range spikes {
+		if s.Unit == 0 {
+			continue
+		}
+		if c, ok := main[s.Unit]; ok && c != s.Channel {
+			t.Fatalf("unit %d reported on channels %d and %d", s.Unit, c, s.Channel)
+		}
+		main[s.Unit] = s.Channel
+	}
+	gt, err := readSpikesFile(filepath.Join(rec, sim.SpikesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := score.Compare(gt, spikes, 30000, score.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.WellDetected) == 0 {
+		var b bytes.Buffer
+		c.WriteReport(&b, nil)
+		t.Errorf("no ground-truth unit well detected:\n%s", b.String())
+	}
+	f, err := os.Open(filepath.Join(out, "phy", "templates.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h, tm, err := phy.ReadNPY[float32](f, "templates.npy")
+	if err != nil || len(h.Shape) != 3 || h.Shape[2] != 4 {
+		t.Fatalf("templates.npy: %v %v", h.Shape, err)
+	}
+	wide := 0
+	for k := range h.Shape[0] {
+		on := 0
+		for ch := range 4 {
+			for i := range h.Shape[1] {
+				if tm[(k*h.Shape[1]+i)*4+ch] != 0 {
+					on++
+					break
+				}
+			}
+		}
+		if on > 1 {
+			wide++
+		}
+	}
+	if wide == 0 {
+		t.Errorf("no template of %d spans more than one channel", h.Shape[0])
+	}
+}
+
 func TestSortCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	// 3 channels * 2 bytes = 6 bytes a sample; 13 bytes is 2 samples and 1 byte.
@@ -192,6 +259,13 @@ func TestSortCommandErrors(t *testing.T) {
 		{"negative learn pass", []string{"--meta", meta, "--learn-pass", "-1", "--out", out}, 2, "--learn-pass -1"},
 		{"NaN learn pass", []string{"--meta", meta, "--learn-pass", "NaN", "--out", out}, 2, "--learn-pass NaN"},
 		{"positions count", []string{"--meta", meta, "--positions", writeFile(t, dir, "probe.csv", "x,y\n0,0\n0,20\n"), "--out", out}, 2, "probe.csv: 2 channels, the recording has 3"},
+		{"probe count", []string{"--meta", meta, "--probe", writeFile(t, dir, "probe4.csv", "channel,x_um,y_um\n0,0,0\n1,0,20\n2,0,40\n3,0,60\n"), "--out", out}, 2, "probe4.csv: 4 channels, the recording has 3"},
+		{"probe duplicate", []string{"--meta", meta, "--probe", writeFile(t, dir, "dup.csv", "channel,x_um,y_um\n0,0,0\n1,0,20\n1,0,40\n"), "--out", out}, 2, "dup.csv:4"},
+		{"probe not a number", []string{"--meta", meta, "--probe", writeFile(t, dir, "nan.csv", "channel,x_um,y_um\n0,0,0\n1,zero,20\n2,0,40\n"), "--out", out}, 2, "nan.csv:3"},
+		{"probe builtin", []string{"--meta", meta, "--probe", "neuropixels1", "--out", out}, 2, "384 channels"},
+		{"probe and positions", []string{"--meta", meta, "--probe", "linear", "--positions", "linear", "--out", out}, 2, "give one layout"},
+		{"radius without probe", []string{"--meta", meta, "--radius-um", "30", "--out", out}, 2, "--radius-um needs --probe"},
+		{"negative radius", []string{"--meta", meta, "--probe", "linear", "--radius-um", "-3", "--out", out}, 2, "--radius-um -3"},
 		{"band above nyquist", []string{"--meta", meta, "--band", "14000-20000", "--out", out}, 2, "Nyquist"},
 		{"partial sample", []string{"--input", odd, "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "odd.dat"},
 		{"missing file", []string{"--input", filepath.Join(dir, "none.dat"), "--channels", "3", "--rate", "30000", "--gain", "0.195", "--out", out}, 1, "none.dat"},

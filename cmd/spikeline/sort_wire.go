@@ -95,6 +95,10 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 		return usageErrorf("--out is required")
 	case j.passes != 1 && j.passes != 2:
 		return usageErrorf("--passes %d: want 1 or 2", j.passes)
+	case j.radius != 0 && j.probe == "":
+		return usageErrorf("--radius-um needs --probe")
+	case j.radius < 0 || math.IsNaN(j.radius) || math.IsInf(j.radius, 0):
+		return usageErrorf("--radius-um %g: want > 0 µm", j.radius)
 	}
 	cfg, err := sortFlags()
 	if err != nil {
@@ -108,6 +112,14 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 		return err
 	}
 	j.raw.Channels, j.raw.Rate, j.raw.Gain = w.channels, w.rate, w.gain
+	if j.probe != "" && w.spikes {
+		return usageErrorf("--probe: %s holds spike events, each a snippet of one channel; sorting on a probe's neighbourhoods needs the samples (a lossless recording)", j.input)
+	}
+	j.cfg = cfg
+	if err := j.useProbe(); err != nil {
+		return err
+	}
+	cfg = j.cfg
 	if err := os.MkdirAll(j.out, 0o755); err != nil {
 		return err
 	}

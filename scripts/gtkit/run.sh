@@ -75,7 +75,12 @@ one() { # one SORTER RECORDING
 	local t0=$(date +%s.%N)
 	case $s in
 	spikeline)
-		"$SPIKELINE" sort --meta "$KIT/$n" --out "$out" --quiet --no-plot --no-phy --workers "$workers" >"$out/sort.log" 2>&1 ||
+		# With the recording's layout: neighbouring channels (within 50 µm, the
+		# dense probe) see one spike; the Utah-like layouts (400 µm) sort
+		# channel by channel exactly as without it.
+		local probe=()
+		[ -f "$KIT/$n/probe.json" ] && probe=(--probe "$KIT/$n/probe.json")
+		"$SPIKELINE" sort --meta "$KIT/$n" --out "$out" --quiet --no-plot --no-phy --workers "$workers" "${probe[@]}" >"$out/sort.log" 2>&1 ||
 			{ echo "$s $n: sort failed, see $out/sort.log" >&2; return 1; }
 		;;
 	peer)

@@ -106,6 +106,16 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		if t.Pre < 0 || t.Pre >= len(t.Waveform) {
 			return nil, fmt.Errorf("phy: template of unit %d: Pre %d outside its %d samples", t.Unit, t.Pre, len(t.Waveform))
 		}
+		if len(t.Channels) > 0 {
+			if len(t.Footprint) != len(t.Channels)*len(t.Waveform) {
+				return nil, fmt.Errorf("phy: template of unit %d: %d footprint samples for %d channels of %d samples", t.Unit, len(t.Footprint), len(t.Channels), len(t.Waveform))
+			}
+			for _, c := range t.Channels {
+				if c < 0 || int(c) >= rec.Channels {
+					return nil, fmt.Errorf("phy: template of unit %d spans channel %d, recording has %d", t.Unit, c, rec.Channels)
+				}
+			}
+		}
 		tmpl[t.Unit] = t
 	}
 	count := map[int32]int{}
@@ -138,8 +148,10 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 	dense := make([]float32, nt*ns*nc)
 	for u, t := range tmpl {
 		base := row[u] * ns * nc
-		for k, v := range t.Waveform {
-			dense[base+(pre-t.Pre+k)*nc+int(t.Channel)] = v
+		for _, cw := range footprint(t) {
+			for k, v := range cw.w {
+				dense[base+(pre-t.Pre+k)*nc+int(cw.ch)] = v
+			}
 		}
 	}
 
@@ -358,35 +370,75 @@ func pyString(s string) string {
 	return b.String()
 }
 
-// similarity is the cosine similarity of the templates of units ids: two
-// templates on different channels score 0 (templates are single-channel).
+// chanWave is a template's waveform on one channel.
+type chanWave struct {
+	ch int32
+	w  []float32
+}
+
+// footprint returns t's waveforms channel by channel: its main channel
+// only, or with probe geometry every channel it spans (Template.Channels).
+func footprint(t sort.Template) []chanWave {
+	if len(t.Channels) == 0 {
+		return []chanWave{{t.Channel, t.Waveform}}
+	}
+	n := len(t.Waveform)
+	out := make([]chanWave, len(t.Channels))
+	for j, c := range t.Channels {
+		out[j] = chanWave{c, t.Footprint[j*n : (j+1)*n]}
+	}
+	return out
+}
+
+// similarity is the cosine similarity of the templates of units ids over
+// every channel they span, aligned on the extremum: two templates with no
+// channel in common score 0.
 func similarity(ids []int32, tmpl map[int32]sort.Template) []float32 {
 	n := len(ids)
 	out := make([]float32, n*n)
+	fp := make([][]chanWave, n)
+	for i, u := range ids {
+		if t, ok := tmpl[u]; ok {
+			fp[i] = footprint(t)
+		}
+	}
 	for i, a := range ids {
-		ta, ok := tmpl[a]
-		if !ok {
+		if fp[i] == nil {
 			continue
 		}
+		ta := tmpl[a]
 		for j := i; j < n; j++ {
-			tb, ok := tmpl[ids[j]]
-			if !ok || tb.Channel != ta.Channel {
+			if fp[j] == nil {
 				continue
 			}
-			// Align on the extremum sample.
+			tb := tmpl[ids[j]]
 			var dot, na, nb float64
-			for k, va := range ta.Waveform {
-				kb := k - ta.Pre + tb.Pre
-				if kb < 0 || kb >= len(tb.Waveform) {
-					na += float64(va) * float64(va)
-					continue
+			shared := false
+			for _, ca := range fp[i] {
+				var wb []float32
+				for _, cb := range fp[j] {
+					if cb.ch == ca.ch {
+						wb = cb.w
+					}
 				}
-				vb := tb.Waveform[kb]
-				dot += float64(va) * float64(vb)
-				na += float64(va) * float64(va)
+				shared = shared || wb != nil
+				for k, va := range ca.w {
+					kb := k - ta.Pre + tb.Pre
+					if wb == nil || kb < 0 || kb >= len(wb) {
+						na += float64(va) * float64(va)
+						continue
+					}
+					dot += float64(va) * float64(wb[kb])
+					na += float64(va) * float64(va)
+				}
 			}
-			for _, vb := range tb.Waveform {
-				nb += float64(vb) * float64(vb)
+			if !shared {
+				continue
+			}
+			for _, cb := range fp[j] {
+				for _, vb := range cb.w {
+					nb += float64(vb) * float64(vb)
+				}
 			}
 			if na > 0 && nb > 0 {
 				s := float32(dot / math.Sqrt(na*nb))

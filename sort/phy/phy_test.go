@@ -1,6 +1,7 @@
 package phy
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -276,5 +277,45 @@ np.save(d + 'channel_map.npy', np.arange(4, dtype=np.int32))
 	}
 	if got.Shift != 1 || !slices.Equal(got.Spikes, want) {
 		t.Fatalf("shift %d spikes %+v, want %+v", got.Shift, got.Spikes, want)
+	}
+}
+
+// TestWriteFootprint: a template with probe geometry (Channels,
+// Footprint) is written on every channel it spans, and is similar to a
+// template of a neighbouring channel it overlaps.
+func TestWriteFootprint(t *testing.T) {
+	dir := t.TempDir()
+	spikes := []sort.Spike{{Sample: 100, Channel: 1, Unit: 5, Amplitude: -80}, {Sample: 200, Channel: 2, Unit: 7, Amplitude: -40}}
+	w5 := []float32{0, -80, 20}
+	templates := []sort.Template{
+		{Unit: 5, Channel: 1, Pre: 1, Waveform: w5, PeakUV: -80, Channels: []int32{1, 2}, Footprint: slices.Concat(w5, []float32{-5, -30, 8})},
+		{Unit: 7, Channel: 2, Pre: 1, Waveform: []float32{-4, -40, 9}, PeakUV: -40},
+	}
+	rec := Recording{DatPath: "rec.dat", Channels: 4, Rate: 30000}
+	if _, err := Write(dir, rec, spikes, templates, nil, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	shape, tmpl := readNPY[float32](t, dir, "templates.npy")
+	if !slices.Equal(shape, []int{2, 3, 4}) {
+		t.Fatalf("templates shape %v", shape)
+	}
+	at := func(tpl, s, ch int) float32 { return tmpl[(tpl*3+s)*4+ch] }
+	if at(0, 1, 1) != -80 || at(0, 1, 2) != -30 || at(0, 0, 2) != -5 || at(0, 1, 0) != 0 || at(1, 1, 2) != -40 || at(1, 1, 1) != 0 {
+		t.Errorf("templates misplaced: %v", tmpl)
+	}
+	_, sim := readNPY[float32](t, dir, "similar_templates.npy")
+	// Unit 7 is nearly unit 5's second channel, scaled: cosine ≈ |w5 on 2|/|w5|.
+	want := float32(math.Sqrt((25 + 900 + 64) / (25 + 900 + 64 + 6400 + 400.0)))
+	if math.Abs(float64(sim[1]-want)) > 0.01 || sim[1] != sim[2] {
+		t.Errorf("similarity of units 5 and 7: %v, want %.3f", sim, want)
+	}
+	bad := slices.Clone(templates)
+	bad[0].Footprint = w5
+	if _, err := Write(dir, rec, spikes, bad, nil, Options{}); err == nil || !strings.Contains(err.Error(), "footprint") {
+		t.Errorf("short footprint: %v", err)
+	}
+	bad[0].Channels, bad[0].Footprint = []int32{1, 9}, templates[0].Footprint
+	if _, err := Write(dir, rec, spikes, bad, nil, Options{}); err == nil || !strings.Contains(err.Error(), "channel 9") {
+		t.Errorf("footprint on channel 9 of 4: %v", err)
 	}
 }
