@@ -62,6 +62,7 @@ type shard struct {
 	// and 1/σ² per channel
 	cands []candidate
 	inv2  []float32
+	med   rowMedian // the median reference's prediction (refmedian.go)
 }
 
 // unit is one template on one channel.
@@ -183,13 +184,14 @@ func (sh *shard) pad(from, to uint64) {
 func (sh *shard) referenceRows(from uint64, i0, i1 int, ref []float32) {
 	s := sh.s
 	all := sh.scratchAll()
+	n := s.channels
 	for i := i0; i < i1; i++ {
 		t := from + uint64(i)
-		all = all[:0]
-		for _, o := range s.shards {
-			all = append(all, o.ring[int(t&o.mask)*o.n:][:o.n]...)
-		}
 		if s.cfg.Reference == RefAverage {
+			all = all[:0]
+			for _, o := range s.shards {
+				all = append(all, o.ring[int(t&o.mask)*o.n:][:o.n]...)
+			}
 			var sum float32
 			for _, v := range all {
 				sum += v
@@ -197,21 +199,11 @@ func (sh *shard) referenceRows(from uint64, i0, i1 int, ref []float32) {
 			ref[3*i] = sum / float32(len(all))
 			continue
 		}
-		n := len(all)
 		if n == 1 {
 			ref[3*i], ref[3*i+1], ref[3*i+2] = 0, 0, 0
 			continue
 		}
-		k := n / 2
-		m := median(all) // all[:k] <= all[k] <= all[k+1:]
-		lo := all[0]
-		for _, v := range all[1:k] {
-			lo = max(lo, v)
-		}
-		hi := float32(math.Inf(1))
-		for _, v := range all[k+1:] {
-			hi = min(hi, v)
-		}
+		lo, m, hi := sh.rowMiddle(t, all) // refmedian.go
 		if n%2 == 0 {
 			// Middle pair (lo, m); hi unused.
 			ref[3*i], ref[3*i+1], ref[3*i+2] = lo, m, m
@@ -263,9 +255,7 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 			row := sh.ring[int(t&sh.mask)*n:][:n]
 			r := ref[3*i : 3*i+3]
 			if median {
-				for c, v := range row {
-					row[c] = v - refMedian(v, r, odd)
-				}
+				subtractMedian(row, r, odd) // refmedian.go
 				continue
 			}
 			for c := range row {
