@@ -140,6 +140,14 @@ rhx-soak:
 		-timeout 120m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(RHX_SOAK_OUT)
 	@grep -q '^exit 0$$' $(RHX_SOAK_OUT)
 
+# The RHX path alone (no sorter): the test pattern through the emulator to
+# the RHX source, every sample checked, RHX_SOAK at each of RHX_CHANNELS.
+RHX_TRANSPORT_OUT ?= device/intan/testdata/rhx_transport_soak.txt
+rhx-transport-soak:
+	( uptime; SPIKELINE_RHX_SOAK=$(RHX_SOAK) SPIKELINE_RHX_CHANNELS=$(RHX_CHANNELS) $(GO) test -count=1 -run='^TestRHXTransportSoak$$' -v \
+		-timeout 120m ./device/intan 2>&1; echo "exit $$?"; uptime ) | tee $(RHX_TRANSPORT_OUT)
+	@grep -q '^exit 0$$' $(RHX_TRANSPORT_OUT)
+
 # The main job on embedded defaults: simulated headstage -> sorter -> decoder -> embedded NATS.
 run:
 	$(GO) run ./cmd/spikeline run

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spikeline/spikeline/device/openephys"
+	"github.com/spikeline/spikeline/stream"
 )
 
 // oeContinuous returns the continuous folder of recording n of an Open
@@ -217,5 +218,43 @@ func TestInteropSort(t *testing.T) {
 	out = mustRun(t, "sort", "--input", "../../device/intan/testdata/v2_0.rhd", "--out", filepath.Join(dir, "s3"), "--quiet")
 	if !strings.Contains(out, "of 8 channels") {
 		t.Errorf("sort of an .rhd file:\n%s", out)
+	}
+}
+
+// TestInteropStimulationTTL: a stimulation train delivered through the
+// control service is in the Open Ephys recording as TTL line 1, on at
+// the device counter the headstage reported and off after the train,
+// with a message giving its parameters.
+func TestInteropStimulationTTL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	limits := writeLimits(t, "limits.toml", "max_amplitude_ua = 60\nelectrode_area_um2 = 1500\nchannels = [0, 1, 2, 3]\n")
+	rec := filepath.Join(t.TempDir(), "rec")
+	rp := startPipeline(t, ctx, []string{"--device", "sim:tcp", "--channels", "8", "--nats-port", "-1", "--http", "off",
+		"--rig", "ttl", "--duration", "60s", "--allow-stimulation", "--stim-limits", limits, "--record", rec, "--record-format", "openephys"})
+	rf := runFileOf(t, "ttl")
+	op := roleConn(t, ctx, rp.url, rf.Operator, "operator")
+	var res map[string]any
+	if err := stream.Call(ctx, op, "ttl", stream.EndpointCommand,
+		[]byte(`{"op":"stimulate","args":{"channel":2,"pulses":5,"phase_us":200,"interphase_us":50,"period_us":10000,"amplitude_ua":40,"biphasic":true,"cathodic_first":true}}`), &res); err != nil {
+		t.Fatal(err)
+	}
+	counter, _ := res["device_counter"].(float64)
+	// The recorder writes the train's TTL events before the reply.
+	cancel()
+	<-rp.exited
+	dir := filepath.Join(rec, openephys.DefaultRecordNode, "experiment1", "recording1")
+	ttl, err := openephys.ReadTTL(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 × 10 ms + 450 µs = 40.45 ms: 1213 samples at 30 kHz.
+	want := []openephys.TTLEvent{{Sample: uint64(counter), Line: 1, On: true}, {Sample: uint64(counter) + 1213, Line: 1, On: false}}
+	if len(ttl) != 2 || ttl[0] != want[0] || ttl[1] != want[1] {
+		t.Errorf("TTL events %+v, want %+v", ttl, want)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "events", "MessageCenter", "text.npy"))
+	if err != nil || !bytes.Contains(text, []byte("stimulate channel=2 amplitude_ua=40 phase_us=200 pulses=5")) {
+		t.Errorf("messages %q (%v)", text, err)
 	}
 }

@@ -3,7 +3,9 @@ package intan_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -402,5 +404,67 @@ func TestSpikeRecords(t *testing.T) {
 	got, rest, skipped := intan.ParseSpikeRecords(p)
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] || skipped != 3 || len(rest) != 9 {
 		t.Errorf("records %+v, %d bytes left, %d skipped", got, len(rest), skipped)
+	}
+}
+
+// TestRHXTransportSoak streams the test pattern at 30 kHz through the
+// RHX emulator, paced at real time, to the RHX source for
+// $SPIKELINE_RHX_SOAK (skipped without it) at each channel count of
+// $SPIKELINE_RHX_CHANNELS (default 64,512), checking every sample against
+// the pattern: the RHX path alone, without the sorter (make
+// rhx-transport-soak). It fails on a gap, a skipped byte, a wrong sample
+// or the emulator's writes falling a second behind.
+func TestRHXTransportSoak(t *testing.T) {
+	env := os.Getenv("SPIKELINE_RHX_SOAK")
+	if env == "" {
+		t.Skip("set SPIKELINE_RHX_SOAK=10m to run the RHX transport soak")
+	}
+	dur, err := time.ParseDuration(env)
+	if err != nil || dur < time.Second {
+		t.Fatalf("SPIKELINE_RHX_SOAK=%q", env)
+	}
+	counts := os.Getenv("SPIKELINE_RHX_CHANNELS")
+	if counts == "" {
+		counts = "64,512"
+	}
+	for _, c := range strings.Split(counts, ",") {
+		ch, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || ch < 1 {
+			t.Fatalf("SPIKELINE_RHX_CHANNELS=%q", counts)
+		}
+		t.Run(fmt.Sprintf("%dch", ch), func(t *testing.T) {
+			em, addr := startRHX(t, ch, 30000, sim.RHXConfig{})
+			src, err := intan.OpenRHX(context.Background(), intan.RHXConfig{Addr: addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer src.Close()
+			chans := seq(0, ch)
+			want := uint64(dur.Seconds() * 30000)
+			start := time.Now()
+			var next uint64
+			cpu0 := processCPU()
+			for next < want {
+				b, err := src.Next(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.First != next || len(b.Events) > 0 {
+					t.Fatalf("block at %d, want %d (events %v)", b.First, next, b.Events)
+				}
+				check(t, b, chans)
+				next = b.End()
+			}
+			wall := time.Since(start)
+			cpu := processCPU() - cpu0
+			st, es := src.Stats(), em.Stats()
+			load, _ := os.ReadFile("/proc/loadavg")
+			t.Logf("%d channels: %d samples per channel (%.1f s) in %v, all checked; %d data blocks, %d bytes, %d skipped, %d lost; emulator's latest write %v after its samples; process CPU %v (%.1f %% of one core, emulator and checks included); load %s",
+				ch, next, float64(next)/30000, wall.Round(time.Millisecond), st.Frames, st.Bytes, st.SkippedBytes, st.LostSamples,
+				es.MaxLate.Round(time.Microsecond), cpu.Round(time.Millisecond), 100*cpu.Seconds()/wall.Seconds(), strings.Fields(string(load))[0])
+			if st.SkippedBytes != 0 || st.LostSamples != 0 || es.MaxLate > time.Second {
+				t.Errorf("stats %+v, emulator %+v", st, es)
+			}
+		})
 	}
 }
