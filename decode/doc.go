@@ -21,7 +21,7 @@
 // by blocked chronological cross-validation) or a [Kalman] filter (least
 // squares A, W, H, Q; optional steady-state gain) on the first part of a
 // [Dataset]. [Evaluate] decodes the whole dataset causally and scores the
-// held-out rows ([R2], [Correlation]); [PlotEvaluation] draws true vs
+// held-out rows ([R2], [Correlation]); plots.Evaluation draws true vs
 // decoded traces. A [Model] is saved with [Model.Save] and read with
 // [Load]; [Model.CheckKeys] reports units missing from or extra to a
 // stream as a [UnitMismatchError].

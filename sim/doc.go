@@ -17,7 +17,7 @@
 // [Sim.TakeBehaviour] drain the ground truth for the samples delivered so
 // far, and [Sim.Units] describes every unit. [WriteRecording] writes a
 // recording and its ground truth to a directory (the `spikeline sim`
-// command); [PlotPNG] draws a few seconds of it.
+// command); plots.Simulation draws a few seconds of it.
 //
 // Everything is a pure function of the Config: the same seed gives the
 // same bytes whatever the block size and the number of cores (the

@@ -326,3 +326,11 @@ func newArtifact(r *rand.Rand, start uint64, rate, peak float64) artifact {
 	a.norm = a.PeakUV / ((1 - math.Exp(-ts/a.rise)) * math.Exp(-ts/a.decay))
 	return a
 }
+
+// BandPass filters x, sampled at rate, in place through the spike band
+// of the ground truth (Unit.BandPeakUV, Unit.SNR): the sorter's default
+// 3rd-order Butterworth band-pass from 300 to 6000 Hz, causal, from rest.
+func BandPass(rate float64, x []float64) {
+	sec := bandFilter(rate)
+	filterSOS(sec, make([]float64, 2*len(sec)), x)
+}

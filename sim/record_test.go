@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/csv"
-	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
@@ -146,27 +144,5 @@ func TestWriteRecordingErrors(t *testing.T) {
 	cancel()
 	if err := WriteRecording(ctx, dir, Config{Channels: 1}, 10, nil); err == nil {
 		t.Error("cancelled context ignored")
-	}
-}
-
-func TestPlotPNG(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "sim.png")
-	if err := PlotPNG(path, Config{Channels: 3, Seed: 1, MinUnits: 1, MaxUnits: 2}, 50*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := img.Bounds(); b.Dx() < 500 || b.Dy() < 300 {
-		t.Errorf("image %v too small", b)
-	}
-	if err := PlotPNG(path, Config{Channels: 3}, 0); err == nil {
-		t.Error("zero duration accepted")
 	}
 }

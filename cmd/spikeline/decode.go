@@ -12,6 +12,7 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/plots"
 	"github.com/spikeline/spikeline/sort"
 )
 
@@ -351,7 +352,7 @@ func runDecodeEval(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if p == "" {
 			p = strings.TrimSuffix(*modelPath, ".json") + "_eval.png"
 		}
-		if err := decode.PlotEvaluation(p, m, ds, ev, *plotSec); err != nil {
+		if err := plots.Evaluation(p, m, ds, ev, *plotSec); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "plot: %s\n", p)

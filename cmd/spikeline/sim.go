@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spikeline/spikeline/plots"
 	"github.com/spikeline/spikeline/sim"
 )
 
@@ -205,7 +206,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	if *plot != "" {
-		if err := sim.PlotPNG(*plot, cfg, 2*time.Second); err != nil {
+		if err := plots.Simulation(*plot, cfg, 2*time.Second); err != nil {
 			return err
 		}
 	}

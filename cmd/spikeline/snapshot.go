@@ -26,6 +26,7 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/plots"
 	"github.com/spikeline/spikeline/rig"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
@@ -891,13 +892,13 @@ func (s *snapshot) write(o snapOptions, stdout io.Writer) error {
 		path := filepath.Join(o.out, f.name)
 		// The title is known once the figure is drawn: draw the body on
 		// a figure with a placeholder title, then put the title on.
-		img, dc := newFigure(W, H, o.dpi, "")
-		title, what, err := f.draw(figureBody(dc), W, H)
+		img, dc := plots.NewFigure(W, H, o.dpi, "")
+		title, what, err := f.draw(plots.Body(dc), W, H)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		dc.FillText(figureText(13, draw.XCenter, draw.YTop), vg.Point{X: W / 2, Y: H - vg.Points(6)}, title)
-		if err := savePNG(path, img); err != nil {
+		dc.FillText(plots.Text(13, draw.XCenter, draw.YTop), vg.Point{X: W / 2, Y: H - vg.Points(6)}, title)
+		if err := plots.SavePNG(path, img); err != nil {
 			return err
 		}
 		s.Files = append(s.Files, f.name)
@@ -944,7 +945,7 @@ func (s *snapshot) rigTitle() string {
 
 // message writes a centred note on an otherwise empty figure body.
 func message(dc draw.Canvas, text string) {
-	dc.FillText(figureText(14, draw.XCenter, draw.YCenter), dc.Center(), text)
+	dc.FillText(plots.Text(14, draw.XCenter, draw.YCenter), dc.Center(), text)
 }
 
 // drawProbe draws probe.png: a grid of the shown channels coloured by
@@ -1009,7 +1010,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 		}
 		center := vg.Point{X: (cell.Min.X + cell.Max.X) / 2, Y: (cell.Min.Y + cell.Max.Y) / 2}
 		line := vg.Length(fs) * 1.15
-		ts := figureText(fs, draw.XCenter, draw.YCenter)
+		ts := plots.Text(fs, draw.XCenter, draw.YCenter)
 		ts.Color = txt
 		big := ts
 		big.Font.Size = vg.Points(fs * 1.15)
@@ -1047,7 +1048,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 		dc.SetColor(colorOf(maxRate * (float64(i) + 0.5) / steps))
 		dc.Fill(vg.Rectangle{Min: vg.Point{X: bx, Y: y0}, Max: vg.Point{X: bx + barW, Y: y1 + 0.5}}.Path())
 	}
-	lt := figureText(9, draw.XLeft, draw.YCenter)
+	lt := plots.Text(9, draw.XLeft, draw.YCenter)
 	for i := 0; i <= 4; i++ {
 		v := maxRate * float64(i) / 4
 		y := by0 + (by1-by0)*vg.Length(i)/4
@@ -1062,7 +1063,7 @@ func (s *snapshot) drawProbe(dc draw.Canvas, W, H vg.Length) (string, string, er
 	for _, m := range []string{markQuiet, markNoisy, markSilent} {
 		key = append(key, fmt.Sprintf("%s: %d", m, marks[m]))
 	}
-	ft := figureText(9, draw.XLeft, draw.YBottom)
+	ft := plots.Text(9, draw.XLeft, draw.YBottom)
 	dc.FillText(ft, vg.Point{X: area.Min.X, Y: dc.Min.Y + vg.Points(8)},
 		fmt.Sprintf("%d channels · %s · quiet: noise < %.0f%% of median, noisy: > %g× median, silent: no spike",
 			n, strings.Join(key, ", "), 100*view.QuietBelow, view.NoisyAbove))
@@ -1087,7 +1088,7 @@ func luminance(c color.Color) float64 {
 
 // snapPanels chooses the channels of templates.png (summaryPanels, as
 // summary.png does), with each unit's spike count during the snapshot.
-func (s *snapshot) snapPanels(maxPanels int) []*panel {
+func (s *snapshot) snapPanels(maxPanels int) []*plots.Panel {
 	var spikes []sort.Spike
 	count := map[int32]int{}
 	for _, u := range s.Units {
@@ -1099,23 +1100,23 @@ func (s *snapshot) snapPanels(maxPanels int) []*panel {
 			spikes = append(spikes, sort.Spike{Channel: u.Channel, Unit: u.Unit})
 		}
 	}
-	panels, _, _, _ := summaryPanels(spikes, s.templates, len(s.Units)+1)
+	panels, _, _, _ := plots.ChoosePanels(spikes, s.templates, len(s.Units)+1)
 	for _, p := range panels {
-		for _, u := range p.units {
-			u.count = count[u.unit]
-			u.picks = nil
+		for _, u := range p.Units {
+			u.Count = count[u.Unit]
+			u.Picks = nil
 		}
 	}
 	if len(panels) > maxPanels {
 		chSpikes := map[int]int{}
 		for _, p := range panels {
-			for _, u := range p.units {
-				chSpikes[p.channel] += u.count
+			for _, u := range p.Units {
+				chSpikes[p.Channel] += u.Count
 			}
 		}
-		slices.SortStableFunc(panels, func(a, b *panel) int { return cmp.Compare(chSpikes[b.channel], chSpikes[a.channel]) })
+		slices.SortStableFunc(panels, func(a, b *plots.Panel) int { return cmp.Compare(chSpikes[b.Channel], chSpikes[a.Channel]) })
 		panels = panels[:maxPanels]
-		slices.SortFunc(panels, func(a, b *panel) int { return cmp.Compare(a.channel, b.channel) })
+		slices.SortFunc(panels, func(a, b *plots.Panel) int { return cmp.Compare(a.Channel, b.Channel) })
 	}
 	return panels
 }
@@ -1126,8 +1127,8 @@ func (s *snapshot) unitColorMap() map[int32]color.NRGBA {
 	panels := s.snapPanels(math.MaxInt)
 	m := map[int32]color.NRGBA{}
 	for _, p := range panels {
-		for i, u := range p.units {
-			m[u.unit] = unitColor(i)
+		for i, u := range p.Units {
+			m[u.Unit] = plots.UnitColor(i)
 		}
 	}
 	return m
@@ -1164,7 +1165,7 @@ func (s *snapshot) drawTemplates(dc draw.Canvas, W, H vg.Length, maxPanels int) 
 	aw, ah := float64(dc.Max.X-dc.Min.X), float64(dc.Max.Y-dc.Min.Y)
 	cols := int(math.Ceil(math.Sqrt(float64(n) * (aw / ah) * (2.5 / 3.2))))
 	cols = max(1, min(cols, n))
-	if err := drawPanelGrid(dc, panels, cols, s.noise, pre, post, rate); err != nil {
+	if err := plots.DrawPanels(dc, panels, cols, s.noise, pre, post, rate); err != nil {
 		return "", "", err
 	}
 	return title, fmt.Sprintf("%d templates, %d of the %d channels with units drawn", len(s.templates), n, len(withUnits)), nil
@@ -1268,7 +1269,7 @@ func (s *snapshot) drawRaster(dc draw.Canvas, W, H vg.Length) (string, string, e
 		caption = fmt.Sprintf("%d of %d spikes drawn (uniform sample)", len(rt.x), len(spikes))
 	}
 	caption += " · colour: unit (as in templates.png) · grey: unsorted · shaded: gaps"
-	dc.FillText(figureText(9, draw.XLeft, draw.YBottom), vg.Point{X: dc.Min.X + vg.Points(8), Y: dc.Min.Y + vg.Points(4)}, caption)
+	dc.FillText(plots.Text(9, draw.XLeft, draw.YBottom), vg.Point{X: dc.Min.X + vg.Points(8), Y: dc.Min.Y + vg.Points(4)}, caption)
 	return title, fmt.Sprintf("%d spikes on %d channels over %.1f s", len(spikes), len(s.shown), t1-t0), nil
 }
 
@@ -1276,11 +1277,11 @@ func (s *snapshot) drawRaster(dc draw.Canvas, W, H vg.Length) (string, string, e
 // behaviour, with R², as PlotEvaluation draws an offline evaluation.
 func (s *snapshot) drawDecoder(dc draw.Canvas, W, H vg.Length) (string, string, error) {
 	title := s.rigTitle() + " — decoder output against " + s.Truth
-	var panels []decode.TracePanel
+	var panels []plots.TracePanel
 	var what []string
 	for _, d := range s.Decoders {
 		for o, out := range d.Outputs {
-			tp := decode.TracePanel{YLabel: out.Name, Time: d.time, Decoded: d.decoded[o],
+			tp := plots.TracePanel{YLabel: out.Name, Time: d.time, Decoded: d.decoded[o],
 				DecodedLabel: "decoded (" + d.Model + ")"}
 			tp.Title = fmt.Sprintf("%s %s", d.Model, out.Name)
 			switch {
@@ -1311,7 +1312,7 @@ func (s *snapshot) drawDecoder(dc draw.Canvas, W, H vg.Length) (string, string, 
 		return title, "no decoder output", nil
 	}
 	caption := fmt.Sprintf("true behaviour (%s) black, decoded blue; R² over the bins paired", s.Truth)
-	if err := decode.DrawTraces(dc, caption, panels); err != nil {
+	if err := plots.DrawTraces(dc, caption, panels); err != nil {
 		return "", "", err
 	}
 	if len(what) == 0 {
@@ -1359,11 +1360,11 @@ func (s *snapshot) drawHealth(dc draw.Canvas, W, H vg.Length) (string, string, e
 	fs := math.Max(6, math.Min(11, lineH*0.55))
 	x0 := dc.Min.X + vg.Points(14)
 	c1, c2 := x0+tableW*0.45, x0+tableW*0.72
-	head := figureText(fs, draw.XLeft, draw.YCenter)
+	head := plots.Text(fs, draw.XLeft, draw.YCenter)
 	dc.FillText(head, vg.Point{X: x0, Y: top}, "counter")
 	dc.FillText(head, vg.Point{X: c1, Y: top}, fmt.Sprintf("since start (%.0f s)", h.Uptime))
 	dc.FillText(head, vg.Point{X: c2, Y: top}, fmt.Sprintf("during snapshot (%.0f s)", (last.Uptime-first.Uptime).Seconds()))
-	ts := figureText(fs, draw.XLeft, draw.YCenter)
+	ts := plots.Text(fs, draw.XLeft, draw.YCenter)
 	red := color.RGBA{200, 20, 20, 255}
 	for i, r := range rows {
 		y := top - vg.Length(lineH)*vg.Length(i+1)
@@ -1379,7 +1380,7 @@ func (s *snapshot) drawHealth(dc draw.Canvas, W, H vg.Length) (string, string, e
 		dc.FillText(t, vg.Point{X: c1, Y: y}, r.total)
 		dc.FillText(t, vg.Point{X: c2, Y: y}, r.during)
 	}
-	note := figureText(fs*0.85, draw.XLeft, draw.YBottom)
+	note := plots.Text(fs*0.85, draw.XLeft, draw.YBottom)
 	dc.FillText(note, vg.Point{X: x0, Y: dc.Min.Y + vg.Points(6)},
 		fmt.Sprintf("%d status messages · threshold %.1f SD · red: counters that rose during the snapshot", len(h.series), h.Threshold))
 

@@ -1,4 +1,4 @@
-package decode
+package plots
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 )
 
 // TracePanel is one decoder output over time against the true behaviour,
-// drawn by DrawTraces in the style of PlotEvaluation: the truth black,
+// drawn by DrawTraces in the style of Evaluation: the truth black,
 // the decoded values blue. Time is in seconds; Truth and Decoded are
 // aligned with it (Truth may be nil). A NaN leaves a break in its line
 // (a bin without behaviour, a degraded estimate).
@@ -31,10 +31,10 @@ type TracePanel struct {
 var traceBlue = color.RGBA{0x1f, 0x77, 0xb4, 0xff}
 
 // TracePlot returns one panel as a plot; the legend is drawn when legend
-// is true (PlotEvaluation shows it on the first panel only).
+// is true (Evaluation shows it on the first panel only).
 func TracePlot(tp TracePanel, legend bool) (*plot.Plot, error) {
 	if len(tp.Decoded) != len(tp.Time) || (tp.Truth != nil && len(tp.Truth) != len(tp.Time)) {
-		return nil, fmt.Errorf("decode: trace %q: %d times, %d true and %d decoded values", tp.Title, len(tp.Time), len(tp.Truth), len(tp.Decoded))
+		return nil, fmt.Errorf("plots: trace %q: %d times, %d true and %d decoded values", tp.Title, len(tp.Time), len(tp.Truth), len(tp.Decoded))
 	}
 	p := plot.New()
 	p.Title.Text = tp.Title
@@ -91,11 +91,11 @@ func TracePlot(tp TracePanel, legend bool) (*plot.Plot, error) {
 const traceCaptionH = 0.5 * vg.Inch
 
 // DrawTraces draws panels one above the other on c, under a caption line,
-// as PlotEvaluation lays out its figure; the legend is on the first
+// as Evaluation lays out its figure; the legend is on the first
 // panel.
 func DrawTraces(c draw.Canvas, caption string, panels []TracePanel) error {
 	if len(panels) == 0 {
-		return errors.New("decode: no trace panels to draw")
+		return errors.New("plots: no trace panels to draw")
 	}
 	plots := make([][]*plot.Plot, len(panels))
 	for i, tp := range panels {

@@ -1,4 +1,4 @@
-package sim
+package plots
 
 import (
 	"context"
@@ -13,25 +13,27 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 )
 
-// plotChannels is the most channels PlotPNG draws.
-const plotChannels = 8
+// simChannels is the most channels Simulation draws.
+const simChannels = 8
 
-// PlotPNG simulates d of cfg (at most 8 channels of it are drawn) and
+// Simulation simulates d of cfg (at most 8 channels of it are drawn) and
 // writes a PNG to path: the raw traces, stacked, with ground-truth spikes
 // marked by unit, and beside them the units' raw templates.
-func PlotPNG(path string, cfg Config, d time.Duration) error {
+func Simulation(path string, cfg sim.Config, d time.Duration) error {
 	cfg.Duration = 0
-	s, err := New(cfg)
+	s, err := sim.New(cfg)
 	if err != nil {
 		return err
 	}
-	nch := min(s.cfg.Channels, plotChannels)
-	total := int(d.Seconds() * s.cfg.Rate)
+	cfg = s.Config()
+	nch := min(cfg.Channels, simChannels)
+	total := int(d.Seconds() * cfg.Rate)
 	if total <= 0 {
-		return fmt.Errorf("sim: PlotPNG duration %v is shorter than a sample", d)
+		return fmt.Errorf("plots: simulation duration %v is shorter than a sample", d)
 	}
 	traces := make([]plotter.XYs, nch)
 	for c := range traces {
@@ -44,7 +46,7 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 			return err
 		}
 		for t := 0; t < b.Len() && done < total; t++ {
-			x := float64(done) / s.cfg.Rate
+			x := float64(done) / cfg.Rate
 			for c := 0; c < nch; c++ {
 				traces[c] = append(traces[c], plotter.XY{X: x, Y: float64(b.At(t, c)) * b.Gain})
 			}
@@ -52,31 +54,34 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 		}
 		spikes = s.TakeSpikes(spikes)
 	}
+	// A unit's rank: its place among the units of its channel.
+	units := s.Units()
 	rank := map[int32]int{}
-	for _, u := range s.units {
+	onChannel := map[int]int{}
+	for _, u := range units {
 		if u.Channel < nch {
-			rank[u.ID] = indexOf(s.byChan[u.Channel], u.ID, s)
+			rank[u.ID] = onChannel[u.Channel]
+			onChannel[u.Channel]++
 		}
 	}
-	raw, err := stacked(traces, 600, nil, nil, total, s.cfg.Rate)
+	raw, err := stacked(traces, 600, nil, nil, total, cfg.Rate)
 	if err != nil {
 		return err
 	}
-	raw.Title.Text = fmt.Sprintf("simulated raw signal (seed %d)", s.cfg.Seed)
+	raw.Title.Text = fmt.Sprintf("simulated raw signal (seed %d)", cfg.Seed)
 	raw.Y.Label.Text = "µV (channels 600 µV apart)"
 	// The same traces in the spike band, with the ground truth marked.
-	sec := bandFilter(s.cfg.Rate)
 	for c := range traces {
 		y := make([]float64, len(traces[c]))
 		for i, p := range traces[c] {
 			y[i] = p.Y
 		}
-		filterSOS(sec, make([]float64, 2*len(sec)), y)
+		sim.BandPass(cfg.Rate, y)
 		for i := range y {
 			traces[c][i].Y = y[i]
 		}
 	}
-	band, err := stacked(traces, 250, spikes, rank, total, s.cfg.Rate)
+	band, err := stacked(traces, 250, spikes, rank, total, cfg.Rate)
 	if err != nil {
 		return err
 	}
@@ -87,13 +92,13 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 	tp.Title.Text = "unit templates (raw)"
 	tp.X.Label.Text = "ms from trough"
 	tp.Y.Label.Text = "µV"
-	for _, u := range s.units {
+	for _, u := range units {
 		if u.Channel >= nch {
 			continue
 		}
 		xy := make(plotter.XYs, len(u.Template))
 		for j, v := range u.Template {
-			xy[j] = plotter.XY{X: float64(j-u.Pre) * 1000 / s.cfg.Rate, Y: float64(v)}
+			xy[j] = plotter.XY{X: float64(j-u.Pre) * 1000 / cfg.Rate, Y: float64(v)}
 		}
 		l, err := plotter.NewLine(xy)
 		if err != nil {
@@ -121,11 +126,11 @@ func PlotPNG(path string, cfg Config, d time.Duration) error {
 	tp.Draw(right)
 	f, err := device.CreateFile(path)
 	if err != nil {
-		return fmt.Errorf("sim: %w", err)
+		return fmt.Errorf("plots: %w", err)
 	}
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
 		f.Close()
-		return fmt.Errorf("sim: %s: %w", path, err)
+		return fmt.Errorf("plots: %s: %w", path, err)
 	}
 	return f.Close()
 }
@@ -181,15 +186,4 @@ func stacked(traces []plotter.XYs, spacing float64, spikes []sort.Spike, rank ma
 		pt.Add(sc)
 	}
 	return pt, nil
-}
-
-// indexOf returns the position of unit id among the unit indexes of a
-// channel.
-func indexOf(idx []int32, id int32, s *Sim) int {
-	for i, ui := range idx {
-		if s.units[ui].ID == id {
-			return i
-		}
-	}
-	return 0
 }

@@ -1,4 +1,4 @@
-package main
+package plots
 
 import (
 	"math"
@@ -19,18 +19,18 @@ func TestSummaryPanels(t *testing.T) {
 	spikes = append(spikes, sort.Spike{Sample: 5, Channel: 4, Unit: 0})
 	// A template without spikes on channel 0.
 	templates := []sort.Template{{Unit: 9, Channel: 0, Pre: 1, Waveform: []float32{0, -1, 0}}}
-	panels, shown, withUnits, units := summaryPanels(spikes, templates, 2)
+	panels, shown, withUnits, units := ChoosePanels(spikes, templates, 2)
 	if shown != 2 || withUnits != 4 || units != 5 {
 		t.Fatalf("shown %d of %d channels, %d units", shown, withUnits, units)
 	}
 	// The two busiest: channels 2 (30 spikes) and 3 (40), in channel order.
-	if panels[0].channel != 2 || panels[1].channel != 3 {
-		t.Fatalf("panels on channels %d, %d", panels[0].channel, panels[1].channel)
+	if panels[0].Channel != 2 || panels[1].Channel != 3 {
+		t.Fatalf("panels on channels %d, %d", panels[0].Channel, panels[1].Channel)
 	}
-	if n := len(panels[1].units[0].picks); n != summaryWaves {
-		t.Errorf("unit 4 has %d picks, want %d", n, summaryWaves)
+	if n := len(panels[1].Units[0].Picks); n != PanelWaves {
+		t.Errorf("unit 4 has %d picks, want %d", n, PanelWaves)
 	}
-	if n := len(panels[0].units[0].picks); n != 30 {
+	if n := len(panels[0].Units[0].Picks); n != 30 {
 		t.Errorf("unit 3 has %d picks, want all 30", n)
 	}
 }
@@ -40,16 +40,16 @@ func TestAlignWaves(t *testing.T) {
 	// late: alignment must shift them back.
 	tmpl := sort.Template{Unit: 1, Pre: 3, Waveform: []float32{0, 1, -3, -10, -2, 4, 1}}
 	pre, post, margin := 3, 3, 4
-	u := &panelUnit{unit: 1, template: &tmpl}
+	u := &PanelUnit{Unit: 1, Template: &tmpl}
 	for range 5 {
 		w := make([]float32, pre+post+1+2*margin)
 		for k, v := range tmpl.Waveform {
 			w[margin+2+k] = v // 2 samples late
 		}
-		u.waves = append(u.waves, w)
+		u.Waves = append(u.Waves, w)
 	}
-	alignWaves(u, pre, post, margin)
-	for _, w := range u.waves {
+	AlignWaves(u, pre, post, margin)
+	for _, w := range u.Waves {
 		if len(w) != pre+post+1 {
 			t.Fatalf("cropped to %d samples", len(w))
 		}

@@ -1,4 +1,4 @@
-package decode
+package plots
 
 import (
 	"fmt"
@@ -14,14 +14,15 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
 )
 
-// PlotEvaluation writes a PNG to path with one panel per output: the true
+// Evaluation writes a PNG to path with one panel per output: the true
 // behaviour (black) and the decoded values (blue) over the first seconds
 // of the held-out part (all of it if seconds <= 0), time in seconds from
 // the session start. Bins with a degraded estimate are drawn as breaks.
-func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds float64) error {
+func Evaluation(path string, m *decode.Model, ds *decode.Dataset, ev *decode.Evaluation, seconds float64) error {
 	no := len(m.Outputs)
 	bin := m.BinSeconds()
 	from, to := ev.From, ev.To
@@ -29,11 +30,11 @@ func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds 
 		to = min(to, from+int(seconds/bin+0.5))
 	}
 	if to-from < 2 {
-		return fmt.Errorf("decode: nothing to plot (%d bins)", to-from)
+		return fmt.Errorf("plots: nothing to plot (%d bins)", to-from)
 	}
 	t0 := float64(ds.Bins.Start(0)) / ds.Bins.Rate
 	blue := color.RGBA{0x1f, 0x77, 0xb4, 0xff}
-	plots := make([][]*plot.Plot, no)
+	panels := make([][]*plot.Plot, no)
 	for o := range no {
 		p := plot.New()
 		s := ev.Scores[o]
@@ -89,7 +90,7 @@ func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds 
 		}
 		p.Legend.Top = true
 		p.Legend.Left = true
-		plots[o] = []*plot.Plot{p}
+		panels[o] = []*plot.Plot{p}
 	}
 	const wIn, hPanel = 12, 3.2
 	img := vgimg.New(vg.Length(wIn)*vg.Inch, vg.Length(hPanel*float64(no)+0.5)*vg.Inch)
@@ -99,30 +100,30 @@ func PlotEvaluation(path string, m *Model, ds *Dataset, ev *Evaluation, seconds 
 	head.FillText(draw.TextStyle{Color: color.Black, Font: font.From(plot.DefaultFont, 13), Handler: plot.DefaultTextHandler, XAlign: draw.XCenter, YAlign: draw.YCenter},
 		vg.Point{X: head.Center().X, Y: head.Center().Y}, caption(m, ev))
 	tiles := draw.Tiles{Rows: no, Cols: 1, PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(12), PadY: vg.Points(10)}
-	canv := plot.Align(plots, tiles, top)
+	canv := plot.Align(panels, tiles, top)
 	for o := range no {
-		plots[o][0].Draw(canv[o][0])
+		panels[o][0].Draw(canv[o][0])
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("decode: %w", err)
+			return fmt.Errorf("plots: %w", err)
 		}
 	}
 	f, err := device.CreateFile(path)
 	if err != nil {
-		return fmt.Errorf("decode: %w", err)
+		return fmt.Errorf("plots: %w", err)
 	}
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
 		f.Close()
-		return fmt.Errorf("decode: %s: %w", path, err)
+		return fmt.Errorf("plots: %s: %w", path, err)
 	}
 	return f.Close()
 }
 
-func caption(m *Model, ev *Evaluation) string {
+func caption(m *decode.Model, ev *decode.Evaluation) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s decoder, %d %s, %g ms bins", m.Kind, len(m.Keys), m.Grouping.Columns(), 1000*m.BinSeconds())
-	if m.Kind == Wiener {
+	if m.Kind == decode.Wiener {
 		fmt.Fprintf(&b, ", %d lags", m.Lags)
 	}
 	fmt.Fprintf(&b, " — mean R² %.3f on the held-out part", ev.MeanR2)
