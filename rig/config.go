@@ -13,6 +13,7 @@ import (
 	"github.com/spikeline/spikeline/decode"
 	// The default device, "sim", is the simulator's kind.
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/shard"
 	_ "github.com/spikeline/spikeline/sim"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/stream"
@@ -49,6 +50,14 @@ type Config struct {
 
 	// Sort configures the sorter (one per segment of the session).
 	Sort sort.Config
+
+	// Shards, if set, sorts on shards over NATS (package shard,
+	// `spikeline shard`; docs/scale-out.md) instead of in this process:
+	// the raw stream is published in channel groups, shards sort them
+	// and the rig merges their spikes into the stream it publishes and
+	// decodes. The rig fills in Conn, Rig, Sort, Events and Logger. With
+	// the embedded server the rig makes a shard credential (shard.nk).
+	Shards *shard.Options
 
 	// NATS says where to publish (Config.URLs empty: an embedded server).
 	NATS stream.Config
@@ -218,6 +227,9 @@ func (c Config) withDefaults() (Config, error) {
 		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 			return c, configErrorf("--http %q: want HOST:PORT or off: %v", c.HTTP, err)
 		}
+	}
+	if err := c.shardDefaults(); err != nil {
+		return c, err
 	}
 	c.NATS.ReadersNeedCredentials = c.NoAnonymous && c.NATS.Embedded()
 	c.NATS.Logger = c.Logger

@@ -3,6 +3,7 @@ package rig
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 
@@ -49,6 +50,9 @@ func (p *Rig) Refit(ctx context.Context, model string) error {
 }
 
 func (p *Rig) SetThreshold(sigma float64) error {
+	if p.cfg.Shards != nil {
+		return stream.Refused(errors.New("the threshold of remote sorting is the shards' configuration, given at their lease; restart the run with --threshold"))
+	}
 	if err := p.sorterNow.Load().SetThreshold(sigma); err != nil {
 		return err
 	}

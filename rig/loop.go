@@ -74,6 +74,13 @@ func (p *Rig) loop(items <-chan item, free chan<- []int16) error {
 		case w := <-p.refit:
 			l.refit(w)
 			continue
+		case bt, ok := <-p.remoteSorting().batches():
+			if ok {
+				if err := l.remoteBatch(&bt); err != nil { // remote.go
+					return err
+				}
+			}
+			continue
 		}
 		if !ok {
 			// End of stream: flush what the sorter still holds.
@@ -267,24 +274,17 @@ func (l *sortLoop) sort(b *device.Block) error {
 	if l.spikes, err = p.sorting().Process(*b, l.spikes[:0]); err != nil {
 		return err
 	}
-	l.qual.Add(p.realSpikes(l.spikes))
-	// Every spike before complete has now left the sorter: the batch
-	// covers [done, complete), and bins before complete can close.
-	complete := max(b.End(), l.lag) - l.lag
-	if complete > l.done {
-		p.pub.PublishSpikes(l.done, complete, b.Rate, p.realSpikes(l.spikes))
-		l.done = complete
-		p.done.Store(l.done)
-		if p.cfg.OnBatch != nil {
-			p.cfg.OnBatch(complete, b.Received)
-		}
-	}
-	l.win.latency = append(l.win.latency, time.Since(b.Received))
-	p.feedView(b, p.realSpikes(l.spikes))
-	if p.spikeRec != nil {
-		if err := p.spikeRec.add(p.realSpikes(l.spikes)); err != nil {
+	if p.remoteSorting() == nil {
+		// Every spike before complete has now left the sorter: the batch
+		// covers [done, complete), and bins before complete can close.
+		// (Remote sorting's spikes come on their own: remoteBatch.)
+		if err := l.emit(max(b.End(), l.lag)-l.lag, b.Rate, b.Received); err != nil {
 			return err
 		}
+		l.win.latency = append(l.win.latency, time.Since(b.Received))
+	}
+	p.feedView(b, p.realSpikes(l.spikes))
+	if p.spikeRec != nil {
 		if r := uint64(b.Rate); r > 0 && b.First/r != b.End()/r {
 			if err := p.spikeRec.sync(); err != nil {
 				return err
@@ -292,6 +292,27 @@ func (l *sortLoop) sort(b *device.Block) error {
 		}
 	}
 	l.win.samples += b.End() - b.First
+	return nil
+}
+
+// emit publishes, feeds and records the spikes l.spikes that complete the
+// stream up to sample complete (from the block received then).
+func (l *sortLoop) emit(complete uint64, rate float64, received time.Time) error {
+	p := l.p
+	l.qual.Add(p.realSpikes(l.spikes))
+	if complete > l.done {
+		p.pub.PublishSpikes(l.done, complete, rate, p.realSpikes(l.spikes))
+		l.done = complete
+		p.done.Store(l.done)
+		if p.cfg.OnBatch != nil {
+			p.cfg.OnBatch(complete, received)
+		}
+	}
+	if p.spikeRec != nil {
+		if err := p.spikeRec.add(p.realSpikes(l.spikes)); err != nil {
+			return err
+		}
+	}
 	for _, s := range p.realSpikes(l.spikes) {
 		if int(s.Channel) < len(l.win.counts) {
 			l.win.counts[s.Channel]++
@@ -379,7 +400,6 @@ drain:
 // decode marks the block's gaps, feeds the calibrator (starting a fit
 // when it is ready), installs a fitted decoder and runs the live one.
 func (l *sortLoop) decode(b *device.Block) {
-	p := l.p
 	for _, e := range b.Events {
 		if e.Kind == device.EventGap {
 			g := decode.Gap{Start: e.Sample - e.Count, End: e.Sample}
@@ -391,6 +411,14 @@ func (l *sortLoop) decode(b *device.Block) {
 			}
 		}
 	}
+	l.decodeSpikes(b.End(), b.Rate)
+}
+
+// decodeSpikes feeds the spikes up to l.done to the calibrator (starting
+// a fit when it is ready), installs a fitted decoder and runs the live
+// one; end and rate are the stream's, for the refit event.
+func (l *sortLoop) decodeSpikes(end uint64, rate float64) {
+	p := l.p
 	if l.cal != nil {
 		l.cal.Add(l.spikes)
 		l.cal.Advance(l.done)
@@ -404,7 +432,7 @@ func (l *sortLoop) decode(b *device.Block) {
 		if r.err != nil {
 			// Try again once another calibration period of data is in (a
 			// refit request may come sooner).
-			l.retryAt = l.done + uint64(p.cfg.Calibrate*b.Rate)
+			l.retryAt = l.done + uint64(p.cfg.Calibrate*rate)
 			p.log.Warn("decoder fit failed; retrying later", "err", r.err, "retry_in_s", p.cfg.Calibrate)
 		} else {
 			l.cal.CatchUp(r.online)
@@ -412,7 +440,7 @@ func (l *sortLoop) decode(b *device.Block) {
 			p.calibrating.Store(false)
 			m := l.online.Model()
 			p.log.Info("decoder fitted", "kind", m.Kind, "inputs", len(m.Keys), "lags", m.Lags)
-			p.pub.PublishEvents(b.End(), b.Rate, []schema.Event{{Kind: schema.EventRefit, Sample: b.End(), Unit: -1, Channel: -1, Detail: string(m.Kind)}})
+			p.pub.PublishEvents(end, rate, []schema.Event{{Kind: schema.EventRefit, Sample: end, Unit: -1, Channel: -1, Detail: string(m.Kind)}})
 		}
 		for _, w := range l.waiters {
 			w <- r.err

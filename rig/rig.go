@@ -167,6 +167,11 @@ func (p *Rig) run(ctx context.Context) error {
 	if p.rec != nil {
 		fmt.Fprintf(p.stdout, "spikeline: recording raw data and sorted spikes into %s\n", p.cfg.Record)
 	}
+	stopRemote, err := p.startRemote(ctx, &first) // remote.go
+	if err != nil {
+		return err
+	}
+	defer stopRemote()
 
 	// Reader: device → bounded queue. Blocks are copied into recycled
 	// buffers, since sources reuse theirs.

@@ -171,6 +171,9 @@ func (p *Rig) printAccess() {
 	if rf.Behaviour != "" {
 		fmt.Fprintf(p.stdout, ", behaviour publisher %s", filepath.Base(rf.Behaviour))
 	}
+	if rf.Shard != "" {
+		fmt.Fprintf(p.stdout, ", sorting shards %s", filepath.Base(rf.Shard))
+	}
 	fmt.Fprintln(p.stdout)
 	if p.cfg.NoAnonymous {
 		fmt.Fprintln(p.stdout, "spikeline: readers need the reader credential (--nats-no-anonymous); control needs the operator's")

@@ -237,6 +237,9 @@ func Start(ctx context.Context, o Options, first *device.Block) (*Remote, error)
 	if o.Sort.Reference != sort.RefNone {
 		return nil, fmt.Errorf("shard: remote sorting takes no common reference (%v): each group would subtract its own, not the stream's", o.Sort.Reference)
 	}
+	if o.Sort.Probe != nil {
+		return nil, errors.New("shard: remote sorting sorts every channel alone: a probe layout would join spikes across channel groups")
+	}
 	// The sorter's lag, and a check of the configuration before any shard
 	// gets it.
 	probe, err := sort.New(withoutLocal(o.Sort), 1, first.Rate, first.Gain)

@@ -58,7 +58,8 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 	fs := newFlagSet("run", stderr)
 	var o runOptions
 	srcFlags := registerSourceFlags(fs, &o.src)
-	modeFlags := registerModeFlags(fs) // run_modes.go
+	modeFlags := registerModeFlags(fs)     // run_modes.go
+	remoteFlags := registerRemoteFlags(fs) // run_remote.go
 	sortFlags := registerSortFlags(fs)
 	natsCfg := natsFlags(fs)
 	fs.StringVar(&o.model, "model", "", "decoder model file (from 'spikeline decode fit'); default: calibrate a decoder live from the behaviour stream")
@@ -175,6 +176,9 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 		cfg.StimLimits, cfg.StimLimitsFile = &o.sec.limits, o.sec.limitsFile
 	}
 	if err := modeFlags(&cfg, o.src.kind); err != nil {
+		return err
+	}
+	if err := remoteFlags(&cfg); err != nil {
 		return err
 	}
 	if tune != nil {
