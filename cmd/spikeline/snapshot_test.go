@@ -6,7 +6,6 @@ import (
 	"errors"
 	"image"
 	"image/png"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spikeline/spikeline/rig"
-	"github.com/spikeline/spikeline/sort"
-	"github.com/spikeline/spikeline/stream"
-	"github.com/spikeline/spikeline/stream/schema"
 	"github.com/spikeline/spikeline/stream/streamtest"
 )
 
@@ -273,165 +268,6 @@ func TestParseChannelList(t *testing.T) {
 	for _, bad := range []string{"a", "1,,2", "5-2", "-1", "1-", "99999999"} {
 		if _, err := parseChannelList(bad); err == nil || !strings.Contains(err.Error(), "want") {
 			t.Errorf("%q: error %v", bad, err)
-		}
-	}
-}
-
-// TestSnapshotCollector feeds the collector by hand: channel markers,
-// rates, missed batches, and the decoder scored against the behaviour
-// interpolated at its bin centres.
-func TestSnapshotCollector(t *testing.T) {
-	o := snapOptions{nats: stream.Config{Rig: "hand"}, url: "nats://x", duration: time.Second, window: 10 * time.Second, truth: rig.BehaviourModel}
-	c := newSnapCollector(o)
-	const rate = 1000.0
-	noise := []float32{7, 7, 0.2, 40, 7, 7}
-	c.onStatus("hand", &schema.Status{Header: schema.Header{Sample: 1000, Rate: rate}, Uptime: time.Second,
-		NoiseUV: noise, RateHz: []float32{10, 0, 0, 5, 0, 2}})
-	c.onStatus("hand", &schema.Status{Header: schema.Header{Sample: 2000, Rate: rate}, Uptime: 2 * time.Second,
-		Link: schema.LinkStats{CRCErrors: 3}, NoiseUV: noise, RateHz: []float32{20, 0, 0, 5, 0, 4}})
-	c.onSpikes("hand", &schema.SpikeBatch{Header: schema.Header{Sample: 0, Rate: rate}, End: 100,
-		Spikes: []sort.Spike{{Sample: 10, Channel: 0, Unit: 1}, {Sample: 20, Channel: 5, Unit: 0}}})
-	c.onSpikes("hand", &schema.SpikeBatch{Header: schema.Header{Sample: 150, Rate: rate}, End: 200}) // 50 samples missed
-	c.onTemplates("hand", &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Rate: rate},
-		Templates: []sort.Template{{Unit: 1, Channel: 0, Pre: 1, Waveform: []float32{0, -35, 10}, PeakUV: -35}}})
-	// Behaviour every 20 samples: vx = sample/1000; the decoder's 10-sample
-	// bins report the value at their centre (R² 1), or at their end (not).
-	for s := uint64(0); s <= 2000; s += 20 {
-		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: s, Rate: rate}, Model: rig.BehaviourModel,
-			Names: []string{"vx"}, Values: []float64{float64(s) / 1000}})
-	}
-	for e := uint64(10); e <= 1990; e += 10 {
-		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "good",
-			Names: []string{"vx"}, Values: []float64{(float64(e) - 5) / 1000}})
-		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "noisy",
-			Names: []string{"vx"}, Values: []float64{math.Sin(float64(e))}})
-		c.onEstimate("hand", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "stuck",
-			Names: []string{"vx"}, Values: []float64{1}})
-	}
-	s, err := c.snapshot(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"", markSilent, markQuiet, markNoisy, markSilent, ""}
-	for i, ch := range s.ChannelStats {
-		if ch.Marker != want[i] {
-			t.Errorf("channel %d (noise %.1f, rate %.1f): marker %q, want %q", i, ch.NoiseUV, ch.RateHz, ch.Marker, want[i])
-		}
-	}
-	if s.ChannelStats[0].RateHz != 15 || s.ChannelStats[5].RateHz != 3 {
-		t.Errorf("rates %v: want the mean of the status messages", s.ChannelStats)
-	}
-	if s.Health == nil || s.Health.MissedBatches != 1 || s.Health.MissedSamples != 50 || s.Health.LinkDuring.CRCErrors != 3 {
-		t.Errorf("health %+v", s.Health)
-	}
-	if len(s.Units) != 1 || s.Units[0].SNR != 5 {
-		t.Errorf("units %+v: want unit 1 with SNR 35/7", s.Units)
-	}
-	if len(s.Decoders) != 3 || s.Decoders[0].Model != "good" || s.Decoders[1].Model != "noisy" || s.Decoders[2].Model != "stuck" {
-		t.Fatalf("decoders %+v", s.Decoders)
-	}
-	g := s.Decoders[0]
-	if g.BinMS != 10 || g.Outputs[0].R2 == nil || *g.Outputs[0].R2 < 0.9999 || g.Outputs[0].Bins < 190 {
-		t.Errorf("good decoder %+v: want bins of 10 ms, R² 1", g)
-	}
-	if n := s.Decoders[1].Outputs[0]; n.R2 == nil || *n.R2 > 0 {
-		t.Errorf("noisy decoder %+v: want R² < 0", n)
-	}
-	// A constant output has an R² but no correlation.
-	if st := s.Decoders[2].Outputs[0]; st.R2 == nil || st.Corr != nil {
-		t.Errorf("stuck decoder %+v: want an R², no r", st)
-	}
-	// The figures draw without data for some of them.
-	dir := t.TempDir()
-	var out strings.Builder
-	if err := s.write(snapOptions{out: dir, width: 600, height: 400, dpi: 60, maxPanels: 4}, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "1 quiet, 1 noisy, 2 silent") {
-		t.Errorf("stdout %s", out.String())
-	}
-}
-
-// TestSnapshotOnlyEstimates: a publisher of decoder output alone, with
-// --channels naming channels nobody reported; nothing to draw but the
-// decoder, and every file is still written.
-func TestSnapshotOnlyEstimates(t *testing.T) {
-	o := snapOptions{nats: stream.Config{Rig: "est"}, url: "nats://x", duration: time.Second, window: time.Second,
-		truth: rig.BehaviourModel, channels: []int{3, 4}}
-	c := newSnapCollector(o)
-	for e := uint64(600); e <= 60000; e += 600 {
-		c.onEstimate("est", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: 30000}, Model: "kalman",
-			Names: []string{"x"}, Values: []float64{float64(e)}})
-	}
-	s, err := c.snapshot(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	var out strings.Builder
-	if err := s.write(snapOptions{out: dir, width: 400, height: 300, dpi: 50, maxPanels: 4}, &out); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"probe.png", "templates.png", "raster.png", "decoder.png", "health.png", "snapshot.json"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Error(err)
-		}
-	}
-	if !strings.Contains(out.String(), "no channels") || !strings.Contains(out.String(), "no status") {
-		t.Errorf("stdout %s", out.String())
-	}
-}
-
-// BenchmarkSnapshotWrite measures drawing the five figures and the JSON
-// of a 256-channel rig: 512 units, 40,000 spikes in the raster, 10 s of
-// decoder output and behaviour, at the default 1400×900.
-//
-//	go test ./cmd/spikeline -run '^$' -bench SnapshotWrite -benchtime 5x
-func BenchmarkSnapshotWrite(b *testing.B) {
-	const rate, nch = 30000.0, 256
-	o := snapOptions{nats: stream.Config{Rig: "bench"}, url: "nats://x", duration: 10 * time.Second, window: 10 * time.Second, truth: rig.BehaviourModel}
-	c := newSnapCollector(o)
-	noise := make([]float32, nch)
-	rates := make([]float32, nch)
-	var templates []sort.Template
-	for ch := range nch {
-		noise[ch], rates[ch] = 7, 15
-		for k := range 2 {
-			w := make([]float32, 48)
-			for i := range w {
-				w[i] = float32(-60 * float64(1+k) * math.Exp(-float64((i-12)*(i-12))/8))
-			}
-			templates = append(templates, sort.Template{Unit: int32(2*ch + k + 1), Channel: int32(ch), Pre: 12, Waveform: w, PeakUV: w[12]})
-		}
-	}
-	c.onTemplates("bench", &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Rate: rate}, Templates: templates})
-	for i := range 10 {
-		c.onStatus("bench", &schema.Status{Header: schema.Header{Sample: uint64(i+1) * 30000, Rate: rate}, Uptime: time.Duration(i+1) * time.Second,
-			SampleRate: rate, LatencyP50: time.Millisecond, LatencyP99: 3 * time.Millisecond, NoiseUV: noise, RateHz: rates})
-	}
-	for blk := range 10000 { // 1 ms blocks, 4 spikes each
-		first := uint64(blk) * 30
-		var sp []sort.Spike
-		for k := range 4 {
-			ch := (blk*4 + k) * 37 % nch
-			sp = append(sp, sort.Spike{Sample: first + uint64(k), Channel: int32(ch), Unit: int32(2*ch + k%2 + 1)})
-		}
-		c.onSpikes("bench", &schema.SpikeBatch{Header: schema.Header{Sample: first, Rate: rate}, End: first + 30, Spikes: sp})
-	}
-	for e := uint64(600); e <= 300000; e += 600 {
-		v := math.Sin(float64(e) / 30000)
-		c.onEstimate("bench", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: rig.BehaviourModel, Names: []string{"vx", "vy"}, Values: []float64{v, -v}})
-		c.onEstimate("bench", &schema.EstimateMsg{Header: schema.Header{Sample: e, Rate: rate}, Model: "wiener", Names: []string{"vx", "vy"}, Values: []float64{0.8 * v, -0.7 * v}})
-	}
-	dir := b.TempDir()
-	b.ResetTimer()
-	for range b.N {
-		s, err := c.snapshot(nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := s.write(snapOptions{out: dir, width: 1400, height: 900, dpi: 100, maxPanels: 16}, io.Discard); err != nil {
-			b.Fatal(err)
 		}
 	}
 }
