@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/probe"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/offline"
 	"github.com/spikeline/spikeline/sort/phy"
 	"github.com/spikeline/spikeline/sort/quality"
 )
@@ -217,158 +217,28 @@ func (j *sortJob) open() (*device.RawSource, error) {
 	return device.OpenRaw(j.input, m.RawConfig(cfg))
 }
 
-// Pass 1 of an offline sort learns from more snippets per channel and
-// re-learns more often than a live sorter, within a memory budget.
-const (
-	learnSnippets     = 3000      // snippets kept per channel for learning in pass 1
-	learnSnippetBytes = 256 << 20 // most bytes of snippets pass 1 keeps over all channels
-	learnRelearnEvery = 40        // seconds: longest gap between pass 1's learning passes
-)
-
-// learnConfig returns the configuration of pass 1 of an offline sort: cfg
-// with up to learnSnippets snippets per channel (fewer on many channels, so
-// the snippets stay within learnSnippetBytes; never fewer than the sorter's
-// default) and learning passes at most learnRelearnEvery seconds apart.
-// Fields the caller set are kept. Measured on simulated 32-channel, 5-minute
-// recordings (docs/scoring.md), both raise accuracy over the live defaults:
-// more examples of each unit and more chances for rare units to be learned.
-func learnConfig(cfg sort.Config, channels int, rate float64) sort.Config {
-	def := sort.Default()
-	if cfg.MaxSnippets == 0 {
-		pre, post, tail := cfg.Pre, cfg.Post, cfg.Tail
-		if pre == 0 {
-			pre = def.Pre
-		}
-		if post == 0 {
-			post = def.Post
-		}
-		if tail == 0 {
-			tail = def.Tail
-		}
-		snippet := 4 * ((pre+post+tail)*rate/1000 + 1) // bytes of one snippet
-		fit := float64(learnSnippetBytes) / (snippet * float64(max(1, channels)))
-		cfg.MaxSnippets = int(max(float64(def.MaxSnippets), min(learnSnippets, fit)))
-	}
-	if cfg.RelearnEvery == 0 {
-		cfg.RelearnEvery = min(def.RelearnEvery, learnRelearnEvery)
-	}
-	return cfg
-}
-
-// progress draws a progress bar on w: redrawn in place at most every
-// 200 ms on a terminal, one line per tenth otherwise (logs).
-type progress struct {
-	w     io.Writer
-	tty   bool
-	label string
-	total uint64
-	rate  float64
-	start time.Time
-	last  time.Time
-	tenth int // last tenth printed, when not a terminal
-}
-
-func newProgress(w io.Writer, label string, total uint64, rate float64) *progress {
-	p := &progress{w: w, label: label, total: total, rate: rate, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
-}
-
-func (p *progress) update(done uint64, final bool) {
-	if p == nil || p.w == nil {
-		return
-	}
-	now := time.Now()
-	frac := 1.0
-	if p.total > 0 {
-		frac = math.Min(1, float64(done)/float64(p.total))
-	}
-	if p.tty {
-		if !final && now.Sub(p.last) < 200*time.Millisecond {
-			return
-		}
-	} else {
-		tenth := int(frac * 10)
-		if tenth <= p.tenth && (!final || p.tenth == 10) {
-			return
-		}
-		p.tenth = max(tenth, p.tenth)
-		if final {
-			p.tenth = 10
-		}
-	}
-	p.last = now
-	const width = 30
-	bar := strings.Repeat("=", int(frac*width)) + strings.Repeat(" ", width-int(frac*width))
-	el := now.Sub(p.start).Seconds()
-	speed := ""
-	if el > 0 {
-		speed = fmt.Sprintf(", %.1fx real time", float64(done)/p.rate/el)
-	}
-	if !p.tty {
-		fmt.Fprintf(p.w, "%-8s [%s] %3.0f%% %.1f of %.1f s%s\n", p.label, bar, 100*frac, float64(done)/p.rate, float64(p.total)/p.rate, speed)
-		return
-	}
-	fmt.Fprintf(p.w, "\r%-8s [%s] %3.0f%% %.1f of %.1f s%s ", p.label, bar, 100*frac, float64(done)/p.rate, float64(p.total)/p.rate, speed)
-	if final {
-		fmt.Fprintln(p.w)
-	}
-}
-
 // sortPass runs one sorter over the first limit samples of the file (all
 // if limit is 0) and returns its spikes (when keep), templates and noise.
-func (j *sortJob) sortPass(ctx context.Context, cfg sort.Config, label string, limit uint64, keep bool, stderr io.Writer) ([]sort.Spike, []sort.Template, []float32, sort.Stats, error) {
+func (j *sortJob) sortPass(ctx context.Context, cfg sort.Config, label string, limit uint64, keep bool, stderr io.Writer) (offline.Result, error) {
 	src, err := j.open()
 	if err != nil {
-		return nil, nil, nil, sort.Stats{}, err
+		return offline.Result{}, err
 	}
 	defer src.Close()
 	s, err := sort.New(cfg, j.raw.Channels, j.raw.Rate, j.raw.Gain)
 	if err != nil {
-		return nil, nil, nil, sort.Stats{}, err
+		return offline.Result{}, err
 	}
 	defer s.Close()
 	total := src.Samples()
 	if limit > 0 {
 		total = min(total, limit)
 	}
-	var bar *progress
+	var bar *offline.Progress
 	if !j.quiet {
-		bar = newProgress(stderr, label, total, j.raw.Rate)
+		bar = offline.NewProgress(stderr, label, total, j.raw.Rate)
 	}
-	var spikes, buf []sort.Spike
-	var done uint64
-	for done < total {
-		b, err := src.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, nil, sort.Stats{}, err
-		}
-		if n := uint64(b.Len()); done+n > total {
-			b.Samples = b.Samples[:int(total-done)*b.Channels]
-		}
-		buf, err = s.Process(b, buf[:0])
-		if err != nil {
-			return nil, nil, nil, sort.Stats{}, fmt.Errorf("%s: samples %d..%d: %w", j.input, b.First, b.End(), err)
-		}
-		if keep {
-			spikes = append(spikes, buf...)
-		}
-		done += uint64(b.Len())
-		bar.update(done, false)
-	}
-	buf = s.Flush(buf[:0])
-	if keep {
-		spikes = append(spikes, buf...)
-	}
-	bar.update(done, true)
-	return spikes, s.Templates(), s.Noise(nil), s.Stats(), nil
+	return offline.Pass(ctx, j.input, src, s, limit, keep, bar)
 }
 
 func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -400,11 +270,11 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			}
 			src.Close()
 		}
-		_, templates, _, _, err := j.sortPass(ctx, learnConfig(cfg, j.raw.Channels, j.raw.Rate), "learn", limit, false, stderr)
+		learned, err := j.sortPass(ctx, offline.LearnConfig(cfg, j.raw.Channels, j.raw.Rate), "learn", limit, false, stderr)
 		if err != nil {
 			return err
 		}
-		cfg.Templates = templates
+		cfg.Templates = learned.Templates
 		if limit == 0 && cfg.RelearnEvery == 0 {
 			// Pass 1 saw everything: its templates stand, tracked by
 			// pass 2's matched spikes. Re-learning from one stretch of
@@ -414,10 +284,11 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			cfg.RelearnEvery = -1
 		}
 	}
-	spikes, templates, noise, st, err := j.sortPass(ctx, cfg, "sort", 0, true, stderr)
+	r, err := j.sortPass(ctx, cfg, "sort", 0, true, stderr)
 	if err != nil {
 		return err
 	}
+	spikes, templates, noise, st := r.Spikes, r.Templates, r.Noise, r.Stats
 	elapsed := time.Since(start)
 
 	if j.force {
@@ -425,21 +296,10 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	// spikes.csv, and units.csv with the quality metrics and good/mua
+	// labels (docs/quality.md) the Phy folder gets too.
 	csvPath := filepath.Join(j.out, "spikes.csv")
-	f, err := device.CreateFile(csvPath)
-	if err != nil {
-		return err
-	}
-	if err := sort.WriteSpikesCSV(f, spikes); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", csvPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	// Quality metrics and good/mua labels (docs/quality.md), for units.csv
-	// and the Phy folder.
-	units, err := quality.Params{}.Sorting(spikes, templates, noise, st.Samples, j.raw.Rate)
+	units, err := offline.WriteTables(j.out, r, j.raw.Rate)
 	if err != nil {
 		return err
 	}
@@ -449,11 +309,12 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if err := writeUnitsCSV(filepath.Join(j.out, "units.csv"), units); err != nil {
-		return err
-	}
 	if !j.noPlot {
-		if err := j.writeSummary(ctx, filepath.Join(j.out, "summary.png"), spikes, templates, noise, stderr); err != nil {
+		o := offline.SummaryOptions{Name: j.input, Config: j.cfg, Channels: j.raw.Channels, Rate: j.raw.Rate, MaxPanels: j.maxPanels, Open: j.open}
+		if !j.quiet {
+			o.Progress = stderr
+		}
+		if err := offline.Summary(ctx, filepath.Join(j.out, "summary.png"), r, o); err != nil {
 			return err
 		}
 	}
@@ -493,18 +354,4 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	return nil
-}
-
-// writeUnitsCSV writes units.csv: one row per sorted unit, its channel,
-// quality metrics and label (quality.WriteUnitsCSV).
-func writeUnitsCSV(path string, units []quality.Unit) error {
-	f, err := device.CreateFile(path)
-	if err != nil {
-		return err
-	}
-	if err := quality.WriteUnitsCSV(f, units); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return f.Close()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
+	"github.com/spikeline/spikeline/sort/offline"
 	"github.com/spikeline/spikeline/sort/quality"
 )
 
@@ -127,23 +128,24 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 	cfg.Deterministic = true
 	if j.passes == 2 {
 		// Pass 1 learns over the whole file; pass 2 sorts with its templates.
-		lc := learnConfig(cfg, w.channels, w.rate)
+		lc := offline.LearnConfig(cfg, w.channels, w.rate)
 		if w.spikes {
 			lc.LearnSeconds = math.MaxInt32 // learn at the end, from the whole file
 		}
-		_, templates, _, _, err := j.wirePass(ctx, w, lc, "learn", false, stderr)
+		learned, err := j.wirePass(ctx, w, lc, "learn", false, stderr)
 		if err != nil {
 			return err
 		}
-		cfg.Templates = templates
+		cfg.Templates = learned.Templates
 		if cfg.RelearnEvery == 0 {
 			cfg.RelearnEvery = -1
 		}
 	}
-	spikes, templates, noise, st, err := j.wirePass(ctx, w, cfg, "sort", true, stderr)
+	r, err := j.wirePass(ctx, w, cfg, "sort", true, stderr)
 	if err != nil {
 		return err
 	}
+	spikes, templates := r.Spikes, r.Templates
 	elapsed := time.Since(start)
 	if j.force {
 		if err := removeOutputs(j.out, sortOutputs); err != nil {
@@ -151,22 +153,8 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 		}
 	}
 	csvPath := filepath.Join(j.out, "spikes.csv")
-	f, err := device.CreateFile(csvPath)
+	units, err := offline.WriteTables(j.out, r, w.rate)
 	if err != nil {
-		return err
-	}
-	if err := sort.WriteSpikesCSV(f, spikes); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", csvPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	units, err := quality.Params{}.Sorting(spikes, templates, noise, st.Samples, w.rate)
-	if err != nil {
-		return err
-	}
-	if err := writeUnitsCSV(filepath.Join(j.out, "units.csv"), units); err != nil {
 		return err
 	}
 	what := "samples"
@@ -198,61 +186,30 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 }
 
 // wirePass runs one sorter (of samples, or of snippets) over the file.
-func (j *sortJob) wirePass(ctx context.Context, w wireInfo, cfg sort.Config, label string, keep bool, stderr io.Writer) ([]sort.Spike, []sort.Template, []float32, sort.Stats, error) {
-	type sorter interface {
-		Process(device.Block, []sort.Spike) ([]sort.Spike, error)
-		Flush([]sort.Spike) []sort.Spike
-		Templates() []sort.Template
-		Noise([]float32) []float32
-		Stats() sort.Stats
-	}
-	var s sorter
+func (j *sortJob) wirePass(ctx context.Context, w wireInfo, cfg sort.Config, label string, keep bool, stderr io.Writer) (offline.Result, error) {
+	var s offline.Sorter
 	if w.spikes {
 		ss, err := sort.NewSnippetSorter(cfg, w.channels, w.rate, w.pre, w.post, w.gain)
 		if err != nil {
-			return nil, nil, nil, sort.Stats{}, usageErrorf("%v", err)
+			return offline.Result{}, usageErrorf("%v", err)
 		}
 		s = ss
 	} else {
 		ss, err := sort.New(cfg, w.channels, w.rate, w.gain)
 		if err != nil {
-			return nil, nil, nil, sort.Stats{}, usageErrorf("%v", err)
+			return offline.Result{}, usageErrorf("%v", err)
 		}
 		defer ss.Close()
 		s = ss
 	}
 	wf, err := openFrames(ctx, j.input)
 	if err != nil {
-		return nil, nil, nil, sort.Stats{}, err
+		return offline.Result{}, err
 	}
 	defer device.Close(wf)
-	var bar *progress
+	var bar *offline.Progress
 	if !j.quiet {
-		bar = newProgress(stderr, label, w.samples, w.rate)
+		bar = offline.NewProgress(stderr, label, w.samples, w.rate)
 	}
-	var spikes, buf []sort.Spike
-	var done uint64
-	for {
-		b, err := wf.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, nil, sort.Stats{}, err
-		}
-		if buf, err = s.Process(b, buf[:0]); err != nil {
-			return nil, nil, nil, sort.Stats{}, fmt.Errorf("%s: samples %d..%d: %w", j.input, b.First, b.End(), err)
-		}
-		if keep {
-			spikes = append(spikes, buf...)
-		}
-		done += b.End() - b.First
-		bar.update(done, false)
-	}
-	buf = s.Flush(buf[:0])
-	if keep {
-		spikes = append(spikes, buf...)
-	}
-	bar.update(done, true)
-	return spikes, s.Templates(), s.Noise(nil), s.Stats(), nil
+	return offline.Pass(ctx, j.input, wf, s, 0, keep, bar)
 }

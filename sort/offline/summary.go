@@ -1,4 +1,4 @@
-package main
+package offline
 
 import (
 	"cmp"
@@ -9,25 +9,37 @@ import (
 	"math"
 	"slices"
 
+	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/dsp"
 	"github.com/spikeline/spikeline/plots"
 	"github.com/spikeline/spikeline/sort"
 )
 
-// writeSummary draws summary.png: one panel per channel with sorted units
-// (at most --panels), faint band-passed sample waveforms of each unit and
+// SummaryOptions say what Summary draws and how it reads the recording.
+type SummaryOptions struct {
+	Name      string      // the recording, in the title
+	Config    sort.Config // the sorter's: its band-pass and common reference
+	Channels  int
+	Rate      float64
+	MaxPanels int                               // most channels drawn
+	Open      func() (*device.RawSource, error) // the recording, from its start
+	Progress  io.Writer                         // nil: no progress bar
+}
+
+// Summary draws summary.png to path: one panel per channel with sorted
+// units (at most o.MaxPanels), faint band-passed sample waveforms of each unit and
 // its template on top, in one colour per unit.
-func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.Spike, templates []sort.Template, noise []float32, stderr io.Writer) error {
-	panels, shown, withUnits, nUnits := plots.ChoosePanels(spikes, templates, j.maxPanels)
-	rate := j.raw.Rate
+func Summary(ctx context.Context, path string, r Result, o SummaryOptions) error {
+	panels, shown, withUnits, nUnits := plots.ChoosePanels(r.Spikes, r.Templates, o.MaxPanels)
+	rate := o.Rate
 	pre := int(math.Round(0.6e-3 * rate))
 	post := int(math.Round(1.2e-3 * rate))
-	for _, t := range templates {
+	for _, t := range r.Templates {
 		pre = max(pre, t.Pre)
 		post = max(post, len(t.Waveform)-t.Pre-1)
 	}
 	margin := int(math.Round(0.3e-3 * rate)) // search room to align waveforms on the template
-	if err := j.extractWaves(ctx, panels, pre+margin, post+margin, stderr); err != nil {
+	if err := cutWaves(ctx, panels, pre+margin, post+margin, o); err != nil {
 		return err
 	}
 	for _, p := range panels {
@@ -35,18 +47,18 @@ func (j *sortJob) writeSummary(ctx context.Context, path string, spikes []sort.S
 			plots.AlignWaves(u, pre, post, margin)
 		}
 	}
-	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", j.input, nUnits, withUnits)
+	title := fmt.Sprintf("spikeline sort: %s — %d units on %d channels", o.Name, nUnits, withUnits)
 	if shown < withUnits {
 		title += fmt.Sprintf(" (showing the %d busiest)", shown)
 	}
-	return plots.Summary(path, title, panels, noise, pre, post, rate)
+	return plots.Summary(path, title, panels, r.Noise, pre, post, rate)
 }
 
-// extractWaves reads the recording once more, band-passes the shown
+// cutWaves reads the recording once more, band-passes the shown
 // channels as the sorter does (same Butterworth sections, same common
 // reference) and cuts the picked waveforms, before samples before the
 // spike sample and after after it.
-func (j *sortJob) extractWaves(ctx context.Context, panels []*plots.Panel, before, after int, stderr io.Writer) error {
+func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o SummaryOptions) error {
 	if len(panels) == 0 {
 		return nil
 	}
@@ -67,7 +79,7 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*plots.Panel, befor
 	}
 	slices.SortFunc(picks, func(a, b pick) int { return cmp.Compare(a.sample, b.sample) })
 
-	cfg := j.cfg
+	cfg := o.Config
 	low, high, order := cfg.Low, cfg.High, cfg.Order
 	if low == 0 {
 		low = 300
@@ -78,12 +90,12 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*plots.Panel, befor
 	if order == 0 {
 		order = 3
 	}
-	high = math.Min(high, 0.45*j.raw.Rate)
-	secs, err := dsp.Butterworth(order, low, high, j.raw.Rate)
+	high = math.Min(high, 0.45*o.Rate)
+	secs, err := dsp.Butterworth(order, low, high, o.Rate)
 	if err != nil {
 		return err
 	}
-	nch := j.raw.Channels
+	nch := o.Channels
 	// Channels filtered: the shown ones, or all when a common reference
 	// must be subtracted.
 	filtered := shownCh
@@ -116,14 +128,14 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*plots.Panel, befor
 	cur := make([]float64, len(filtered))
 	cols := make([][]float64, len(filtered))
 
-	src, err := j.open()
+	src, err := o.Open()
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	var bar *progress
-	if !j.quiet {
-		bar = newProgress(stderr, "plot", src.Samples(), j.raw.Rate)
+	var bar *Progress
+	if o.Progress != nil {
+		bar = NewProgress(o.Progress, "plot", src.Samples(), o.Rate)
 	}
 	next := 0 // next pick
 	var t uint64
@@ -195,8 +207,8 @@ func (j *sortJob) extractWaves(ctx context.Context, panels []*plots.Panel, befor
 				p.unit.Waves = append(p.unit.Waves, w)
 			}
 		}
-		bar.update(t, false)
+		bar.Update(t, false)
 	}
-	bar.update(t, true)
+	bar.Update(t, true)
 	return nil
 }
