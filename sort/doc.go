@@ -1,4 +1,6 @@
-// Package sort is the real-time per-channel spike sorter.
+// Package sort is the real-time spike sorter: per channel, or, with probe
+// geometry (Config.Probe), per neighbourhood of channels, so that a spike
+// seen on several neighbouring channels is one spike of one unit.
 //
 // Blocks (device.Block) enter Sorter.Process; each channel shard runs a
 // causal band-pass filter (Butterworth second-order sections), an optional
@@ -23,7 +25,13 @@
 //   - shard.go: per-shard detection, alignment, matching, explaining
 //     (template subtraction), tracking and noise.
 //   - learn.go: template learning (PCA, k-means, unimodality merging) and
-//     re-learning with stable unit ids.
+//     re-learning with stable unit ids; split.go the ISO-SPLIT-style merge
+//     and split of whitened snippets.
+//   - geo.go: sorting with probe geometry — one event per spike across
+//     neighbouring channels, matching and subtraction of multi-channel
+//     templates; geolearn.go their learning and the merging of units two
+//     channels found; basis.go the principal subspace learning compares
+//     clusters in.
 //   - csv.go: the spikes CSV format.
 //
 // # Offline sorting
