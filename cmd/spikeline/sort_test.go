@@ -351,3 +351,13 @@ func TestSortCommandSilentRecording(t *testing.T) {
 		t.Errorf("stdout %q", stdout.String())
 	}
 }
+
+// readSpikesFile reads a spikes CSV file (sort.ReadSpikesCSV).
+func readSpikesFile(path string) ([]sort.Spike, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return sort.ReadSpikesCSV(f, path)
+}

@@ -58,6 +58,9 @@
 // over the channel's noise (MAD/0.6745 of the band-passed signal), with the
 // sorter's causal Butterworth filter.
 //
+// ReadSorting reads a sorting from a spikes CSV file or a Phy folder;
+// ReadUnitsSNR reads the SNR column of a units CSV (ReadUnitsSNRFile).
+//
 // # Cost
 //
 // The sweep costs O((n_gt + n_sorted) log n) to sort the spikes (skipped
