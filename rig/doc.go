@@ -56,6 +56,8 @@
 // the sorter is flushed (and restarted for a new format), the decoder
 // starts again on the new clock, a segment event is published, and with
 // Config.Record each segment is a recording of its own ([SegmentDir]).
+// After a crash, [Recover] makes the session's recordings read like ones
+// closed cleanly (`spikeline recover`).
 //
 // # Decoding
 //
@@ -90,8 +92,8 @@
 //
 // rig.go holds the Rig, Run's start-up and the reader; loop.go the sorter
 // loop; control.go the control service's methods; config.go Config and
-// New; source.go the opened device; segment.go and record*.go the
-// recording; http.go, view.go and metrics.go the page and metrics;
+// New; source.go the opened device; segment.go, record*.go and
+// recover.go the recording; http.go, view.go and metrics.go the page and metrics;
 // security.go stimulation, credentials and the audit; r2.go and
 // statusline.go what the person at the bench sees.
 package rig
