@@ -962,6 +962,7 @@ func (m *RawBlock) AppendBinary(dst []byte) ([]byte, error) {
 	if m.FirstChannel < 0 {
 		return dst, fmt.Errorf("schema: raw block: first channel %d", m.FirstChannel)
 	}
+	dst = slices.Grow(dst, rawBodyOffset+2*len(m.Samples))
 	dst = appendHeader(dst, TypeRaw, m.Flags, m.Sample, m.Rate, m.Published)
 	dst = le.AppendUint32(dst, uint32(m.Channels))
 	dst = le.AppendUint32(dst, uint32(m.FirstChannel))
@@ -981,6 +982,7 @@ func (m *RawBlock) AppendBinary(dst []byte) ([]byte, error) {
 // checks the channel range.
 func AppendRaw(dst []byte, flags uint16, first uint64, rate, gain float64, samples []int16, channels, firstChannel, n int) []byte {
 	rows := len(samples) / channels
+	dst = slices.Grow(dst, rawBodyOffset+2*rows*n)
 	dst = appendHeader(dst, TypeRaw, flags, first, rate, 0)
 	dst = le.AppendUint32(dst, uint32(n))
 	dst = le.AppendUint32(dst, uint32(firstChannel))
@@ -994,6 +996,9 @@ func AppendRaw(dst []byte, flags uint16, first uint64, rate, gain float64, sampl
 	}
 	return dst
 }
+
+// rawBodyOffset is where a raw message's samples start.
+const rawBodyOffset = HeaderSize + 24
 
 // MarshalBinary returns the binary encoding of m.
 func (m *RawBlock) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
