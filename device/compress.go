@@ -492,10 +492,13 @@ func levinson(r []int64, coef []int16, shift *uint) bool {
 	return true
 }
 
-// decompress decodes a compressed payload of channels × n samples into s
-// (time-major), using scratch (at least n values) for one channel's
-// residuals.
-func decompress(s []int16, p []byte, channels, n int, scratch []int32) error {
+// decompressRef decodes a compressed payload of channels × n samples
+// into s (time-major), using scratch (at least n values) for one
+// channel's residuals. It is the reference decoder: channel by channel,
+// every check in line, and the one that names what is wrong with a bad
+// frame. decompress (compress_decode.go) decodes well-formed frames
+// faster and falls back to it for anything else.
+func decompressRef(s []int16, p []byte, channels, n int, scratch []int32) error {
 	if len(p) < 1 {
 		return errShortStream
 	}

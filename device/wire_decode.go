@@ -97,7 +97,7 @@ func NewDecoder(r io.Reader) *Decoder {
 // Reset discards the Decoder's state and makes it read from r, keeping
 // its buffers and Name. Stats and pending events are cleared.
 func (d *Decoder) Reset(r io.Reader) {
-	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, fresh: d.fresh, events: d.events[:0], Name: d.Name}
+	*d = Decoder{rd: r, buf: d.buf, samples: d.samples, fresh: d.fresh, events: d.events[:0], Name: d.Name, v2: d.v2}
 }
 
 // Reconnect makes the Decoder read from r, a new connection to the same

@@ -38,6 +38,22 @@ func v2Name(t FrameType) string {
 	return ""
 }
 
+// v2What names a frame of type t in errors, without allocating on the
+// path of good frames.
+func v2What(t FrameType) string {
+	switch t {
+	case FrameCompressed:
+		return "compressed frame"
+	case FrameSpikes:
+		return "spikes frame"
+	case FrameFeatures:
+		return "features frame"
+	case FrameSettings:
+		return "settings frame"
+	}
+	return t.String() + " frame"
+}
+
 // isStream reports whether frames of type t carry the device's sample
 // stream (samples or what stands for them), so that the Decoder follows
 // their counter and format.
@@ -65,7 +81,7 @@ func putHeaderV(b []byte, v uint8, typ FrameType, flags uint16, payload int, cha
 
 // v2state is what a Decoder keeps for frames of version 2.
 type v2state struct {
-	scratch []int32 // one channel's residuals of a compressed frame
+	codec decodeScratch // buffers of compressed frames (compress_decode.go)
 }
 
 // parseV2 decodes the frames of version 2; h is the header, p the
@@ -81,7 +97,7 @@ func (d *Decoder) parseV2(f Frame, h, p []byte) (Frame, error) {
 	f.Rate = le.Uint32(h[16:])
 	f.Gain = math.Float32frombits(le.Uint32(h[20:]))
 	f.Counter = le.Uint64(h[24:])
-	what := f.Type.String() + " frame"
+	what := v2What(f.Type)
 	switch g := float64(f.Gain); {
 	case ch == 0 || (n == 0 && f.Type != FrameSettings):
 		return f, fmt.Errorf("%s with %d channels x %d samples", what, ch, n)
@@ -109,10 +125,7 @@ func (d *Decoder) parseV2(f Frame, h, p []byte) (Frame, error) {
 			}
 			s = d.samples[:m]
 		}
-		if cap(d.v2.scratch) < n {
-			d.v2.scratch = make([]int32, n)
-		}
-		if err := decompress(s, p, ch, n, d.v2.scratch); err != nil {
+		if err := decompress(s, p, ch, n, &d.v2.codec); err != nil {
 			return f, fmt.Errorf("compressed frame of %d channels x %d samples: %w", ch, n, err)
 		}
 		f.Samples = s
