@@ -62,6 +62,11 @@ type RawConfig struct {
 	// SkipLayoutCheck reads the file with Channels channels even if its
 	// first samples contradict that count (ErrLayout; see checkLayout).
 	SkipLayoutCheck bool
+	// Buffers, if > 0, makes Next fill that many Samples buffers in turn:
+	// a Block's Samples are overwritten by the Buffers-th Next call after
+	// it. 0: every Block has Samples of its own (a new allocation of
+	// 2·Channels·BlockSamples bytes per Block).
+	Buffers int
 }
 
 func (c *RawConfig) check() error {
@@ -83,12 +88,15 @@ func (c *RawConfig) check() error {
 		return fmt.Errorf("header of %d bytes, want >= 0", c.Header)
 	case c.Pace < 0 || math.IsNaN(c.Pace) || math.IsInf(c.Pace, 0):
 		return fmt.Errorf("pace %g, want >= 0", c.Pace)
+	case c.Buffers < 0:
+		return fmt.Errorf("%d sample buffers, want >= 0", c.Buffers)
 	}
 	return nil
 }
 
 // RawSource is a Source reading a raw int16 recording file. Each Block has
-// fresh Samples (it may be kept). Close the source when done.
+// fresh Samples (it may be kept) unless RawConfig.Buffers says how many
+// are reused. Close the source when done.
 type RawSource struct {
 	f     *os.File
 	name  string
@@ -98,6 +106,8 @@ type RawSource struct {
 	gap   int    // index in cfg.Gaps of the first gap not yet passed
 	buf   []byte
 	pacer Pacer
+	ring  [][]int16 // Samples buffers (RawConfig.Buffers)
+	ringN int       // Blocks read, for the ring
 
 	ignored int64 // bytes after the samples read (RawConfig.Unfinished)
 }
@@ -301,8 +311,20 @@ func (s *RawSource) Next(ctx context.Context) (Block, error) {
 		Rate:     s.cfg.Rate,
 		Channels: ch,
 		Gain:     s.cfg.Gain,
-		Samples:  make([]int16, ch*n),
 		Events:   events,
+	}
+	if k := s.cfg.Buffers; k > 0 {
+		if s.ring == nil {
+			s.ring = make([][]int16, k)
+		}
+		r := &s.ring[s.ringN%k]
+		s.ringN++
+		if cap(*r) < ch*n {
+			*r = make([]int16, ch*n)
+		}
+		b.Samples = (*r)[:ch*n]
+	} else {
+		b.Samples = make([]int16, ch*n)
 	}
 	decodeInt16(b.Samples, buf)
 	s.next += uint64(n)

@@ -92,6 +92,59 @@ func TestRawRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRawBuffers: with RawConfig.Buffers the source cycles through that
+// many Samples buffers (a block stays intact for Buffers-1 more reads, no
+// allocation per block) and reads the same samples; a negative count is
+// refused.
+func TestRawBuffers(t *testing.T) {
+	dir := t.TempDir()
+	path, want := writeRaw(t, dir, 5, 2300, 2)
+	src, err := OpenRaw(path, RawConfig{Channels: 5, Rate: 30000, Gain: 0.195, BlockSamples: 200, Buffers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var got []int16
+	var blocks []Block
+	for {
+		b, err := src.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := len(blocks)
+		for _, h := range blocks[max(0, i-2):] {
+			if !slices.Equal(h.Samples, want[5*int(h.First):5*int(h.End())]) {
+				t.Fatalf("block at %d overwritten by the read of the block at %d", h.First, b.First)
+			}
+			if &h.Samples[0] == &b.Samples[0] {
+				t.Fatalf("block at %d shares its buffer with the block at %d", h.First, b.First)
+			}
+		}
+		if i >= 3 && &blocks[i-3].Samples[0] != &b.Samples[0] {
+			t.Fatalf("block at %d: not the buffer of the block at %d", b.First, blocks[i-3].First)
+		}
+		got = append(got, b.Samples...)
+		blocks = append(blocks, b)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatal("samples differ")
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		src.Seek(0)
+		if _, err := src.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}); n > 0 {
+		t.Errorf("%v allocations per block", n)
+	}
+	if _, err := OpenRaw(path, RawConfig{Channels: 5, Rate: 30000, Gain: 0.195, Buffers: -1}); err == nil || !strings.Contains(err.Error(), "buffers") {
+		t.Errorf("Buffers -1: %v", err)
+	}
+}
+
 func TestRawHeader(t *testing.T) {
 	dir := t.TempDir()
 	path, want := writeRaw(t, dir, 2, 50, 8)

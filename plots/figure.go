@@ -3,6 +3,7 @@ package plots
 import (
 	"fmt"
 	"image/color"
+	"image/png"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
@@ -43,7 +44,10 @@ func SavePNG(path string, img *vgimg.Canvas) error {
 	if err != nil {
 		return err
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+	// Fastest compression: a third of the encoding time, a few percent
+	// larger file.
+	enc := png.Encoder{CompressionLevel: png.BestSpeed}
+	if err := enc.Encode(f, img.Image()); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", path, err)
 	}

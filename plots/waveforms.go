@@ -3,13 +3,20 @@ package plots
 import (
 	"cmp"
 	"fmt"
+	"image"
+	"image/color"
+	imagedraw "image/draw"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/spikeline/spikeline/sort"
 )
@@ -193,13 +200,47 @@ func DrawPanels(c draw.Canvas, panels []*Panel, cols int, noise []float32, pre, 
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(6), PadY: vg.Points(6),
 		PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(6)}
 	canvases := plot.Align(grid, tiles, c)
-	for r := range grid {
-		for c := range grid[r] {
-			if grid[r][c] != nil {
-				grid[r][c].Draw(canvases[r][c])
+	img, ok := c.Canvas.(*vgimg.Canvas)
+	if !ok || runtime.GOMAXPROCS(0) == 1 {
+		for r := range grid {
+			for c := range grid[r] {
+				if grid[r][c] != nil {
+					grid[r][c].Draw(canvases[r][c])
+				}
 			}
 		}
+		return nil
 	}
+	// One canvas cannot be drawn on concurrently: each panel is drawn on
+	// all cores into an image of its own, with its place in the grid, and
+	// laid over the figure.
+	dst := img.Image()
+	dpi := img.DPI()
+	H := dst.Bounds().Dy()
+	px := func(v vg.Length) float64 { return float64(v) / 72 * dpi } // points to pixels
+	pt := func(v int) vg.Length { return vg.Length(float64(v) / dpi * 72) }
+	slack := vg.Points(3) // room for strokes on the edge (less than the padding)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(panels); i = int(next.Add(1) - 1) {
+				R := canvases[i/cols][i%cols].Rectangle
+				x0 := int(math.Floor(px(R.Min.X - slack)))
+				x1 := int(math.Ceil(px(R.Max.X + slack)))
+				y0 := H - int(math.Ceil(px(R.Max.Y+slack)))
+				y1 := H - int(math.Floor(px(R.Min.Y-slack)))
+				sub := vgimg.NewWith(vgimg.UseWH(pt(x1-x0), pt(y1-y0)), vgimg.UseDPI(int(dpi)), vgimg.UseBackgroundColor(color.Transparent))
+				off := vg.Point{X: pt(x0), Y: pt(H - y1)}
+				grid[i/cols][i%cols].Draw(draw.Canvas{Canvas: sub, Rectangle: vg.Rectangle{Min: R.Min.Sub(off), Max: R.Max.Sub(off)}})
+				mu.Lock()
+				imagedraw.Draw(dst, image.Rect(x0, y0, x1, y1), sub.Image(), sub.Image().Bounds().Min, imagedraw.Over)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 	return nil
 }
 

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
@@ -106,10 +108,13 @@ func (s *Sorter) startLearn(inline bool) {
 		maxUnits: s.cfg.MaxUnits, minSpikes: s.cfg.MinSpikes, sign: s.cfg.Sign, threshold: s.cfg.Threshold,
 		burstGap: ms(burstGapMs, s.rate), firstChannel: s.cfg.Part.First}
 	if inline {
-		s.learnDone <- learnAll(jobs, p)
+		// The caller waits (offline, Deterministic): learn on all of
+		// the sorter's workers.
+		s.learnDone <- learnAll(jobs, p, s.cfg.Workers)
 		return
 	}
-	go func() { s.learnDone <- learnAll(jobs, p) }()
+	// In the background, one goroutine: the hot path keeps its cores.
+	go func() { s.learnDone <- learnAll(jobs, p, 1) }()
 }
 
 // installLearned installs a finished learning pass (waiting for it when
@@ -300,18 +305,37 @@ func distinct(a, b []float32, sigma float32) bool {
 	return e >= minSeparation*minSeparation*float64(sigma)*float64(sigma)
 }
 
-// learnAll learns every job's channel.
-func learnAll(jobs []learnJob, p learnParams) []channelUnits {
-	out := make([]channelUnits, 0, len(jobs))
-	for _, j := range jobs {
+// learnAll learns every job's channel, on up to workers goroutines (the
+// channels are independent and each seeds its own random numbers, so the
+// result does not depend on workers).
+func learnAll(jobs []learnJob, p learnParams, workers int) []channelUnits {
+	out := make([]channelUnits, len(jobs))
+	one := func(i int) {
+		j := jobs[i]
 		if j.chans != nil {
 			waves, counts := learnGeo(j, p)
-			out = append(out, channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans})
-			continue
+			out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans}
+			return
 		}
 		waves, counts := learnChannel(j, p)
-		out = append(out, channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts})
+		out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts}
 	}
+	if learnLabels != nil || learnDebug != nil {
+		workers = 1 // the tests' hooks are not safe for concurrent use
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, len(jobs)) - 1 {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+				one(i)
+			}
+		})
+	}
+	for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+		one(i)
+	}
+	wg.Wait()
 	return out
 }
 

@@ -3,13 +3,16 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spikeline/spikeline/device"
@@ -43,6 +46,7 @@ type sortJob struct {
 	radius    float64 // --radius-um
 	noPhy     bool
 	noPlot    bool
+	profile   string // --cpuprofile
 	quiet     bool
 	force     bool
 	// skipLayout skips the check that the data fit the channel count
@@ -72,6 +76,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&j.noPhy, "no-phy", false, "do not write the Phy folder")
 	fs.BoolVar(&j.noPlot, "no-plot", false, "do not draw summary.png")
 	fs.BoolVar(&j.quiet, "quiet", false, "no progress bar")
+	fs.StringVar(&j.profile, "cpuprofile", "", "write a Go CPU profile of the sort (both passes and the outputs) to this file (go tool pprof)")
 	fs.BoolVar(&j.skipLayout, "skip-layout-check", false, "read the file with the channel count given even if its samples contradict it (see docs/formats.md)")
 	fs.BoolVar(&j.force, "force", false, "write into a non-empty --out, replacing the outputs of an earlier sort there (spikes.csv, units.csv, summary.png, phy/)")
 	fs.Usage = func() {
@@ -152,6 +157,18 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErrorf("%v", err)
 	}
 	s.Close()
+	if j.profile != "" {
+		f, err := os.Create(j.profile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	return j.run(ctx, stdout, stderr)
 }
 
@@ -181,7 +198,11 @@ func probeBuiltins() string {
 
 // open opens the raw input and fills j.raw from the sidecar if any.
 func (j *sortJob) open() (*device.RawSource, error) {
-	cfg := device.RawConfig{Channels: j.raw.Channels, Rate: j.raw.Rate, Gain: j.raw.Gain, BlockSamples: 4096, SkipLayoutCheck: j.skipLayout}
+	// Blocks are sorted or filtered and dropped: the source reuses the
+	// buffers offline.ReadAhead needs (no 3 MB allocation per block at
+	// 384 channels).
+	cfg := device.RawConfig{Channels: j.raw.Channels, Rate: j.raw.Rate, Gain: j.raw.Gain, BlockSamples: 4096, SkipLayoutCheck: j.skipLayout,
+		Buffers: offline.AheadBuffers}
 	if j.meta == "" {
 		return device.OpenRaw(j.input, cfg)
 	}
@@ -238,7 +259,10 @@ func (j *sortJob) sortPass(ctx context.Context, cfg sort.Config, label string, l
 	if !j.quiet {
 		bar = offline.NewProgress(stderr, label, total, j.raw.Rate)
 	}
-	return offline.Pass(ctx, j.input, src, s, limit, keep, bar)
+	// Reading and decoding the file overlap with sorting.
+	ahead := offline.ReadAhead(ctx, src)
+	defer ahead.Stop()
+	return offline.Pass(ctx, j.input, ahead, s, limit, keep, bar)
 }
 
 func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
@@ -297,26 +321,38 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 	}
 	// spikes.csv, and units.csv with the quality metrics and good/mua
-	// labels (docs/quality.md) the Phy folder gets too.
+	// labels (docs/quality.md) the Phy folder gets too. Then the Phy folder
+	// and summary.png, side by side (summary.png reads the recording once
+	// more).
 	csvPath := filepath.Join(j.out, "spikes.csv")
 	units, err := offline.WriteTables(j.out, r, j.raw.Rate)
 	if err != nil {
 		return err
 	}
+	// (Everything the goroutines read is taken before they start:
+	// summary's Open, j.open, sets j.raw and j.input.)
+	var errPhy, errPlot error
+	var wg sync.WaitGroup
 	if !j.noPhy {
 		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate, Positions: j.positions, Samples: st.Samples}
-		if _, err = phy.Write(filepath.Join(j.out, "phy"), rec, spikes, templates, noise, phy.Options{Units: units}); err != nil {
-			return err
-		}
+		dir := filepath.Join(j.out, "phy")
+		wg.Go(func() {
+			_, errPhy = phy.Write(dir, rec, spikes, templates, noise, phy.Options{Units: units})
+		})
 	}
 	if !j.noPlot {
 		o := offline.SummaryOptions{Name: j.input, Config: j.cfg, Channels: j.raw.Channels, Rate: j.raw.Rate, MaxPanels: j.maxPanels, Open: j.open}
 		if !j.quiet {
 			o.Progress = stderr
 		}
-		if err := offline.Summary(ctx, filepath.Join(j.out, "summary.png"), r, o); err != nil {
-			return err
-		}
+		path := filepath.Join(j.out, "summary.png")
+		wg.Go(func() {
+			errPlot = offline.Summary(ctx, path, r, o)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errPhy, errPlot); err != nil {
+		return err
 	}
 
 	seconds := float64(st.Samples) / j.raw.Rate

@@ -3,15 +3,18 @@ package phy
 import (
 	"bufio"
 	"cmp"
-	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/sort"
@@ -145,14 +148,29 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		post = max(post, len(t.Waveform)-t.Pre-1)
 	}
 	nt, ns, nc := len(ids), pre+post+1, rec.Channels
-	dense := make([]float32, nt*ns*nc)
-	for u, t := range tmpl {
-		base := row[u] * ns * nc
-		for _, cw := range footprint(t) {
-			for k, v := range cw.w {
-				dense[base+(pre-t.Pre+k)*nc+int(cw.ch)] = v
-			}
+	// writeDense writes them one template at a time (the whole array is
+	// nt·ns·nc floats: 120 MB for 874 units on 384 channels).
+	writeDense := func(w io.Writer) error {
+		h, err := header(Descr[float32](), []int{nt, ns, nc})
+		if err != nil {
+			return err
 		}
+		bw := bufio.NewWriterSize(w, 1<<16)
+		bw.Write(h)
+		one := make([]float32, ns*nc)
+		var buf []byte
+		for _, u := range ids {
+			clear(one)
+			if t, ok := tmpl[u]; ok {
+				for _, cw := range footprint(t) {
+					for k, v := range cw.w {
+						one[(pre-t.Pre+k)*nc+int(cw.ch)] = v
+					}
+				}
+			}
+			buf = writeLE(bw, one, buf)
+		}
+		return bw.Flush()
 	}
 
 	// Per-spike arrays.
@@ -203,7 +221,7 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		{"spike_clusters.npy", func(w *os.File) error { return WriteNPY(w, []int{n}, clusters) }},
 		{"spike_templates.npy", func(w *os.File) error { return WriteNPY(w, []int{n}, tIndex) }},
 		{"amplitudes.npy", func(w *os.File) error { return WriteNPY(w, []int{n}, amps) }},
-		{"templates.npy", func(w *os.File) error { return WriteNPY(w, []int{nt, ns, nc}, dense) }},
+		{"templates.npy", func(w *os.File) error { return writeDense(w) }},
 		{"similar_templates.npy", func(w *os.File) error {
 			return WriteNPY(w, []int{nt, nt}, similarity(ids, tmpl))
 		}},
@@ -212,10 +230,20 @@ func Write(dir string, rec Recording, spikes []sort.Spike, templates []sort.Temp
 		{"whitening_mat.npy", func(w *os.File) error { return writeIdentity(w, nc) }},
 		{"whitening_mat_inv.npy", func(w *os.File) error { return writeIdentity(w, nc) }},
 	}
-	for _, s := range steps {
-		if err := write(s.name, s.f); err != nil {
-			return nil, err
-		}
+	// The files are independent: written on all cores.
+	errs := make([]error, len(steps))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(steps)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(steps); i = int(next.Add(1) - 1) {
+				errs[i] = write(steps[i].name, steps[i].f)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 
 	// Cluster labels and quality metrics.
@@ -460,11 +488,10 @@ func writeIdentity(w io.Writer, nc int) error {
 	bw := bufio.NewWriterSize(w, 1<<16)
 	bw.Write(h)
 	row := make([]float64, nc)
+	var buf []byte
 	for c := range nc {
 		row[c] = 1
-		if err := binary.Write(bw, binary.LittleEndian, row); err != nil {
-			return err
-		}
+		buf = writeLE(bw, row, buf)
 		row[c] = 0
 	}
 	return bw.Flush()
