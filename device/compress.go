@@ -155,20 +155,27 @@ func (c *Compressor) appendPayload(dst []byte, channels int, samples []int16) []
 	}
 	x, ed, el, u := c.x[:m], c.ed[:m], c.el[:m], c.u[:m]
 	transpose(x, samples, channels, n)
-	c.updateLPC(x, channels, n)
+	// Residuals of predictors 1 and 2 and the sums of absolute
+	// residuals of all three. The LPC statistics come from the first
+	// differences (ed) and set the coefficients this frame uses.
+	var sumNone, sumPrev, sumLPC uint64
+	for ch := range channels {
+		o := ch * n
+		a, b := diffSums(x[o:o+n], ed[o:o+n])
+		sumNone += a
+		sumPrev += b
+	}
+	c.updateLPC(ed, channels, n)
 	q := 0
 	if c.have {
 		q = c.order
 	}
-	// Residuals of predictors 1 and 2 and the sums of absolute
-	// residuals of all three.
-	var sumNone, sumPrev, sumLPC uint64
-	for ch := range channels {
-		o := ch * n
-		a, b, l := residualSums(x[o:o+n], ed[o:o+n], el[o:o+n], q, &c.coef, c.shift)
-		sumNone += a
-		sumPrev += b
-		sumLPC += l
+	if q > 0 {
+		taps := firTaps(&c.coef, q, c.shift)
+		for ch := range channels {
+			o := ch * n
+			sumLPC += lpcResiduals(x[o:o+n], ed[o:o+n], el[o:o+n], q, &taps, c.shift)
+		}
 	}
 	pred, src := predictNone, x
 	if sumPrev < sumNone {
@@ -215,14 +222,15 @@ func (c *Compressor) appendPayload(dst []byte, channels int, samples []int16) []
 	prevK := -1
 	for ch := range channels {
 		v := u[ch*n+first : (ch+1)*n]
-		k, cost := riceParam(v)
+		rc := riceChoice(v)
+		k, cost := rc.k, rc.cost()
 		if prevK >= 0 && k != prevK {
 			side := kSideBits(k, prevK)
 			for _, alt := range [3]int{prevK, prevK - 1, prevK + 1} {
 				if alt < 0 || alt > maxRiceK || alt == k {
 					continue
 				}
-				if ca := riceCost(v, uint(alt)); ca+kSideBits(alt, prevK) < cost+side {
+				if ca := rc.costAt(v, alt); ca+kSideBits(alt, prevK) < cost+side {
 					k, cost, side = alt, ca, kSideBits(alt, prevK)
 				}
 			}
@@ -269,45 +277,73 @@ func transpose(x []int32, samples []int16, channels, n int) {
 	}
 }
 
-// residualSums writes the residuals of predictors 1 (ed) and 2 (el, if q
-// > 0) of one channel's samples x and returns the sums of absolute
-// residuals of predictors 0, 1 and 2. The first residual is x[0].
-func residualSums(x, ed, el []int32, q int, coef *[maxLPCOrder]int16, shift uint) (none, prev, lpc uint64) {
-	n := len(x)
-	if n == 0 {
+// diffSums writes the residuals of predictor 1 (the first differences,
+// and x[0] first) of one channel's samples x into ed and returns the
+// sums of absolute residuals of predictors 0 and 1.
+func diffSums(x, ed []int32) (none, prev uint64) {
+	if len(x) == 0 {
 		return
 	}
-	ed[0], el[0] = x[0], x[0]
+	ed = ed[:len(x)]
+	ed[0] = x[0]
 	a0 := uint64(abs32(x[0]))
-	none, prev, lpc = a0, a0, a0
-	var d [maxLPCOrder]int64 // d[i] = x[t-1-i] - x[t-2-i]
-	c0, c1, c2, c3 := int64(coef[0]), int64(coef[1]), int64(coef[2]), int64(coef[3])
-	c4, c5, c6, c7 := int64(coef[4]), int64(coef[5]), int64(coef[6]), int64(coef[7])
-	for t := 1; t < n; t++ {
-		v := x[t]
-		df := v - x[t-1]
+	none, prev = a0, a0
+	last := x[0]
+	for t, v := range x[1:] {
+		df := v - last
+		ed[t+1] = df
 		none += uint64(abs32(v))
-		ad := uint64(abs32(df))
-		prev += ad
-		ed[t] = df
-		if q > 0 {
-			if t <= q {
-				el[t] = df
-				lpc += ad
-			} else {
-				s := c0*d[0] + c1*d[1] + c2*d[2] + c3*d[3]
-				if q > 4 {
-					s += c4*d[4] + c5*d[5] + c6*d[6] + c7*d[7]
-				}
-				p := min(max(int64(x[t-1])+s>>shift, math.MinInt16), math.MaxInt16)
-				e := v - int32(p)
-				el[t] = e
-				lpc += uint64(abs32(e))
-			}
-		}
-		d[7], d[6], d[5], d[4], d[3], d[2], d[1], d[0] = d[6], d[5], d[4], d[3], d[2], d[1], d[0], int64(df)
+		prev += uint64(abs32(df))
+		last = v
 	}
-	return none, prev, lpc
+	return none, prev
+}
+
+// lpcResiduals writes the residuals of predictor 2 of one channel's
+// samples x into el, given its first differences ed, and returns their
+// sum of absolute values. For t > q the prediction is the filter of
+// firTaps, equal to the definition's x[t-1] + (Σ cᵢ·d[t-i]) >> s; the
+// first residual is x[0].
+func lpcResiduals(x, ed, el []int32, q int, taps *[maxLPCOrder + 1]int64, shift uint) uint64 {
+	n := len(x)
+	if n == 0 {
+		return 0
+	}
+	ed, el = ed[:n], el[:n]
+	el[0] = x[0]
+	sum := uint64(abs32(x[0]))
+	head := min(q+1, n)
+	for t := 1; t < head; t++ {
+		el[t] = ed[t]
+		sum += uint64(abs32(ed[t]))
+	}
+	shift &= 63
+	if q == 4 && n > 5 {
+		b1, b2, b3, b4, b5 := taps[0], taps[1], taps[2], taps[3], taps[4]
+		x5, x4, x3, x2, x1 := int64(x[0]), int64(x[1]), int64(x[2]), int64(x[3]), int64(x[4])
+		for t := 5; t < n; t++ {
+			p := ((b1*x1 + b2*x2) + (b3*x3 + b4*x4) + b5*x5) >> shift
+			p = min(max(p, math.MinInt16), math.MaxInt16)
+			v := x[t]
+			e := v - int32(p)
+			el[t] = e
+			sum += uint64(abs32(e))
+			x5, x4, x3, x2, x1 = x4, x3, x2, x1, int64(v)
+		}
+		return sum
+	}
+	tp := taps[:q+1]
+	for t := head; t < n; t++ {
+		var acc int64
+		for j, b := range tp {
+			acc += b * int64(x[t-1-j])
+		}
+		p := min(max(acc>>shift, math.MinInt16), math.MaxInt16)
+		e := x[t] - int32(p)
+		el[t] = e
+		sum += uint64(abs32(e))
+	}
+	return sum
 }
 
 func abs64(v int64) int64 {
@@ -338,12 +374,43 @@ func kSideBits(k, prev int) int {
 // riceParam returns the Rice parameter the Compressor chooses for u (see
 // Compressor) and the bits it codes them in.
 func riceParam(u []uint32) (int, int) {
+	rc := riceChoice(u)
+	return rc.k, rc.cost()
+}
+
+// riceCosts is the Compressor's choice of a Rice parameter for a set of
+// values: k, and the exact costs in bits of the parameters lo..lo+m-1
+// it compared.
+type riceCosts struct {
+	k, lo, m int
+	costs    [3]int
+}
+
+// cost returns the bits of the values coded with the chosen parameter.
+func (rc *riceCosts) cost() int { return rc.costs[rc.k-rc.lo] }
+
+// costAt returns the bits of u (the values of rc) coded with parameter
+// k: known if k was compared, else counted.
+func (rc *riceCosts) costAt(u []uint32, k int) int {
+	if k >= rc.lo && k < rc.lo+rc.m {
+		return rc.costs[k-rc.lo]
+	}
+	return riceCost(u, uint(k))
+}
+
+// riceChoice chooses the Rice parameter of u (see Compressor): with m
+// the mean, k0 = bitlen(m)-1, the cheapest of k0-1, k0, k0+1. The costs
+// are sums of shifted values when no value escapes at k0-1 (the OR of
+// the values bounds their largest), else counted value by value.
+func riceChoice(u []uint32) riceCosts {
 	if len(u) == 0 {
-		return 0, 0
+		return riceCosts{m: 1}
 	}
 	var sum uint64
+	var or uint32
 	for _, v := range u {
 		sum += uint64(v)
+		or |= v
 	}
 	mean := sum / uint64(len(u))
 	k0 := 0
@@ -351,37 +418,29 @@ func riceParam(u []uint32) (int, int) {
 		k0 = min(bits.Len64(mean)-1, maxRiceK)
 	}
 	lo, hi := max(k0-1, 0), min(k0+1, maxRiceK)
-	var costs [3]int
-	riceCosts(u, uint(lo), hi-lo+1, &costs)
-	best, bc := lo, costs[0]
-	for i := 1; i <= hi-lo; i++ {
-		if costs[i] < bc {
-			best, bc = lo+i, costs[i]
+	rc := riceCosts{lo: lo, m: hi - lo + 1}
+	k := uint(lo) & 31
+	if or>>k < riceEscape {
+		var s0, s1, s2 int
+		for _, v := range u {
+			s0 += int(v >> k)
+			s1 += int(v >> (k + 1))
+			s2 += int(v >> (k + 2))
+		}
+		n := len(u)
+		rc.costs = [3]int{s0 + n*(int(k)+1), s1 + n*(int(k)+2), s2 + n*(int(k)+3)}
+	} else {
+		for i := range rc.m {
+			rc.costs[i] = riceCost(u, k+uint(i))
 		}
 	}
-	return best, bc
-}
-
-// riceCosts sets costs[i] to the bits of u coded with parameter k+i, for
-// i < m (m <= 3).
-func riceCosts(u []uint32, k uint, m int, costs *[3]int) {
-	var s0, s1, s2, n int
-	for _, v := range u {
-		if v>>k >= riceEscape {
-			// Rare: count exactly.
-			for i := range m {
-				costs[i] += riceLen(v, k+uint(i))
-			}
-			continue
+	rc.k = lo
+	for i := 1; i < rc.m; i++ {
+		if rc.costs[i] < rc.costs[rc.k-lo] {
+			rc.k = lo + i
 		}
-		s0 += int(v >> k)
-		s1 += int(v >> (k + 1))
-		s2 += int(v >> (k + 2))
-		n++
 	}
-	costs[0] += s0 + n*(int(k)+1)
-	costs[1] += s1 + n*(int(k)+2)
-	costs[2] += s2 + n*(int(k)+3)
+	return rc
 }
 
 // riceCost returns the bits of u coded with Rice parameter k.
@@ -399,9 +458,10 @@ func riceCost(u []uint32, k uint) int {
 const maxLPCChannels = 32
 
 // updateLPC adds the frame's autocorrelation of first differences (of
-// every step-th channel of x, channel-major) to the decayed statistics
-// and recomputes the coefficients.
-func (c *Compressor) updateLPC(x []int32, channels, n int) {
+// every step-th channel; ed holds each channel's differences after its
+// first sample, channel-major) to the decayed statistics and recomputes
+// the coefficients.
+func (c *Compressor) updateLPC(ed []int32, channels, n int) {
 	q := c.order
 	if q == 0 {
 		return
@@ -409,11 +469,32 @@ func (c *Compressor) updateLPC(x []int32, channels, n int) {
 	step := (channels + maxLPCChannels - 1) / maxLPCChannels
 	var r [maxLPCOrder + 1]int64
 	for ch := 0; ch < channels; ch += step {
-		y := x[ch*n : (ch+1)*n]
-		for t := 1; t < n; t++ {
-			d := int64(y[t]) - int64(y[t-1])
-			for i := 0; i <= q && t-i >= 1; i++ {
-				r[i] += d * (int64(y[t-i]) - int64(y[t-i-1]))
+		d := ed[ch*n+1 : (ch+1)*n] // d[j]: the difference at t = j+1
+		head := min(q, len(d))
+		for j := range head {
+			for i := 0; i <= j; i++ {
+				r[i] += int64(d[j]) * int64(d[j-i])
+			}
+		}
+		if q == 4 && len(d) > 4 {
+			d1, d2, d3, d4 := int64(d[3]), int64(d[2]), int64(d[1]), int64(d[0])
+			r0, r1, r2, r3, r4 := r[0], r[1], r[2], r[3], r[4]
+			for _, v := range d[4:] {
+				dv := int64(v)
+				r0 += dv * dv
+				r1 += dv * d1
+				r2 += dv * d2
+				r3 += dv * d3
+				r4 += dv * d4
+				d4, d3, d2, d1 = d3, d2, d1, dv
+			}
+			r[0], r[1], r[2], r[3], r[4] = r0, r1, r2, r3, r4
+			continue
+		}
+		for j := head; j < len(d); j++ {
+			dv := int64(d[j])
+			for i := 0; i <= q; i++ {
+				r[i] += dv * int64(d[j-i])
 			}
 		}
 	}

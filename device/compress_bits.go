@@ -104,34 +104,74 @@ func (w *fastWriter) rice(u uint32, k uint) {
 // quotients of every value in unary (q zero bits and a one; an escape,
 // q >= riceEscape, as riceEscape zeros and a one), then the low bits of
 // every value (k bits, or escapeBits bits of the value if it escaped).
+//
+// Codes are put together before they are written, to shorten the chain
+// of dependent shifts: two unary codes (at most 50 bits), and three
+// fields of low bits (at most 48) when no value escaped.
 func (w *fastWriter) splitRun(u []uint32, k uint) {
-	k &= 63
-	for _, v := range u {
-		q := uint(min(v>>k, riceEscape))
-		w.write(1<<q, q+1)
+	k &= 31
+	acc, n, pos, buf := w.acc, w.n, w.pos, w.buf
+	var or uint32
+	i := 0
+	for ; i+1 < len(u); i += 2 {
+		a, b := u[i], u[i+1]
+		or |= a | b
+		q0, q1 := uint(min(a>>k, riceEscape)), uint(min(b>>k, riceEscape))
+		code, l := uint64(1)<<q0|uint64(1)<<(q0+1+q1), q0+q1+2
+		if n+l > 64 {
+			acc, n, pos = spillAcc(buf, acc, n, pos)
+		}
+		acc |= code << (n & 63)
+		n += l
+	}
+	if i < len(u) {
+		a := u[i]
+		or |= a
+		q := uint(min(a>>k, riceEscape))
+		if n+q+1 > 64 {
+			acc, n, pos = spillAcc(buf, acc, n, pos)
+		}
+		acc |= uint64(1) << ((n + q) & 63)
+		n += q + 1
 	}
 	mask := uint32(1)<<k - 1
-	acc, n, pos, buf := w.acc, w.n, w.pos, w.buf
-	for _, v := range u {
+	i = 0
+	if or>>k < riceEscape {
+		// No escapes: fields of k bits, three at a time.
+		for ; i+2 < len(u); i += 3 {
+			code := uint64(u[i]&mask) | uint64(u[i+1]&mask)<<k | uint64(u[i+2]&mask)<<(2*k)
+			if n+3*k > 64 {
+				acc, n, pos = spillAcc(buf, acc, n, pos)
+			}
+			acc |= code << (n & 63)
+			n += 3 * k
+		}
+	}
+	for _, v := range u[i:] {
 		code, l := uint64(v&mask), k
 		if v>>k >= riceEscape {
 			code, l = uint64(v), escapeBits
 		}
 		if n+l > 64 {
-			binary.LittleEndian.PutUint64(buf[pos:], acc)
-			b := n >> 3
-			pos += int(b)
-			if b == 8 {
-				acc = 0
-			} else {
-				acc >>= b << 3
-			}
-			n &= 7
+			acc, n, pos = spillAcc(buf, acc, n, pos)
 		}
 		acc |= code << (n & 63)
 		n += l
 	}
 	w.acc, w.n, w.pos = acc, n, pos
+}
+
+// spillAcc stores the whole bytes of the n bits of acc at buf[pos:] and
+// returns what remains.
+func spillAcc(buf []byte, acc uint64, n uint, pos int) (uint64, uint, int) {
+	binary.LittleEndian.PutUint64(buf[pos:], acc)
+	b := n >> 3
+	if b == 8 {
+		acc = 0
+	} else {
+		acc >>= b << 3
+	}
+	return acc, n & 7, pos + int(b)
 }
 
 // finish stores what remains, zero-padded to a whole byte, and returns
