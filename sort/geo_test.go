@@ -102,7 +102,11 @@ func TestGeometryBlockSizeInvariance(t *testing.T) {
 	s := denseSynth(20, 3)
 	cfg := Config{Probe: linear(t, s.channels, "20"), Deterministic: true, LearnSeconds: 5}
 	var ref []Spike
-	for i, block := range []int{4096, 997, 30} {
+	blocks := []int{4096, 997, 30}
+	if testing.Short() {
+		blocks = blocks[:2] // 30-row blocks take the longest (under -race, -short)
+	}
+	for i, block := range blocks {
 		cfg.Workers = []int{1, 3, 4}[i]
 		spikes, so := runSorter(t, s, cfg, block)
 		so.Close()
