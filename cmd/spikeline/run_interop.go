@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/device/intan"
@@ -167,32 +164,4 @@ func listenRHX(addr string) (net.Listener, net.Listener, error) {
 		}
 	}
 	return nil, nil, fmt.Errorf("--rhx %s: no two adjacent free ports", addr)
-}
-
-// isInteropRecording reports whether path is an Intan .rhd/.rhs file or
-// an Open Ephys recording: 'spikeline sort' reads those as it reads a
-// file of frames (sort_wire.go), as recordings that describe themselves.
-func isInteropRecording(path string) bool {
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".rhd", ".rhs":
-		return true
-	}
-	if _, err := os.Stat(filepath.Join(path, device.RecordingMeta)); err == nil {
-		return false // a raw recording's directory
-	}
-	return openephys.IsRecording(path)
-}
-
-// openFrames opens, for 'spikeline sort', a file of wire-protocol frames
-// (strictly: damage is an error) or an Intan or Open Ephys recording.
-func openFrames(ctx context.Context, path string) (device.Source, error) {
-	if isInteropRecording(path) {
-		return device.Open(ctx, "file:"+path, device.Options{})
-	}
-	wf, err := device.OpenWireFile(path)
-	if err != nil {
-		return nil, err
-	}
-	wf.Strict = true
-	return wf, nil
 }

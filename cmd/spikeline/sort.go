@@ -95,7 +95,7 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 		return set
 	}
-	if j.input != "" && (device.IsWireFile(j.input) || isInteropRecording(j.input)) {
+	if j.input != "" && (device.IsWireFile(j.input) || offline.IsInteropRecording(j.input)) {
 		// A file of frames (spikeline encode, a capture): sort_wire.go.
 		return j.runWire(ctx, fs, sortFlags, stdout, stderr)
 	}

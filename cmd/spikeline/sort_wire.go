@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,61 +23,6 @@ import (
 // (sort.SnippetSorter: templates learned on the snippets, no filter).
 // Both run the two passes of an offline sort. Phy and the summary plot
 // need a raw file: 'spikeline encode --restore' gives one back.
-
-// wireInfo is what a scan of a file of frames found.
-type wireInfo struct {
-	channels  int
-	rate      float64
-	gain      float64
-	samples   uint64 // samples per channel covered
-	spikes    bool   // spike frames
-	features  bool   // feature frames
-	pre, post int    // snippets
-}
-
-// scanWire reads a file of frames once: its format and what it carries.
-// Damage in the file is an error naming its offset.
-func scanWire(ctx context.Context, path string) (wireInfo, error) {
-	var w wireInfo
-	wf, err := openFrames(ctx, path)
-	if err != nil {
-		return w, err
-	}
-	defer device.Close(wf)
-	for {
-		b, err := wf.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return w, err
-		}
-		if w.channels == 0 {
-			w.channels, w.rate, w.gain = b.Channels, b.Rate, b.Gain
-		}
-		if b.Channels != w.channels || b.Rate != w.rate {
-			return w, fmt.Errorf("%s: sample %d: the format changes (%d channels at %g Hz after %d at %g Hz): sort one format at a time",
-				path, b.First, b.Channels, b.Rate, w.channels, w.rate)
-		}
-		switch {
-		case b.Spikes != nil:
-			w.spikes, w.pre, w.post = true, b.Spikes.Pre, b.Spikes.Post
-			if !b.Spikes.Snippets {
-				return w, fmt.Errorf("%s: the spike events carry no snippets: nothing to sort them by", path)
-			}
-		case b.Features != nil:
-			w.features = true
-		}
-		w.samples += uint64(b.End() - b.First)
-	}
-	switch {
-	case w.channels == 0:
-		return w, fmt.Errorf("%s: no frames of samples or spike events", path)
-	case w.features:
-		return w, fmt.Errorf("%s: the frames carry features (threshold crossings and power), not spikes: decode them with 'spikeline decode fit --features %s'", path, path)
-	}
-	return w, nil
-}
 
 // runWire sorts a file of frames; the flags are parsed.
 func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func() (sort.Config, error), stdout, stderr io.Writer) error {
@@ -108,12 +52,12 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 	if err := checkOutDir("--out", j.out, j.force, sortOutputs); err != nil {
 		return err
 	}
-	w, err := scanWire(ctx, j.input)
+	w, err := offline.ScanFrames(ctx, j.input)
 	if err != nil {
 		return err
 	}
-	j.raw.Channels, j.raw.Rate, j.raw.Gain = w.channels, w.rate, w.gain
-	if j.probe != "" && w.spikes {
+	j.raw.Channels, j.raw.Rate, j.raw.Gain = w.Channels, w.Rate, w.Gain
+	if j.probe != "" && w.Spikes {
 		return usageErrorf("--probe: %s holds spike events, each a snippet of one channel; sorting on a probe's neighbourhoods needs the samples (a lossless recording)", j.input)
 	}
 	j.cfg = cfg
@@ -128,8 +72,8 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 	cfg.Deterministic = true
 	if j.passes == 2 {
 		// Pass 1 learns over the whole file; pass 2 sorts with its templates.
-		lc := offline.LearnConfig(cfg, w.channels, w.rate)
-		if w.spikes {
+		lc := offline.LearnConfig(cfg, w.Channels, w.Rate)
+		if w.Spikes {
 			lc.LearnSeconds = math.MaxInt32 // learn at the end, from the whole file
 		}
 		learned, err := j.wirePass(ctx, w, lc, "learn", false, stderr)
@@ -153,15 +97,15 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 		}
 	}
 	csvPath := filepath.Join(j.out, "spikes.csv")
-	units, err := offline.WriteTables(j.out, r, w.rate)
+	units, err := offline.WriteTables(j.out, r, w.Rate)
 	if err != nil {
 		return err
 	}
 	what := "samples"
-	if w.spikes {
+	if w.Spikes {
 		what = "spike events"
 	}
-	seconds := float64(w.samples) / w.rate
+	seconds := float64(w.Samples) / w.Rate
 	sorted, good := 0, 0
 	for _, s := range spikes {
 		if s.Unit != 0 {
@@ -174,10 +118,10 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 		}
 	}
 	fmt.Fprintf(stdout, "sorted %.1f s of %d channels (%s) in %.1f s (%.1fx real time, %d pass(es))\n",
-		seconds, w.channels, what, elapsed.Seconds(), seconds/elapsed.Seconds(), j.passes)
+		seconds, w.Channels, what, elapsed.Seconds(), seconds/elapsed.Seconds(), j.passes)
 	fmt.Fprintf(stdout, "spikes=%d sorted=%d unsorted=%d units=%d templates=%d\n", len(spikes), sorted, len(spikes)-sorted, len(units), len(templates))
 	restore := " (spikeline encode --restore gives one back from a lossless file)"
-	if isInteropRecording(j.input) {
+	if offline.IsInteropRecording(j.input) {
 		restore = ""
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s (%d units, %d good); no Phy folder or summary plot without a raw file%s\n",
@@ -186,30 +130,30 @@ func (j *sortJob) runWire(ctx context.Context, fs *flag.FlagSet, sortFlags func(
 }
 
 // wirePass runs one sorter (of samples, or of snippets) over the file.
-func (j *sortJob) wirePass(ctx context.Context, w wireInfo, cfg sort.Config, label string, keep bool, stderr io.Writer) (offline.Result, error) {
+func (j *sortJob) wirePass(ctx context.Context, w offline.FrameInfo, cfg sort.Config, label string, keep bool, stderr io.Writer) (offline.Result, error) {
 	var s offline.Sorter
-	if w.spikes {
-		ss, err := sort.NewSnippetSorter(cfg, w.channels, w.rate, w.pre, w.post, w.gain)
+	if w.Spikes {
+		ss, err := sort.NewSnippetSorter(cfg, w.Channels, w.Rate, w.Pre, w.Post, w.Gain)
 		if err != nil {
 			return offline.Result{}, usageErrorf("%v", err)
 		}
 		s = ss
 	} else {
-		ss, err := sort.New(cfg, w.channels, w.rate, w.gain)
+		ss, err := sort.New(cfg, w.Channels, w.Rate, w.Gain)
 		if err != nil {
 			return offline.Result{}, usageErrorf("%v", err)
 		}
 		defer ss.Close()
 		s = ss
 	}
-	wf, err := openFrames(ctx, j.input)
+	wf, err := offline.OpenFrames(ctx, j.input)
 	if err != nil {
 		return offline.Result{}, err
 	}
 	defer device.Close(wf)
 	var bar *offline.Progress
 	if !j.quiet {
-		bar = offline.NewProgress(stderr, label, w.samples, w.rate)
+		bar = offline.NewProgress(stderr, label, w.Samples, w.Rate)
 	}
 	return offline.Pass(ctx, j.input, wf, s, 0, keep, bar)
 }

@@ -7,5 +7,8 @@
 // (quality metrics and good/mua labels, docs/quality.md), [Summary]
 // draws summary.png from the recording's band-passed waveforms (package
 // plots), and [Progress] shows how far a pass is on a terminal or in a
-// log. docs/sorting.md describes the choices and their measurements.
+// log. A file of wire-protocol frames, an Intan .rhd/.rhs file or an Open
+// Ephys recording is opened with [OpenFrames] after [ScanFrames] has read
+// what it holds. docs/sorting.md describes the choices and their
+// measurements.
 package offline
