@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/sort"
 )
 
 // Recovered is what Recover did to one recording directory.
@@ -55,10 +56,34 @@ func recoverOne(dir string) (Recovered, error) {
 		return Recovered{}, err
 	}
 	r := Recovered{Dir: dir, Meta: m, Cut: cut, Clean: !before.InProgress && cut == 0 && before.Samples != 0}
-	if r.SpikesCut, err = cutTornLine(filepath.Join(dir, SpikesFile)); err != nil {
+	spikes := filepath.Join(dir, SpikesFile)
+	if r.SpikesCut, err = cutTornLine(spikes); err != nil {
 		return r, err
 	}
+	// A crash before the first sync can leave spikes.csv empty, its
+	// header never written: give it back, a valid file of no spikes.
+	if fi, err := os.Lstat(spikes); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		if err := os.WriteFile(spikes, []byte(sort.SpikesHeader+"\n"), 0o644); err != nil {
+			return r, err
+		}
+		if err := syncFile(spikes); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
+}
+
+// syncFile fsyncs the file at path.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }
 
 // cutTornLine cuts a file after its last newline, if it does not end with

@@ -165,7 +165,7 @@ func TestRecordCrash(t *testing.T) {
 			t.Fatalf("run %d: recover: exit %d: %s", run, code, stderr.String())
 		}
 		check("recovered")
-		if m, err := device.ReadMeta(filepath.Join(rec, device.RecordingMeta)); err != nil || m.InProgress || m.Samples == 0 && written > rate {
+		if m, err := device.ReadMeta(filepath.Join(rec, device.RecordingMeta)); err != nil || m.InProgress || m.Samples == 0 && written > rate+frame {
 			t.Errorf("run %d: recovered sidecar %+v, %v", run, m, err)
 		}
 		f, err := os.Open(filepath.Join(rec, rig.SpikesFile))

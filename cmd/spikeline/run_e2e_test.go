@@ -326,7 +326,9 @@ func TestRunEndToEnd(t *testing.T) {
 	slices.Sort(rates)
 	// Paced at real time, the median status window sorted 30 kHz of
 	// samples (windows are host time, so single ones jitter).
-	if med := rates[len(rates)/2]; med < 27000 || med > 33000 {
+	// A timing check: -short runs (CI runs them under the race detector,
+	// several times slower on 2 cores) check correctness only.
+	if med := rates[len(rates)/2]; !testing.Short() && (med < 27000 || med > 33000) {
 		t.Errorf("median throughput %g samples/s per channel, want ≈ 30000 (%v)", med, rates)
 	}
 
