@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -24,16 +23,7 @@ func init() {
 // what the device on it answered.
 type portReport struct {
 	device.PortInfo
-	Probe *probeResult `json:"probe,omitempty"`
-}
-
-// probeResult is a headstage's answer to an info command and a ping.
-type probeResult struct {
-	Info  string  `json:"info,omitempty"`     // the device's own description (JSON from spikeline devices)
-	Rate  uint32  `json:"rate,omitempty"`     // sample rate now, Hz
-	Chans uint16  `json:"channels,omitempty"` // enabled channels now
-	RTTMs float64 `json:"rtt_ms,omitempty"`   // command round trip
-	Error string  `json:"error,omitempty"`    // why it did not answer
+	Probe *device.PortProbe `json:"probe,omitempty"`
 }
 
 // runDevices lists the host's serial ports as a table or as JSON.
@@ -80,35 +70,11 @@ func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *probe {
 		for i := range reports {
 			if reports[i].USB || i >= len(reports)-len(extra) {
-				reports[i].Probe = probePort(ctx, reports[i].Name, *timeout)
+				reports[i].Probe = device.ProbePort(ctx, reports[i].Name, *timeout)
 			}
 		}
 	}
 	return writeReports(stdout, reports, *asJSON)
-}
-
-// probePort opens path and asks the device for its info and a ping.
-func probePort(ctx context.Context, path string, timeout time.Duration) *probeResult {
-	res := &probeResult{}
-	src, err := device.OpenSerial(ctx, device.SerialConfig{Path: path, CommandTimeout: timeout, Queue: 16})
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	defer src.Close()
-	r, err := src.Command(ctx, device.Command{Op: device.OpInfo})
-	if err != nil {
-		res.Error = strings.TrimPrefix(err.Error(), "device: ")
-		return res
-	}
-	res.Info, res.Rate, res.Chans = r.Message, r.Rate, r.Channels
-	rtt, err := src.Ping(ctx)
-	if err != nil {
-		res.Error = strings.TrimPrefix(err.Error(), "device: ")
-		return res
-	}
-	res.RTTMs = float64(rtt.Microseconds()) / 1000
-	return res
 }
 
 // writePorts prints ports as an aligned table or a JSON array.
@@ -153,29 +119,6 @@ func writeReports(w io.Writer, reports []portReport, asJSON bool) error {
 		fmt.Fprintln(tw, line)
 	}
 	return tw.Flush()
-}
-
-// String summarises a probe for the table.
-func (p *probeResult) String() string {
-	switch {
-	case p == nil:
-		return "-"
-	case p.Error != "" && p.Info == "":
-		return "no answer: " + p.Error
-	}
-	s := fmt.Sprintf("%d ch at %d Hz", p.Chans, p.Rate)
-	var info struct {
-		Name string `json:"name"`
-	}
-	if json.Unmarshal([]byte(p.Info), &info) == nil && info.Name != "" {
-		s = info.Name + ", " + s
-	} else if p.Info != "" {
-		s = strings.TrimSpace(p.Info) + ", " + s
-	}
-	if p.Error != "" {
-		return s + " (ping: " + p.Error + ")"
-	}
-	return s + fmt.Sprintf(", rtt %.2f ms", p.RTTMs)
 }
 
 func dash(s string) string {
