@@ -184,9 +184,6 @@ func (c *Compressor) appendPayload(dst []byte, channels int, samples []int16) []
 	if q > 0 && sumLPC < min(sumNone, sumPrev) {
 		pred, src = predictLPC, el
 	}
-	for i, v := range src {
-		u[i] = zigzag(v)
-	}
 	// An upper bound of the payload: 11 bytes of predictor, 41 bits per
 	// value and 7 bits per Rice parameter, 8 bytes of writer slack.
 	bound := 11 + (41*m+7*channels+5)/8 + 16
@@ -208,6 +205,7 @@ func (c *Compressor) appendPayload(dst []byte, channels int, samples []int16) []
 		first = 1
 		c.first = c.first[:0]
 		for ch := range channels {
+			u[ch*n] = zigzag(src[ch*n])
 			c.first = append(c.first, u[ch*n])
 		}
 		k, _ := riceParam(c.first)
@@ -222,7 +220,7 @@ func (c *Compressor) appendPayload(dst []byte, channels int, samples []int16) []
 	prevK := -1
 	for ch := range channels {
 		v := u[ch*n+first : (ch+1)*n]
-		rc := riceChoice(v)
+		rc := zigzagRice(v, src[ch*n+first:(ch+1)*n])
 		k, cost := rc.k, rc.cost()
 		if prevK >= 0 && k != prevK {
 			side := kSideBits(k, prevK)
@@ -403,14 +401,34 @@ func (rc *riceCosts) costAt(u []uint32, k int) int {
 // are sums of shifted values when no value escapes at k0-1 (the OR of
 // the values bounds their largest), else counted value by value.
 func riceChoice(u []uint32) riceCosts {
-	if len(u) == 0 {
-		return riceCosts{m: 1}
-	}
 	var sum uint64
 	var or uint32
 	for _, v := range u {
 		sum += uint64(v)
 		or |= v
+	}
+	return riceFrom(u, sum, or)
+}
+
+// zigzagRice stores the zigzag values of residuals r into u (as long)
+// and returns riceChoice(u), in one pass over them.
+func zigzagRice(u []uint32, r []int32) riceCosts {
+	u = u[:len(r)]
+	var sum uint64
+	var or uint32
+	for i, v := range r {
+		z := zigzag(v)
+		u[i] = z
+		sum += uint64(z)
+		or |= z
+	}
+	return riceFrom(u, sum, or)
+}
+
+// riceFrom is riceChoice given the sum and the OR of u.
+func riceFrom(u []uint32, sum uint64, or uint32) riceCosts {
+	if len(u) == 0 {
+		return riceCosts{m: 1}
 	}
 	mean := sum / uint64(len(u))
 	k0 := 0

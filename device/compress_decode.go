@@ -18,19 +18,21 @@ import (
 //
 //  1. The bit stream of a group of channels (about 4,096 values, so
 //     that they stay in the L1 cache), channel by channel, into
-//     residuals stored time-major (res[t·G + c]), read at absolute bit positions of a
-//     copy of the payload padded with zero bytes, so every read is one
-//     unaligned 8-byte load. Quotients: the set bits of 56-bit words.
-//     Low bits: when no value of the channel escaped they are n fields
-//     of k bits, each read on its own (no carried state).
-//  2. The group's predictions row by row (one sample time across its
-//     channels), so
-//     that the channels are independent work for the CPU rather than one
-//     long dependency chain per channel. Linear prediction on differences
-//     is rewritten as a filter on the samples themselves (Σ cᵢ·dᵢ =
-//     Σ bⱼ·x[t-j], see firTaps), which needs no running differences and
-//     reads the previous rows of the output. Range violations are
-//     accumulated in one word and checked once per frame.
+//     residuals stored time-major (res[t·G + c]), read at absolute bit
+//     positions of a copy of the payload padded with zero bytes, so
+//     every read is one unaligned 8-byte load. Quotients: the set bits
+//     of 56-bit words. Low bits: when no value of the channel escaped
+//     they are n fields of k bits, each read on its own (no carried
+//     state).
+//  2. The group's samples. Linear prediction on differences is
+//     rewritten as a filter on the samples themselves (Σ cᵢ·dᵢ =
+//     Σ bⱼ·x[t-j], see firTaps), which needs no running differences.
+//     Order 4, the default, goes channel by channel with the last five
+//     samples in registers (predictCols5); predictors 0 and 1 and the
+//     other orders go row by row (one sample time across the group's
+//     channels), reading the previous rows of the output. Range
+//     violations are accumulated in one word and checked once per
+//     group.
 
 // decodeScratch holds the buffers a Decoder reuses for compressed frames.
 type decodeScratch struct {
@@ -206,7 +208,7 @@ func reconstructRows(s []int16, stride int, res []int32, w, n int, pred byte, q 
 		return true
 	}
 	if q == 4 {
-		return predictRows5(s, stride, res, w, last, n, taps, shift)
+		return predictCols5(s, stride, res, w, last, n, taps, shift)
 	}
 	return predictRows(s, stride, res, w, last, n, taps[:q+1], shift)
 }
@@ -278,11 +280,12 @@ func splitRunAt(b []byte, bp, limit int, qb []uint32, k uint, dst []int32, step 
 			return bp, false
 		}
 		mask := uint64(1)<<k - 1
-		pos := bp
-		for i, z := range qb {
-			u := uint32(z)<<k | uint32(peek64(b, pos)&mask)
-			dst[i*step] = unzigzag(u)
+		pos, j := bp, 0
+		for _, z := range qb {
+			u := z<<k | uint32(peek64(b, pos)&mask)
+			dst[j] = unzigzag(u)
 			pos += int(k)
+			j += step
 		}
 		return pos, true
 	}
@@ -369,26 +372,24 @@ func predictRows(s []int16, stride int, res []int32, w, from, to int, taps []int
 	return bad>>16 == 0
 }
 
-// predictRows5 is predictRows for order 4 (five taps), the default.
-func predictRows5(s []int16, stride int, res []int32, w, from, to int, taps *[maxLPCOrder + 1]int64, shift uint) bool {
+// predictCols5 is predictRows for order 4 (five taps), the default,
+// channel by channel with the last five samples in registers: each
+// sample waits for the previous one (a multiply, two adds and a shift),
+// which costs less than reloading them row by row.
+func predictCols5(s []int16, stride int, res []int32, w, from, to int, taps *[maxLPCOrder + 1]int64, shift uint) bool {
 	var bad uint64
 	shift &= 63
 	b1, b2, b3, b4, b5 := taps[0], taps[1], taps[2], taps[3], taps[4]
-	for t := from; t < to; t++ {
-		x1 := s[(t-1)*stride : (t-1)*stride+w]
-		x2 := s[(t-2)*stride : (t-2)*stride+w]
-		x3 := s[(t-3)*stride : (t-3)*stride+w]
-		x4 := s[(t-4)*stride : (t-4)*stride+w]
-		x5 := s[(t-5)*stride : (t-5)*stride+w]
-		out := s[t*stride : t*stride+w]
-		row := res[t*w : (t+1)*w]
-		x2, x3, x4, x5, out, row = x2[:len(x1)], x3[:len(x1)], x4[:len(x1)], x5[:len(x1)], out[:len(x1)], row[:len(x1)]
-		for c, y := range x1 {
-			acc := (b1*int64(y) + b2*int64(x2[c])) + (b3*int64(x3[c]) + b4*int64(x4[c])) + b5*int64(x5[c])
-			p := acc >> shift
-			v := p + int64(row[c])
+	for c := range w {
+		x1, x2, x3 := int64(s[(from-1)*stride+c]), int64(s[(from-2)*stride+c]), int64(s[(from-3)*stride+c])
+		x4, x5 := int64(s[(from-4)*stride+c]), int64(s[(from-5)*stride+c])
+		for t := from; t < to; t++ {
+			rest := (b2*x2 + b3*x3) + (b4*x4 + b5*x5)
+			p := (b1*x1 + rest) >> shift
+			v := p + int64(res[t*w+c])
 			bad |= uint64(p+32768) | uint64(v+32768)
-			out[c] = int16(v)
+			s[t*stride+c] = int16(v)
+			x5, x4, x3, x2, x1 = x4, x3, x2, x1, v
 		}
 	}
 	return bad>>16 == 0
