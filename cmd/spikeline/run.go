@@ -61,6 +61,7 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 	modeFlags := registerModeFlags(fs)     // run_modes.go
 	remoteFlags := registerRemoteFlags(fs) // run_remote.go
 	sortFlags := registerSortFlags(fs)
+	probeFlags := registerProbeFlags(fs) // run_probe.go
 	natsCfg := natsFlags(fs)
 	fs.StringVar(&o.model, "model", "", "decoder model file (from 'spikeline decode fit'); default: calibrate a decoder live from the behaviour stream")
 	kind := fs.String("decoder", "wiener", "decoder fitted by live calibration: wiener or kalman")
@@ -99,6 +100,13 @@ func runRig(ctx context.Context, args []string, stdout, stderr io.Writer, tune f
 		return err
 	}
 	if o.sort, err = sortFlags(); err != nil {
+		return err
+	}
+	channels := o.src.channels
+	if o.src.isSim() {
+		channels = o.src.sim.Channels
+	}
+	if err = probeFlags(&o.sort, channels); err != nil {
 		return err
 	}
 	if o.nats, err = natsCfg(); err != nil {

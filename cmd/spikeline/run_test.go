@@ -212,6 +212,10 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"--channels", "0"},
 		{"--rig", "bad rig"},
 		{"--model", "/nonexistent/model.json"},
+		{"--radius-um", "30"},
+		{"--device", "tcp:127.0.0.1:1", "--probe", "linear"},
+		{"--channels", "32", "--probe", "/nonexistent/probe.json"},
+		{"--channels", "32", "--probe", "linear", "--radius-um", "-5"},
 		{"extra"},
 	} {
 		var stdout, stderr bytes.Buffer
