@@ -45,21 +45,7 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 	snip := func(i int) []float32 { return j.w[i*L : (i+1)*L] }
 	// Later lobes of larger spikes on the main channel are left out (as
 	// on one channel).
-	keep := make([]int, 0, n)
-	span := uint64(p.post + p.tail)
-	for i := range n {
-		ai := math.Abs(float64(snip(i)[pre]))
-		lobe := false
-		for k := i - 1; k >= 0 && j.tau[i]-j.tau[k] <= span; k-- {
-			if math.Abs(float64(snip(k)[pre])) > 1.2*ai {
-				lobe = true
-				break
-			}
-		}
-		if !lobe {
-			keep = append(keep, i)
-		}
-	}
+	keep := dropLobes(j, p, L)
 	n = len(keep)
 	if n < p.minSpikes {
 		return nil, nil
@@ -150,12 +136,7 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 	if learnDebug != nil {
 		learnDebug(j.ch, "snippets %d kept %d k0 %d channels %d sizes %v", len(j.tau), n, k0, nc, sizes(label))
 	}
-	sz := sizes(label)
-	for r, l := range label {
-		if sz[l] < minPiece {
-			label[r] = -1
-		}
-	}
+	dropPieces(label)
 	whole := make([][]float64, n)
 	for r := range n {
 		row := make([]float64, L)
@@ -183,76 +164,12 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 		return out
 	}
-	k := 0
-	for _, l := range label {
-		k = max(k, l+1)
-	}
-	var cl []cluster
-	for q := range k {
-		var members []int
-		for r, l := range label {
-			if l == q {
-				members = append(members, r)
-			}
-		}
-		if len(members) < p.minSpikes {
-			continue
-		}
-		mean := make([]float64, L)
-		for _, r := range members {
-			for t, v := range at(r) {
-				mean[t] += float64(v)
-			}
-		}
-		for t := range mean {
-			mean[t] /= float64(len(members))
-		}
-		// Coherence and noise, on the main channel as on one channel.
-		var resid float64
-		for _, r := range members {
-			for t, v := range at(r)[:d] {
-				df := float64(v) - mean[t]
-				resid += df * df
-			}
-		}
-		resid /= float64(len(members)*d) * sig[0] * sig[0]
-		if resid > 6 {
-			if learnDebug != nil {
-				learnDebug(j.ch, "cluster %d (%d) rejected: scatter %.1f", q, len(members), resid)
-			}
-			continue
-		}
-		if math.Abs(mean[pre]) < (p.threshold+0.3)*sig[0] {
-			if learnDebug != nil {
-				learnDebug(j.ch, "cluster %d (%d) rejected: peak %.1fσ", q, len(members), math.Abs(mean[pre])/sig[0])
-			}
-			continue
-		}
-		w := make([]float32, L)
-		for t, v := range mean {
-			w[t] = float32(v)
-		}
-		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[pre])), members})
-	}
+	// Coherence and noise, on the main channel as on one channel.
+	cl := templates(j.ch, label, at, p, sig[0])
 	// Same-shape clusters (over the neighbourhood) that are the later
 	// spikes of bursts, or a small fraction of their neighbour, are one
 	// unit (learnChannel).
-	n0 := len(j.tau)
-	window := float64(j.tau[n0-1]-j.tau[0]) + 1
-	chance := 1 - math.Exp(-float64(n0)/window*float64(p.burstGap))
-	follows := func(members []int) float64 {
-		if len(j.gap) == 0 {
-			return 0
-		}
-		var f int
-		for _, r := range members {
-			i := kept0[r]
-			if int(j.gap[i]) <= p.burstGap && j.prev[i] > float32(math.Abs(float64(j.w[i*L+pre]))) {
-				f++
-			}
-		}
-		return float64(f) / float64(len(members))
-	}
+	chance, follows := burstFollows(j, p, kept0, L)
 	for merged := true; merged; {
 		merged = false
 		for i := 0; i < len(cl) && !merged; i++ {
@@ -296,33 +213,7 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 			}
 		}
 	}
-	slices.SortStableFunc(cl, func(a, b cluster) int {
-		switch {
-		case a.peak > b.peak:
-			return -1
-		case a.peak < b.peak:
-			return 1
-		}
-		return 0
-	})
-	if len(cl) > p.maxUnits {
-		bySize := slices.Clone(cl)
-		slices.SortStableFunc(bySize, func(a, b cluster) int { return b.count - a.count })
-		limit := bySize[p.maxUnits-1].count
-		kept := cl[:0]
-		for _, c := range cl {
-			if c.count >= limit && len(kept) < p.maxUnits {
-				kept = append(kept, c)
-			}
-		}
-		cl = kept
-	}
-	waves := make([][]float32, len(cl))
-	counts := make([]int, len(cl))
-	for i, c := range cl {
-		waves[i], counts[i] = c.wave, c.count
-	}
-	return waves, counts
+	return unitsOf(cl, p.maxUnits)
 }
 
 // geoShape returns u's waveform on channel list chans (zeros where u has

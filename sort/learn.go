@@ -352,21 +352,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	// template span after a larger spike is most likely that spike's
 	// later lobe (a causal filter's ringing), not a spike of its own; and
 	// if it is one, it is an overlap, a poor example to learn from.
-	keep := make([]int, 0, n)
-	span := uint64(p.post + p.tail)
-	for i := range n {
-		ai := math.Abs(float64(snip(i)[p.pre]))
-		lobe := false
-		for k := i - 1; k >= 0 && j.tau[i]-j.tau[k] <= span; k-- {
-			if math.Abs(float64(snip(k)[p.pre])) > 1.2*ai {
-				lobe = true
-				break
-			}
-		}
-		if !lobe {
-			keep = append(keep, i)
-		}
-	}
+	keep := dropLobes(j, p, p.dfull)
 	n = len(keep)
 	if n < p.minSpikes {
 		return nil, nil
@@ -441,12 +427,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	// out in pieces smaller than MinSpikes: only the smallest pieces are
 	// put aside, the rest may merge back into a unit (clusters still under
 	// MinSpikes after that are dropped below).
-	sz := sizes(label)
-	for r, l := range label {
-		if sz[l] < minPiece {
-			label[r] = -1
-		}
-	}
+	dropPieces(label)
 	whole := make([][]float64, n)
 	for r := range n {
 		row := make([]float64, p.dfull)
@@ -461,61 +442,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		learnDebug(j.ch, "after merge sizes %v", sizes(label))
 	}
 	// Templates and rejection of noise clusters.
-	k := 0
-	for _, l := range label {
-		k = max(k, l+1)
-	}
-	var cl []cluster
-	for q := range k {
-		var members []int
-		for r, l := range label {
-			if l == q {
-				members = append(members, keep[r])
-			}
-		}
-		if len(members) < p.minSpikes {
-			continue
-		}
-		mean := make([]float64, p.dfull)
-		for _, i := range members {
-			for t, v := range snip(i) {
-				mean[t] += float64(v)
-			}
-		}
-		for t := range mean {
-			mean[t] /= float64(len(members))
-		}
-		// Coherence: a unit's snippets scatter around its mean like
-		// noise; a cluster of mixed events scatters far more.
-		var resid float64
-		for _, i := range members {
-			for t, v := range snip(i)[:p.d] {
-				df := float64(v) - mean[t]
-				resid += df * df
-			}
-		}
-		resid /= float64(len(members)*p.d) * sig * sig
-		if resid > 6 {
-			if learnDebug != nil {
-				learnDebug(j.ch, "cluster %d (%d) rejected: scatter %.1f", q, len(members), resid)
-			}
-			continue
-		}
-		// Noise: the mean of threshold crossings of noise alone sits just
-		// beyond the threshold (a Gaussian tail beyond 4.5σ averages
-		// 4.7σ); a unit's template stands clear of it.
-		if math.Abs(mean[p.pre]) < (p.threshold+0.3)*sig {
-			if learnDebug != nil {
-				learnDebug(j.ch, "cluster %d (%d) rejected: peak %.1fσ", q, len(members), math.Abs(mean[p.pre])/sig)
-			}
-			continue
-		}
-		w := make([]float32, p.dfull)
-		for t, v := range mean {
-			w[t] = float32(v)
-		}
-		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre])), members})
-	}
+	cl := templates(ch, label, snip, p, sig)
 	// Clusters with the same shape are one unit when the smaller one's
 	// spikes are the later spikes of bursts: a neuron's spikes shrink
 	// within a burst (complex spikes), so a bursting unit falls into
@@ -524,22 +451,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	// an independent unit would by chance. Same-shape clusters without
 	// that relation stay apart: the density dip separated them, and a
 	// second neuron of a similar shape and another amplitude is common.
-	n0 := len(j.tau)
-	window := float64(j.tau[n0-1]-j.tau[0]) + 1
-	chance := 1 - math.Exp(-float64(n0)/window*float64(p.burstGap))
-	follows := func(members []int) float64 {
-		if len(j.gap) == 0 {
-			return 0
-		}
-		var f int
-		for _, r := range members {
-			i := kept0[r]
-			if int(j.gap[i]) <= p.burstGap && j.prev[i] > float32(math.Abs(float64(j.w[i*p.dfull+p.pre]))) {
-				f++
-			}
-		}
-		return float64(f) / float64(len(members))
-	}
+	chance, follows := burstFollows(j, p, kept0, p.dfull)
 	for merged := true; merged; {
 		merged = false
 		for i := 0; i < len(cl) && !merged; i++ {
@@ -588,6 +500,135 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 			}
 		}
 	}
+	return unitsOf(cl, p.maxUnits)
+}
+
+// dropLobes returns the snippets of j (stride samples each, the main
+// channel first) that are not later lobes of a larger spike on the main
+// channel: a snippet within the template span after a spike more than
+// 1.2 times larger.
+func dropLobes(j learnJob, p learnParams, stride int) []int {
+	n := len(j.tau)
+	peak := func(i int) float64 { return math.Abs(float64(j.w[i*stride+p.pre])) }
+	keep := make([]int, 0, n)
+	span := uint64(p.post + p.tail)
+	for i := range n {
+		ai := peak(i)
+		lobe := false
+		for k := i - 1; k >= 0 && j.tau[i]-j.tau[k] <= span; k-- {
+			if peak(k) > 1.2*ai {
+				lobe = true
+				break
+			}
+		}
+		if !lobe {
+			keep = append(keep, i)
+		}
+	}
+	return keep
+}
+
+// dropPieces puts aside (label -1) the members of the first partition's
+// clusters smaller than minPiece.
+func dropPieces(label []int) {
+	sz := sizes(label)
+	for r, l := range label {
+		if sz[l] < minPiece {
+			label[r] = -1
+		}
+	}
+}
+
+// templates returns the clusters of label (rows at(r), the main channel
+// first) with at least minSpikes members that pass the coherence and
+// noise tests on the main channel (noise σ sig): the cluster means.
+func templates(ch int, label []int, at func(int) []float32, p learnParams, sig float64) []cluster {
+	k := 0
+	for _, l := range label {
+		k = max(k, l+1)
+	}
+	var cl []cluster
+	for q := range k {
+		var members []int
+		for r, l := range label {
+			if l == q {
+				members = append(members, r)
+			}
+		}
+		if len(members) < p.minSpikes {
+			continue
+		}
+		mean := make([]float64, len(at(members[0])))
+		for _, r := range members {
+			for t, v := range at(r) {
+				mean[t] += float64(v)
+			}
+		}
+		for t := range mean {
+			mean[t] /= float64(len(members))
+		}
+		// Coherence: a unit's snippets scatter around its mean like
+		// noise; a cluster of mixed events scatters far more.
+		var resid float64
+		for _, r := range members {
+			for t, v := range at(r)[:p.d] {
+				df := float64(v) - mean[t]
+				resid += df * df
+			}
+		}
+		resid /= float64(len(members)*p.d) * sig * sig
+		if resid > 6 {
+			if learnDebug != nil {
+				learnDebug(ch, "cluster %d (%d) rejected: scatter %.1f", q, len(members), resid)
+			}
+			continue
+		}
+		// Noise: the mean of threshold crossings of noise alone sits just
+		// beyond the threshold (a Gaussian tail beyond 4.5σ averages
+		// 4.7σ); a unit's template stands clear of it.
+		if math.Abs(mean[p.pre]) < (p.threshold+0.3)*sig {
+			if learnDebug != nil {
+				learnDebug(ch, "cluster %d (%d) rejected: peak %.1fσ", q, len(members), math.Abs(mean[p.pre])/sig)
+			}
+			continue
+		}
+		w := make([]float32, len(mean))
+		for t, v := range mean {
+			w[t] = float32(v)
+		}
+		cl = append(cl, cluster{w, len(members), float32(math.Abs(mean[p.pre])), members})
+	}
+	return cl
+}
+
+// burstFollows returns the chance that a spike of j follows another
+// within burstGap rows, and a function giving the share of a cluster's
+// members (rows of the kept snippets kept0, stride samples each) that
+// follow a larger spike within burstGap.
+func burstFollows(j learnJob, p learnParams, kept0 []int, stride int) (float64, func([]int) float64) {
+	n0 := len(j.tau)
+	window := float64(j.tau[n0-1]-j.tau[0]) + 1
+	chance := 1 - math.Exp(-float64(n0)/window*float64(p.burstGap))
+	follows := func(members []int) float64 {
+		if len(j.gap) == 0 {
+			return 0
+		}
+		var f int
+		for _, r := range members {
+			i := kept0[r]
+			if int(j.gap[i]) <= p.burstGap && j.prev[i] > float32(math.Abs(float64(j.w[i*stride+p.pre]))) {
+				f++
+			}
+		}
+		return float64(f) / float64(len(members))
+	}
+	return chance, follows
+}
+
+// unitsOf orders clusters by peak (largest first), keeps at most
+// maxUnits of them (the best supported), and returns their templates and
+// counts.
+func unitsOf(cl []cluster, maxUnits int) ([][]float32, []int) {
 	slices.SortStableFunc(cl, func(a, b cluster) int {
 		switch {
 		case a.peak > b.peak:
@@ -597,14 +638,14 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 		return 0
 	})
-	if len(cl) > p.maxUnits {
+	if len(cl) > maxUnits {
 		// Keep the best supported clusters, still ordered by size of peak.
 		bySize := slices.Clone(cl)
 		slices.SortStableFunc(bySize, func(a, b cluster) int { return b.count - a.count })
-		limit := bySize[p.maxUnits-1].count
+		limit := bySize[maxUnits-1].count
 		kept := cl[:0]
 		for _, c := range cl {
-			if c.count >= limit && len(kept) < p.maxUnits {
+			if c.count >= limit && len(kept) < maxUnits {
 				kept = append(kept, c)
 			}
 		}
