@@ -26,7 +26,7 @@ func TestClusterSortsLikeGroups(t *testing.T) {
 	waitShards(t, nc, "rigC", 2)
 	c := &collector{}
 	r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigC", GroupChannels: 16, Sort: cfg,
-		Deadline: time.Minute, StallTimeout: time.Minute,
+		Deadline: time.Minute, StallTimeout: time.Minute, BeatTimeout: 30 * time.Second,
 		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 	if err != nil {
 		t.Fatal(err)

@@ -25,8 +25,9 @@ func TestRemoteSortsLikeGroups(t *testing.T) {
 	c := &collector{}
 	r, err := Start(context.Background(), Options{Conn: nc, Rig: "rigT", GroupChannels: 32, Sort: cfg,
 		// Deterministic learning runs inside Process: seconds of sorting
-		// stop while it does, so no real-time deadline here.
-		Deadline: time.Minute, StallTimeout: time.Minute,
+		// stop while it does, so no real-time deadline here, and no
+		// heartbeat timeout a slow (race-detector) build would trip.
+		Deadline: time.Minute, StallTimeout: time.Minute, BeatTimeout: 30 * time.Second,
 		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
 	if err != nil {
 		t.Fatal(err)
