@@ -13,10 +13,10 @@ build:
 
 # The test command of the README and of .ci/run.
 test:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 test-race:
-	$(GO) test -race -count=1 -short $(PKGS)
+	$(GO) test -race -count=1 -short -timeout 20m $(PKGS)
 
 # Long soaks and full-size accuracy runs.
 test-long:
