@@ -360,16 +360,8 @@ func (s *Sorter) event(ch int32, t uint64, sign float32) {
 		// In dead time, or an earlier event's template took it.
 		return
 	}
-	tr := t
-	best := sign * sh.at(c, t)
-	for k := uint64(1); k <= uint64(s.align); k++ {
-		if v := sign * sh.at(c, t+k); v > best {
-			best, tr = v, t+k
-		}
-	}
-	if tr < sh.shadowUntil[c] && best < sh.shadowLevel[c] {
-		// A later lobe of an unexplained larger spike.
-		sh.next[c] = tr + 1
+	tr, best, ok := sh.peak(c, t, sign)
+	if !ok {
 		return
 	}
 	// The event belongs to the channel with the largest value within

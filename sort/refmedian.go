@@ -271,6 +271,15 @@ func insertionSort(x []float32) {
 	}
 }
 
+// median returns the median of x (x[len(x)/2] once sorted), reordering
+// x as selectK does; 0 for no values.
+func median(x []float32) float32 {
+	if len(x) == 0 {
+		return 0
+	}
+	return selectK(x, len(x)/2)
+}
+
 // selectK returns the k-th smallest of x (0-based), reordering x so that
 // x[:k] <= x[k] <= x[k+1:].
 func selectK(x []float32, k int) float32 {

@@ -347,6 +347,25 @@ func (sh *shard) detect(from, to, scanFrom, scanTo uint64, ref []float32) {
 // at returns the residual of channel c at row t.
 func (sh *shard) at(c int, t uint64) float32 { return sh.ring[int(t&sh.mask)*sh.n+c] }
 
+// peak aligns a crossing of channel c at row t with polarity sign on
+// its extremum within the alignment window and returns the extremum's row
+// and value (times sign); ok is false (and channel c skips past it) when
+// it is a later lobe of an unexplained larger spike.
+func (sh *shard) peak(c int, t uint64, sign float32) (tr uint64, best float32, ok bool) {
+	tr = t
+	best = sign * sh.at(c, t)
+	for k := uint64(1); k <= uint64(sh.s.align); k++ {
+		if v := sign * sh.at(c, t+k); v > best {
+			best, tr = v, t+k
+		}
+	}
+	if tr < sh.shadowUntil[c] && best < sh.shadowLevel[c] {
+		sh.next[c] = tr + 1
+		return tr, best, false
+	}
+	return tr, best, true
+}
+
 // crossing handles a threshold crossing of channel c at row t with
 // polarity sign: align on the extremum, take the snippet, match it to the
 // channel's templates, explain it (subtract the template) and record it.
@@ -359,17 +378,8 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 	if t < sh.next[c] {
 		return
 	}
-	// Align on the extremum within the alignment window.
-	tr := t
-	best := sign * sh.at(c, t)
-	for k := uint64(1); k <= uint64(s.align); k++ {
-		if v := sign * sh.at(c, t+k); v > best {
-			best, tr = v, t+k
-		}
-	}
-	if tr < sh.shadowUntil[c] && best < sh.shadowLevel[c] {
-		// A later lobe of an unexplained larger spike.
-		sh.next[c] = tr + 1
+	tr, best, ok := sh.peak(c, t, sign)
+	if !ok {
 		return
 	}
 	x := sh.snip
@@ -758,39 +768,4 @@ func (sh *shard) applyThreshold() {
 		sh.thr[c] = th
 		sh.negThr[c] = -th
 	}
-}
-
-// median returns the median of x, reordering x (quickselect).
-func median(x []float32) float32 {
-	n := len(x)
-	if n == 0 {
-		return 0
-	}
-	k := n / 2
-	lo, hi := 0, n-1
-	for lo < hi {
-		p := x[(lo+hi)/2]
-		i, j := lo, hi
-		for i <= j {
-			for x[i] < p {
-				i++
-			}
-			for x[j] > p {
-				j--
-			}
-			if i <= j {
-				x[i], x[j] = x[j], x[i]
-				i++
-				j--
-			}
-		}
-		if k <= j {
-			hi = j
-		} else if k >= i {
-			lo = i
-		} else {
-			break
-		}
-	}
-	return x[k]
 }
