@@ -112,6 +112,15 @@ func warnSecretFlags(fs *flag.FlagSet, stderr io.Writer) {
 // running 'spikeline run' (from its run file) and, without credentials
 // flags, its reader credential. It says on stderr what it used.
 func readerCredentials(cfg stream.Config, stderr io.Writer, cmd string) stream.Config {
+	return runCredential(cfg, stderr, cmd, "reader", func(rf stream.RunFile) (string, bool) { return rf.Reader, true })
+}
+
+// runCredential completes cfg, when it has no credentials flags, from the
+// run file of the rig's running 'spikeline run': without --nats, its
+// embedded server, and the NKey seed file of role that seed picks from the
+// run file (ok false: the run file offers none, cfg stays as it is). cmd
+// names the command in what it says on stderr.
+func runCredential(cfg stream.Config, stderr io.Writer, cmd, role string, seed func(stream.RunFile) (file string, ok bool)) stream.Config {
 	if cfg.User != "" || cfg.Token != "" || cfg.CredsFile != "" || cfg.NKeyFile != "" {
 		return cfg
 	}
@@ -126,7 +135,8 @@ func readerCredentials(cfg stream.Config, stderr io.Writer, cmd string) stream.C
 		}
 		return cfg
 	}
-	if !rf.Alive() {
+	file, ok := seed(rf)
+	if !rf.Alive() || !ok {
 		return cfg
 	}
 	switch {
@@ -135,9 +145,9 @@ func readerCredentials(cfg stream.Config, stderr io.Writer, cmd string) stream.C
 	case len(cfg.URLs) != 1 || !sameServer(cfg.URLs[0], rf.URL):
 		return cfg
 	}
-	if _, err := os.Stat(rf.Reader); err == nil {
-		cfg.NKeyFile = rf.Reader
-		fmt.Fprintf(stderr, "spikeline %s: rig %s on %s, as reader (%s)\n", cmd, rf.Rig, rf.URL, rf.Reader)
+	if _, err := os.Stat(file); err == nil {
+		cfg.NKeyFile = file
+		fmt.Fprintf(stderr, "spikeline %s: rig %s on %s, as %s (%s)\n", cmd, rf.Rig, rf.URL, role, file)
 	}
 	return cfg
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/spikeline/spikeline/shard"
@@ -87,32 +85,5 @@ func runShard(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // rig's running 'spikeline run' (and, without --nats, its embedded
 // server), as readerCredentials does for readers.
 func shardCredentials(cfg stream.Config, stderr io.Writer) stream.Config {
-	if cfg.User != "" || cfg.Token != "" || cfg.CredsFile != "" || cfg.NKeyFile != "" {
-		return cfg
-	}
-	dir, err := stream.CredentialsDir(cfg.Rig)
-	if err != nil {
-		return cfg
-	}
-	rf, err := stream.ReadRunFile(dir)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(stderr, "spikeline shard: ignoring %v\n", err)
-		}
-		return cfg
-	}
-	if !rf.Alive() || rf.Shard == "" {
-		return cfg
-	}
-	switch {
-	case len(cfg.URLs) == 0:
-		cfg.URLs = []string{rf.URL}
-	case len(cfg.URLs) != 1 || !sameServer(cfg.URLs[0], rf.URL):
-		return cfg
-	}
-	if _, err := os.Stat(rf.Shard); err == nil {
-		cfg.NKeyFile = rf.Shard
-		fmt.Fprintf(stderr, "spikeline shard: rig %s on %s, as shard (%s)\n", rf.Rig, rf.URL, rf.Shard)
-	}
-	return cfg
+	return runCredential(cfg, stderr, "shard", "shard", func(rf stream.RunFile) (string, bool) { return rf.Shard, rf.Shard != "" })
 }
