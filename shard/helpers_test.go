@@ -263,3 +263,36 @@ func send(t testing.TB, r *Remote, c *collector, blocks []device.Block, speed fl
 		}
 	}
 }
+
+// sortWithoutFault sorts blocks over the shards of rig through nc (groups
+// of groupChannels) and checks that the merged stream tiles the device
+// clock and holds exactly the spikes want (one sorter per group in this
+// process). Deterministic learning runs inside Process: seconds of sorting
+// stop while it does, so no real-time deadline here, and no heartbeat
+// timeout a slow (race-detector) build would trip.
+func sortWithoutFault(t *testing.T, nc *nats.Conn, rig string, groupChannels int, cfg sort.Config, blocks []device.Block, want []sort.Spike) (*collector, Stats) {
+	t.Helper()
+	c := &collector{}
+	r, err := Start(context.Background(), Options{Conn: nc, Rig: rig, GroupChannels: groupChannels, Sort: cfg,
+		Deadline: time.Minute, StallTimeout: time.Minute, BeatTimeout: 30 * time.Second,
+		Events: func(s uint64, rate float64, evs []schema.Event) { c.addEvents(s, rate, evs) }}, &blocks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(r, blocks[0].First, c)
+	send(t, r, c, blocks, 0, 3000)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-c.done
+	if len(c.errs) > 0 {
+		t.Fatalf("batches do not tile: %v", c.errs[:min(5, len(c.errs))])
+	}
+	if end := blocks[len(blocks)-1].End(); c.next != end {
+		t.Errorf("merged stream ends at %d, want %d", c.next, end)
+	}
+	sameSorting(t, c.spikes, want)
+	return c, r.Stats()
+}
