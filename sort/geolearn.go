@@ -170,49 +170,7 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 	// spikes of bursts, or a small fraction of their neighbour, are one
 	// unit (learnChannel).
 	chance, follows := burstFollows(j, p, kept0, L)
-	for merged := true; merged; {
-		merged = false
-		for i := 0; i < len(cl) && !merged; i++ {
-			for k := 0; k < len(cl) && !merged; k++ {
-				if k == i || cl[k].peak > cl[i].peak || cl[k].peak == cl[i].peak && k < i || cl[k].peak < burstShrink*cl[i].peak {
-					continue
-				}
-				if shapeCorr(shape(cl[i].wave), shape(cl[k].wave)) < sameShapeCorr {
-					continue
-				}
-				f := follows(cl[k].members)
-				small := float64(min(cl[i].count, cl[k].count)) < minShare*float64(max(cl[i].count, cl[k].count))
-				if learnDebug != nil {
-					learnDebug(j.ch, "same shape: peaks %.1fσ (%d) and %.1fσ (%d): %.2f follow (chance %.2f)",
-						float64(cl[i].peak)/sig[0], cl[i].count, float64(cl[k].peak)/sig[0], cl[k].count, f, chance)
-				}
-				if f < chance+0.5*(1-chance) && !small {
-					continue
-				}
-				cl[i].absorb(&cl[k], pre)
-				cl = slices.Delete(cl, k, k+1)
-				merged = true
-			}
-		}
-	}
-	// Clusters the matcher could not tell apart are one unit.
-	for merged := true; merged; {
-		merged = false
-		for i := 0; i < len(cl) && !merged; i++ {
-			for k := i + 1; k < len(cl) && !merged; k++ {
-				if distinct(shape(cl[i].wave), shape(cl[k].wave), 1) {
-					continue
-				}
-				if learnDebug != nil {
-					learnDebug(j.ch, "peaks %.1fσ (%d) and %.1fσ (%d) closer than %vσ: merged",
-						float64(cl[i].peak)/sig[0], cl[i].count, float64(cl[k].peak)/sig[0], cl[k].count, minSeparation)
-				}
-				cl[i].absorb(&cl[k], pre)
-				cl = slices.Delete(cl, k, k+1)
-				merged = true
-			}
-		}
-	}
+	cl = mergeClusters(j.ch, cl, p, sig[0], shape, 1, chance, follows)
 	return unitsOf(cl, p.maxUnits)
 }
 

@@ -452,6 +452,18 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 	// that relation stay apart: the density dip separated them, and a
 	// second neuron of a similar shape and another amplitude is common.
 	chance, follows := burstFollows(j, p, kept0, p.dfull)
+	window := func(w []float32) []float32 { return w[:p.d] }
+	cl = mergeClusters(ch, cl, p, sig, window, j.sigma, chance, follows)
+	return unitsOf(cl, p.maxUnits)
+}
+
+// mergeClusters makes one unit of clusters that are one: same-shape
+// clusters whose smaller one's spikes are the later spikes of bursts
+// (follows, against chance) or a small fraction of the other, then
+// clusters the matcher could not tell apart (distinct with noise sigma).
+// shape gives a template's matched window as the comparisons take it;
+// sig is the main channel's noise σ (for the diagnostics).
+func mergeClusters(ch int, cl []cluster, p learnParams, sig float64, shape func([]float32) []float32, sigma float32, chance float64, follows func([]int) float64) []cluster {
 	for merged := true; merged; {
 		merged = false
 		for i := 0; i < len(cl) && !merged; i++ {
@@ -460,13 +472,13 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 				if k == i || cl[k].peak > cl[i].peak || cl[k].peak == cl[i].peak && k < i || cl[k].peak < burstShrink*cl[i].peak {
 					continue
 				}
-				if shapeCorr(cl[i].wave[:p.d], cl[k].wave[:p.d]) < sameShapeCorr {
+				if shapeCorr(shape(cl[i].wave), shape(cl[k].wave)) < sameShapeCorr {
 					continue
 				}
 				f := follows(cl[k].members)
 				if learnDebug != nil {
 					learnDebug(ch, "same shape: peaks %.1fσ (%d) and %.1fσ (%d): %.2f of the smaller follow a larger spike within %d rows (chance %.2f)",
-						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, f, p.burstGap, chance)
+						float64(cl[i].peak)/sig, cl[i].count, float64(cl[k].peak)/sig, cl[k].count, f, p.burstGap, chance)
 				}
 				// A same-shape cluster a small fraction of the size of
 				// its neighbour is one unit with it too: the neighbour's
@@ -487,12 +499,12 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		merged = false
 		for i := 0; i < len(cl) && !merged; i++ {
 			for k := i + 1; k < len(cl) && !merged; k++ {
-				if distinct(cl[i].wave[:p.d], cl[k].wave[:p.d], j.sigma) {
+				if distinct(shape(cl[i].wave), shape(cl[k].wave), sigma) {
 					continue
 				}
 				if learnDebug != nil {
 					learnDebug(ch, "peaks %.1fσ (%d) and %.1fσ (%d) closer than %vσ: merged",
-						cl[i].peak/float32(sig), cl[i].count, cl[k].peak/float32(sig), cl[k].count, minSeparation)
+						float64(cl[i].peak)/sig, cl[i].count, float64(cl[k].peak)/sig, cl[k].count, minSeparation)
 				}
 				cl[i].absorb(&cl[k], p.pre)
 				cl = slices.Delete(cl, k, k+1)
@@ -500,7 +512,7 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 			}
 		}
 	}
-	return unitsOf(cl, p.maxUnits)
+	return cl
 }
 
 // dropLobes returns the snippets of j (stride samples each, the main
