@@ -385,15 +385,9 @@ func (s *Sorter) event(ch int32, t uint64, sign float32) {
 	if len(refs) > 0 {
 		k, a, delta = s.match(ch, tr, refs, sign, weak)
 	}
-	if weak && k < 0 {
-		sh.next[c] = tr + 1
+	gap, prev, ok := sh.advance(c, tr, best, weak, k >= 0)
+	if !ok {
 		return
-	}
-	sh.next[c] = tr + uint64(s.dead)
-	gap := uint32(min(tr-sh.lastTau[c], math.MaxUint32))
-	prev := sh.lastAmp[c]
-	if !weak {
-		sh.lastTau[c], sh.lastAmp[c] = tr, best
 	}
 	if !weak && sh.collect && (s.relearnAll || len(refs) == 0) {
 		set := &sh.sets[c]

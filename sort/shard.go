@@ -366,6 +366,24 @@ func (sh *shard) peak(c int, t uint64, sign float32) (tr uint64, best float32, o
 	return tr, best, true
 }
 
+// advance moves channel c past its event at row tr (extremum best, times
+// sign) and returns the rows since the channel's previous full-threshold
+// event and that event's extremum; ok is false when a weak crossing
+// matched no template (the channel moves on by one row only).
+func (sh *shard) advance(c int, tr uint64, best float32, weak, matched bool) (gap uint32, prev float32, ok bool) {
+	if weak && !matched {
+		sh.next[c] = tr + 1
+		return 0, 0, false
+	}
+	sh.next[c] = tr + uint64(sh.s.dead)
+	gap = uint32(min(tr-sh.lastTau[c], math.MaxUint32))
+	prev = sh.lastAmp[c]
+	if !weak {
+		sh.lastTau[c], sh.lastAmp[c] = tr, best
+	}
+	return gap, prev, true
+}
+
 // crossing handles a threshold crossing of channel c at row t with
 // polarity sign: align on the extremum, take the snippet, match it to the
 // channel's templates, explain it (subtract the template) and record it.
@@ -400,15 +418,9 @@ func (sh *shard) crossing(c int, t uint64, sign float32) {
 		}
 		k, a = sh.match(c, x, us, sign, weak, burst)
 	}
-	if weak && k < 0 {
-		sh.next[c] = tr + 1
+	gap, prev, ok := sh.advance(c, tr, best, weak, k >= 0)
+	if !ok {
 		return
-	}
-	sh.next[c] = tr + uint64(s.dead)
-	gap := uint32(min(tr-sh.lastTau[c], math.MaxUint32))
-	prev := sh.lastAmp[c]
-	if !weak {
-		sh.lastTau[c], sh.lastAmp[c] = tr, best
 	}
 	if !weak && sh.collect && (s.relearnAll || len(sh.units[c]) == 0) {
 		set := &sh.sets[c]
