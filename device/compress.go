@@ -591,6 +591,39 @@ func levinson(r []int64, coef []int16, shift *uint) bool {
 	return true
 }
 
+// parsePredictor reads the predictor header of a compressed payload
+// (docs/protocol.md): the predictor, and for the linear one its order,
+// shift and coefficients; it returns the rest of the payload.
+func parsePredictor(p []byte) (pred byte, q int, shift uint, coef [maxLPCOrder]int16, rest []byte, err error) {
+	if len(p) < 1 {
+		return 0, 0, 0, coef, nil, errShortStream
+	}
+	pred = p[0]
+	p = p[1:]
+	switch pred {
+	case predictNone, predictPrev:
+	case predictLPC:
+		if len(p) < 2 {
+			return 0, 0, 0, coef, nil, errShortStream
+		}
+		q, shift = int(p[0]), uint(p[1])
+		if q < 1 || q > maxLPCOrder || shift > maxLPCShift {
+			return 0, 0, 0, coef, nil, fmt.Errorf("linear predictor of order %d, shift %d (want 1..%d, 0..%d)", q, shift, maxLPCOrder, maxLPCShift)
+		}
+		p = p[2:]
+		if len(p) < 2*q {
+			return 0, 0, 0, coef, nil, errShortStream
+		}
+		for i := range q {
+			coef[i] = int16(binary.LittleEndian.Uint16(p[2*i:]))
+		}
+		p = p[2*q:]
+	default:
+		return 0, 0, 0, coef, nil, fmt.Errorf("unknown predictor %d", pred)
+	}
+	return pred, q, shift, coef, p, nil
+}
+
 // decompressRef decodes a compressed payload of channels × n samples
 // into s (time-major), using scratch (at least n values) for one
 // channel's residuals. It is the reference decoder: channel by channel,
@@ -598,34 +631,9 @@ func levinson(r []int64, coef []int16, shift *uint) bool {
 // frame. decompress (compress_decode.go) decodes well-formed frames
 // faster and falls back to it for anything else.
 func decompressRef(s []int16, p []byte, channels, n int, scratch []int32) error {
-	if len(p) < 1 {
-		return errShortStream
-	}
-	pred := p[0]
-	p = p[1:]
-	q := 0
-	var coef [maxLPCOrder]int16
-	var shift uint
-	switch pred {
-	case predictNone, predictPrev:
-	case predictLPC:
-		if len(p) < 2 {
-			return errShortStream
-		}
-		q, shift = int(p[0]), uint(p[1])
-		if q < 1 || q > maxLPCOrder || shift > maxLPCShift {
-			return fmt.Errorf("linear predictor of order %d, shift %d (want 1..%d, 0..%d)", q, shift, maxLPCOrder, maxLPCShift)
-		}
-		p = p[2:]
-		if len(p) < 2*q {
-			return errShortStream
-		}
-		for i := range q {
-			coef[i] = int16(binary.LittleEndian.Uint16(p[2*i:]))
-		}
-		p = p[2*q:]
-	default:
-		return fmt.Errorf("unknown predictor %d", pred)
+	pred, q, shift, coef, p, err := parsePredictor(p)
+	if err != nil {
+		return err
 	}
 	// The stream cannot code a value in fewer than one bit.
 	if 8*len(p) < channels*n {

@@ -66,29 +66,8 @@ func peek64(b []byte, bp int) uint64 {
 // in an unspecified state, where the frame is malformed or needs what
 // only decompressRef does (clamped predictions, errors).
 func decompressFast(s []int16, p []byte, channels, n int, sc *decodeScratch) bool {
-	if len(p) < 1 {
-		return false
-	}
-	pred := p[0]
-	p = p[1:]
-	q := 0
-	var coef [maxLPCOrder]int16
-	var shift uint
-	switch pred {
-	case predictNone, predictPrev:
-	case predictLPC:
-		if len(p) < 2 {
-			return false
-		}
-		q, shift = int(p[0]), uint(p[1])
-		if q < 1 || q > maxLPCOrder || shift > maxLPCShift || len(p) < 2+2*q {
-			return false
-		}
-		for i := range q {
-			coef[i] = int16(binary.LittleEndian.Uint16(p[2+2*i:]))
-		}
-		p = p[2+2*q:]
-	default:
+	pred, q, shift, coef, p, err := parsePredictor(p)
+	if err != nil {
 		return false
 	}
 	m := channels * n
