@@ -80,7 +80,7 @@ one() { # one SORTER RECORDING
 		# channel by channel exactly as without it.
 		local probe=()
 		[ -f "$KIT/$n/probe.json" ] && probe=(--probe "$KIT/$n/probe.json")
-		"$SPIKELINE" sort --meta "$KIT/$n" --out "$out" --quiet --no-plot --no-phy --workers "$workers" "${probe[@]}" >"$out/sort.log" 2>&1 ||
+		"$SPIKELINE" sort --meta "$KIT/$n" --out "$out" --force --quiet --no-plot --no-phy --workers "$workers" "${probe[@]}" >"$out/sort.log" 2>&1 ||
 			{ echo "$s $n: sort failed, see $out/sort.log" >&2; return 1; }
 		;;
 	peer)
