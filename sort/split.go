@@ -228,14 +228,9 @@ func whiten(x [][]float64, label []int, block int) ([][]float64, []float64) {
 			for t, v := range x[r] {
 				res[t] = v - a*st.mean[t]
 			}
-			for lag := range dim {
-				for b0 := 0; b0 < full; b0 += block {
-					res := res[b0 : b0+block]
-					var s float64
-					for t := lag; t < dim; t++ {
-						s += res[t] * res[t-lag]
-					}
-					ac[lag] += s
+			for b0 := 0; b0 < full; b0 += block {
+				autocov(ac, res[b0:b0+block])
+				for lag := range dim {
 					cnt[lag] += float64(dim - lag)
 				}
 			}
@@ -283,6 +278,42 @@ func whiten(x [][]float64, label []int, block int) ([][]float64, []float64) {
 	return out, ac
 }
 
+// autocov adds Σₜ x[t]·x[t−lag] to ac[lag] for every lag < len(ac) (=
+// len(x)). Four lags are summed at a time, each over ascending t as one
+// lag at a time would (the same sums, bit for bit), with a quarter of the
+// loads.
+func autocov(ac, x []float64) {
+	dim := len(x)
+	L := 0
+	for ; L+4 <= dim; L += 4 {
+		s0 := x[L] * x[0]
+		s0 += x[L+1] * x[1]
+		s0 += x[L+2] * x[2]
+		s1 := x[L+1] * x[0]
+		s1 += x[L+2] * x[1]
+		s2 := x[L+2] * x[0]
+		var s3 float64
+		for t := L + 3; t < dim; t++ {
+			v := x[t]
+			s0 += v * x[t-L]
+			s1 += v * x[t-L-1]
+			s2 += v * x[t-L-2]
+			s3 += v * x[t-L-3]
+		}
+		ac[L] += s0
+		ac[L+1] += s1
+		ac[L+2] += s2
+		ac[L+3] += s3
+	}
+	for ; L < dim; L++ {
+		var s float64
+		for t := L; t < dim; t++ {
+			s += x[t] * x[t-L]
+		}
+		ac[L] += s
+	}
+}
+
 // isoSplit refines a partition of snippets x (whitened, σ units; label -1
 // = outlier) in the manner of ISO-SPLIT: pairs of clusters, the most
 // similar first, are projected on their discriminant; a pair whose
@@ -302,6 +333,11 @@ func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) 
 	done := map[key]bool{} // pairs tested and left unchanged, by cluster versions
 	version := map[int]int{}
 	cache := map[int]clusterStats{} // by label, while the cluster is unchanged
+	type disc struct {
+		w []float64
+		d float64
+	}
+	discs := map[key]disc{} // discriminants by cluster versions (cleared with cache)
 	for iter := 0; iter < maxIsoSteps; iter++ {
 		k := 0
 		for _, l := range label {
@@ -336,8 +372,13 @@ func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) 
 				if done[key{i, j, version[i], version[j]}] {
 					continue
 				}
-				w, d := fisher(st[i], st[j], basis)
-				pairs = append(pairs, pair{i, j, d, w})
+				kij := key{i, j, version[i], version[j]}
+				f, ok := discs[kij]
+				if !ok {
+					f.w, f.d = fisher(st[i], st[j], basis)
+					discs[kij] = f
+				}
+				pairs = append(pairs, pair{i, j, f.d, f.w})
 			}
 		}
 		if len(pairs) == 0 {
@@ -371,6 +412,7 @@ func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) 
 			clear(done)
 			clear(version)
 			clear(cache)
+			clear(discs)
 			continue
 		}
 		// Re-divide the pair by the two-Gaussian fit.
@@ -404,6 +446,7 @@ func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) 
 			clear(done)
 			clear(version)
 			clear(cache)
+			clear(discs)
 		}
 	}
 	return label
