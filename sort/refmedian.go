@@ -48,16 +48,31 @@ const medianSmallest = 16
 // (k+1)-th smallest (0-based). all is scratch with room for n values.
 func (sh *shard) rowMiddle(t uint64, all []float32) (lo, mid, hi float32) {
 	s := sh.s
-	n := s.channels
-	rm := &sh.med
+	segs := sh.segs[:0]
+	for _, o := range s.shards {
+		segs = append(segs, o.ring[int(t&o.mask)*o.n:][:o.n])
+	}
+	sh.segs = segs
+	return sh.med.rowMiddle(segs, s.channels, all)
+}
+
+// rowMiddle returns the middle order statistics of the row made of segs
+// (n values in all): by the fast path when it can, else by the reference
+// loop, which restarts the prediction. all is scratch with room for n
+// values.
+func (rm *rowMedian) rowMiddle(segs [][]float32, n int, all []float32) (lo, mid, hi float32) {
 	if useAVX2 && n >= medianSmallest && rm.w > 0 {
-		if lo, mid, hi, ok := rm.middle(s.shards, t, n); ok {
+		if lo, mid, hi, ok := rm.middle(segs, n); ok {
 			rm.rows++
 			return lo, mid, hi
 		}
 	}
 	rm.slows++
-	lo, mid, hi = rowMiddleScalar(s.shards, t, all)
+	all = all[:0]
+	for _, seg := range segs {
+		all = append(all, seg...)
+	}
+	lo, mid, hi = middleOf(all)
 	// Start (or restart) the prediction from this row.
 	w := hi - lo
 	if n%2 == 0 {
@@ -82,6 +97,13 @@ func rowMiddleScalar(shards []*shard, t uint64, all []float32) (lo, mid, hi floa
 	for _, o := range shards {
 		all = append(all, o.ring[int(t&o.mask)*o.n:][:o.n]...)
 	}
+	return middleOf(all)
+}
+
+// middleOf returns the middle order statistics of all (reordered): its
+// median mid (the upper middle value of an even count), the largest value
+// below it lo and the smallest above it hi (+Inf for one value).
+func middleOf(all []float32) (lo, mid, hi float32) {
 	n := len(all)
 	k := n / 2
 	mid = median(all) // all[:k] <= all[k] <= all[k+1:]
@@ -96,10 +118,56 @@ func rowMiddleScalar(shards []*shard, t uint64, all []float32) (lo, mid, hi floa
 	return lo, mid, hi
 }
 
+// Referencer subtracts a common reference from rows of band-passed
+// samples (a value per channel, every channel the sorter sees) exactly as
+// the sorter does: the row's mean from every value (RefAverage), or from
+// each value the median of the other channels (RefMedian, by the same
+// fast path); RefNone leaves the rows. For readers of a recording that
+// want the signal the detector saw (offline.Summary). The median's fast
+// path predicts each row's median from the previous one, so it is
+// quickest on consecutive rows. One Referencer per goroutine.
+type Referencer struct {
+	ref  Reference
+	med  rowMedian
+	all  []float32
+	segs [1][]float32
+}
+
+// NewReferencer returns a Referencer for ref.
+func NewReferencer(ref Reference) *Referencer { return &Referencer{ref: ref} }
+
+// Row subtracts the reference from row, in place.
+func (r *Referencer) Row(row []float32) {
+	n := len(row)
+	switch {
+	case r.ref == RefAverage && n > 0:
+		var sum float32
+		for _, v := range row {
+			sum += v
+		}
+		m := sum / float32(n)
+		for c := range row {
+			row[c] -= m
+		}
+	case r.ref == RefMedian && n > 1:
+		if cap(r.all) < n {
+			r.all = make([]float32, n)
+		}
+		r.segs[0] = row
+		lo, mid, hi := r.med.rowMiddle(r.segs[:], n, r.all)
+		odd := n%2 == 1
+		if !odd {
+			hi = mid // the middle pair (lo, mid), as referenceRows
+		}
+		m := [3]float32{lo, mid, hi}
+		subtractMedian(row, m[:], odd)
+	}
+}
+
 // middle is the fast path of rowMiddle; ok is false when the wanted ranks
 // were not between two of the thresholds (the caller then runs the
 // reference loop).
-func (rm *rowMedian) middle(shards []*shard, t uint64, n int) (lo, mid, hi float32, ok bool) {
+func (rm *rowMedian) middle(segs [][]float32, n int) (lo, mid, hi float32, ok bool) {
 	k := n / 2
 	need0, need1 := k-1, k // ranks wanted
 	if n%2 == 1 {
@@ -109,7 +177,7 @@ func (rm *rowMedian) middle(shards []*shard, t uint64, n int) (lo, mid, hi float
 	var cnt [8]int // values below T[j]
 	a, b, inner := -1, -1, 0
 	for try := 0; ; try++ {
-		T, cnt, inner = rm.count(shards, t, n)
+		T, cnt, inner = rm.count(segs, n)
 		// The ranks lie in [T[a], T[b]): the fewest values below T[a] and
 		// the most below T[b].
 		a, b = -1, -1
@@ -145,8 +213,7 @@ func (rm *rowMedian) middle(shards []*shard, t uint64, n int) (lo, mid, hi float
 	got := inner
 	if a != 2 || b != 5 {
 		got = 0
-		for _, o := range shards {
-			row := o.ring[int(t&o.mask)*o.n:][:o.n]
+		for _, row := range segs {
 			n8 := len(row) &^ 7
 			if n8 > 0 {
 				got += collectRange(&row[0], n8, T[a], T[b], &cand[got])
@@ -218,10 +285,10 @@ func (rm *rowMedian) middle(shards []*shard, t uint64, n int) (lo, mid, hi float
 	return lo, mid, hi, true
 }
 
-// count counts the values of row t below each of the eight thresholds
-// around the prediction, and copies those between the third and the
-// sixth (T[2] <= v < T[5]) to rm.cand, returning how many.
-func (rm *rowMedian) count(shards []*shard, t uint64, n int) (T [8]float32, cnt [8]int, inner int) {
+// count counts the values of the row (segs, n values) below each of the
+// eight thresholds around the prediction, and copies those between the
+// third and the sixth (T[2] <= v < T[5]) to rm.cand, returning how many.
+func (rm *rowMedian) count(segs [][]float32, n int) (T [8]float32, cnt [8]int, inner int) {
 	for j, st := range medSteps {
 		T[j] = rm.c + st*rm.w
 		for l := range 8 {
@@ -233,8 +300,7 @@ func (rm *rowMedian) count(shards []*shard, t uint64, n int) (T [8]float32, cnt 
 	}
 	cand := rm.cand[:n+8]
 	clear(rm.acc[:])
-	for _, o := range shards {
-		row := o.ring[int(t&o.mask)*o.n:][:o.n]
+	for _, row := range segs {
 		n8 := len(row) &^ 7
 		if n8 > 0 {
 			inner += countBelow8(&row[0], n8, &rm.thr[0], &rm.acc[0], &cand[inner])

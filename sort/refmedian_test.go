@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -322,5 +323,67 @@ func referenceRowsMatchesOld(t *testing.T) {
 			rows, slows = rows+sh.med.rows, slows+sh.med.slows
 		}
 		t.Logf("%d channels: %d rows on the fast path, %d on the reference loop", tc.channels, rows, slows)
+	}
+}
+
+// TestReferencerLeaveOneOut: Referencer subtracts from each value the
+// median of the other channels (the middle one, or the mean of the middle
+// pair) or the row's mean, bit for bit as computed here by sorting, on
+// slowly moving rows (the median's fast path takes them: checked) and on
+// jumps, for odd and even channel counts.
+func TestReferencerLeaveOneOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1, 2, 3, 16, 17, 64, 139, 384} {
+		for _, ref := range []Reference{RefNone, RefAverage, RefMedian} {
+			r := NewReferencer(ref)
+			common := float32(0)
+			for row := range 200 {
+				common += float32(rng.NormFloat64())
+				if row%50 == 49 {
+					common += 500 // a jump: the prediction misses
+				}
+				x := make([]float32, n)
+				for c := range x {
+					x[c] = common + float32(20*rng.NormFloat64())
+				}
+				want := make([]float32, n)
+				switch ref {
+				case RefNone:
+					copy(want, x)
+				case RefAverage:
+					var sum float32
+					for _, v := range x {
+						sum += v
+					}
+					for c, v := range x {
+						want[c] = v - sum/float32(n)
+					}
+				case RefMedian:
+					for c, v := range x {
+						if n == 1 {
+							want[c] = v
+							continue
+						}
+						others := append(append([]float32{}, x[:c]...), x[c+1:]...)
+						slices.Sort(others)
+						m := len(others)
+						med := others[m/2]
+						if m%2 == 0 {
+							med = 0.5 * (others[m/2-1] + others[m/2])
+						}
+						want[c] = v - med
+					}
+				}
+				r.Row(x)
+				for c := range x {
+					if math.Float32bits(x[c]) != math.Float32bits(want[c]) {
+						t.Fatalf("%d channels, %v, row %d, channel %d: %v, want %v", n, ref, row, c, x[c], want[c])
+					}
+				}
+			}
+			if useAVX2 && ref == RefMedian && n >= medianSmallest && r.med.rows < 100 {
+				t.Errorf("%d channels: the fast path took %d of 200 rows", n, r.med.rows)
+			}
+		}
 	}
 }

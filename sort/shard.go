@@ -62,7 +62,8 @@ type shard struct {
 	// and 1/σ² per channel
 	cands []candidate
 	inv2  []float32
-	med   rowMedian // the median reference's prediction (refmedian.go)
+	med   rowMedian   // the median reference's prediction (refmedian.go)
+	segs  [][]float32 // scratch: row t of every shard (rowMiddle)
 }
 
 // unit is one template on one channel.

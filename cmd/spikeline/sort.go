@@ -294,7 +294,11 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			}
 			src.Close()
 		}
-		learned, err := j.sortPass(ctx, offline.LearnConfig(cfg, j.raw.Channels, j.raw.Rate), "learn", limit, false, stderr)
+		var learned offline.Result
+		var err error
+		stage(ctx, "learn", func(ctx context.Context) {
+			learned, err = j.sortPass(ctx, offline.LearnConfig(cfg, j.raw.Channels, j.raw.Rate), "learn", limit, false, stderr)
+		})
 		if err != nil {
 			return err
 		}
@@ -308,7 +312,9 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 			cfg.RelearnEvery = -1
 		}
 	}
-	r, err := j.sortPass(ctx, cfg, "sort", 0, true, stderr)
+	var r offline.Result
+	var err error
+	stage(ctx, "sort", func(ctx context.Context) { r, err = j.sortPass(ctx, cfg, "sort", 0, true, stderr) })
 	if err != nil {
 		return err
 	}
@@ -325,7 +331,8 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	// and summary.png, side by side (summary.png reads the recording once
 	// more).
 	csvPath := filepath.Join(j.out, "spikes.csv")
-	units, err := offline.WriteTables(j.out, r, j.raw.Rate)
+	var units []quality.Unit
+	stage(ctx, "tables", func(context.Context) { units, err = offline.WriteTables(j.out, r, j.raw.Rate) })
 	if err != nil {
 		return err
 	}
@@ -337,7 +344,9 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 		rec := phy.Recording{DatPath: j.input, Channels: j.raw.Channels, Rate: j.raw.Rate, Positions: j.positions, Samples: st.Samples}
 		dir := filepath.Join(j.out, "phy")
 		wg.Go(func() {
-			_, errPhy = phy.Write(dir, rec, spikes, templates, noise, phy.Options{Units: units})
+			stage(ctx, "phy", func(context.Context) {
+				_, errPhy = phy.Write(dir, rec, spikes, templates, noise, phy.Options{Units: units})
+			})
 		})
 	}
 	if !j.noPlot {
@@ -347,7 +356,7 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 		}
 		path := filepath.Join(j.out, "summary.png")
 		wg.Go(func() {
-			errPlot = offline.Summary(ctx, path, r, o)
+			stage(ctx, "summary", func(ctx context.Context) { errPlot = offline.Summary(ctx, path, r, o) })
 		})
 	}
 	wg.Wait()
@@ -390,4 +399,11 @@ func (j *sortJob) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// stage runs f with the pprof label stage=name, so a --cpuprofile tells
+// the passes and the outputs apart (go tool pprof -tagfocus stage=phy);
+// goroutines f starts carry the label too.
+func stage(ctx context.Context, name string, f func(context.Context)) {
+	pprof.Do(ctx, pprof.Labels("stage", name), f)
 }

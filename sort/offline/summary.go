@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/dsp"
@@ -55,9 +57,10 @@ func Summary(ctx context.Context, path string, r Result, o SummaryOptions) error
 }
 
 // cutWaves reads the recording once more, band-passes the shown
-// channels as the sorter does (same Butterworth sections, same common
-// reference) and cuts the picked waveforms, before samples before the
-// spike sample and after after it.
+// channels with the sorter's own filter (sort.Filter, float32) and common
+// reference (sort.Referencer, on the rows some waveform needs), and
+// cuts the picked waveforms, before samples before the spike sample and
+// after after it.
 func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o SummaryOptions) error {
 	if len(panels) == 0 {
 		return nil
@@ -96,25 +99,26 @@ func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o S
 		return err
 	}
 	nch := o.Channels
-	// Channels filtered: the shown ones, or all when a common reference
-	// must be subtracted.
-	filtered := shownCh
-	if cfg.Reference != sort.RefNone {
-		filtered = make([]int, nch)
-		for c := range filtered {
-			filtered[c] = c
+	// The channels filtered: the shown ones, gathered row by row into a
+	// block of their own, or all when a common reference needs them.
+	ref := cfg.Reference
+	gather := ref == sort.RefNone
+	col := shownCh // column of each shown channel in the filtered rows
+	nf := len(shownCh)
+	if !gather {
+		nf = nch
+	} else {
+		col = make([]int, len(shownCh))
+		for i := range col {
+			col[i] = i
 		}
 	}
-	slotOf := make([]int, nch) // shown slot of a channel, -1 if not shown
-	for c := range slotOf {
-		slotOf[c] = -1
-	}
-	for i, c := range shownCh {
-		slotOf[c] = i
-	}
-	state := make([][]float64, len(filtered)) // 2 per section
-	for i := range state {
-		state[i] = make([]float64, 2*len(secs))
+	filt := sort.NewFilter(secs, nf)
+	var refs []*sort.Referencer // one per core
+	if !gather {
+		for range runtime.GOMAXPROCS(0) {
+			refs = append(refs, sort.NewReferencer(ref))
+		}
 	}
 	ringLen := 1
 	for ringLen < 2*(before+after+1)+8192 {
@@ -125,8 +129,6 @@ func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o S
 	for i := range ring {
 		ring[i] = make([]float32, ringLen)
 	}
-	cur := make([]float64, len(filtered))
-	cols := make([][]float64, len(filtered))
 
 	src, err := o.Open()
 	if err != nil {
@@ -137,60 +139,62 @@ func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o S
 	if o.Progress != nil {
 		bar = NewProgress(o.Progress, "plot", src.Samples(), o.Rate)
 	}
-	next := 0 // next pick
+	ahead := ReadAhead(ctx, src)
+	defer ahead.Stop()
+	var shown []int16 // the shown channels' samples, gathered
+	var out []float32
+	var need []int // rows of the block some waveform needs
+	next := 0      // next pick
 	var t uint64
 	for next < len(picks) {
-		b, err := src.Next(ctx)
+		b, err := ahead.Next(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		// Filter channel by channel over the whole block (state in
-		// registers), then reference and store sample by sample.
 		n := b.Len()
-		for i, c := range filtered {
-			col := cols[i]
-			if cap(col) < n {
-				col = make([]float64, n)
-			}
-			col = col[:n]
+		in := b.Samples
+		if gather {
+			shown = slices.Grow(shown[:0], n*nf)[:n*nf]
+			in = shown
 			for k := range n {
-				col[k] = float64(b.Samples[k*nch+c]) * b.Gain
-			}
-			st := state[i]
-			for si, sec := range secs {
-				z1, z2 := st[2*si], st[2*si+1]
-				for k, x := range col {
-					y := sec.B0*x + z1
-					z1 = sec.B1*x - sec.A1*y + z2
-					z2 = sec.B2*x - sec.A2*y
-					col[k] = y
+				row := b.Samples[k*nch : (k+1)*nch]
+				dst := in[k*nf : (k+1)*nf]
+				for i, c := range shownCh {
+					dst[i] = row[c]
 				}
-				st[2*si], st[2*si+1] = z1, z2
 			}
-			cols[i] = col
+		}
+		if t == 0 {
+			for c := range nf {
+				filt.Settle(c, float32(in[c])*float32(b.Gain))
+			}
+		}
+		out = slices.Grow(out[:0], n*nf)[:n*nf]
+		filt.ProcessInt16(in, float32(b.Gain), out)
+		if !gather {
+			// The reference, on the rows within some pick's window (a
+			// pick's window holds row u when its sample is within
+			// [u-after, u+before]), on all cores.
+			need = need[:0]
+			p := next
+			for k := range n {
+				u := t + uint64(k)
+				for p < len(picks) && picks[p].sample+uint64(after) < u {
+					p++
+				}
+				if p < len(picks) && picks[p].sample <= u+uint64(before) {
+					need = append(need, k)
+				}
+			}
+			referenceRows(out, nf, need, refs)
 		}
 		for k := range n {
-			var ref float64
-			switch cfg.Reference {
-			case sort.RefAverage:
-				for i := range filtered {
-					ref += cols[i][k]
-				}
-				ref /= float64(len(filtered))
-			case sort.RefMedian:
-				for i := range filtered {
-					cur[i] = cols[i][k]
-				}
-				slices.Sort(cur)
-				ref = cur[len(cur)/2]
-			}
-			for i, c := range filtered {
-				if s := slotOf[c]; s >= 0 {
-					ring[s][t&mask] = float32(cols[i][k] - ref)
-				}
+			row := out[k*nf : (k+1)*nf]
+			for i, c := range col {
+				ring[i][t&mask] = row[c]
 			}
 			t++
 			// Cut every pick whose window is complete.
@@ -211,4 +215,22 @@ func cutWaves(ctx context.Context, panels []*plots.Panel, before, after int, o S
 	}
 	bar.Update(t, true)
 	return nil
+}
+
+// referenceRows subtracts the common reference from the given rows of x
+// (nf values each), on up to len(refs) cores, rows in order on each (the
+// median's fast path predicts a row from the one before).
+func referenceRows(x []float32, nf int, rows []int, refs []*sort.Referencer) {
+	workers := min(len(refs), (len(rows)+255)/256)
+	var wg sync.WaitGroup
+	for w := range workers {
+		part := rows[w*len(rows)/workers : (w+1)*len(rows)/workers]
+		wg.Go(func() {
+			r := refs[w]
+			for _, k := range part {
+				r.Row(x[k*nf : (k+1)*nf])
+			}
+		})
+	}
+	wg.Wait()
 }
