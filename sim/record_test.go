@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/csv"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,5 +145,54 @@ func TestWriteRecordingErrors(t *testing.T) {
 	cancel()
 	if err := WriteRecording(ctx, dir, Config{Channels: 1}, 10, nil); err == nil {
 		t.Error("cancelled context ignored")
+	}
+}
+
+// TestWriteRecordingRuns writes a recording of many runs of chunks whose
+// sizes are no multiple of the direct-I/O block (so that every run
+// carries a tail to the next), by direct I/O and through the page cache:
+// both files hold exactly what the Source delivers.
+func TestWriteRecordingRuns(t *testing.T) {
+	cfg := Config{Channels: 37, Seed: 5, ArtifactRate: 3}
+	const samples = 200000 + 3 // 14.8 MB: four runs
+	c := cfg
+	c.Duration = samples
+	s, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := collect(t, s)
+	for _, buffered := range []bool{false, true} {
+		dir := t.TempDir()
+		if err := WriteRecordingWith(context.Background(), dir, cfg, samples, RecordOptions{Buffered: buffered}, nil); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, DataFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != 2*len(want) {
+			t.Fatalf("buffered %t: %s has %d bytes, want %d", buffered, DataFile, len(raw), 2*len(want))
+		}
+		for i, v := range want {
+			if got := int16(binary.LittleEndian.Uint16(raw[2*i:])); got != v {
+				t.Fatalf("buffered %t: sample %d (channel %d): file %d, source %d", buffered, i/37, i%37, got, v)
+			}
+		}
+	}
+}
+
+// TestWriteRecordingCancel stops a recording from its progress callback:
+// the simulation and the writer both stop and the error says why.
+func TestWriteRecordingCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := WriteRecording(ctx, t.TempDir(), Config{Channels: 64, Seed: 1}, 30*30000, func(done, total uint64) {
+		if done > 30000 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

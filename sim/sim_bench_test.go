@@ -18,8 +18,9 @@ func cpuTime() time.Duration {
 // artifacts, drift, tuned spiking with bursts, ground truth drained) at
 // 30 kHz, one internal chunk per Next. x_realtime is seconds of signal per
 // second of wall time (target >= 20 for 1,024 channels on 2 cores).
-// Because the machine is shared, it also reports cpu_ns/sample (CPU time
-// of all goroutines per channel-sample) and x_realtime_2cpu, the real-time
+// Because the machine is shared, it also reports samples/cpu_s and its
+// inverse cpu_ns/sample (CPU time of all goroutines per channel-sample)
+// and x_realtime_2cpu, the real-time
 // factor two otherwise idle cores would give at that CPU cost.
 func BenchmarkGenerate(b *testing.B) {
 	for _, channels := range []int{32, 1024} {
@@ -47,6 +48,7 @@ func BenchmarkGenerate(b *testing.B) {
 			cpu := (cpuTime() - cpu0).Seconds()
 			sec := b.Elapsed().Seconds()
 			total := float64(samples) * float64(channels)
+			b.ReportMetric(total/cpu, "samples/cpu_s")
 			b.ReportMetric(total/sec, "samples/s")
 			b.ReportMetric(float64(samples)/s.Rate()/sec, "x_realtime")
 			b.ReportMetric(cpu/total*1e9, "cpu_ns/sample")

@@ -16,6 +16,16 @@ func store4(s []int16, w uint64) {
 	*(*uint64)(unsafe.Pointer(&s[0])) = w
 }
 
+// bytesLE returns s as little-endian bytes: its own memory on
+// little-endian machines, else a copy in buf (reused and returned).
+func bytesLE(s []int16, buf []byte) (p, scratch []byte) {
+	if littleEndian && len(s) > 0 {
+		return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), 2*len(s)), buf
+	}
+	buf = appendLE(buf[:0], s)
+	return buf, buf
+}
+
 // appendLE appends s as little-endian bytes to dst: a plain copy of the
 // memory on little-endian machines.
 func appendLE(dst []byte, s []int16) []byte {
