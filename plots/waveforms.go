@@ -276,22 +276,22 @@ func panelPlot(p *Panel, sigma float64, pre, post int, rate float64) (*plot.Plot
 	pl.Legend.ThumbnailWidth = vg.Points(10)
 	ms := func(k int) float64 { return float64(k-pre) / rate * 1000 }
 	n := pre + post + 1
+	x := make([]float64, n)
+	for k := range x {
+		x[k] = ms(k)
+	}
 	for i, u := range p.Units {
-		col := UnitColor(i)
-		faint := col
+		faint := UnitColor(i)
 		faint.A = 45
+		var ys [][]float32
 		for _, w := range u.Waves {
-			xy := make(plotter.XYs, n)
-			for k := range n {
-				xy[k] = plotter.XY{X: ms(k), Y: float64(w[k])}
+			if len(w) < n {
+				return nil, fmt.Errorf("plots: unit %d: a waveform of %d samples, want %d", u.Unit, len(w), n)
 			}
-			l, err := plotter.NewLine(xy)
-			if err != nil {
-				return nil, err
-			}
-			l.Color = faint
-			l.Width = vg.Points(0.6)
-			pl.Add(l)
+			ys = append(ys, w[:n])
+		}
+		if len(ys) > 0 {
+			pl.Add(&faintLines{x: x, ys: ys, color: faint, width: vg.Points(0.6)})
 		}
 	}
 	for i, u := range p.Units {
