@@ -147,7 +147,7 @@ func (p *pen) line(x0, y0, x1, y1 float64, joined bool) {
 		grad = (y1 - y0) / dx
 	}
 	// Pixel centres are at integer + 0.5: shift so they fall on integers.
-	x0, y0, x1, y1 = x0-0.5, y0-0.5, x1-0.5, y1-0.5
+	x0, y0, x1 = x0-0.5, y0-0.5, x1-0.5
 	xs, xe := int(math.Round(x0)), int(math.Round(x1))
 	if joined {
 		// The shared end point is the one the previous segment ended on.
