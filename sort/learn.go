@@ -777,6 +777,12 @@ func dist2(a, b []float64) float64 {
 
 // compact renumbers labels 0..k-1 in order of first appearance.
 func compact(label []int) []int {
+	relabel(label)
+	return label
+}
+
+// relabel is compact in place, and returns the new label of each old one.
+func relabel(label []int) map[int]int {
 	m := map[int]int{}
 	for i, l := range label {
 		if l < 0 {
@@ -789,7 +795,7 @@ func compact(label []int) []int {
 		}
 		label[i] = v
 	}
-	return label
+	return m
 }
 
 // learnLabels, when set (tests), receives each channel's clustering.

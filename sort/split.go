@@ -260,20 +260,49 @@ func whiten(x [][]float64, label []int, block int) ([][]float64, []float64) {
 	ch.LTo(&l)
 	lr := l.RawTriangular()
 	out := make([][]float64, len(x))
-	for r, p := range x {
-		y := make([]float64, full)
-		for b0 := 0; b0 < full; b0 += block {
-			p, y := p[b0:b0+block], y[b0:b0+block]
-			for a := range dim {
-				row := lr.Data[a*lr.Stride : a*lr.Stride+a+1]
-				s := p[a]
-				for b, v := range row[:a] {
-					s -= v * y[b]
-				}
-				y[a] = s / row[a]
+	all := make([]float64, len(x)*full)
+	for r := range out {
+		out[r] = all[r*full : (r+1)*full : (r+1)*full]
+	}
+	// Forward substitution, channel block by channel block, four at a
+	// time: each is a chain of dependent sums, so four independent ones
+	// keep the core busy (each summed in its own order, as alone).
+	nb := full / block
+	vec := func(i int) (p, y []float64) {
+		r, b0 := i/nb, i%nb*block
+		return x[r][b0 : b0+block], out[r][b0 : b0+block]
+	}
+	i := 0
+	for ; i+4 <= len(x)*nb; i += 4 {
+		p0, y0 := vec(i)
+		p1, y1 := vec(i + 1)
+		p2, y2 := vec(i + 2)
+		p3, y3 := vec(i + 3)
+		for a := range dim {
+			row := lr.Data[a*lr.Stride : a*lr.Stride+a+1]
+			s0, s1, s2, s3 := p0[a], p1[a], p2[a], p3[a]
+			y0, y1, y2, y3 := y0[:a], y1[:a], y2[:a], y3[:a]
+			for b, v := range row[:a] {
+				s0 -= v * y0[b]
+				s1 -= v * y1[b]
+				s2 -= v * y2[b]
+				s3 -= v * y3[b]
 			}
+			d := row[a]
+			y0, y1, y2, y3 = y0[:a+1], y1[:a+1], y2[:a+1], y3[:a+1]
+			y0[a], y1[a], y2[a], y3[a] = s0/d, s1/d, s2/d, s3/d
 		}
-		out[r] = y
+	}
+	for ; i < len(x)*nb; i++ {
+		p, y := vec(i)
+		for a := range dim {
+			row := lr.Data[a*lr.Stride : a*lr.Stride+a+1]
+			s := p[a]
+			for b, v := range row[:a] {
+				s -= v * y[b]
+			}
+			y[a] = s / row[a]
+		}
 	}
 	return out, ac
 }
@@ -408,11 +437,28 @@ func isoSplit(ch int, x [][]float64, label []int, block int, basis [][]float64) 
 			for _, r := range rows[p.j] {
 				label[r] = p.i
 			}
-			label = compact(label)
+			// The clusters the merge left alone keep their statistics and
+			// discriminants under their new labels (the same values: the
+			// same rows in the same order); the pair tests start over.
+			to := relabel(label)
+			keep := map[int]clusterStats{}
+			for q, c := range cache {
+				if q != p.i && q != p.j {
+					keep[to[q]] = c
+				}
+			}
+			keepD := map[key]disc{}
+			for kk, f := range discs {
+				if kk.i == p.i || kk.j == p.i || kk.i == p.j || kk.j == p.j || kk.vi != version[kk.i] || kk.vj != version[kk.j] {
+					continue
+				}
+				if ni, nj := to[kk.i], to[kk.j]; ni < nj {
+					keepD[key{ni, nj, 0, 0}] = f
+				}
+			}
+			cache, discs = keep, keepD
 			clear(done)
 			clear(version)
-			clear(cache)
-			clear(discs)
 			continue
 		}
 		// Re-divide the pair by the two-Gaussian fit.
