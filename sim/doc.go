@@ -17,7 +17,9 @@
 // [Sim.TakeBehaviour] drain the ground truth for the samples delivered so
 // far, and [Sim.Units] describes every unit. [WriteRecording] writes a
 // recording and its ground truth to a directory (the `spikeline sim`
-// command); plots.Simulation draws a few seconds of it.
+// command), generating on all cores while a writer goroutine writes the
+// previous runs of chunks, the raw data by direct I/O where it can;
+// plots.Simulation draws a few seconds of it.
 //
 // Everything is a pure function of the Config: the same seed gives the
 // same bytes whatever the block size and the number of cores (the
