@@ -696,14 +696,15 @@ func kmeans(x [][]float64, k int, rng *rand.Rand) ([]int, float64) {
 	k = min(k, n)
 	cent := make([][]float64, 0, k)
 	cent = append(cent, slices.Clone(x[rng.IntN(n)]))
-	d2 := make([]float64, n)
+	d2 := make([]float64, n) // squared distance to the nearest centre so far
+	for i := range d2 {
+		d2[i] = math.Inf(1)
+	}
 	for len(cent) < k {
 		var sum float64
+		c := cent[len(cent)-1] // only the newest centre can be nearer
 		for i, p := range x {
-			d2[i] = math.Inf(1)
-			for _, c := range cent {
-				d2[i] = min(d2[i], dist2(p, c))
-			}
+			d2[i] = min(d2[i], dist2(p, c))
 			sum += d2[i]
 		}
 		if sum == 0 {
