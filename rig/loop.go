@@ -7,6 +7,7 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
+	"github.com/spikeline/spikeline/internal/background"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream/schema"
@@ -154,10 +155,12 @@ func (l *sortLoop) startFit() {
 	}
 	l.fitting = true
 	cal := l.cal
-	go func() {
+	// On a low-priority thread with a P of its own, as template
+	// learning: the sorter keeps its cores (internal/background).
+	background.Go(func() {
 		o, err := cal.Fit()
 		l.fitted <- fitResult{o, err}
-	}()
+	})
 }
 
 // flush ends a segment: what the sorter still holds is published,

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spikeline/spikeline/internal/background"
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
 )
@@ -113,8 +114,9 @@ func (s *Sorter) startLearn(inline bool) {
 		s.learnDone <- learnAll(jobs, p, s.cfg.Workers)
 		return
 	}
-	// In the background, one goroutine: the hot path keeps its cores.
-	go func() { s.learnDone <- learnAll(jobs, p, 1) }()
+	// In the background, one goroutine on a low-priority thread and a P
+	// of its own: the hot path keeps its cores (internal/background).
+	background.Go(func() { s.learnDone <- learnAll(jobs, p, 1) })
 }
 
 // installLearned installs a finished learning pass (waiting for it when
