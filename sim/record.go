@@ -142,23 +142,7 @@ func WriteRecordingWith(ctx context.Context, dir string, cfg Config, samples uin
 	if dat != nil && !opts.Buffered && littleEndian && setDirect(dat, true) {
 		wr.align, wr.direct = directAlign, true
 	}
-	free, full := make(chan *recordSlot, recordSlots), make(chan *recordSlot, recordSlots)
-	chunk := s.cfg.Channels * s.n
-	per := max(1, recordSlotBytes/(2*chunk))
-	for range recordSlots {
-		free <- newRecordSlot(per*chunk, wr.align)
-	}
-	done := make(chan error, 1)
-	go func() { done <- wr.run(full, free) }()
-	err = simulate(ctx, s, samples, opts, wr.align, free, full)
-	close(full)
-	if werr := <-done; err == nil {
-		err = werr
-	}
-	if err == nil {
-		err = wr.finish()
-	}
-	if err != nil {
+	if err := record(ctx, s, samples, opts, wr); err != nil {
 		return err
 	}
 	if err := writeUnits(open, s); err != nil {
@@ -310,6 +294,29 @@ func newRecordSlot(samples, align int) *recordSlot {
 		k++
 	}
 	return &recordSlot{buf: raw[k : k+pad+samples]}
+}
+
+// record runs the simulation of s to samples samples per channel on
+// this goroutine and w on another, and returns the first error of either
+// once both have stopped, after w's last data.
+func record(ctx context.Context, s *Sim, samples uint64, opts RecordOptions, w *recordWriter) error {
+	free, full := make(chan *recordSlot, recordSlots), make(chan *recordSlot, recordSlots)
+	chunk := s.cfg.Channels * s.n
+	per := max(1, recordSlotBytes/(2*chunk))
+	for range recordSlots {
+		free <- newRecordSlot(per*chunk, w.align)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.run(full, free) }()
+	err := simulate(ctx, s, samples, opts, w.align, free, full)
+	close(full)
+	if werr := <-done; err == nil || err == errRecordWriter {
+		err = werr
+	}
+	if err == nil {
+		err = w.finish()
+	}
+	return err
 }
 
 // recordStim is a stimulation delivered before chunk chunk of a slot,

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/csv"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,5 +196,35 @@ func TestWriteRecordingCancel(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}
+
+// TestWriteRecordingWriterFails stops the simulation when the data cannot
+// be written, with the writer's error, by direct I/O or not.
+func TestWriteRecordingWriterFails(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		s, err := New(Config{Channels: 64, Seed: 3, Duration: 300000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cfg.BlockSamples = s.n
+		dir := t.TempDir()
+		dat, err := os.Create(filepath.Join(dir, DataFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &recordWriter{dat: dat, align: 1}
+		if direct {
+			w.align = directAlign
+		}
+		w.spk, w.beh = bufio.NewWriter(io.Discard), bufio.NewWriter(io.Discard)
+		dat.Close() // every write fails
+		err = record(context.Background(), s, 300000, RecordOptions{}, w)
+		if err == nil || errors.Is(err, errRecordWriter) || !errors.Is(err, os.ErrClosed) {
+			t.Errorf("direct %t: err = %v, want the writer's (file already closed)", direct, err)
+		}
+		if s.Emitted() == 300000 {
+			t.Errorf("direct %t: the simulation ran to the end after the writer failed", direct)
+		}
 	}
 }
