@@ -104,16 +104,17 @@ latency:
 		-timeout 60m ./cmd/spikeline 2>&1; echo "exit $$?"; uptime ) | tee $(LATENCY_OUT)
 	@grep -q '^exit 0$$' $(LATENCY_OUT)
 
-# The soak: 1,024 channels at 30 kHz for SOAK of real time, failing on any
+# The soak: SOAK_CHANNELS (1,024) at 30 kHz for SOAK of real time, failing on any
 # lost sample, missed decoder bin or memory growth after SOAK_WARMUP
 # (default: a third of SOAK, at least 2m). Raw output in SOAK_OUT.
 SOAK ?= 10m
+SOAK_CHANNELS ?= 1024
 SOAK_WARMUP ?=
 SOAK_TIMEOUT ?= 30m
 SOAK_OUT ?= cmd/spikeline/testdata/soak.txt
 soak:
 	@mkdir -p $(dir $(SOAK_OUT))
-	( uptime; SPIKELINE_SOAK=$(SOAK) SPIKELINE_SOAK_WARMUP=$(SOAK_WARMUP) $(GO) test -count=1 -run='^TestRunSoak$$' -v -timeout $(SOAK_TIMEOUT) ./cmd/spikeline 2>&1; \
+	( uptime; SPIKELINE_SOAK=$(SOAK) SPIKELINE_SOAK_CHANNELS=$(SOAK_CHANNELS) SPIKELINE_SOAK_WARMUP=$(SOAK_WARMUP) $(GO) test -count=1 -run='^TestRunSoak$$' -v -timeout $(SOAK_TIMEOUT) ./cmd/spikeline 2>&1; \
 		echo "exit $$?"; uptime ) | tee $(SOAK_OUT)
 	@grep -q '^exit 0$$' $(SOAK_OUT)
 

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +211,38 @@ type soakSample struct {
 	throughput float64       // samples/s per channel, last status window
 }
 
+// statusWindow is one status message's latency figures.
+type statusWindow struct {
+	device        float64 // device seconds at the end of the window
+	p50, p99, max time.Duration
+}
+
+// latencyWindows describes the status windows' latency p99 against
+// limit: how many exceed it, the worst, and those windows (issue 16's
+// target is p99 ≤ 2 ms beyond the block in every window).
+func latencyWindows(ws []statusWindow, limit time.Duration) string {
+	var b strings.Builder
+	over := 0
+	var worst time.Duration
+	p99 := make([]time.Duration, 0, len(ws))
+	for _, w := range ws {
+		p99 = append(p99, w.p99)
+		worst = max(worst, w.p99)
+		if w.p99 > limit {
+			over++
+			fmt.Fprintf(&b, "  window ending %7.1f s: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", w.device,
+				float64(w.p50)/1e6, float64(w.p99)/1e6, float64(w.max)/1e6)
+		}
+	}
+	slices.Sort(p99)
+	var med time.Duration
+	if len(p99) > 0 {
+		med = p99[len(p99)/2]
+	}
+	return fmt.Sprintf("status windows: %d, %d with latency p99 > %v; p99 median %.2f ms, worst %.2f ms\n%s",
+		len(ws), over, limit, float64(med)/1e6, float64(worst)/1e6, b.String())
+}
+
 var soakMetrics = []metrics.Sample{
 	{Name: "/gc/heap/live:bytes"},
 	{Name: "/memory/classes/heap/objects:bytes"},
@@ -217,9 +250,10 @@ var soakMetrics = []metrics.Sample{
 	{Name: "/sched/goroutines:goroutines"},
 }
 
-// TestRunSoak runs `spikeline run` on 1,024 simulated channels at 30 kHz,
-// paced at real time, for $SPIKELINE_SOAK (a Go duration, e.g. 10m; the
-// test is skipped without it) with the live decoder on, and fails on
+// TestRunSoak runs `spikeline run` on 1,024 simulated channels at 30 kHz
+// ($SPIKELINE_SOAK_CHANNELS to change), paced at real time, for
+// $SPIKELINE_SOAK (a Go duration, e.g. 10m; the test is skipped without
+// it) with the live decoder on, and fails on
 //
 //   - a dropped or lost sample: a hole between spike batches, link
 //     samples lost, messages the publisher dropped or NATS refused, or
@@ -233,7 +267,9 @@ var soakMetrics = []metrics.Sample{
 //     the last third of the 30-second samples exceeds the first third's by
 //     more than 10 % and 4 MiB.
 //
-// It logs the table of the samples. The decoder's calibrator keeps the
+// It logs the table of the samples, and every status window whose
+// latency p99 exceeds 2 ms (logged, not failed: on a shared machine that
+// is as much the load as the pipeline). The decoder's calibrator keeps the
 // last 600–750 s of spikes for refits (decode.CalibratorConfig.MaxSeconds),
 // so at 1,024 channels the heap grows by design for the first 12.5
 // minutes or so before it levels off: a 10-minute soak sees that growth
@@ -247,7 +283,13 @@ func TestRunSoak(t *testing.T) {
 	if err != nil || dur < time.Minute {
 		t.Fatalf("SPIKELINE_SOAK=%q: want a Go duration of at least 1m", env)
 	}
-	const channels, rate = 1024, 30000
+	const rate = 30000
+	channels := 1024
+	if c := os.Getenv("SPIKELINE_SOAK_CHANNELS"); c != "" {
+		if channels, err = strconv.Atoi(c); err != nil || channels < 1 {
+			t.Fatalf("SPIKELINE_SOAK_CHANNELS=%q: want a channel count", c)
+		}
+	}
 	every := 30 * time.Second
 	if dur < 5*time.Minute {
 		every = dur / 10
@@ -275,6 +317,7 @@ func TestRunSoak(t *testing.T) {
 		lastEst           uint64
 		last              schema.Status
 		statuses          int
+		windows           []statusWindow // every status window's latency
 		maxBehind         time.Duration
 		minBehind         = time.Duration(math.MaxInt64)
 	)
@@ -318,6 +361,7 @@ func TestRunSoak(t *testing.T) {
 			m.NoiseUV, m.RateHz = nil, nil
 			last = *m
 			statuses++
+			windows = append(windows, statusWindow{device: float64(m.Sample) / rate, p50: m.LatencyP50, p99: m.LatencyP99, max: m.LatencyMax})
 			behind := m.Uptime - time.Duration(float64(m.Sample)/rate*float64(time.Second))
 			minBehind = min(minBehind, behind)
 			maxBehind = max(maxBehind, behind)
@@ -394,6 +438,7 @@ wait:
 	}
 	t.Logf("%d spike batches [%d, %d), %d spikes; %d decoder estimates, %d bins missed; %d status messages; behind the device clock: %v to %v",
 		batches, first, next, spikes, estimates, missed, statuses, minBehind.Round(time.Millisecond), maxBehind.Round(time.Millisecond))
+	t.Log(latencyWindows(windows, 2*time.Millisecond))
 	total := uint64(dur.Seconds() * rate)
 	if next != total || first > rate {
 		t.Errorf("spike batches cover [%d, %d), want to end at %d (%v of device time) and start within the first second", first, next, total, dur)
