@@ -137,7 +137,10 @@ func (s *Sim) build(origin uint64) {
 	s.origin, s.emitted = origin, origin
 	s.chunkStart, s.chunkLen, s.pos = 0, 0, 0
 
-	s.tiles = tilesFor(cfg)
+	// The noise tiles are synthesised while the units' templates are
+	// computed below (both take tens of milliseconds).
+	var tiles sync.WaitGroup
+	tiles.Go(func() { s.tiles = tilesFor(cfg) })
 	fix := 1 / cfg.Gain // µV -> counts
 
 	// Geometry.
@@ -152,6 +155,9 @@ func (s *Sim) build(origin uint64) {
 	if cfg.NoJitter {
 		s.phases = 1
 	}
+	s.gen = make([]unitGen, len(s.units))
+	s.unitTemplates()
+	tiles.Wait()
 	// Extend every tile by a chunk so that a chunk never wraps.
 	for i, t := range s.tiles.a {
 		s.tiles.a[i] = append(t[:tileLenA:tileLenA], t[:min(s.n+mixPad, tileLenA)]...)
@@ -202,11 +208,8 @@ func (s *Sim) build(origin uint64) {
 	s.pend = make([][]render, cfg.Channels)
 	s.out = make([]int16, cfg.Channels*s.n)
 
-	// Units: templates at this rate, generators.
+	// Units: generators (their templates are ready).
 	s.byChan = make([][]int32, cfg.Channels)
-	s.gen = make([]unitGen, len(s.units))
-	sec := bandFilter(rate)
-	w := make([]float64, s.tlen)
 	for i, u := range s.units {
 		s.byChan[u.Channel] = append(s.byChan[u.Channel], int32(i))
 		g := &s.gen[i]
@@ -219,29 +222,6 @@ func (s *Sim) build(origin uint64) {
 		g.hc = u.ModulationHz * g.cos / cfg.Behaviour.Speed * perStep
 		g.hs = u.ModulationHz * g.sin / cfg.Behaviour.Speed * perStep
 		g.refr = u.RefractoryMs * rate / 1000
-		g.tmpl = make([][]float32, s.phases)
-		g.argmin = make([]int, s.phases)
-		g.minUV = make([]float32, s.phases)
-		for p := 0; p < s.phases; p++ {
-			u.templateAt(w, rate, s.pre, float64(p)/float64(s.phases))
-			t := make([]float32, s.tlen)
-			for j, v := range w {
-				t[j] = float32(v / cfg.Gain)
-				if v < float64(g.minUV[p]) {
-					g.minUV[p], g.argmin[p] = float32(v), j
-				}
-			}
-			g.tmpl[p] = t
-			if p == 0 {
-				u.Template = make([]float32, s.tlen)
-				for j, v := range w {
-					u.Template[j] = float32(v)
-				}
-				u.Pre = s.pre
-			}
-		}
-		u.BandPeakUV, u.BandLag = bandPeak(sec, u.Template, rate)
-		u.BandLag -= s.pre
 		u.NoiseUV = s.noiseUV[u.Channel]
 		u.SNR = math.Inf(1)
 		if u.NoiseUV > 0 {
@@ -302,6 +282,56 @@ func (s *Sim) build(origin uint64) {
 	s.velX, s.velY, s.velBase = s.velX[:0], s.velY[:0], 0
 
 	s.setWorkers(max(1, min(runtime.GOMAXPROCS(0), cfg.Channels/64)))
+}
+
+// unitTemplates computes every unit's template at the sample rate, for
+// each jitter phase in counts (s.gen) and at phase 0 in µV (Unit.Template),
+// and its band-passed peak: units in parallel, each on its own.
+func (s *Sim) unitTemplates() {
+	cfg := &s.cfg
+	rate := cfg.Rate
+	sec := bandFilter(rate)
+	forRanges(len(s.units), func(lo, hi int) {
+		w := make([]float64, s.tlen)
+		for i := lo; i < hi; i++ {
+			u, g := s.units[i], &s.gen[i]
+			g.tmpl = make([][]float32, s.phases)
+			g.argmin = make([]int, s.phases)
+			g.minUV = make([]float32, s.phases)
+			for p := 0; p < s.phases; p++ {
+				u.templateAt(w, rate, s.pre, float64(p)/float64(s.phases))
+				t := make([]float32, s.tlen)
+				for j, v := range w {
+					t[j] = float32(v / cfg.Gain)
+					if v < float64(g.minUV[p]) {
+						g.minUV[p], g.argmin[p] = float32(v), j
+					}
+				}
+				g.tmpl[p] = t
+				if p == 0 {
+					u.Template = make([]float32, s.tlen)
+					for j, v := range w {
+						u.Template[j] = float32(v)
+					}
+					u.Pre = s.pre
+				}
+			}
+			u.BandPeakUV, u.BandLag = bandPeak(sec, u.Template, rate)
+			u.BandLag -= s.pre
+		}
+	})
+}
+
+// forRanges calls f on consecutive ranges covering [0, n), on up to
+// GOMAXPROCS goroutines (the last range on the calling one), and waits.
+func forRanges(n int, f func(lo, hi int)) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), n/16))
+	var wg sync.WaitGroup
+	for k := range workers - 1 {
+		wg.Go(func() { f(k*n/workers, (k+1)*n/workers) })
+	}
+	f((workers-1)*n/workers, n)
+	wg.Wait()
 }
 
 // setWorkers sets the number of goroutines that generate a chunk and

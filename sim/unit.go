@@ -177,8 +177,7 @@ func newUnits(cfg *Config) []*unitModel {
 			if narrow {
 				u.Kind = "narrow"
 			}
-			u.shape = newShape(r, narrow)
-			u.WidthMs = u.shape.finish()
+			u.shape = newShape(r, narrow) // finished below
 			// Units on one channel must be told apart by a sorter:
 			// redraw an amplitude within 15% of a same-kind neighbour.
 			for try := 0; ; try++ {
@@ -214,6 +213,13 @@ func newUnits(cfg *Config) []*unitModel {
 			units = append(units, u)
 		}
 	}
+	// Normalising the shapes (a search for their extrema) draws nothing:
+	// units in parallel.
+	forRanges(len(units), func(lo, hi int) {
+		for _, u := range units[lo:hi] {
+			u.WidthMs = u.shape.finish()
+		}
+	})
 	return units
 }
 
