@@ -6,7 +6,7 @@ import (
 )
 
 // TestGoLowersThreadPriority checks that f runs on a thread of nice Nice
-// and that the test's own thread keeps its priority.
+// in SCHED_IDLE and that the test's own thread keeps its priority.
 func TestGoLowersThreadPriority(t *testing.T) {
 	// getpriority(2) returns 20 - nice (the raw syscall, as Go's does).
 	nice := func() int {
@@ -16,16 +16,23 @@ func TestGoLowersThreadPriority(t *testing.T) {
 		}
 		return 20 - p
 	}
+	policy := func() int {
+		p, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(syscall.Gettid()), 0, 0)
+		if errno != 0 {
+			t.Fatalf("sched_getscheduler: %v", errno)
+		}
+		return int(p)
+	}
 	before := nice()
-	got := make(chan int)
-	Go(func() { got <- nice() })
-	if n := <-got; n != max(before, Nice) {
-		t.Errorf("background thread at nice %d, want %d", n, Nice)
+	got := make(chan [2]int)
+	Go(func() { got <- [2]int{nice(), policy()} })
+	if g := <-got; g[0] != max(before, Nice) || g[1] != schedIdle {
+		t.Errorf("background thread at nice %d, policy %d; want %d, SCHED_IDLE (%d)", g[0], g[1], Nice, schedIdle)
 	}
 	idle.Wait()
 	// This goroutine may have moved to another thread meanwhile, but never
 	// to the background one (it exited with f): the others keep theirs.
-	if n := nice(); n != before {
-		t.Errorf("test thread at nice %d after, want %d", n, before)
+	if n, p := nice(), policy(); n != before || p != 0 {
+		t.Errorf("test thread at nice %d, policy %d after; want %d, SCHED_OTHER", n, p, before)
 	}
 }
