@@ -268,7 +268,7 @@ const (
 
 // recordSlot is a run of consecutive chunks on their way to the files:
 // their samples back to back in data (the simulator generates straight
-// into it, see Sim.generateInto) and what was delivered with them.
+// into it, see Sim.generateBlock) and what was delivered with them.
 type recordSlot struct {
 	// buf starts at an address aligned for direct I/O; data is buf from
 	// lead on, and the writer puts the tail of the previous run that did
@@ -277,6 +277,7 @@ type recordSlot struct {
 	lead   int
 	data   []int16
 	used   int            // samples of data filled
+	dsts   [][]int16      // the chunks being generated, within data
 	blocks []device.Block // each chunk, Samples within data
 	spikes []sort.Spike   // the chunks' ground-truth spikes, in order
 	ends   []int          // per chunk, the end of its spikes in spikes
@@ -364,17 +365,32 @@ func simulate(ctx context.Context, s *Sim, samples uint64, opts RecordOptions, a
 				nextStim += opts.StimEvery
 			}
 		}
-		s.generateInto(slot.data[slot.used : slot.used+chunk])
-		b, err := s.Next(ctx)
-		if err != nil {
-			return err
+		// The chunks up to the end of the slot, of the recording or to the
+		// next stimulation, generated at once straight into the slot, then
+		// delivered one by one.
+		at := s.Emitted()
+		k := min((len(slot.data)-slot.used)/chunk, int((samples-at+uint64(s.n)-1)/uint64(s.n)))
+		if nextStim > at {
+			k = min(k, int((nextStim-at+uint64(s.n)-1)/uint64(s.n)))
 		}
-		slot.used += len(b.Samples)
-		slot.blocks = append(slot.blocks, b)
-		slot.spikes = s.TakeSpikes(slot.spikes)
-		slot.ends = append(slot.ends, len(slot.spikes))
-		slot.beh = s.TakeBehaviour(slot.beh)
-		if slot.used+chunk > len(slot.data) || b.End() == samples {
+		dsts := slot.dsts[:0]
+		for i := range k {
+			dsts = append(dsts, slot.data[slot.used+i*chunk:slot.used+(i+1)*chunk])
+		}
+		slot.dsts = dsts
+		s.generateBlock(dsts)
+		for range k {
+			b, err := s.Next(ctx)
+			if err != nil {
+				return err
+			}
+			slot.used += len(b.Samples)
+			slot.blocks = append(slot.blocks, b)
+			slot.spikes = s.TakeSpikes(slot.spikes)
+			slot.ends = append(slot.ends, len(slot.spikes))
+			slot.beh = s.TakeBehaviour(slot.beh)
+		}
+		if slot.used+chunk > len(slot.data) || s.Emitted() == samples {
 			bytes += 2 * uint64(slot.used)
 			full <- slot
 			slot = nil
