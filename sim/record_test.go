@@ -228,3 +228,37 @@ func TestWriteRecordingWriterFails(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDatDirectFallback writes by direct I/O from memory that is not
+// aligned for it: a file system that refuses (EINVAL) gets the bytes
+// without direct I/O, one that accepts gets them directly; either way
+// the file holds them.
+func TestWriteDatDirectFallback(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), DataFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !setDirect(f, true) {
+		t.Skip("no direct I/O here")
+	}
+	w := &recordWriter{dat: f, align: directAlign, direct: true}
+	buf := make([]byte, 3*directAlign)
+	for i := range buf {
+		buf[i] = byte(i * 7)
+	}
+	p := buf[1 : 1+directAlign] // misaligned in memory
+	if err := w.writeDat(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.finish(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, p) {
+		t.Errorf("file has %d bytes, not the %d written", len(got), len(p))
+	}
+}
