@@ -76,8 +76,16 @@ type Calibrator struct {
 	cfg   CalibratorConfig
 	width uint64
 
-	mu     sync.Mutex
-	spikes []sort.Spike // arrival order; spikes[i] has sequence number base+i
+	mu sync.Mutex
+	// The spikes in arrival order, in chunks of calChunk: chunks[0][head:],
+	// then the other chunks, all full but the last. The i-th of them has
+	// sequence number base+i. Chunks are filled in place and dropped whole,
+	// never copied or reused: the pipeline's goroutine appends without
+	// moving what it has (a flat slice copied up to 70 MB when it grew or
+	// was trimmed, stalling the live path for tens of milliseconds), and a
+	// Fit in progress reads the chunks it took without the lock.
+	chunks [][]sort.Spike
+	head   int
 	base   uint64
 	beh    *Behaviour
 	gaps   []Gap
@@ -132,11 +140,45 @@ func NewCalibrator(cfg CalibratorConfig) (*Calibrator, error) {
 	}, nil
 }
 
+// calChunk is the number of spikes in one chunk of Calibrator storage
+// (384 KiB: a second of 1,024 busy channels fills two or three).
+const calChunk = 1 << 14
+
 // Add stores spikes (copied).
 func (c *Calibrator) Add(spikes []sort.Spike) {
 	c.mu.Lock()
-	c.spikes = append(c.spikes, spikes...)
+	for len(spikes) > 0 {
+		n := len(c.chunks)
+		if n == 0 || len(c.chunks[n-1]) == calChunk {
+			c.chunks = append(c.chunks, make([]sort.Spike, 0, calChunk))
+			n++
+		}
+		last := c.chunks[n-1]
+		k := min(len(spikes), calChunk-len(last))
+		c.chunks[n-1] = append(last, spikes[:k]...)
+		spikes = spikes[k:]
+	}
 	c.mu.Unlock()
+}
+
+// stored returns the number of spikes stored.
+func (c *Calibrator) stored() int {
+	n := len(c.chunks)
+	if n == 0 {
+		return 0
+	}
+	return (n-1)*calChunk + len(c.chunks[n-1]) - c.head
+}
+
+// each calls f on the stored spikes from the i-th on, a chunk at a time.
+func (c *Calibrator) each(i int, f func([]sort.Spike)) {
+	i += c.head
+	for _, ch := range c.chunks[min(i/calChunk, len(c.chunks)):] {
+		if i%calChunk < len(ch) {
+			f(ch[i%calChunk:])
+		}
+		i = 0
+	}
 }
 
 // AddBehaviour stores one behaviour sample (values in Outputs order) at
@@ -177,14 +219,23 @@ func (c *Calibrator) Advance(upTo uint64) {
 	if c.upTo-c.first <= keep+keep/4 {
 		return
 	}
-	// Trim a quarter at a time, into fresh slices: a Fit in progress may
-	// still read the old ones.
+	// Trim a quarter at a time: spikes by dropping whole chunks and moving
+	// head, behaviour into fresh slices (a Fit in progress may still read
+	// the old ones).
 	cut := c.upTo - keep
-	n := 0
-	for n < len(c.spikes) && c.spikes[n].Sample < cut {
-		n++
-	}
-	c.spikes = slices.Clone(c.spikes[n:])
+	n, more := 0, true
+	c.each(0, func(ch []sort.Spike) {
+		k := 0
+		for more && k < len(ch) && ch[k].Sample < cut {
+			k++
+		}
+		n += k
+		more = more && k == len(ch)
+	})
+	c.head += n
+	drop := c.head / calChunk
+	c.chunks = slices.Delete(c.chunks, 0, drop) // Fit took a copy of the list
+	c.head -= drop * calChunk
 	c.base += uint64(n)
 	i, _ := slices.BinarySearch(c.beh.Samples, cut)
 	nb := &Behaviour{Names: c.beh.Names, Samples: slices.Clone(c.beh.Samples[i:]), Values: slices.Clone(c.beh.Values[i*len(c.beh.Names):])}
@@ -221,11 +272,20 @@ func (c *Calibrator) Model() *Model {
 // may be called again at any time to refit.
 func (c *Calibrator) Fit() (*Online, error) {
 	c.mu.Lock()
-	spikes := c.spikes // append-only or replaced: safe to read unlocked
+	// Chunks are only appended to past the lengths taken here, and
+	// dropped whole: safe to read unlocked.
+	chunks, head, stored := slices.Clone(c.chunks), c.head, c.stored()
 	beh := &Behaviour{Names: c.beh.Names, Samples: c.beh.Samples, Values: c.beh.Values}
 	gaps := slices.Clone(c.gaps)
 	upTo, first, seen := c.upTo, c.first, c.seen
 	c.mu.Unlock()
+	spikes := make([]sort.Spike, 0, stored)
+	for i, ch := range chunks {
+		if i == 0 {
+			ch = ch[head:]
+		}
+		spikes = append(spikes, ch...)
+	}
 
 	if !seen {
 		return nil, errors.New("decode: calibrator has no behaviour yet")
@@ -310,8 +370,8 @@ func (c *Calibrator) CatchUp(o *Online) {
 	if o.fed < c.base {
 		o.fed = c.base // trimmed before o saw them: too old to matter
 	}
-	o.Add(c.spikes[o.fed-c.base:])
-	o.fed = c.base + uint64(len(c.spikes))
+	c.each(int(o.fed-c.base), o.Add)
+	o.fed = c.base + uint64(c.stored())
 	for _, g := range c.gaps {
 		o.MarkGap(g)
 	}

@@ -238,3 +238,73 @@ func TestCalibratorFeatureCap(t *testing.T) {
 		}
 	}
 }
+
+// TestCalibratorChunks checks the chunked spike store against a flat
+// slice trimmed the way the Calibrator trims: spikes added in batches of
+// every size across chunk boundaries, trimmed by Advance, must come out
+// of each in order, once, from any sequence number, and the sequence
+// numbers must match the reference's.
+func TestCalibratorChunks(t *testing.T) {
+	const rate = 6000
+	c, err := NewCalibrator(CalibratorConfig{Rate: rate, Outputs: []string{"x"}, Seconds: 1, MaxSeconds: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref []sort.Spike // what the store must hold
+	var base uint64      // sequence number of ref[0]
+	var beh []uint64     // behaviour samples kept
+	sample := uint64(0)
+	check := func(when string) {
+		t.Helper()
+		if c.base != base || c.stored() != len(ref) {
+			t.Fatalf("%s: base %d, %d stored; want %d, %d", when, c.base, c.stored(), base, len(ref))
+		}
+		for _, from := range []int{0, calChunk - 1, len(ref) / 2, len(ref)} {
+			if from < 0 || from > len(ref) {
+				continue
+			}
+			var got []sort.Spike
+			c.each(from, func(s []sort.Spike) { got = append(got, s...) })
+			if !slices.Equal(got, ref[from:]) {
+				t.Fatalf("%s: each(%d) gives %d spikes, want the %d from the reference", when, from, len(got), len(ref)-from)
+			}
+		}
+	}
+	keep := uint64(10 * rate)
+	for batch := range 80 {
+		// Batches of 0 to 1.5 chunks, a spike every 3 samples.
+		n := (batch * 7919) % (calChunk*3/2 + 11)
+		if batch%13 == 0 {
+			n = 0
+		}
+		spikes := make([]sort.Spike, n)
+		for i := range spikes {
+			sample += 3
+			spikes[i] = sort.Spike{Sample: sample, Channel: int32(i % 7), Unit: int32(i % 5)}
+		}
+		sample++
+		c.Add(spikes)
+		ref = append(ref, spikes...)
+		if err := c.AddBehaviour(sample, []float64{1}); err != nil {
+			t.Fatal(err)
+		}
+		beh = append(beh, sample)
+		c.Advance(sample + 1)
+		// The same rule on the reference: trim to keep once a quarter
+		// more has come in since the first behaviour sample.
+		if up := sample + 1; up-beh[0] > keep+keep/4 {
+			cut := up - keep
+			k := 0
+			for k < len(ref) && ref[k].Sample < cut {
+				k++
+			}
+			ref, base = ref[k:], base+uint64(k)
+			i, _ := slices.BinarySearch(beh, cut)
+			beh = beh[i:]
+		}
+		check("after batch")
+	}
+	if base == 0 || len(c.chunks) < 2 {
+		t.Fatalf("the test never trimmed (base %d) or stayed in one chunk (%d)", base, len(c.chunks))
+	}
+}
