@@ -3,8 +3,9 @@
 // (device → sorter → publisher) that shares the machine's cores with it.
 //
 // [Go] runs a function on a goroutine of its own, locked to an OS thread
-// whose scheduling priority is lowered (Linux: nice [Nice] for that
-// thread alone), and gives the Go scheduler one more P while it runs. The
+// whose scheduling priority is lowered (Linux: the SCHED_IDLE policy, and
+// nice [Nice], for that thread alone), and gives the Go scheduler one
+// more P while it runs. The
 // hot path thus keeps as many Ps as it had, and when the cores are short
 // the kernel runs the hot path's threads first: the background work gets
 // what they leave, which on a machine the pipeline does not fill is most
@@ -38,6 +39,10 @@ var (
 // of low priority, with GOMAXPROCS raised by one while f runs. The thread
 // exits with f (it is never handed back to other goroutines). Goroutines
 // f starts run at the normal priority.
+//
+// Calling runtime.GOMAXPROCS turns off the runtime's own updates of it
+// (Go 1.25's container-aware default): the value in force when the first
+// background function starts is put back when the last one ends.
 func Go(f func()) {
 	mu.Lock()
 	if running == 0 {
