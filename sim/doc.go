@@ -18,7 +18,7 @@
 // far, and [Sim.Units] describes every unit. [WriteRecording] writes a
 // recording and its ground truth to a directory (the `spikeline sim`
 // command), generating on all cores while a writer goroutine writes the
-// previous runs of chunks, the raw data by direct I/O where it can;
+// previous runs of chunks (the raw data by direct I/O on request);
 // plots.Simulation draws a few seconds of it.
 //
 // Everything is a pure function of the Config: the same seed gives the

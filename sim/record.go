@@ -63,12 +63,12 @@ type RecordOptions struct {
 	// artifact is in the data and in artifacts.csv.
 	StimEvery uint64
 	Stim      device.Stim
-	// Buffered writes the raw data through the page cache. By default
-	// they go by direct I/O where the file system has it (see
-	// recordWriter): far less CPU, but the writing then runs at the
-	// device's speed and the first reader fetches the data from it. The
-	// bytes are the same either way.
-	Buffered bool
+	// Direct writes the raw data by direct I/O where the file system
+	// has it (see recordWriter) instead of through the page cache: far
+	// less CPU where filling the page cache is dear, but the writing runs
+	// at the device's speed and the first reader fetches the data from
+	// it. The bytes are the same either way.
+	Direct bool
 }
 
 // WriteRecordingWith is WriteRecording in a format, with stimulation.
@@ -136,10 +136,10 @@ func WriteRecordingWith(ctx context.Context, dir string, cfg Config, samples uin
 
 	// The simulation runs on this goroutine (its chunks on all cores)
 	// while a writer goroutine writes the previous run of chunks: see
-	// recordSlot. The raw data go to the device by direct I/O where the
-	// file system has it: see recordWriter.
+	// recordSlot. With opts.Direct the raw data go to the device by
+	// direct I/O where the file system has it: see recordWriter.
 	wr := &recordWriter{dat: dat, oew: oew, spk: spk, beh: beh, stim: opts.Stim, samples: samples, progress: progress, align: 1}
-	if dat != nil && !opts.Buffered && littleEndian && setDirect(dat, true) {
+	if dat != nil && opts.Direct && littleEndian && setDirect(dat, true) {
 		wr.align, wr.direct = directAlign, true
 	}
 	if err := record(ctx, s, samples, opts, wr); err != nil {
@@ -256,19 +256,23 @@ func configJSON(c Config) any {
 }
 
 // recordSlots and recordSlotBytes size the pipeline between the
-// simulation and the writer: three runs of chunks of about 4 MiB each,
-// one being filled, one being written and one spare, so that neither side
-// waits for the other on a short hiccup. A run is one write(2) of the data
-// file, large enough that system-call costs vanish and small enough to
-// stay in the last-level cache between its generation and its writing.
+// simulation and the writer: three runs of chunks, one being filled, one
+// being written and one spare, so that neither side waits for the other
+// on a short hiccup. A run is one write(2) of the data file. Through the
+// page cache a run is about 1 MiB (one chunk at 1,024 channels), so that
+// the kernel copies it from the cache the simulation left it in: with
+// 4 MiB runs BenchmarkWriteRecording took 19 % more CPU, with 16 MiB 40 %
+// more. By direct I/O the device reads the memory itself and the runs are
+// 4 MiB, for fewer and larger transfers.
 const (
-	recordSlots     = 3
-	recordSlotBytes = 4 << 20
+	recordSlots           = 3
+	recordSlotBytes       = 1 << 20
+	recordDirectSlotBytes = 4 << 20
 )
 
 // recordSlot is a run of consecutive chunks on their way to the files:
 // their samples back to back in data (the simulator generates straight
-// into it, see Sim.generateBlock) and what was delivered with them.
+// into it, see Sim.generateInto) and what was delivered with them.
 type recordSlot struct {
 	// buf starts at an address aligned for direct I/O; data is buf from
 	// lead on, and the writer puts the tail of the previous run that did
@@ -277,7 +281,6 @@ type recordSlot struct {
 	lead   int
 	data   []int16
 	used   int            // samples of data filled
-	dsts   [][]int16      // the chunks being generated, within data
 	blocks []device.Block // each chunk, Samples within data
 	spikes []sort.Spike   // the chunks' ground-truth spikes, in order
 	ends   []int          // per chunk, the end of its spikes in spikes
@@ -303,7 +306,11 @@ func newRecordSlot(samples, align int) *recordSlot {
 func record(ctx context.Context, s *Sim, samples uint64, opts RecordOptions, w *recordWriter) error {
 	free, full := make(chan *recordSlot, recordSlots), make(chan *recordSlot, recordSlots)
 	chunk := s.cfg.Channels * s.n
-	per := max(1, recordSlotBytes/(2*chunk))
+	size := recordSlotBytes
+	if w.direct {
+		size = recordDirectSlotBytes
+	}
+	per := max(1, size/(2*chunk))
 	for range recordSlots {
 		free <- newRecordSlot(per*chunk, w.align)
 	}
@@ -365,32 +372,17 @@ func simulate(ctx context.Context, s *Sim, samples uint64, opts RecordOptions, a
 				nextStim += opts.StimEvery
 			}
 		}
-		// The chunks up to the end of the slot, of the recording or to the
-		// next stimulation, generated at once straight into the slot, then
-		// delivered one by one.
-		at := s.Emitted()
-		k := min((len(slot.data)-slot.used)/chunk, int((samples-at+uint64(s.n)-1)/uint64(s.n)))
-		if nextStim > at {
-			k = min(k, int((nextStim-at+uint64(s.n)-1)/uint64(s.n)))
+		s.generateInto(slot.data[slot.used : slot.used+chunk])
+		b, err := s.Next(ctx)
+		if err != nil {
+			return err
 		}
-		dsts := slot.dsts[:0]
-		for i := range k {
-			dsts = append(dsts, slot.data[slot.used+i*chunk:slot.used+(i+1)*chunk])
-		}
-		slot.dsts = dsts
-		s.generateBlock(dsts)
-		for range k {
-			b, err := s.Next(ctx)
-			if err != nil {
-				return err
-			}
-			slot.used += len(b.Samples)
-			slot.blocks = append(slot.blocks, b)
-			slot.spikes = s.TakeSpikes(slot.spikes)
-			slot.ends = append(slot.ends, len(slot.spikes))
-			slot.beh = s.TakeBehaviour(slot.beh)
-		}
-		if slot.used+chunk > len(slot.data) || s.Emitted() == samples {
+		slot.used += len(b.Samples)
+		slot.blocks = append(slot.blocks, b)
+		slot.spikes = s.TakeSpikes(slot.spikes)
+		slot.ends = append(slot.ends, len(slot.spikes))
+		slot.beh = s.TakeBehaviour(slot.beh)
+		if slot.used+chunk > len(slot.data) || b.End() == samples {
 			bytes += 2 * uint64(slot.used)
 			full <- slot
 			slot = nil
@@ -405,14 +397,16 @@ var errRecordWriter = errors.New("sim: writer stopped")
 
 // recordWriter writes the slots of a recording to its files, in order.
 //
-// The raw data go by direct I/O (O_DIRECT) where the file system has it:
-// from the slots straight to the device, in whole aligned blocks, with the
-// tail that does not fill one carried in front of the next slot and the
-// last tail written normally. On a virtual machine whose memory the host
-// backs lazily, copying 1.2 GB into fresh page-cache pages cost 1–2.5
-// CPU-seconds in the kernel, more than simulating them; direct I/O costs
-// about 0.15. The data are then not in the page cache: the first reader
-// fetches them from the device.
+// With RecordOptions.Direct the raw data go by direct I/O (O_DIRECT) where
+// the file system has it: from the slots straight to the device, in whole
+// aligned blocks, with the tail that does not fill one carried in front of
+// the next slot and the last tail written normally. On a virtual machine
+// whose memory the host backs lazily, copying 1.2 GB into fresh page-cache
+// pages cost up to 2.5 CPU-seconds in the kernel, more than simulating
+// them; direct I/O costs about 0.25. But the writing then runs at the
+// device's speed, slower than the page cache when its pages are cheap
+// (docs/performance.md), and the first reader fetches the data from the
+// device.
 type recordWriter struct {
 	dat      *os.File          // raw data, or nil
 	oew      *openephys.Writer // or Open Ephys

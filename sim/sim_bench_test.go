@@ -57,50 +57,6 @@ func BenchmarkGenerate(b *testing.B) {
 	}
 }
 
-// BenchmarkGenerateBlock is BenchmarkGenerate/1024ch the way
-// WriteRecording generates: runs of 16 chunks ahead (generateBlock) into
-// memory of its own, each worker through all of them with one wait, then
-// delivered and drained chunk by chunk. Same metrics.
-func BenchmarkGenerateBlock(b *testing.B) {
-	const channels, chunks = 1024, 16
-	s, err := New(Config{Channels: channels, Seed: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.cfg.BlockSamples = s.n
-	buf := make([]int16, chunks*channels*s.n)
-	dsts := make([][]int16, chunks)
-	for k := range dsts {
-		dsts[k] = buf[k*channels*s.n : (k+1)*channels*s.n]
-	}
-	ctx := context.Background()
-	var samples uint64
-	var spikes []sortSpike
-	var beh []BehaviourSample
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	for b.Loop() {
-		s.generateBlock(dsts)
-		for range chunks {
-			blk, err := s.Next(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			samples += uint64(blk.Len())
-			spikes = s.TakeSpikes(spikes[:0])
-			beh = s.TakeBehaviour(beh[:0])
-		}
-	}
-	cpu := (cpuTime() - cpu0).Seconds()
-	sec := b.Elapsed().Seconds()
-	total := float64(samples) * float64(channels)
-	b.ReportMetric(total/cpu, "samples/cpu_s")
-	b.ReportMetric(total/sec, "samples/s")
-	b.ReportMetric(float64(samples)/s.Rate()/sec, "x_realtime")
-	b.ReportMetric(cpu/total*1e9, "cpu_ns/sample")
-	b.ReportMetric(float64(samples)/s.Rate()/(cpu/2), "x_realtime_2cpu")
-}
-
 // BenchmarkMix times the hot loop alone for one channel-chunk.
 func BenchmarkMix(b *testing.B) {
 	const n = 1050

@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"slices"
@@ -248,74 +247,6 @@ func TestParallelMatchesSerial(t *testing.T) {
 	d3, s3 := run(3)
 	if !slices.Equal(d1, d3) || !slices.Equal(s1, s3) {
 		t.Error("1 and 3 workers give different recordings")
-	}
-}
-
-// generateBlock (WriteRecording's way) gives what Next gives chunk by
-// chunk: samples, ground truth in the same order, behaviour; with the
-// groups whole per worker (one wait per block) or not (chunk by chunk),
-// runs of 1, 3 and 16 chunks, and artifacts that saturate.
-func TestGenerateBlockMatchesNext(t *testing.T) {
-	for _, tc := range []struct {
-		cfg     Config
-		workers int
-	}{
-		{Config{Channels: 256, Seed: 6, ArtifactRate: 30, ArtifactUV: 30000, MinUnits: 2, MaxUnits: 6}, 2},
-		{Config{Channels: 200, Seed: 7, GroupChannels: 5}, 2},
-		{Config{Channels: 100, Seed: 8, NoLFP: true}, 3},
-		{Config{Channels: 40, Seed: 9}, 1},
-	} {
-		cfg := tc.cfg
-		cfg.Duration = 20000
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.setWorkers(tc.workers)
-		s.cfg.BlockSamples = s.n
-		want, wantSp, wantBeh := collect(t, s)
-		for _, k := range []int{1, 3, 16} {
-			b, err := New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.setWorkers(tc.workers)
-			b.cfg.BlockSamples = b.n
-			C := cfg.Channels
-			buf := make([]int16, k*C*b.n)
-			dsts := make([][]int16, k)
-			for i := range dsts {
-				dsts[i] = buf[i*C*b.n : (i+1)*C*b.n]
-			}
-			var data []int16
-			var spikes []sort.Spike
-			var beh []BehaviourSample
-			for b.Emitted() < cfg.Duration {
-				b.generateBlock(dsts)
-				for range k {
-					blk, err := b.Next(context.Background())
-					if errors.Is(err, io.EOF) {
-						break
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
-					data = append(data, blk.Samples...)
-					spikes = b.TakeSpikes(spikes)
-					beh = b.TakeBehaviour(beh)
-				}
-			}
-			name := fmt.Sprintf("%d channels, %d workers, group %d, %d chunks", C, tc.workers, cfg.GroupChannels, k)
-			if !slices.Equal(data, want) {
-				t.Errorf("%s: samples differ", name)
-			}
-			if !slices.Equal(spikes, wantSp) || len(spikes) == 0 {
-				t.Errorf("%s: %d spikes, want the same %d", name, len(spikes), len(wantSp))
-			}
-			if !slices.Equal(beh, wantBeh) {
-				t.Errorf("%s: behaviour differs", name)
-			}
-		}
 	}
 }
 

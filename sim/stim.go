@@ -30,8 +30,6 @@ func (s *Sim) Stimulate(st device.Stim) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case len(s.ready) > 0:
-		return fmt.Errorf("sim: stimulation while chunks generated ahead are being delivered")
 	case int(st.Channel) >= s.cfg.Channels:
 		return fmt.Errorf("sim: stimulation on channel %d of %d", st.Channel, s.cfg.Channels)
 	case st.Pulses == 0:

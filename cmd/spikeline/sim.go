@@ -155,7 +155,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dur := fs.String("duration", "60s", "length of the recording: a Go duration or seconds")
 	quiet := fs.Bool("quiet", false, "no progress line")
 	plot := fs.String("plot", "", "also write a PNG of the first seconds of data and the unit templates to this file")
-	buffered := fs.Bool("buffered", false, "write recording.dat through the page cache (default: direct I/O where the file system has it, which costs far less CPU but runs at the disk's speed and leaves the data uncached); the bytes are the same")
+	direct := fs.Bool("direct", false, "write recording.dat by direct I/O where the file system has it: far less CPU where filling the page cache is dear, but at the disk's speed and leaving the data uncached; the bytes are the same")
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the simulation and its file writing to this file (go tool pprof)")
 	build := simFlags(fs, 32)
 	recordOpts := simRecordFlags(fs) // run_interop.go
@@ -184,7 +184,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	opts.Buffered = *buffered
+	opts.Direct = *direct
 	samples := uint64(math.Round(secs * cfg.Rate))
 	if samples == 0 {
 		return usageErrorf("--duration %s is shorter than one sample", *dur)
