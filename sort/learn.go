@@ -4,8 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spikeline/spikeline/internal/background"
 	"gonum.org/v1/gonum/mat"
@@ -115,8 +115,24 @@ func (s *Sorter) startLearn(inline bool) {
 		return
 	}
 	// In the background, one goroutine on a low-priority thread and a P
-	// of its own: the hot path keeps its cores (internal/background).
-	background.Go(func() { s.learnDone <- learnAll(jobs, p, 1) })
+	// of its own: the hot path keeps its cores (internal/background),
+	// with help at normal priority after learnHelpAfter.
+	lp := newLearnPass(jobs, p)
+	background.Go(lp.work)
+	help := time.Duration(max(learnHelpAfter*s.cfg.LearnSeconds, float64(s.relearnGap)/s.rate/2) * float64(time.Second))
+	go func() {
+		t := time.NewTimer(help)
+		defer t.Stop()
+		select {
+		case <-lp.done:
+		case <-t.C:
+			if learnLabels == nil && learnDebug == nil {
+				lp.work()
+			}
+			<-lp.done
+		}
+		s.learnDone <- lp.out
+	}()
 }
 
 // installLearned installs a finished learning pass (waiting for it when
@@ -311,35 +327,61 @@ func distinct(a, b []float32, sigma float32) bool {
 // channels are independent and each seeds its own random numbers, so the
 // result does not depend on workers).
 func learnAll(jobs []learnJob, p learnParams, workers int) []channelUnits {
-	out := make([]channelUnits, len(jobs))
-	one := func(i int) {
-		j := jobs[i]
-		if j.chans != nil {
-			waves, counts := learnGeo(j, p)
-			out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans}
-			return
-		}
-		waves, counts := learnChannel(j, p)
-		out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts}
-	}
+	lp := newLearnPass(jobs, p)
 	if learnLabels != nil || learnDebug != nil {
 		workers = 1 // the tests' hooks are not safe for concurrent use
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	for range min(workers, len(jobs)) - 1 {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-				one(i)
-			}
-		})
+		go lp.work()
 	}
-	for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-		one(i)
-	}
-	wg.Wait()
-	return out
+	lp.work()
+	<-lp.done
+	return lp.out
 }
+
+// learnPass is one learning pass: its jobs and their results, shared by
+// the goroutines that learn them, each taking the next channel.
+type learnPass struct {
+	jobs []learnJob
+	p    learnParams
+	out  []channelUnits
+	next atomic.Int64  // the next job to take
+	left atomic.Int64  // jobs not yet learned
+	done chan struct{} // closed when none is left
+}
+
+func newLearnPass(jobs []learnJob, p learnParams) *learnPass {
+	lp := &learnPass{jobs: jobs, p: p, out: make([]channelUnits, len(jobs)), done: make(chan struct{})}
+	lp.left.Store(int64(len(jobs)))
+	if len(jobs) == 0 {
+		close(lp.done)
+	}
+	return lp
+}
+
+// work learns channels until there is none left to take.
+func (lp *learnPass) work() {
+	for i := int(lp.next.Add(1) - 1); i < len(lp.jobs); i = int(lp.next.Add(1) - 1) {
+		j := lp.jobs[i]
+		if j.chans != nil {
+			waves, counts := learnGeo(j, lp.p)
+			lp.out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans}
+		} else {
+			waves, counts := learnChannel(j, lp.p)
+			lp.out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts}
+		}
+		if lp.left.Add(-1) == 0 {
+			close(lp.done)
+		}
+	}
+}
+
+// learnHelpAfter is how long, in LearnSeconds, a live learning pass runs
+// on its idle-priority thread alone (or half the time its snippets took to
+// collect, if longer): if the cores stay too busy for it to finish by
+// then, a goroutine of normal priority joins it, so a pass ends in bounded
+// time however loaded the machine is.
+const learnHelpAfter = 3
 
 // learnChannel clusters one channel's snippets into templates.
 func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
