@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -189,18 +187,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if samples == 0 {
 		return usageErrorf("--duration %s is shorter than one sample", *dur)
 	}
-	if *profile != "" {
-		f, err := os.Create(*profile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*profile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	start := time.Now()
 	var last time.Time
 	progress := func(done, total uint64) {

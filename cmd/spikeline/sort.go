@@ -157,18 +157,11 @@ func runSort(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErrorf("%v", err)
 	}
 	s.Close()
-	if j.profile != "" {
-		f, err := os.Create(j.profile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(j.profile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	return j.run(ctx, stdout, stderr)
 }
 
