@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 )
 
 // isoDims is the dimension of the subspace in which learning with
@@ -117,4 +118,31 @@ func fromBasis(basis [][]float64, c []float64) []float64 {
 		}
 	}
 	return out
+}
+
+// principalAxes returns X with its columns centred on their means and the
+// principal directions of its rows (the columns of vecs, by decreasing
+// variance): what gonum's stat.PC gives, bit for bit — the same centring
+// and the same SVD's right singular vectors — without the left singular
+// vectors PC also computes and learning never uses (about half of the
+// decomposition's time on a thousand snippets).
+func principalAxes(X *mat.Dense) (centred, vecs *mat.Dense, ok bool) {
+	n, d := X.Dims()
+	centred = mat.NewDense(n, d, nil)
+	col := make([]float64, n)
+	for j := range d {
+		mat.Col(col, j, X)
+		m := stat.Mean(col, nil)
+		for i := range col {
+			col[i] -= m
+		}
+		centred.SetCol(j, col)
+	}
+	var svd mat.SVD
+	if !svd.Factorize(centred, mat.SVDThinV) {
+		return nil, nil, false
+	}
+	vecs = &mat.Dense{}
+	svd.VTo(vecs)
+	return centred, vecs, true
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/stat"
 )
 
 // This file holds template learning with probe geometry. A main
@@ -73,10 +72,13 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 	}
 	var feat [][]float64
-	var pc stat.PC
-	if comps := min(3, d, n-1); comps >= 1 && pc.PrincipalComponents(X, nil) {
-		var vecs mat.Dense
-		pc.VectorsTo(&vecs)
+	comps := min(3, d, n-1)
+	var vecs *mat.Dense
+	ok := false
+	if comps >= 1 {
+		_, vecs, ok = principalAxes(X)
+	}
+	if ok {
 		F := min(nc, featureChannels)
 		Y := mat.NewDense(n, comps*F, nil)
 		for r := range n {
@@ -93,22 +95,15 @@ func learnGeo(j learnJob, p learnParams) ([][]float32, []int) {
 			}
 		}
 		dims := min(6, comps*F, n-1)
-		var pc2 stat.PC
-		if pc2.PrincipalComponents(Y, nil) {
-			var v2 mat.Dense
-			pc2.VectorsTo(&v2)
-			means := make([]float64, comps*F)
-			for q := range means {
-				means[q] = stat.Mean(mat.Col(nil, q, Y), nil)
-			}
+		if centred, v2, ok := principalAxes(Y); ok {
 			feat = make([][]float64, n)
 			for r := range n {
-				row := Y.RawRowView(r)
+				row := centred.RawRowView(r)
 				f := make([]float64, dims)
 				for q := range dims {
 					var s float64
 					for t, v := range row {
-						s += (v - means[t]) * v2.At(t, q)
+						s += v * v2.At(t, q)
 					}
 					f[q] = s
 				}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/spikeline/spikeline/internal/background"
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/stat"
 )
 
 // This file holds template learning: per channel, the snippets collected
@@ -422,23 +421,21 @@ func learnChannel(j learnJob, p learnParams) ([][]float32, []int) {
 		}
 	}
 	dims := min(3, p.d, n-1)
-	var pc stat.PC
 	var feat [][]float64
-	if dims >= 1 && pc.PrincipalComponents(X, nil) {
-		var vecs mat.Dense
-		pc.VectorsTo(&vecs)
-		var means = make([]float64, p.d)
-		for k := range p.d {
-			means[k] = stat.Mean(mat.Col(nil, k, X), nil)
-		}
+	var centred, vecs *mat.Dense
+	ok := false
+	if dims >= 1 {
+		centred, vecs, ok = principalAxes(X)
+	}
+	if ok {
 		feat = make([][]float64, n)
 		for r := range n {
-			row := X.RawRowView(r)
+			row := centred.RawRowView(r)
 			f := make([]float64, dims)
 			for q := range dims {
 				var s float64
 				for k := range p.d {
-					s += (row[k] - means[k]) * vecs.At(k, q)
+					s += row[k] * vecs.At(k, q)
 				}
 				f[q] = s
 			}
