@@ -35,11 +35,16 @@ type sortLoop struct {
 	qual     *quality.Tracker // live unit quality metrics, published with the templates
 	qualFrom uint64
 	units    []quality.Unit
-	score    *r2Tracker
-	r2       []float64
-	seg      int // the session segment being sorted (segment.go)
-	behEvery uint64
-	lag      uint64
+	// periodic template snapshots for the snapshot goroutine (nil: published
+	// on the loop)
+	snapshots chan *schema.TemplateBatch
+	wall0     time.Time // when the stream started, and its first sample (faster)
+	first     uint64
+	score     *r2Tracker
+	r2        []float64
+	seg       int // the session segment being sorted (segment.go)
+	behEvery  uint64
+	lag       uint64
 }
 
 type fitResult struct {
@@ -57,6 +62,7 @@ func (p *Rig) loop(items <-chan item, free chan<- []int16) error {
 	l.win.reset(p.sorter.Channels())
 	l.behEvery = max(uint64(p.sorter.Rate()/50), 1) // behaviour published at 50 Hz
 	l.lag = uint64(p.sorting().Lag())
+	defer l.startSnapshots()() // the last snapshot is out before the loop returns
 	defer func() {
 		// A fit in progress holds the calibration data and a core: it
 		// ends before the pipeline does.
@@ -155,12 +161,30 @@ func (l *sortLoop) startFit() {
 	}
 	l.fitting = true
 	cal := l.cal
-	// On a low-priority thread with a P of its own, as template
-	// learning: the sorter keeps its cores (internal/background).
-	background.Go(func() {
+	fit := func() {
 		o, err := cal.Fit()
 		l.fitted <- fitResult{o, err}
-	})
+	}
+	if l.faster() {
+		// A stream fed faster than real time (a file, a test) keeps the
+		// cores busy: a low-priority thread would get nothing, and no
+		// device waits for the sorter.
+		go fit()
+		return
+	}
+	// On a low-priority thread with a P of its own, as template
+	// learning: the sorter keeps its cores (internal/background).
+	background.Go(fit)
+}
+
+// faster reports whether the stream has run more than 1.5 times faster
+// than real time since it started (the device clock against the wall).
+func (l *sortLoop) faster() bool {
+	if l.rate <= 0 || l.lastEnd <= l.first {
+		return false
+	}
+	device := float64(l.lastEnd-l.first) / l.rate
+	return device > 1.5*time.Since(l.wall0).Seconds()
 }
 
 // flush ends a segment: what the sorter still holds is published,
@@ -253,6 +277,7 @@ func (l *sortLoop) newSegment(it *item) error {
 // start at sample 0.
 func (l *sortLoop) startStream(b *device.Block) error {
 	l.done = b.First
+	l.wall0, l.first = time.Now(), b.First
 	var err error
 	if l.qual, err = quality.NewTracker(quality.Params{}, b.Rate, b.First); err != nil {
 		return err
@@ -330,7 +355,9 @@ func (l *sortLoop) emit(complete uint64, rate float64, received time.Time) error
 func (l *sortLoop) templates(b *device.Block) error {
 	p := l.p
 	if b.End() >= l.nextTmpl && l.learned > 0 {
-		l.publishTemplates(p.sorting().Templates(), b.End(), b.Rate)
+		// The same templates again, for late subscribers: encoded and
+		// published off the loop (l.snapshots).
+		l.snapshot(p.sorting().Templates(), b.End(), b.Rate)
 		l.nextTmpl = b.End() + uint64(templateEvery*b.Rate)
 	}
 	st := p.sorting().Stats()
@@ -356,6 +383,50 @@ func (l *sortLoop) templates(b *device.Block) error {
 		p.calibrating.Store(true)
 	}
 	return nil
+}
+
+// snapshot publishes a periodic template snapshot like publishTemplates,
+// but hands the encoding and publishing to the snapshot goroutine (the
+// loop computes the quality metrics, which read its tracker): encoding
+// thousands of templates took ~16 ms of the loop every templateEvery
+// (docs/performance.md, "Background work"). A snapshot still waiting when
+// the next comes is replaced by it: each is the whole state.
+func (l *sortLoop) snapshot(ts []sort.Template, sample uint64, rate float64) {
+	if l.snapshots == nil {
+		l.publishTemplates(ts, sample, rate)
+		return
+	}
+	p := l.p
+	l.qual.Retain(ts)
+	l.units = l.qual.Metrics(l.units[:0], ts, p.sorting().Noise(nil), l.done)
+	m := &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate},
+		Templates: ts, Quality: slices.Clone(l.units), QualityFrom: l.qualFrom}
+	select {
+	case l.snapshots <- m:
+	default:
+		select {
+		case <-l.snapshots: // superseded
+		default:
+		}
+		l.snapshots <- m // the loop is the only sender: there is room now
+	}
+}
+
+// startSnapshots starts the goroutine that publishes periodic template
+// snapshots; the function it returns waits for the last of them.
+func (l *sortLoop) startSnapshots() (wait func()) {
+	l.snapshots = make(chan *schema.TemplateBatch, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for m := range l.snapshots {
+			l.p.pub.PublishTemplateBatch(m)
+		}
+	}()
+	return func() {
+		close(l.snapshots)
+		<-done
+	}
 }
 
 // publishTemplates publishes a template snapshot with the units' quality

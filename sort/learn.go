@@ -118,20 +118,32 @@ func (s *Sorter) startLearn(inline bool) {
 	// with help at normal priority after learnHelpAfter.
 	lp := newLearnPass(jobs, p)
 	background.Go(lp.work)
-	help := time.Duration(max(learnHelpAfter*s.cfg.LearnSeconds, float64(s.relearnGap)/s.rate/2) * float64(time.Second))
+	helpSec := max(learnHelpAfter*s.cfg.LearnSeconds, float64(s.relearnGap)/s.rate/2)
+	// Help comes after helpSec of wall time or of stream, whichever is
+	// first: a stream fed faster than real time (a file, a test) keeps
+	// the cores busy, so an idle-priority thread would get nothing.
+	s.pass, s.helpAt = lp, s.scan+uint64(helpSec*s.rate)
 	go func() {
-		t := time.NewTimer(help)
+		t := time.NewTimer(time.Duration(helpSec * float64(time.Second)))
 		defer t.Stop()
 		select {
 		case <-lp.done:
 		case <-t.C:
-			if learnLabels == nil && learnDebug == nil {
+			if lp.takeHelp() {
 				lp.work()
 			}
 			<-lp.done
 		}
 		s.learnDone <- lp.out
 	}()
+}
+
+// helpLearning gives the running live learning pass a goroutine of normal
+// priority once the stream has run helpAt rows (startLearn).
+func (s *Sorter) helpLearning() {
+	if s.pass != nil && s.scan >= s.helpAt && s.pass.takeHelp() {
+		go s.pass.work()
+	}
 }
 
 // installLearned installs a finished learning pass (waiting for it when
@@ -147,10 +159,12 @@ func (s *Sorter) installLearned(wait bool) {
 		select {
 		case res = <-s.learnDone:
 		default:
+			s.helpLearning()
 			return
 		}
 	}
 	s.learning = false
+	s.pass = nil
 	s.stats.Learned++
 	// The learner is done with the snippets: their buffers go back to
 	// channels that have not started collecting again, so learning
@@ -347,6 +361,14 @@ type learnPass struct {
 	next atomic.Int64  // the next job to take
 	left atomic.Int64  // jobs not yet learned
 	done chan struct{} // closed when none is left
+	help atomic.Bool   // a helper of normal priority has been sent
+}
+
+// takeHelp reports whether the caller is the one helper of normal
+// priority the pass gets (none while the tests' hooks, which are not safe
+// for concurrent use, are set).
+func (lp *learnPass) takeHelp() bool {
+	return learnLabels == nil && learnDebug == nil && lp.help.CompareAndSwap(false, true)
 }
 
 func newLearnPass(jobs []learnJob, p learnParams) *learnPass {

@@ -78,6 +78,8 @@ type Sorter struct {
 	relearnGap         uint64 // rows between the last two learning passes
 	learnDone          chan []channelUnits
 	learnJobs          []learnJob // snippets the running learning pass owns
+	pass               *learnPass // the running live learning pass (nil: none, or inline)
+	helpAt             uint64     // stream row from which that pass gets help (learnHelpAfter)
 	nextUnit           int32
 
 	// workers: run sets the phase and its arguments, then every shard
