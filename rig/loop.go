@@ -161,21 +161,47 @@ func (l *sortLoop) startFit() {
 	}
 	l.fitting = true
 	cal := l.cal
-	fit := func() {
-		o, err := cal.Fit()
-		l.fitted <- fitResult{o, err}
-	}
 	if l.faster() {
 		// A stream fed faster than real time (a file, a test) keeps the
 		// cores busy: a low-priority thread would get nothing, and no
 		// device waits for the sorter.
-		go fit()
+		go func() {
+			o, err := cal.Fit()
+			l.fitted <- fitResult{o, err}
+		}()
 		return
 	}
 	// On a low-priority thread with a P of its own, as template
-	// learning: the sorter keeps its cores (internal/background).
-	background.Go(fit)
+	// learning: the sorter keeps its cores (internal/background). An
+	// idle-priority thread gets nothing while the hot path fills the
+	// cores (and cannot be raised again without privilege): if it has not
+	// finished after fitHelpAfter, the same fit starts at normal priority
+	// and the first result is taken.
+	results := make(chan fitResult, 2)
+	background.Go(func() {
+		o, err := cal.Fit()
+		results <- fitResult{o, err}
+	})
+	go func() {
+		t := time.NewTimer(fitHelpAfter)
+		defer t.Stop()
+		select {
+		case r := <-results:
+			l.fitted <- r
+			return
+		case <-t.C:
+		}
+		go func() {
+			o, err := cal.Fit()
+			results <- fitResult{o, err}
+		}()
+		l.fitted <- <-results // the other lands in results' buffer
+	}()
 }
+
+// fitHelpAfter is how long a decoder fit runs on its idle-priority
+// thread alone before the same fit starts at normal priority.
+const fitHelpAfter = 5 * time.Second
 
 // faster reports whether the stream has run more than 1.5 times faster
 // than real time since it started (the device clock against the wall).

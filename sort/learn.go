@@ -123,6 +123,7 @@ func (s *Sorter) startLearn(inline bool) {
 	// first: a stream fed faster than real time (a file, a test) keeps
 	// the cores busy, so an idle-priority thread would get nothing.
 	s.pass, s.helpAt = lp, s.scan+uint64(helpSec*s.rate)
+	s.passScan, s.passWall = s.scan, time.Now()
 	go func() {
 		t := time.NewTimer(time.Duration(helpSec * float64(time.Second)))
 		defer t.Stop()
@@ -139,9 +140,16 @@ func (s *Sorter) startLearn(inline bool) {
 }
 
 // helpLearning gives the running live learning pass a goroutine of normal
-// priority once the stream has run helpAt rows (startLearn).
+// priority once the stream has run helpAt rows (startLearn), or as soon as
+// the stream runs faster than real time (more than 1.5 times, plus a
+// second): no device waits for the sorter then, and the cores are busy.
 func (s *Sorter) helpLearning() {
-	if s.pass != nil && s.scan >= s.helpAt && s.pass.takeHelp() {
+	if s.pass == nil {
+		return
+	}
+	stream := float64(s.scan-s.passScan) / s.rate
+	fast := stream > 1.5*time.Since(s.passWall).Seconds()+1
+	if (s.scan >= s.helpAt || fast) && s.pass.takeHelp() {
 		go s.pass.work()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/spikeline/spikeline/device"
 	"github.com/spikeline/spikeline/dsp"
@@ -80,6 +81,8 @@ type Sorter struct {
 	learnJobs          []learnJob // snippets the running learning pass owns
 	pass               *learnPass // the running live learning pass (nil: none, or inline)
 	helpAt             uint64     // stream row from which that pass gets help (learnHelpAfter)
+	passScan           uint64     // where the pass started, in rows and wall time
+	passWall           time.Time
 	nextUnit           int32
 
 	// workers: run sets the phase and its arguments, then every shard
