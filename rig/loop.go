@@ -7,7 +7,6 @@ import (
 
 	"github.com/spikeline/spikeline/decode"
 	"github.com/spikeline/spikeline/device"
-	"github.com/spikeline/spikeline/internal/background"
 	"github.com/spikeline/spikeline/sort"
 	"github.com/spikeline/spikeline/sort/quality"
 	"github.com/spikeline/spikeline/stream/schema"
@@ -38,8 +37,6 @@ type sortLoop struct {
 	// periodic template snapshots for the snapshot goroutine (nil: published
 	// on the loop)
 	snapshots chan *schema.TemplateBatch
-	wall0     time.Time // when the stream started, and its first sample (faster)
-	first     uint64
 	score     *r2Tracker
 	r2        []float64
 	seg       int // the session segment being sorted (segment.go)
@@ -161,56 +158,16 @@ func (l *sortLoop) startFit() {
 	}
 	l.fitting = true
 	cal := l.cal
-	if l.faster() {
-		// A stream fed faster than real time (a file, a test) keeps the
-		// cores busy: a low-priority thread would get nothing, and no
-		// device waits for the sorter.
-		go func() {
-			o, err := cal.Fit()
-			l.fitted <- fitResult{o, err}
-		}()
-		return
-	}
-	// On a low-priority thread with a P of its own, as template
-	// learning: the sorter keeps its cores (internal/background). An
-	// idle-priority thread gets nothing while the hot path fills the
-	// cores (and cannot be raised again without privilege): if it has not
-	// finished after fitHelpAfter, the same fit starts at normal priority
-	// and the first result is taken.
-	results := make(chan fitResult, 2)
-	background.Go(func() {
-		o, err := cal.Fit()
-		results <- fitResult{o, err}
-	})
+	// On a goroutine of normal priority. An idle-priority thread (as
+	// template learning uses, internal/background) gets nothing while the
+	// hot path fills the cores and cannot be raised again without
+	// privilege: under the race detector on two busy cores the fit never
+	// finished in a 20-s run. A fit is one call of about a CPU-second at
+	// 1,024 channels, every refit; learning is the long background work.
 	go func() {
-		t := time.NewTimer(fitHelpAfter)
-		defer t.Stop()
-		select {
-		case r := <-results:
-			l.fitted <- r
-			return
-		case <-t.C:
-		}
-		go func() {
-			o, err := cal.Fit()
-			results <- fitResult{o, err}
-		}()
-		l.fitted <- <-results // the other lands in results' buffer
+		o, err := cal.Fit()
+		l.fitted <- fitResult{o, err}
 	}()
-}
-
-// fitHelpAfter is how long a decoder fit runs on its idle-priority
-// thread alone before the same fit starts at normal priority.
-const fitHelpAfter = 5 * time.Second
-
-// faster reports whether the stream has run more than 1.5 times faster
-// than real time since it started (the device clock against the wall).
-func (l *sortLoop) faster() bool {
-	if l.rate <= 0 || l.lastEnd <= l.first {
-		return false
-	}
-	device := float64(l.lastEnd-l.first) / l.rate
-	return device > 1.5*time.Since(l.wall0).Seconds()
 }
 
 // flush ends a segment: what the sorter still holds is published,
@@ -303,7 +260,6 @@ func (l *sortLoop) newSegment(it *item) error {
 // start at sample 0.
 func (l *sortLoop) startStream(b *device.Block) error {
 	l.done = b.First
-	l.wall0, l.first = time.Now(), b.First
 	var err error
 	if l.qual, err = quality.NewTracker(quality.Params{}, b.Rate, b.First); err != nil {
 		return err

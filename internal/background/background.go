@@ -1,5 +1,5 @@
 // Package background runs the live pipeline's background work — template
-// learning, decoder fits — so that it does not delay the hot path
+// learning — so that it does not delay the hot path
 // (device → sorter → publisher) that shares the machine's cores with it.
 //
 // [Go] runs a function on a goroutine of its own, locked to an OS thread
