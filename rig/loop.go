@@ -378,11 +378,8 @@ func (l *sortLoop) snapshot(ts []sort.Template, sample uint64, rate float64) {
 		l.publishTemplates(ts, sample, rate)
 		return
 	}
-	p := l.p
-	l.qual.Retain(ts)
-	l.units = l.qual.Metrics(l.units[:0], ts, p.sorting().Noise(nil), l.done)
-	m := &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate},
-		Templates: ts, Quality: slices.Clone(l.units), QualityFrom: l.qualFrom}
+	m := l.templateBatch(ts, sample, rate)
+	m.Quality = slices.Clone(m.Quality) // l.units is the loop's to reuse
 	select {
 	case l.snapshots <- m:
 	default:
@@ -414,11 +411,16 @@ func (l *sortLoop) startSnapshots() (wait func()) {
 // publishTemplates publishes a template snapshot with the units' quality
 // metrics over [qualFrom, done): the session so far (docs/quality.md).
 func (l *sortLoop) publishTemplates(ts []sort.Template, sample uint64, rate float64) {
-	p := l.p
+	l.p.pub.PublishTemplateBatch(l.templateBatch(ts, sample, rate))
+}
+
+// templateBatch is a full template snapshot with the units' quality
+// metrics, computed into l.units.
+func (l *sortLoop) templateBatch(ts []sort.Template, sample uint64, rate float64) *schema.TemplateBatch {
 	l.qual.Retain(ts)
-	l.units = l.qual.Metrics(l.units[:0], ts, p.sorting().Noise(nil), l.done)
-	p.pub.PublishTemplateBatch(&schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate},
-		Templates: ts, Quality: l.units, QualityFrom: l.qualFrom})
+	l.units = l.qual.Metrics(l.units[:0], ts, l.p.sorting().Noise(nil), l.done)
+	return &schema.TemplateBatch{Header: schema.Header{Flags: schema.FlagFullSnapshot, Sample: sample, Rate: rate},
+		Templates: ts, Quality: l.units, QualityFrom: l.qualFrom}
 }
 
 // behaviour feeds the behaviour that came with the block, and what
