@@ -115,7 +115,8 @@ func (s *Sorter) startLearn(inline bool) {
 	}
 	// In the background, one goroutine on a low-priority thread and a P
 	// of its own: the hot path keeps its cores (internal/background),
-	// with help at normal priority after learnHelpAfter.
+	// with help at normal priority after learnHelpAfter, or as soon as
+	// it starves (watch).
 	lp := newLearnPass(jobs, p)
 	background.Go(lp.work)
 	helpSec := max(learnHelpAfter*s.cfg.LearnSeconds, float64(s.relearnGap)/s.rate/2)
@@ -125,16 +126,7 @@ func (s *Sorter) startLearn(inline bool) {
 	s.pass, s.helpAt = lp, s.scan+uint64(helpSec*s.rate)
 	s.passScan, s.passWall = s.scan, time.Now()
 	go func() {
-		t := time.NewTimer(time.Duration(helpSec * float64(time.Second)))
-		defer t.Stop()
-		select {
-		case <-lp.done:
-		case <-t.C:
-			if lp.takeHelp() {
-				lp.work()
-			}
-			<-lp.done
-		}
+		lp.watch(time.Duration(helpSec*float64(time.Second)), learnStarveAfter)
 		s.learnDone <- lp.out
 	}()
 }
@@ -150,7 +142,7 @@ func (s *Sorter) helpLearning() {
 	stream := float64(s.scan-s.passScan) / s.rate
 	fast := stream > 1.5*time.Since(s.passWall).Seconds()+1
 	if (s.scan >= s.helpAt || fast) && s.pass.takeHelp() {
-		go s.pass.work()
+		go s.pass.helpWork()
 	}
 }
 
@@ -171,13 +163,18 @@ func (s *Sorter) installLearned(wait bool) {
 			return
 		}
 	}
+	lp := s.pass
 	s.learning = false
 	s.pass = nil
 	s.stats.Learned++
 	// The learner is done with the snippets: their buffers go back to
 	// channels that have not started collecting again, so learning
-	// windows do not allocate once the buffers have grown.
-	for _, j := range s.learnJobs {
+	// windows do not allocate once the buffers have grown (except a
+	// channel learned twice, whose first copy may still be running).
+	for i, j := range s.learnJobs {
+		if lp != nil && lp.dup[i].Load() {
+			continue
+		}
 		sh := s.shardOf(j.ch)
 		if set := &sh.sets[j.ch-sh.c0]; cap(set.w) == 0 && cap(set.tau) == 0 {
 			*set = snippetSet{w: j.w[:0], tau: j.tau[:0], gap: j.gap[:0], prev: j.prev[:0]}
@@ -370,6 +367,11 @@ type learnPass struct {
 	left atomic.Int64  // jobs not yet learned
 	done chan struct{} // closed when none is left
 	help atomic.Bool   // a helper of normal priority has been sent
+	// fin[i] is set by the first goroutine to finish job i; dup[i] when
+	// the helper learns job i a second time (it was taken by the
+	// idle-priority thread): that thread may still be reading the job's
+	// snippets after the pass ends.
+	fin, dup []atomic.Bool
 }
 
 // takeHelp reports whether the caller is the one helper of normal
@@ -380,7 +382,8 @@ func (lp *learnPass) takeHelp() bool {
 }
 
 func newLearnPass(jobs []learnJob, p learnParams) *learnPass {
-	lp := &learnPass{jobs: jobs, p: p, out: make([]channelUnits, len(jobs)), done: make(chan struct{})}
+	lp := &learnPass{jobs: jobs, p: p, out: make([]channelUnits, len(jobs)), done: make(chan struct{}),
+		fin: make([]atomic.Bool, len(jobs)), dup: make([]atomic.Bool, len(jobs))}
 	lp.left.Store(int64(len(jobs)))
 	if len(jobs) == 0 {
 		close(lp.done)
@@ -391,19 +394,84 @@ func newLearnPass(jobs []learnJob, p learnParams) *learnPass {
 // work learns channels until there is none left to take.
 func (lp *learnPass) work() {
 	for i := int(lp.next.Add(1) - 1); i < len(lp.jobs); i = int(lp.next.Add(1) - 1) {
-		j := lp.jobs[i]
-		if j.chans != nil {
-			waves, counts := learnGeo(j, lp.p)
-			lp.out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans}
-		} else {
-			waves, counts := learnChannel(j, lp.p)
-			lp.out[i] = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts}
-		}
-		if lp.left.Add(-1) == 0 {
-			close(lp.done)
+		lp.learn(i)
+	}
+}
+
+// helpWork is the normal-priority helper's work: the channels left to
+// take, then again each channel the idle-priority thread has taken and not
+// finished. That thread cannot be given a higher priority again (the
+// kernel refuses an unprivileged process), so a channel it holds while the
+// cores are busy would hold up the pass for as long as they stay busy;
+// learning is deterministic, so whichever copy finishes first is the
+// result.
+func (lp *learnPass) helpWork() {
+	lp.work()
+	for i := range lp.jobs {
+		if !lp.fin[i].Load() {
+			lp.dup[i].Store(true)
+			lp.learn(i)
 		}
 	}
 }
+
+// learn learns job i and, if no other goroutine finished it first, keeps
+// the result.
+func (lp *learnPass) learn(i int) {
+	j := lp.jobs[i]
+	var r channelUnits
+	if j.chans != nil {
+		waves, counts := learnGeo(j, lp.p)
+		r = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts, chans: j.chans}
+	} else {
+		waves, counts := learnChannel(j, lp.p)
+		r = channelUnits{ch: j.ch, sigma: j.sigma, waves: waves, counts: counts}
+	}
+	if !lp.fin[i].CompareAndSwap(false, true) {
+		return
+	}
+	lp.out[i] = r
+	if lp.left.Add(-1) == 0 {
+		close(lp.done)
+	}
+}
+
+// watch waits for the pass to end. It joins the pass at normal priority
+// after helpAfter, or as soon as no channel has been learned for
+// starveAfter: the idle-priority thread is starving then, because the
+// cores are busy (with the hot path, or with other processes: a thread in
+// SCHED_IDLE gets nothing while any thread of normal priority wants the
+// core).
+func (lp *learnPass) watch(helpAfter, starveAfter time.Duration) {
+	start := time.Now()
+	tick := time.NewTicker(starveAfter / 4)
+	defer tick.Stop()
+	left, since := lp.left.Load(), start
+	for {
+		select {
+		case <-lp.done:
+			return
+		case now := <-tick.C:
+			if l := lp.left.Load(); l != left {
+				left, since = l, now
+			}
+			if now.Sub(start) < helpAfter && now.Sub(since) < starveAfter {
+				continue
+			}
+			if lp.takeHelp() {
+				lp.helpWork()
+			}
+			<-lp.done
+			return
+		}
+	}
+}
+
+// learnStarveAfter is how long a live learning pass may go without
+// learning a channel before a goroutine of normal priority joins it (one
+// channel takes milliseconds; LearnSeconds of spikes on a dense probe's
+// channel, tens).
+const learnStarveAfter = 2 * time.Second
 
 // learnHelpAfter is how long, in LearnSeconds, a live learning pass runs
 // on its idle-priority thread alone (or half the time its snippets took to
