@@ -1,6 +1,7 @@
 package sort
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -115,8 +116,8 @@ func (s *Sorter) startLearn(inline bool) {
 	}
 	// In the background, one goroutine on a low-priority thread and a P
 	// of its own: the hot path keeps its cores (internal/background),
-	// with help at normal priority after learnHelpAfter, or as soon as
-	// it starves (watch).
+	// with help at normal priority after learnHelpAfter, or in the first
+	// pass as soon as it starves (watch).
 	lp := newLearnPass(jobs, p)
 	background.Go(lp.work)
 	helpSec := max(learnHelpAfter*s.cfg.LearnSeconds, float64(s.relearnGap)/s.rate/2)
@@ -125,8 +126,12 @@ func (s *Sorter) startLearn(inline bool) {
 	// the cores busy, so an idle-priority thread would get nothing.
 	s.pass, s.helpAt = lp, s.scan+uint64(helpSec*s.rate)
 	s.passScan, s.passWall = s.scan, time.Now()
+	var starve time.Duration
+	if s.stats.Learned == 0 {
+		starve = learnStarveAfter
+	}
 	go func() {
-		lp.watch(time.Duration(helpSec*float64(time.Second)), learnStarveAfter)
+		lp.watch(time.Duration(helpSec*float64(time.Second)), starve)
 		s.learnDone <- lp.out
 	}()
 }
@@ -437,14 +442,14 @@ func (lp *learnPass) learn(i int) {
 }
 
 // watch waits for the pass to end. It joins the pass at normal priority
-// after helpAfter, or as soon as no channel has been learned for
-// starveAfter: the idle-priority thread is starving then, because the
-// cores are busy (with the hot path, or with other processes: a thread in
-// SCHED_IDLE gets nothing while any thread of normal priority wants the
-// core).
+// after helpAfter, or, if starveAfter > 0, as soon as no channel has been
+// learned for starveAfter: the idle-priority thread is starving then,
+// because the cores are busy (with the hot path, or with other processes:
+// a thread in SCHED_IDLE gets next to nothing while threads of normal
+// priority want the cores).
 func (lp *learnPass) watch(helpAfter, starveAfter time.Duration) {
 	start := time.Now()
-	tick := time.NewTicker(starveAfter / 4)
+	tick := time.NewTicker(cmp.Or(starveAfter, helpAfter) / 4)
 	defer tick.Stop()
 	left, since := lp.left.Load(), start
 	for {
@@ -455,7 +460,8 @@ func (lp *learnPass) watch(helpAfter, starveAfter time.Duration) {
 			if l := lp.left.Load(); l != left {
 				left, since = l, now
 			}
-			if now.Sub(start) < helpAfter && now.Sub(since) < starveAfter {
+			starving := starveAfter > 0 && now.Sub(since) >= starveAfter
+			if now.Sub(start) < helpAfter && !starving {
 				continue
 			}
 			if lp.takeHelp() {
@@ -467,10 +473,14 @@ func (lp *learnPass) watch(helpAfter, starveAfter time.Duration) {
 	}
 }
 
-// learnStarveAfter is how long a live learning pass may go without
-// learning a channel before a goroutine of normal priority joins it (one
-// channel takes milliseconds; LearnSeconds of spikes on a dense probe's
-// channel, tens).
+// learnStarveAfter is how long the first live learning pass may go
+// without learning a channel before a goroutine of normal priority joins
+// it (one channel takes milliseconds; LearnSeconds of spikes on a dense
+// probe's channel, tens). Only the first: until it ends no spike is
+// sorted, while a re-learning pass only refreshes templates in use, and
+// at 4,096 channels, where the hot path itself fills the cores, a helper
+// joining every re-learning pass after 2 s put the pipeline up to 11 s
+// behind the device (docs/performance.md, "Bounded starvation").
 const learnStarveAfter = 2 * time.Second
 
 // learnHelpAfter is how long, in LearnSeconds, a live learning pass runs

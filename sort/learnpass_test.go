@@ -3,6 +3,7 @@ package sort
 import (
 	"reflect"
 	"testing"
+	"time"
 )
 
 // TestLearnPassHelperRelearnsHeldChannel checks that the normal-priority
@@ -54,5 +55,35 @@ func TestLearnPassHelperRelearnsHeldChannel(t *testing.T) {
 	lp.learn(0) // the starving copy ends at last
 	if lp.left.Load() != 0 || &lp.out[0].waves[0][0] != &first[0][0] {
 		t.Errorf("the late copy changed the pass: %d left, result replaced", lp.left.Load())
+	}
+}
+
+// TestLearnPassWatchJoins checks that the watcher ends a pass whose only
+// goroutine holds a channel and never finishes it: after helpAfter, and,
+// in a first pass (starveAfter > 0), once no channel has been learned for
+// starveAfter even when helpAfter is far away.
+func TestLearnPassWatchJoins(t *testing.T) {
+	j, p := learnBenchJob(200)
+	for _, c := range []struct {
+		name              string
+		helpAfter, starve time.Duration
+	}{
+		{"after helpAfter", 50 * time.Millisecond, 0},
+		{"starving first pass", time.Hour, 50 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			lp := newLearnPass([]learnJob{j, j}, p)
+			lp.next.Add(1) // job 0 held by a thread that never runs
+			ended := make(chan struct{})
+			go func() { lp.watch(c.helpAfter, c.starve); close(ended) }()
+			select {
+			case <-ended:
+			case <-time.After(time.Minute):
+				t.Fatalf("the pass did not end: %d of 2 jobs left", lp.left.Load())
+			}
+			if !lp.dup[0].Load() || lp.left.Load() != 0 {
+				t.Errorf("job 0 learned twice = %v, %d jobs left; want true, 0", lp.dup[0].Load(), lp.left.Load())
+			}
+		})
 	}
 }
