@@ -151,6 +151,17 @@ func (s *Sorter) helpLearning() {
 	}
 }
 
+// joinPass learns the rest of the running live learning pass on the
+// calling goroutine, at its priority, if it has no such helper yet: the
+// caller is about to wait for the pass (Flush at the end of a stream,
+// Close), which at idle priority alone could take a minute (a re-learning
+// pass at 1,024 channels is ~30 CPU-s).
+func (s *Sorter) joinPass() {
+	if s.pass != nil && s.pass.takeHelp() {
+		s.pass.helpWork()
+	}
+}
+
 // installLearned installs a finished learning pass (waiting for it when
 // wait or Deterministic) and schedules the next one.
 func (s *Sorter) installLearned(wait bool) {
@@ -159,6 +170,7 @@ func (s *Sorter) installLearned(wait bool) {
 	}
 	var res []channelUnits
 	if wait || s.cfg.Deterministic {
+		s.joinPass()
 		res = <-s.learnDone
 	} else {
 		select {

@@ -673,6 +673,7 @@ func (s *Sorter) Close() error {
 		close(s.jobs[i])
 	}
 	if s.learning {
+		s.joinPass()
 		<-s.learnDone
 		s.learning = false
 	}
