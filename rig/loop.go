@@ -34,8 +34,7 @@ type sortLoop struct {
 	qual     *quality.Tracker // live unit quality metrics, published with the templates
 	qualFrom uint64
 	units    []quality.Unit
-	// periodic template snapshots for the snapshot goroutine (nil: published
-	// on the loop)
+	// periodic template snapshots for the snapshot goroutine (startSnapshots)
 	snapshots chan *schema.TemplateBatch
 	score     *r2Tracker
 	r2        []float64
@@ -374,10 +373,6 @@ func (l *sortLoop) templates(b *device.Block) error {
 // (docs/performance.md, "Background work"). A snapshot still waiting when
 // the next comes is replaced by it: each is the whole state.
 func (l *sortLoop) snapshot(ts []sort.Template, sample uint64, rate float64) {
-	if l.snapshots == nil {
-		l.publishTemplates(ts, sample, rate)
-		return
-	}
 	m := l.templateBatch(ts, sample, rate)
 	m.Quality = slices.Clone(m.Quality) // l.units is the loop's to reuse
 	select {

@@ -792,8 +792,8 @@ func (s *Sim) parallel(f func(w int)) {
 	// trace showed the other share running after this one, not beside
 	// it (main waiting 0.38–0.46 s of 1.0 s in wg.Wait). Yielding runs
 	// the new goroutine here and puts this one on the global queue for
-	// the next free P: 20 s of 1,024 channels written in 0.81–0.86 s
-	// instead of 0.96–0.98 (docs/performance.md).
+	// the next free P: 20 s of 1,024 channels written in 0.81–0.89 s
+	// instead of 0.94–0.99 (docs/performance.md).
 	runtime.Gosched()
 	f(s.workers - 1)
 	wg.Wait()

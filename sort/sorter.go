@@ -536,7 +536,7 @@ func (s *Sorter) run(phase int) {
 		// take their shards too, one after the other. Yielding runs a
 		// worker here at once and puts this goroutine on the global
 		// queue for the next free P (BenchmarkSorter at 10 ms blocks:
-		// +15-27 % samples per second, docs/performance.md). Not for
+		// +12-26 % samples per second, docs/performance.md). Not for
 		// small blocks, where waking another thread costs about as much
 		// as the shard.
 		runtime.Gosched()
